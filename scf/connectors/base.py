@@ -1,0 +1,253 @@
+"""The one connector contract every service type implements, and the error table that classifies drivers.
+
+Public methods (`open`, `check`, `execute`, `close`) wrap the `_private` ones a subclass writes, and
+translate every driver exception through the subclass's error table, so no connector can skip
+classification. Connectors know nothing about AMQP or the fleet's Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import structlog
+from pydantic import BaseModel, ValidationError
+
+from scf.schemas.configs import parse_type_config
+from scf.schemas.connection import ServiceConnection, ServiceType, describe_validation_error
+from scf.schemas.errors import (
+    ConfigurationError,
+    ConnectorError,
+    ErrorCategory,
+    ErrorCode,
+    PermanentError,
+    TransientError,
+    error_class,
+)
+from scf.schemas.operation import (
+    ConnectionTestResult,
+    OperationOutcome,
+    OperationRequest,
+    OperationResult,
+    TestVerdict,
+)
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ErrorRule:
+    """One row of an error table: driver exception type -> category, code and user-safe message."""
+
+    exception: type[BaseException]
+    category: ErrorCategory
+    code: ErrorCode
+    message: str
+
+
+#: Rows every connector gets after its own: network trouble is transient.
+BASE_ERROR_RULES: tuple[ErrorRule, ...] = (
+    ErrorRule(TimeoutError, ErrorCategory.TRANSIENT, ErrorCode.TIMEOUT, "the service did not answer in time"),
+    ErrorRule(ConnectionError, ErrorCategory.TRANSIENT, ErrorCode.CONNECTION_FAILED, "cannot reach the service"),
+    ErrorRule(OSError, ErrorCategory.TRANSIENT, ErrorCode.CONNECTION_FAILED, "cannot reach the service"),
+)
+
+
+def classify(exc: BaseException, rules: tuple[ErrorRule, ...]) -> ConnectorError:
+    """Translate any exception into a typed error; the first matching row wins, unknown is INTERNAL."""
+    if isinstance(exc, ConnectorError):
+        return exc
+    for rule in (*rules, *BASE_ERROR_RULES):
+        if isinstance(exc, rule.exception):
+            return error_class(rule.category)(rule.message, code=rule.code, detail=_detail(exc))
+    return PermanentError("internal connector error", code=ErrorCode.INTERNAL, detail=_detail(exc))
+
+
+def _detail(exc: BaseException) -> str:
+    return f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}"[:2000]
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    size: int = 0
+    in_use: int = 0
+    opened_total: int = 0
+
+
+class ServiceConnector(ABC):
+    """Abstract base of every connector (the spec's `ServiceConnector`).
+
+    Subclasses set `service_type`, `operations` and `error_rules`, and write `_open`, `_check`,
+    `_execute` and `_close`. Every public method raises only `ConnectorError` subclasses.
+    """
+
+    service_type: ClassVar[ServiceType]
+    operations: ClassVar[frozenset[str]]
+    error_rules: ClassVar[tuple[ErrorRule, ...]] = ()
+
+    def __init__(self, connection: ServiceConnection) -> None:
+        if connection.service_type is not self.service_type:
+            raise ConfigurationError(
+                f"{type(self).__name__} serves {self.service_type.value}, not {connection.service_type.value}"
+            )
+        self.connection = connection
+        self.type_config: BaseModel | None = self._parse_type_config(connection)
+        self._opened = False
+        self._open_lock = asyncio.Lock()
+
+    @staticmethod
+    def _parse_type_config(connection: ServiceConnection) -> BaseModel | None:
+        try:
+            return parse_type_config(connection.service_type.value, connection.custom_config)
+        except ValidationError as exc:
+            raise ConfigurationError("invalid custom_config: " + describe_validation_error(exc)) from None
+
+    @property
+    def service_name(self) -> str:
+        return self.connection.service_name
+
+    @property
+    def is_open(self) -> bool:
+        return self._opened
+
+    def translate(self, exc: BaseException) -> ConnectorError:
+        return classify(exc, self.error_rules)
+
+    # --- the contract -------------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect (create the native pool). Raises transient/configuration/security errors."""
+        if self._opened:
+            return
+        async with self._open_lock:
+            if self._opened:
+                return
+            try:
+                await self._open()
+            except Exception as exc:
+                await self._close_quietly()
+                raise self.translate(exc) from exc
+            self._opened = True
+
+    async def check(self) -> ConnectionTestResult:
+        """Cheap connectivity test. Never raises: a failure is reported in the result."""
+        started = time.perf_counter()
+        verdicts: dict[str, TestVerdict] = {
+            "connection_test": "skipped",
+            "authentication_test": "skipped",
+            "permissions_test": "skipped",
+        }
+        try:
+            await self.open()
+            verdicts.update(await self._check())
+        except Exception as exc:
+            error = self.translate(exc)
+            verdicts.update(_failed_verdicts(error))
+            log.info("connector_check_failed", service_name=self.service_name, code=error.code, detail=error.detail)
+            return ConnectionTestResult(
+                service_name=self.service_name,
+                status="failed",
+                response_time=round(time.perf_counter() - started, 6),
+                test_results=verdicts,
+                error=error.to_info(),
+            )
+        status = "success" if all(v != "failed" for v in verdicts.values()) else "failed"
+        return ConnectionTestResult(
+            service_name=self.service_name,
+            status=status,
+            response_time=round(time.perf_counter() - started, 6),
+            test_results=verdicts,
+        )
+
+    async def execute(self, request: OperationRequest) -> OperationOutcome:
+        """Run one operation. Raises `ConnectorError` subclasses only."""
+        if request.operation not in self.operations:
+            raise PermanentError(
+                f"operation {request.operation!r} is not supported by {self.service_type.value}; "
+                f"supported: {', '.join(sorted(self.operations))}",
+                code=ErrorCode.UNKNOWN_OPERATION,
+            )
+        await self.open()
+        try:
+            return await self._execute(request)
+        except Exception as exc:
+            raise self.translate(exc) from exc
+
+    async def close(self) -> None:
+        """Release every resource. Idempotent; never raises."""
+        await self._close_quietly()
+        self._opened = False
+
+    def pool_stats(self) -> PoolStats:
+        return PoolStats()
+
+    async def _close_quietly(self) -> None:
+        try:
+            await self._close()
+        except Exception as exc:  # close must never raise: log and move on
+            log.warning("connector_close_failed", service_name=self.service_name, detail=_detail(exc))
+
+    # --- the spec's convenience API ---------------------------------------------------------------
+
+    async def test_connection(self) -> ConnectionTestResult:
+        return await self.check()
+
+    async def execute_operation(self, request: OperationRequest | Mapping[str, Any]) -> OperationResult:
+        """Execute and wrap in the spec's result shape; a failure is a `failed` result, never an exception."""
+        started = time.perf_counter()
+        operation_id = "op_unparsed"
+        try:
+            parsed = request if isinstance(request, OperationRequest) else OperationRequest.model_validate(request)
+            parsed = parsed.with_defaults(self.service_name)
+            operation_id = parsed.operation_id or operation_id
+            outcome = await self.execute(parsed)
+        except ValidationError as exc:
+            error = PermanentError("invalid request: " + describe_validation_error(exc), code=ErrorCode.INVALID_REQUEST)
+            return OperationResult.failed(operation_id, error, time.perf_counter() - started)
+        except ConnectorError as exc:
+            return OperationResult.failed(operation_id, exc, time.perf_counter() - started)
+        return OperationResult.succeeded(operation_id, outcome, time.perf_counter() - started)
+
+    # --- what a subclass writes ---------------------------------------------------------------------
+
+    @abstractmethod
+    async def _open(self) -> None: ...
+
+    @abstractmethod
+    async def _check(self) -> dict[str, TestVerdict]:
+        """Return the verdicts it could establish; raise a driver or typed error on failure."""
+
+    @abstractmethod
+    async def _execute(self, request: OperationRequest) -> OperationOutcome: ...
+
+    @abstractmethod
+    async def _close(self) -> None: ...
+
+
+def _failed_verdicts(error: ConnectorError) -> dict[str, TestVerdict]:
+    if error.category is ErrorCategory.SECURITY:
+        if error.code == ErrorCode.PERMISSION_DENIED:
+            return {"connection_test": "passed", "authentication_test": "passed", "permissions_test": "failed"}
+        return {"connection_test": "passed", "authentication_test": "failed", "permissions_test": "skipped"}
+    return {"connection_test": "failed", "authentication_test": "skipped", "permissions_test": "skipped"}
+
+
+def require(condition: bool, message: str, code: ErrorCode = ErrorCode.INVALID_DATA) -> None:
+    """Raise a `permanent` error naming the bad input when `condition` does not hold."""
+    if not condition:
+        raise PermanentError(message, code=code)
+
+
+__all__ = [
+    "BASE_ERROR_RULES",
+    "ErrorRule",
+    "PoolStats",
+    "ServiceConnector",
+    "TransientError",
+    "classify",
+    "require",
+]

@@ -1,0 +1,41 @@
+"""The one mapping from service type to connector implementation, imported lazily.
+
+A worker serving only `csv` never imports asyncpg: the class is imported the first time its type is
+built. Adding a connector means one row here (or an entry point, see the discovery issue).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from scf.schemas.errors import ConfigurationError, ErrorCode
+
+if TYPE_CHECKING:
+    from scf.connectors.base import ServiceConnector
+
+IMPLEMENTATIONS: dict[str, str] = {
+    "postgresql": "scf.connectors.postgresql:PostgreSQLOutputConnector",
+    "csv": "scf.connectors.csv_ingest:CSVIngestionConnector",
+}
+
+
+def available_types() -> list[str]:
+    return sorted(IMPLEMENTATIONS)
+
+
+def is_available(service_type: str) -> bool:
+    return service_type in IMPLEMENTATIONS
+
+
+def connector_class(service_type: str) -> type[ServiceConnector]:
+    target = IMPLEMENTATIONS.get(service_type)
+    if target is None:
+        raise ConfigurationError(
+            f"service type {service_type!r} has no connector in this build; available: "
+            + ", ".join(available_types()),
+            code=ErrorCode.INVALID_CONFIG,
+        )
+    module_name, _, class_name = target.partition(":")
+    cls: type[ServiceConnector] = getattr(importlib.import_module(module_name), class_name)
+    return cls

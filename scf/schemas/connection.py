@@ -1,0 +1,95 @@
+"""`ServiceConnection`: the spec's `POST /connectors` body, validated per service type.
+
+The model keeps the password as a `SecretStr`; `public_view()` is the only shape that leaves the fleet
+(list/get replies, logs), `sealed_payload()` the only one that carries secrets (to be encrypted at rest).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+
+from scf.schemas.errors import ConfigurationError, ErrorCode
+from scf.schemas.secrets import MASK, redact
+
+SERVICE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+
+
+class ServiceType(StrEnum):
+    POSTGRESQL = "postgresql"
+    QDRANT = "qdrant"
+    ELASTICSEARCH = "elasticsearch"
+    MINIO = "minio"
+    REDIS = "redis"
+    RABBITMQ = "rabbitmq"
+    API = "api"
+    CSV = "csv"
+    PDF = "pdf"
+
+
+class ServiceConnection(BaseModel):
+    """A connector's configuration, exactly the fields of the spec's create body."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    service_type: ServiceType
+    service_name: str = Field(pattern=SERVICE_NAME_PATTERN)
+    host: str | None = Field(default=None, max_length=253)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    database: str | None = Field(default=None, max_length=128)
+    username: str | None = Field(default=None, max_length=256)
+    password: SecretStr | None = None
+    connection_pool_size: int = Field(default=5, ge=1, le=200)
+    connection_timeout: float = Field(default=30.0, gt=0, le=600)
+    retry_attempts: int = Field(default=3, ge=0, le=20)
+    ssl_enabled: bool = False
+    custom_config: dict[str, Any] = Field(default_factory=dict, repr=False)
+    test_on_create: bool = True
+
+    @model_validator(mode="after")
+    def _check_type_config(self) -> Self:
+        from scf.schemas.configs import validate_type_config
+
+        validate_type_config(self)
+        return self
+
+    def secret_password(self) -> str | None:
+        return self.password.get_secret_value() if self.password is not None else None
+
+    def public_view(self) -> dict[str, Any]:
+        """The configuration with every secret masked: what list/get replies and logs may show."""
+        body = self.model_dump(mode="json", exclude={"password", "custom_config"})
+        body["password"] = MASK if self.password is not None else None
+        body["custom_config"] = redact(self.custom_config)
+        return body
+
+    def sealed_payload(self) -> dict[str, Any]:
+        """The full configuration, secrets included. Only ever handed to the encryption layer."""
+        body = self.model_dump(mode="json", exclude={"password"})
+        body["password"] = self.secret_password()
+        return body
+
+    @classmethod
+    def parse(cls, body: Any) -> ServiceConnection:
+        """Validate a create/update body; a bad one is a typed `configuration` error naming each field."""
+        try:
+            return cls.model_validate(body)
+        except ValidationError as exc:
+            raise ConfigurationError(
+                "invalid connector configuration: " + describe_validation_error(exc),
+                code=ErrorCode.INVALID_CONFIG,
+            ) from None
+
+
+def describe_validation_error(exc: ValidationError, limit: int = 10) -> str:
+    """One line per field error, without echoing input values (which may be secrets)."""
+    parts = []
+    for err in exc.errors(include_input=False, include_url=False)[:limit]:
+        loc = ".".join(str(p) for p in err["loc"]) or "body"
+        parts.append(f"{loc}: {err['msg']}")
+    more = exc.error_count() - limit
+    if more > 0:
+        parts.append(f"... and {more} more")
+    return "; ".join(parts)

@@ -1,0 +1,137 @@
+"""Control-plane bodies: message types, connector references and the spec's REST response shapes.
+
+AMQP and HTTP callers get the same JSON, so these models are the single definition of both.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from scf.schemas.connection import SERVICE_NAME_PATTERN
+from scf.schemas.errors import ConnectorError, ErrorInfo
+
+
+class MessageType(StrEnum):
+    """The AMQP `type` property of every request (DESIGN.md §2)."""
+
+    OPERATION_EXECUTE = "operation.execute"
+    OPERATION_RESULT = "operation.result"
+    CONNECTOR_CREATE = "connector.create"
+    CONNECTOR_UPDATE = "connector.update"
+    CONNECTOR_GET = "connector.get"
+    CONNECTOR_DELETE = "connector.delete"
+    CONNECTOR_PAUSE = "connector.pause"
+    CONNECTOR_RESUME = "connector.resume"
+    CONNECTOR_LIST = "connector.list"
+    CONNECTOR_TEST = "connector.test"
+    CONNECTOR_METRICS = "connector.metrics"
+    FLEET_METRICS = "fleet.metrics"
+
+
+#: Calls a worker of the connector's service type answers; the dispatcher answers all the others.
+WORKER_CALLS = frozenset({MessageType.OPERATION_EXECUTE, MessageType.CONNECTOR_TEST})
+
+
+class ConnectorRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service_name: str = Field(pattern=SERVICE_NAME_PATTERN)
+
+
+class OperationRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    operation_id: str = Field(min_length=1, max_length=128)
+
+
+class ListFilter(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service_type: str | None = None
+
+
+class CheckEnvelope(BaseModel):
+    """What the dispatcher forwards to a worker for `connector.test`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service_name: str
+    service_type: str
+    connector_version: int
+    deadline: float
+
+
+ConnectionStatus = Literal["connected", "failed", "untested"]
+
+
+class ConnectorInfo(BaseModel):
+    service_type: str
+    host: str | None
+    port: int | None
+    connection_status: ConnectionStatus
+    test_error: ErrorInfo | None = None
+
+
+class ConnectorCreated(BaseModel):
+    """The spec's `POST /connectors` response."""
+
+    service_name: str
+    status: Literal["created", "updated"]
+    connector_info: ConnectorInfo
+
+
+class ConnectorState(BaseModel):
+    """One registry entry as callers see it: config with secrets masked, plus fleet state."""
+
+    service_name: str
+    service_type: str
+    version: int
+    paused: bool
+    config: dict[str, Any]
+
+
+class ConnectorList(BaseModel):
+    connectors: list[ConnectorState]
+    total: int
+
+
+class Acknowledged(BaseModel):
+    service_name: str
+    status: Literal["deleted", "paused", "resumed"]
+
+
+class ConnectorMetrics(BaseModel):
+    """Every key of the spec's performance-metrics dict."""
+
+    service_name: str
+    total_connections: int = 0
+    active_connections: int = 0
+    total_operations: int = 0
+    successful_operations: int = 0
+    failed_operations: int = 0
+    average_response_time: float = 0.0
+    uptime_percentage: float | None = None
+    error_count: int = 0
+
+
+class FleetMetrics(BaseModel):
+    connectors: list[ConnectorMetrics]
+    total_operations: int
+    successful_operations: int
+    failed_operations: int
+    average_response_time: float
+    live_workers: dict[str, int]
+
+
+class FailedReply(BaseModel):
+    """Any control-plane failure."""
+
+    status: Literal["failed"] = "failed"
+    error: ErrorInfo
+
+    @classmethod
+    def of(cls, error: ConnectorError) -> FailedReply:
+        return cls(error=error.to_info())

@@ -1,0 +1,158 @@
+"""The fleet's error taxonomy: categories that decide what happens next, stable codes, typed exceptions.
+
+Every failure a caller can see is one `ConnectorError` subclass carrying a category (DESIGN.md §2), a
+stable machine-readable code and a user-safe message. The internal detail stays in logs only.
+
+    ConnectorError
+    ├── TransientError       retried with backoff inside the deadline
+    ├── ResourceError        retried with longer backoff, honours retry_after
+    ├── PermanentError       answered at once, never retried
+    ├── ConfigurationError   answered at once; the connector is misconfigured
+    └── SecurityError        answered with a generic message, never retried
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorCategory(StrEnum):
+    TRANSIENT = "transient"
+    RESOURCE = "resource"
+    PERMANENT = "permanent"
+    CONFIGURATION = "configuration"
+    SECURITY = "security"
+
+
+class ErrorCode(StrEnum):
+    # request shape
+    INVALID_JSON = "INVALID_JSON"
+    INVALID_REQUEST = "INVALID_REQUEST"
+    UNKNOWN_MESSAGE_TYPE = "UNKNOWN_MESSAGE_TYPE"
+    UNKNOWN_OPERATION = "UNKNOWN_OPERATION"
+    INVALID_DATA = "INVALID_DATA"
+    INVALID_IDENTIFIER = "INVALID_IDENTIFIER"
+    LIMIT_EXCEEDED = "LIMIT_EXCEEDED"
+    # registry
+    CONNECTOR_NOT_FOUND = "CONNECTOR_NOT_FOUND"
+    CONNECTOR_EXISTS = "CONNECTOR_EXISTS"
+    CONNECTOR_PAUSED = "CONNECTOR_PAUSED"
+    INVALID_CONFIG = "INVALID_CONFIG"
+    RESULT_NOT_FOUND = "RESULT_NOT_FOUND"
+    # running
+    NO_WORKER = "NO_WORKER"
+    QUEUE_FULL = "QUEUE_FULL"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
+    TIMEOUT = "TIMEOUT"
+    CONNECTION_FAILED = "CONNECTION_FAILED"
+    TOO_MANY_CONNECTIONS = "TOO_MANY_CONNECTIONS"
+    STATE_UNAVAILABLE = "STATE_UNAVAILABLE"
+    # service answers
+    AUTHENTICATION_FAILED = "AUTHENTICATION_FAILED"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    CONSTRAINT_VIOLATION = "CONSTRAINT_VIOLATION"
+    QUERY_FAILED = "QUERY_FAILED"
+    NOT_FOUND = "NOT_FOUND"
+    DEAD_LETTERED = "DEAD_LETTERED"
+    INTERNAL = "INTERNAL"
+
+
+RETRYABLE_CATEGORIES = frozenset({ErrorCategory.TRANSIENT, ErrorCategory.RESOURCE})
+
+_SECURITY_MESSAGE = "access denied"
+
+
+class ErrorInfo(BaseModel):
+    """The `error` object of every failed reply."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    category: ErrorCategory
+    code: str
+    message: str
+    retryable: bool = False
+    retry_after: float | None = Field(default=None, ge=0)
+
+
+class ConnectorError(Exception):
+    """Base of every typed error. `message` is safe to show the caller; `detail` is for logs only."""
+
+    category: ClassVar[ErrorCategory] = ErrorCategory.PERMANENT
+    default_code: ClassVar[ErrorCode] = ErrorCode.INTERNAL
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: ErrorCode | str | None = None,
+        retry_after: float | None = None,
+        detail: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = str(code or self.default_code)
+        self.retry_after = retry_after
+        self.detail = detail
+
+    @property
+    def retryable(self) -> bool:
+        return self.category in RETRYABLE_CATEGORIES
+
+    def to_info(self) -> ErrorInfo:
+        message = _SECURITY_MESSAGE if self.category is ErrorCategory.SECURITY else self.message
+        return ErrorInfo(
+            category=self.category,
+            code=self.code,
+            message=message,
+            retryable=self.retryable,
+            retry_after=self.retry_after,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, message={self.message!r})"
+
+
+class TransientError(ConnectorError):
+    category = ErrorCategory.TRANSIENT
+    default_code = ErrorCode.CONNECTION_FAILED
+
+
+class ResourceError(ConnectorError):
+    category = ErrorCategory.RESOURCE
+    default_code = ErrorCode.TOO_MANY_CONNECTIONS
+
+
+class PermanentError(ConnectorError):
+    category = ErrorCategory.PERMANENT
+    default_code = ErrorCode.INVALID_DATA
+
+
+class ConfigurationError(ConnectorError):
+    category = ErrorCategory.CONFIGURATION
+    default_code = ErrorCode.INVALID_CONFIG
+
+
+class SecurityError(ConnectorError):
+    category = ErrorCategory.SECURITY
+    default_code = ErrorCode.PERMISSION_DENIED
+
+
+_BY_CATEGORY: dict[ErrorCategory, type[ConnectorError]] = {
+    ErrorCategory.TRANSIENT: TransientError,
+    ErrorCategory.RESOURCE: ResourceError,
+    ErrorCategory.PERMANENT: PermanentError,
+    ErrorCategory.CONFIGURATION: ConfigurationError,
+    ErrorCategory.SECURITY: SecurityError,
+}
+
+
+def error_class(category: ErrorCategory) -> type[ConnectorError]:
+    return _BY_CATEGORY[category]
+
+
+def error_from_info(info: ErrorInfo) -> ConnectorError:
+    """Rebuild the typed exception from a reply's error object (used by clients that prefer raising)."""
+    return error_class(info.category)(info.message, code=info.code, retry_after=info.retry_after)

@@ -1,0 +1,135 @@
+"""Operation requests and results: the data-plane half of the wire contract (DESIGN.md §2).
+
+`OperationRequest` is what callers send; `OperationEnvelope` is what the dispatcher forwards to a worker
+(the request plus the facts it resolved: type, deadline, registry version); `OperationResult` is the one
+reply every request gets.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any, Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from scf.schemas.connection import SERVICE_NAME_PATTERN
+from scf.schemas.errors import ConnectorError, ErrorInfo
+
+OPERATION_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+OPERATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
+STANDARD_OPERATIONS = frozenset({"ingest", "query", "insert", "update", "delete", "validate", "preview"})
+MAX_TIMEOUT_SECONDS = 3600.0
+
+
+def new_operation_id() -> str:
+    return f"op_{uuid.uuid4().hex}"
+
+
+class OperationRequest(BaseModel):
+    """The spec's execute body. `connection_id` is accepted as an alias of `service_name`."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    service_name: str | None = Field(
+        default=None,
+        pattern=SERVICE_NAME_PATTERN,
+        validation_alias=AliasChoices("service_name", "connection_id"),
+    )
+    operation: str = Field(pattern=OPERATION_PATTERN)
+    data_format: str = Field(default="json", pattern=r"^[a-z0-9_-]{1,32}$")
+    data: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    operation_id: str | None = Field(default=None, pattern=OPERATION_ID_PATTERN)
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
+    timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS)
+    page_token: str | None = Field(default=None, max_length=4096)
+
+    def with_defaults(self, service_name: str | None = None) -> OperationRequest:
+        """A copy with the service name and an operation id filled in."""
+        update: dict[str, Any] = {}
+        if service_name is not None:
+            update["service_name"] = service_name
+        if self.operation_id is None:
+            update["operation_id"] = new_operation_id()
+        return self.model_copy(update=update) if update else self
+
+
+class OperationEnvelope(BaseModel):
+    """What the dispatcher publishes to `scf.ops`: the request and what it resolved for the worker."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    request: OperationRequest
+    service_type: str
+    connector_version: int = Field(ge=0)
+    deadline: float = Field(description="absolute Unix time after which the request is not executed")
+    accepted_at: float = Field(default_factory=time.time)
+
+    def remaining(self, now: float | None = None) -> float:
+        return self.deadline - (time.time() if now is None else now)
+
+
+class OperationOutcome(BaseModel):
+    """What a connector returns from a successful operation; the factory adds id and timing."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    records_processed: int = 0
+    records_affected: int = 0
+    result_data: Any = None
+    next_page_token: str | None = None
+
+
+class OperationResult(BaseModel):
+    """The spec's execute response, plus `error` on failure and `next_page_token` for paged results."""
+
+    operation_id: str
+    status: Literal["success", "failed"]
+    records_processed: int = 0
+    records_affected: int = 0
+    execution_time: float = 0.0
+    result_data: Any = None
+    error: ErrorInfo | None = None
+    next_page_token: str | None = None
+    replayed: bool = False
+
+    @classmethod
+    def succeeded(cls, operation_id: str, outcome: OperationOutcome, execution_time: float) -> OperationResult:
+        return cls(
+            operation_id=operation_id,
+            status="success",
+            records_processed=outcome.records_processed,
+            records_affected=outcome.records_affected,
+            execution_time=round(execution_time, 6),
+            result_data=outcome.result_data,
+            next_page_token=outcome.next_page_token,
+        )
+
+    @classmethod
+    def failed(cls, operation_id: str, error: ConnectorError | ErrorInfo, execution_time: float = 0.0) -> OperationResult:
+        info = error.to_info() if isinstance(error, ConnectorError) else error
+        return cls(operation_id=operation_id, status="failed", execution_time=round(execution_time, 6), error=info)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+
+TestVerdict = Literal["passed", "failed", "skipped"]
+
+
+class ConnectionTestResult(BaseModel):
+    """The spec's `POST /connectors/{name}/test` response."""
+
+    service_name: str
+    status: Literal["success", "failed"]
+    response_time: float
+    test_results: dict[str, TestVerdict] = Field(
+        default_factory=lambda: {
+            "connection_test": "skipped",
+            "authentication_test": "skipped",
+            "permissions_test": "skipped",
+        }
+    )
+    error: ErrorInfo | None = None

@@ -1,0 +1,76 @@
+"""Names and arguments of every exchange and queue (DESIGN.md §3), as pure helpers.
+
+Every process declares the same topology from these values, so two processes can never disagree on a
+name or an argument (RabbitMQ refuses a redeclaration with different arguments).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+REQUEST_EXCHANGE = "scf"
+REQUEST_ROUTING_KEY = "requests"
+REQUEST_QUEUE = "scf.requests"
+OPS_EXCHANGE = "scf.ops"
+DEAD_LETTER_EXCHANGE = "scf.dlx"
+DEAD_LETTER_QUEUE = "scf.dead"
+EVENTS_EXCHANGE = "scf.events"
+
+#: delayed-retry tiers: name -> TTL in milliseconds
+RETRY_TIERS: dict[str, int] = {"1s": 1_000, "10s": 10_000, "60s": 60_000}
+
+
+def work_queue(service_type: str) -> str:
+    """`scf.ops.<service_type>`: where workers of one type take their work."""
+    return f"{OPS_EXCHANGE}.{service_type}"
+
+
+def retry_exchange(tier: str) -> str:
+    return f"scf.retry.{tier}"
+
+
+def retry_queue(tier: str) -> str:
+    return f"scf.retry.{tier}"
+
+
+def connector_event(action: str, service_name: str) -> str:
+    """Routing key of a registry change on `scf.events`: created|updated|deleted|paused|resumed."""
+    return f"connector.{action}.{service_name}"
+
+
+def health_event(service_name: str) -> str:
+    return f"health.{service_name}"
+
+
+@dataclass(frozen=True)
+class QueueLimits:
+    delivery_limit: int = 5
+    max_length: int = 100_000
+
+
+def work_queue_arguments(limits: QueueLimits) -> dict[str, Any]:
+    """Quorum queue that dead-letters at least once and refuses publishes when full."""
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": limits.delivery_limit,
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+        "x-max-length": limits.max_length,
+    }
+
+
+def retry_queue_arguments(tier: str) -> dict[str, Any]:
+    """A TTL'd queue whose expired messages go back to `scf.ops` with their original routing key."""
+    return {
+        "x-queue-type": "quorum",
+        "x-message-ttl": RETRY_TIERS[tier],
+        "x-dead-letter-exchange": OPS_EXCHANGE,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+def dead_letter_queue_arguments() -> dict[str, Any]:
+    return {"x-queue-type": "quorum"}
