@@ -52,7 +52,9 @@ class ErrorRule:
 #: Rows every connector gets after its own: network trouble is transient.
 BASE_ERROR_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(TimeoutError, ErrorCategory.TRANSIENT, ErrorCode.TIMEOUT, "the service did not answer in time"),
-    ErrorRule(ConnectionError, ErrorCategory.TRANSIENT, ErrorCode.CONNECTION_FAILED, "cannot reach the service"),
+    ErrorRule(
+        ConnectionError, ErrorCategory.TRANSIENT, ErrorCode.CONNECTION_FAILED, "cannot reach the service"
+    ),
     ErrorRule(OSError, ErrorCategory.TRANSIENT, ErrorCode.CONNECTION_FAILED, "cannot reach the service"),
 )
 
@@ -147,7 +149,9 @@ class ServiceConnector(ABC):
         except Exception as exc:
             error = self.translate(exc)
             verdicts.update(_failed_verdicts(error))
-            log.info("connector_check_failed", service_name=self.service_name, code=error.code, detail=error.detail)
+            log.info(
+                "connector_check_failed", service_name=self.service_name, code=error.code, detail=error.detail
+            )
             return ConnectionTestResult(
                 service_name=self.service_name,
                 status="failed",
@@ -201,12 +205,16 @@ class ServiceConnector(ABC):
         started = time.perf_counter()
         operation_id = "op_unparsed"
         try:
-            parsed = request if isinstance(request, OperationRequest) else OperationRequest.model_validate(request)
+            parsed = (
+                request if isinstance(request, OperationRequest) else OperationRequest.model_validate(request)
+            )
             parsed = parsed.with_defaults(self.service_name)
             operation_id = parsed.operation_id or operation_id
             outcome = await self.execute(parsed)
         except ValidationError as exc:
-            error = PermanentError("invalid request: " + describe_validation_error(exc), code=ErrorCode.INVALID_REQUEST)
+            error = PermanentError(
+                "invalid request: " + describe_validation_error(exc), code=ErrorCode.INVALID_REQUEST
+            )
             return OperationResult.failed(operation_id, error, time.perf_counter() - started)
         except ConnectorError as exc:
             return OperationResult.failed(operation_id, exc, time.perf_counter() - started)
@@ -231,7 +239,11 @@ class ServiceConnector(ABC):
 def _failed_verdicts(error: ConnectorError) -> dict[str, TestVerdict]:
     if error.category is ErrorCategory.SECURITY:
         if error.code == ErrorCode.PERMISSION_DENIED:
-            return {"connection_test": "passed", "authentication_test": "passed", "permissions_test": "failed"}
+            return {
+                "connection_test": "passed",
+                "authentication_test": "passed",
+                "permissions_test": "failed",
+            }
         return {"connection_test": "passed", "authentication_test": "failed", "permissions_test": "skipped"}
     return {"connection_test": "failed", "authentication_test": "skipped", "permissions_test": "skipped"}
 

@@ -95,7 +95,9 @@ class OperationResult(BaseModel):
     replayed: bool = False
 
     @classmethod
-    def succeeded(cls, operation_id: str, outcome: OperationOutcome, execution_time: float) -> OperationResult:
+    def succeeded(
+        cls, operation_id: str, outcome: OperationOutcome, execution_time: float
+    ) -> OperationResult:
         return cls(
             operation_id=operation_id,
             status="success",
@@ -107,9 +109,13 @@ class OperationResult(BaseModel):
         )
 
     @classmethod
-    def failed(cls, operation_id: str, error: ConnectorError | ErrorInfo, execution_time: float = 0.0) -> OperationResult:
+    def failed(
+        cls, operation_id: str, error: ConnectorError | ErrorInfo, execution_time: float = 0.0
+    ) -> OperationResult:
         info = error.to_info() if isinstance(error, ConnectorError) else error
-        return cls(operation_id=operation_id, status="failed", execution_time=round(execution_time, 6), error=info)
+        return cls(
+            operation_id=operation_id, status="failed", execution_time=round(execution_time, 6), error=info
+        )
 
     @property
     def ok(self) -> bool:
@@ -117,6 +123,11 @@ class OperationResult(BaseModel):
 
 
 TestVerdict = Literal["passed", "failed", "skipped"]
+SKIPPED_VERDICTS: dict[str, TestVerdict] = {
+    "connection_test": "skipped",
+    "authentication_test": "skipped",
+    "permissions_test": "skipped",
+}
 
 
 class ConnectionTestResult(BaseModel):
@@ -125,11 +136,5 @@ class ConnectionTestResult(BaseModel):
     service_name: str
     status: Literal["success", "failed"]
     response_time: float
-    test_results: dict[str, TestVerdict] = Field(
-        default_factory=lambda: {
-            "connection_test": "skipped",
-            "authentication_test": "skipped",
-            "permissions_test": "skipped",
-        }
-    )
+    test_results: dict[str, TestVerdict] = Field(default_factory=lambda: dict(SKIPPED_VERDICTS))
     error: ErrorInfo | None = None

@@ -1,0 +1,68 @@
+"""In-process retry policy as data, the pure decisions behind it, and the tenacity loop that applies them.
+
+Only `transient` and `resource` errors are retried, never past the deadline; `resource` errors wait
+longer and at least their `retry_after`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity.stop import stop_base
+
+from scf.schemas.errors import ConnectorError, ErrorCategory
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 3  # retries after the first try
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+    resource_multiplier: float = 4.0
+    jitter: float = 0.25
+
+    def delay(self, error: ConnectorError, attempt: int, rng: random.Random | None = None) -> float:
+        """Seconds to wait after failed try number `attempt` (1-based): exponential, jittered."""
+        delay = min(self.max_delay, self.base_delay * (2 ** (attempt - 1)))
+        if error.category is ErrorCategory.RESOURCE:
+            delay = min(self.max_delay, delay * self.resource_multiplier)
+        if error.retry_after is not None:
+            delay = max(delay, error.retry_after)
+        return float(delay * (1 + (rng or random).uniform(0, self.jitter)))
+
+
+def is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, ConnectorError) and exc.retryable
+
+
+def fits_deadline(delay: float, remaining: float) -> bool:
+    """A retry is worth it only if it starts with time left to finish (a tenth of the budget)."""
+    return delay < remaining * 0.9
+
+
+def retrying(policy: RetryPolicy, deadline: float) -> AsyncRetrying:
+    """A tenacity loop: retry retryable errors with the policy's backoff, never past `deadline`."""
+
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        return policy.delay(exc, state.attempt_number) if isinstance(exc, ConnectorError) else 0.0
+
+    return AsyncRetrying(
+        retry=retry_if_exception(is_retryable),
+        wait=wait,
+        stop=stop_after_attempt(policy.attempts + 1) | _StopAtDeadline(deadline),
+        reraise=True,
+    )
+
+
+class _StopAtDeadline(stop_base):
+    """Stop when the next sleep would leave too little of the deadline to finish the retry."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return not fits_deadline(retry_state.upcoming_sleep, self.deadline - time.time())

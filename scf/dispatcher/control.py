@@ -1,0 +1,188 @@
+"""Control-plane calls the dispatcher answers itself: the connector registry, metrics and stored results.
+
+Each handler takes the decoded body and returns the reply model; errors are typed and become a
+`FailedReply`. A create asks a worker of the connector's type for a connection test (the real path).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import structlog
+from pydantic import BaseModel, ValidationError
+
+from scf.connectors.registry import available_types, is_available
+from scf.fleet.rpc import RpcClient
+from scf.fleet.state import StateStore
+from scf.schemas import topology
+from scf.schemas.connection import ServiceConnection, describe_validation_error
+from scf.schemas.control import (
+    Acknowledged,
+    CheckEnvelope,
+    ConnectionStatus,
+    ConnectorCreated,
+    ConnectorInfo,
+    ConnectorList,
+    ConnectorRef,
+    FleetMetrics,
+    ListFilter,
+    MessageType,
+    OperationRef,
+)
+from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, ErrorInfo, PermanentError
+from scf.schemas.operation import ConnectionTestResult
+
+log = structlog.get_logger(__name__)
+
+EventPublisher = Callable[[str, dict[str, Any]], Awaitable[None]]
+Handler = Callable[[dict[str, Any]], Awaitable[BaseModel]]
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse(model: type[M], body: dict[str, Any]) -> M:
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise PermanentError(
+            "invalid request: " + describe_validation_error(exc), code=ErrorCode.INVALID_REQUEST
+        ) from None
+
+
+class ControlPlane:
+    def __init__(
+        self, state: StateStore, rpc: RpcClient, publish_event: EventPublisher, test_timeout: float
+    ) -> None:
+        self.state = state
+        self.rpc = rpc
+        self.publish_event = publish_event
+        self.test_timeout = test_timeout
+        self.handlers: dict[MessageType, Handler] = {
+            MessageType.CONNECTOR_CREATE: self.create,
+            MessageType.CONNECTOR_UPDATE: self.update,
+            MessageType.CONNECTOR_GET: self.get,
+            MessageType.CONNECTOR_LIST: self.list,
+            MessageType.CONNECTOR_DELETE: self.delete,
+            MessageType.CONNECTOR_PAUSE: self.pause,
+            MessageType.CONNECTOR_RESUME: self.resume,
+            MessageType.CONNECTOR_METRICS: self.metrics,
+            MessageType.FLEET_METRICS: self.fleet_metrics,
+            MessageType.OPERATION_RESULT: self.result,
+        }
+
+    async def create(self, body: dict[str, Any]) -> BaseModel:
+        return await self._save(body, create=True)
+
+    async def update(self, body: dict[str, Any]) -> BaseModel:
+        return await self._save(body, create=False)
+
+    async def _save(self, body: dict[str, Any], *, create: bool) -> ConnectorCreated:
+        connection = ServiceConnection.parse(body)
+        service_type = connection.service_type.value
+        if not is_available(service_type):
+            raise ConfigurationError(
+                f"service type {service_type!r} has no connector in this build; available: "
+                + ", ".join(available_types()),
+                code=ErrorCode.INVALID_CONFIG,
+            )
+        version = await self.state.save_connector(connection, create=create)
+        action = "created" if create else "updated"
+        await self.publish_event(
+            topology.connector_event(action, connection.service_name), {"version": version}
+        )
+        log.info(
+            f"connector_{action}",
+            service_name=connection.service_name,
+            service_type=service_type,
+            version=version,
+        )
+        status, error = (
+            await self._initial_test(connection, version) if connection.test_on_create else ("untested", None)
+        )
+        return ConnectorCreated(
+            service_name=connection.service_name,
+            status=action,
+            connector_info=ConnectorInfo(
+                service_type=service_type,
+                host=connection.host,
+                port=connection.port,
+                connection_status=status,
+                test_error=error,
+            ),
+        )
+
+    async def _initial_test(
+        self, connection: ServiceConnection, version: int
+    ) -> tuple[ConnectionStatus, ErrorInfo | None]:
+        service_type = connection.service_type.value
+        if await self.state.live_workers(service_type) == 0:
+            return "untested", None
+        timeout = min(self.test_timeout, connection.connection_timeout)
+        envelope = CheckEnvelope(
+            service_name=connection.service_name,
+            service_type=service_type,
+            connector_version=version,
+            deadline=time.time() + timeout,
+        )
+        try:
+            reply = await self.rpc.call(
+                MessageType.CONNECTOR_TEST,
+                envelope,
+                timeout=timeout + 2,
+                exchange=topology.OPS_EXCHANGE,
+                routing_key=service_type,
+            )
+            result = ConnectionTestResult.model_validate(reply)
+        except ConnectorError as exc:
+            return "untested", exc.to_info()
+        except ValidationError:
+            return "untested", None
+        return ("connected", None) if result.status == "success" else ("failed", result.error)
+
+    async def get(self, body: dict[str, Any]) -> BaseModel:
+        return await self.state.connector_state(parse(ConnectorRef, body).service_name)
+
+    async def list(self, body: dict[str, Any]) -> BaseModel:
+        connectors = await self.state.list_connectors(parse(ListFilter, body).service_type)
+        return ConnectorList(connectors=connectors, total=len(connectors))
+
+    async def delete(self, body: dict[str, Any]) -> BaseModel:
+        name = parse(ConnectorRef, body).service_name
+        await self.state.delete_connector(name)
+        await self.publish_event(topology.connector_event("deleted", name), {})
+        log.info("connector_deleted", service_name=name)
+        return Acknowledged(service_name=name, status="deleted")
+
+    async def pause(self, body: dict[str, Any]) -> BaseModel:
+        name = parse(ConnectorRef, body).service_name
+        await self.state.set_paused(name, True)
+        await self.publish_event(topology.connector_event("paused", name), {})
+        return Acknowledged(service_name=name, status="paused")
+
+    async def resume(self, body: dict[str, Any]) -> BaseModel:
+        name = parse(ConnectorRef, body).service_name
+        await self.state.set_paused(name, False)
+        await self.publish_event(topology.connector_event("resumed", name), {})
+        return Acknowledged(service_name=name, status="resumed")
+
+    async def metrics(self, body: dict[str, Any]) -> BaseModel:
+        return await self.state.metrics(parse(ConnectorRef, body).service_name)
+
+    async def fleet_metrics(self, body: dict[str, Any]) -> BaseModel:
+        parse(ListFilter, body)
+        per_connector = [await self.state.metrics(c.service_name) for c in await self.state.list_connectors()]
+        total = sum(m.total_operations for m in per_connector)
+        weighted = sum(m.average_response_time * m.total_operations for m in per_connector)
+        workers = {t: await self.state.live_workers(t) for t in available_types()}
+        return FleetMetrics(
+            connectors=per_connector,
+            total_operations=total,
+            successful_operations=sum(m.successful_operations for m in per_connector),
+            failed_operations=sum(m.failed_operations for m in per_connector),
+            average_response_time=round(weighted / total, 6) if total else 0.0,
+            live_workers=workers,
+        )
+
+    async def result(self, body: dict[str, Any]) -> BaseModel:
+        return await self.state.get_result(parse(OperationRef, body).operation_id)

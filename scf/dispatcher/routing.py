@@ -1,0 +1,79 @@
+"""Pure decoding and routing of requests arriving on `scf.requests`; no I/O, unit-tested without a broker.
+
+`decode` turns raw AMQP properties and body into a typed request or raises the typed error that the
+dispatcher sends back; `deadline_for` turns a relative timeout into the absolute deadline.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from scf.schemas.control import WORKER_CALLS, MessageType
+from scf.schemas.errors import ErrorCode, PermanentError
+
+ACCEPTED_CONTENT_TYPES = frozenset({None, "", "application/json"})
+MAX_JSON_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class Decoded:
+    message_type: MessageType
+    body: dict[str, Any]
+
+    @property
+    def for_worker(self) -> bool:
+        return self.message_type in WORKER_CALLS
+
+
+def decode(message_type: str | None, content_type: str | None, raw: bytes, max_bytes: int) -> Decoded:
+    """Validate the envelope of a request. Raises `PermanentError` with the code the caller should see."""
+    try:
+        kind = MessageType(message_type or "")
+    except ValueError:
+        known = ", ".join(t.value for t in MessageType)
+        raise PermanentError(
+            f"unknown message type {message_type!r}; expected one of: {known}",
+            code=ErrorCode.UNKNOWN_MESSAGE_TYPE,
+        ) from None
+    if content_type not in ACCEPTED_CONTENT_TYPES:
+        raise PermanentError(
+            f"content_type must be application/json, not {content_type!r}", code=ErrorCode.INVALID_REQUEST
+        )
+    if len(raw) > max_bytes:
+        raise PermanentError(
+            f"request body of {len(raw)} bytes exceeds the limit of {max_bytes} bytes",
+            code=ErrorCode.LIMIT_EXCEEDED,
+        )
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise PermanentError("request body is not valid UTF-8 JSON", code=ErrorCode.INVALID_JSON) from None
+    if not isinstance(body, dict):
+        raise PermanentError("request body must be a JSON object", code=ErrorCode.INVALID_REQUEST)
+    if _depth(body) > MAX_JSON_DEPTH:
+        raise PermanentError(
+            f"request body nests deeper than {MAX_JSON_DEPTH} levels", code=ErrorCode.LIMIT_EXCEEDED
+        )
+    return Decoded(kind, body)
+
+
+def deadline_for(timeout: float | None, default_timeout: float, now: float) -> float:
+    return now + (timeout if timeout is not None else default_timeout)
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth, iteratively (a hostile body must not exhaust the stack)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest

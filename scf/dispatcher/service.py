@@ -1,0 +1,212 @@
+"""The dispatcher: consumes `scf.requests`, answers control-plane calls, routes data operations.
+
+Every request gets exactly one settlement: forwarded to `scf.ops` (ack after the broker confirmed the
+republish), or answered with a reply (ack after the reply was confirmed). A lost broker connection leaves
+the request unacked, so RabbitMQ delivers it again.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
+from pydantic import ValidationError
+
+from scf.dispatcher.control import ControlPlane, parse
+from scf.dispatcher.routing import Decoded, deadline_for, decode
+from scf.fleet import amqp
+from scf.fleet.metrics import ORPHAN_REPLIES, REJECTED_TOTAL, REQUESTS_TOTAL
+from scf.fleet.rpc import RpcClient
+from scf.fleet.service import FleetService
+from scf.fleet.settings import Settings
+from scf.fleet.state import StateStore
+from scf.schemas import topology
+from scf.schemas.control import CheckEnvelope, ConnectorRef, FailedReply, MessageType
+from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, PermanentError, ResourceError
+from scf.schemas.operation import OperationEnvelope, OperationRequest, OperationResult
+
+log = structlog.get_logger(__name__)
+
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+
+
+class Forward:
+    """Settlement: republish to the work queue of `service_type`."""
+
+    def __init__(self, service_type: str, body: bytes, message_id: str | None) -> None:
+        self.service_type = service_type
+        self.body = body
+        self.message_id = message_id
+
+
+class Dispatcher(FleetService):
+    role = "dispatcher"
+
+    def __init__(self, settings: Settings, state: StateStore, connection: AbstractRobustConnection) -> None:
+        super().__init__()
+        self.settings = settings
+        self.state = state
+        self.connection = connection
+        self._channel: AbstractChannel | None = None
+        self._ops: AbstractExchange | None = None
+        self._events: AbstractExchange | None = None
+        self._rpc = RpcClient(connection)
+        self.control = ControlPlane(
+            state, self._rpc, self._publish_event, test_timeout=min(10.0, settings.connection_timeout)
+        )
+
+    async def start(self) -> None:
+        self._channel = await amqp.open_channel(
+            self.connection, prefetch=self.settings.scf_prefetch_dispatcher
+        )
+        await amqp.declare_topology(self._channel, self.settings.queue_limits)
+        self._ops = await self._channel.get_exchange(topology.OPS_EXCHANGE)
+        self._events = await self._channel.get_exchange(topology.EVENTS_EXCHANGE)
+        await self._rpc.start()
+        queue = await self._channel.get_queue(topology.REQUEST_QUEUE)
+        await self.consume(queue, self._on_request)
+        self._ready = True
+        log.info("dispatcher_started")
+
+    async def _close(self) -> None:
+        await self._rpc.close()
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+
+    async def _publish_event(self, routing_key: str, body: dict[str, Any]) -> None:
+        assert self._events is not None
+        message = amqp.build_message(
+            amqp.encode(body), message_type="event", correlation_id=None, reply_to=None, persistent=False
+        )
+        await self._events.publish(message, routing_key, mandatory=False)
+
+    # --- one request ---------------------------------------------------------------------------------
+
+    async def _on_request(self, message: AbstractIncomingMessage) -> None:
+        decision = await self._decide(message)
+        try:
+            reply = await self._forward(message, decision) if isinstance(decision, Forward) else decision
+            if reply is not None:
+                await self._reply(message, reply)
+        except ConnectorError as exc:
+            # The broker connection failed mid-settlement: leave the request unacked for redelivery.
+            log.warning("settle_failed", type=message.type, code=exc.code, detail=exc.detail)
+            return
+        except Exception as exc:
+            log.warning("settle_failed", type=message.type, error=repr(exc))
+            return
+        await message.ack()
+
+    async def _decide(self, message: AbstractIncomingMessage) -> Forward | bytes:
+        """Decide the settlement without side effects on the broker: a forward or a reply body."""
+        operation_id: str | None = None
+        try:
+            decoded = decode(message.type, message.content_type, message.body, MAX_REQUEST_BYTES)
+            if decoded.message_type is MessageType.OPERATION_EXECUTE:
+                request = parse(OperationRequest, decoded.body)
+                operation_id = (request.with_defaults()).operation_id
+                forward = await self._route_operation(
+                    request.model_copy(update={"operation_id": operation_id})
+                )
+            elif decoded.message_type is MessageType.CONNECTOR_TEST:
+                forward = await self._route_test(decoded)
+            else:
+                reply = await self.control.handlers[decoded.message_type](decoded.body)
+                REQUESTS_TOTAL.labels(decoded.message_type.value, "answered").inc()
+                return amqp.encode(reply)
+        except ConnectorError as exc:
+            REJECTED_TOTAL.labels(exc.code).inc()
+            REQUESTS_TOTAL.labels(message.type or "none", "failed").inc()
+            log.info(
+                "request_refused", type=message.type, code=exc.code, message=exc.message, detail=exc.detail
+            )
+            if message.type == MessageType.OPERATION_EXECUTE:
+                return amqp.encode(OperationResult.failed(operation_id or _fallback_id(message), exc))
+            return amqp.encode(FailedReply.of(exc))
+        except Exception:
+            log.exception("dispatcher_internal_error", type=message.type)
+            internal = PermanentError("internal dispatcher error", code=ErrorCode.INTERNAL)
+            if message.type == MessageType.OPERATION_EXECUTE:
+                return amqp.encode(OperationResult.failed(operation_id or _fallback_id(message), internal))
+            return amqp.encode(FailedReply.of(internal))
+        REQUESTS_TOTAL.labels(decoded.message_type.value, "forwarded").inc()
+        return forward
+
+    async def _route_operation(self, request: OperationRequest) -> Forward:
+        if request.service_name is None:
+            raise PermanentError(
+                "service_name (or connection_id) is required", code=ErrorCode.INVALID_REQUEST
+            )
+        entry = await self._routable_entry(request.service_name)
+        envelope = OperationEnvelope(
+            request=request,
+            service_type=entry.service_type,
+            connector_version=entry.version,
+            deadline=deadline_for(request.timeout, self.settings.scf_default_timeout, time.time()),
+        )
+        return Forward(entry.service_type, amqp.encode(envelope), request.operation_id)
+
+    async def _route_test(self, decoded: Decoded) -> Forward:
+        name = parse(ConnectorRef, decoded.body).service_name
+        entry = await self._routable_entry(name, allow_paused=True)
+        envelope = CheckEnvelope(
+            service_name=name,
+            service_type=entry.service_type,
+            connector_version=entry.version,
+            deadline=time.time() + self.settings.connection_timeout,
+        )
+        return Forward(entry.service_type, amqp.encode(envelope), None)
+
+    async def _routable_entry(self, name: str, *, allow_paused: bool = False) -> Any:
+        entry = await self.state.entry(name)
+        if entry.paused and not allow_paused:
+            raise ConfigurationError(f"connector {name!r} is paused", code=ErrorCode.CONNECTOR_PAUSED)
+        if await self.state.live_workers(entry.service_type) == 0:
+            raise ResourceError(
+                f"no live worker serves service type {entry.service_type!r}",
+                code=ErrorCode.NO_WORKER,
+                retry_after=self.settings.scf_heartbeat_interval,
+            )
+        return entry
+
+    # --- settlement ----------------------------------------------------------------------------------
+
+    async def _forward(self, message: AbstractIncomingMessage, forward: Forward) -> bytes | None:
+        """Republish to `scf.ops` (confirmed). Returns a reply body when the broker refused it."""
+        assert self._ops is not None
+        outgoing = amqp.build_message(
+            forward.body,
+            message_type=message.type or "",
+            correlation_id=message.correlation_id,
+            reply_to=message.reply_to,
+            message_id=forward.message_id or message.message_id,
+            headers={"x-scf-forwarded-at": time.time()},
+        )
+        try:
+            await amqp.publish(self._ops, outgoing, forward.service_type)
+        except (amqp.UnroutableError, amqp.BrokerRefusedError) as exc:
+            log.warning("forward_refused", service_type=forward.service_type, code=exc.code)
+            if message.type == MessageType.OPERATION_EXECUTE:
+                return amqp.encode(OperationResult.failed(forward.message_id or _fallback_id(message), exc))
+            return amqp.encode(FailedReply.of(exc))
+        return None
+
+    async def _reply(self, message: AbstractIncomingMessage, body: bytes) -> None:
+        try:
+            await amqp.reply(self._channel_or_fail(), message, body)
+        except amqp.UnroutableError:
+            ORPHAN_REPLIES.inc()
+            log.info("reply_orphaned", type=message.type, correlation_id=message.correlation_id)
+
+    def _channel_or_fail(self) -> AbstractChannel:
+        assert self._channel is not None
+        return self._channel
+
+
+def _fallback_id(message: AbstractIncomingMessage) -> str:
+    return message.message_id or message.correlation_id or "op_unknown"
+
+
+__all__ = ["Dispatcher", "ValidationError"]

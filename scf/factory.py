@@ -1,0 +1,206 @@
+"""The spec's in-process `ServiceConnectorFactory`: create connectors, execute operations, test, metrics.
+
+Used directly it is the embedded mode of the library (no broker); a worker wraps the very same object.
+`FleetClient` offers the same calls over AMQP, so code moves to the fleet by swapping one object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+import structlog
+from pydantic import ValidationError
+
+from scf.connectors.base import ServiceConnector
+from scf.connectors.registry import connector_class
+from scf.connectors.retry import RetryPolicy, retrying
+from scf.schemas.connection import ServiceConnection, describe_validation_error
+from scf.schemas.control import ConnectorMetrics
+from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, PermanentError, TransientError
+from scf.schemas.operation import ConnectionTestResult, OperationRequest, OperationResult
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class _Counters:
+    total: int = 0
+    ok: int = 0
+    seconds: float = 0.0
+    tests: int = 0
+    tests_ok: int = 0
+
+
+@dataclass
+class _Slot:
+    connector: ServiceConnector
+    counters: _Counters = field(default_factory=_Counters)
+
+
+class ServiceConnectorFactory:
+    """Builds one connector per service name and runs operations through it with retries and a deadline."""
+
+    def __init__(
+        self, *, default_timeout: float = 30.0, retry_delay: float = 1.0, max_retry_delay: float = 30.0
+    ) -> None:
+        self.default_timeout = default_timeout
+        self.retry_delay = retry_delay
+        self.max_retry_delay = max_retry_delay
+        self._slots: dict[str, _Slot] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # --- connectors ----------------------------------------------------------------------------------
+
+    async def create_connector(
+        self, config: ServiceConnection | Mapping[str, Any], *, connect: bool = True
+    ) -> ServiceConnector:
+        """Build (or return the identical existing) connector for `config.service_name`.
+
+        Raises `configuration` for a bad config or unknown type, and what `open()` raises when `connect`.
+        """
+        connection = config if isinstance(config, ServiceConnection) else ServiceConnection.parse(config)
+        name = connection.service_name
+        async with self._locks.setdefault(name, asyncio.Lock()):
+            slot = self._slots.get(name)
+            if slot is not None and slot.connector.connection == connection:
+                connector = slot.connector
+            else:
+                connector = connector_class(connection.service_type.value)(connection)
+                if slot is not None:
+                    await slot.connector.close()
+                self._slots[name] = _Slot(connector, slot.counters if slot else _Counters())
+        if connect:
+            await connector.open()
+        return connector
+
+    def get_connector(self, service_name: str) -> ServiceConnector:
+        return self._slot(service_name).connector
+
+    def _slot(self, service_name: str) -> _Slot:
+        slot = self._slots.get(service_name)
+        if slot is None:
+            raise ConfigurationError(
+                f"no connector named {service_name!r}", code=ErrorCode.CONNECTOR_NOT_FOUND
+            )
+        return slot
+
+    def list_connectors(self) -> list[str]:
+        return sorted(self._slots)
+
+    async def remove_connector(self, service_name: str) -> bool:
+        async with self._locks.setdefault(service_name, asyncio.Lock()):
+            slot = self._slots.pop(service_name, None)
+        if slot is None:
+            return False
+        await slot.connector.close()
+        return True
+
+    async def close(self) -> None:
+        for name in list(self._slots):
+            await self.remove_connector(name)
+
+    # --- operations ----------------------------------------------------------------------------------
+
+    async def execute_operation(
+        self,
+        service_name: str,
+        request: OperationRequest | Mapping[str, Any],
+        *,
+        deadline: float | None = None,
+    ) -> OperationResult:
+        """Run one operation with retries inside its deadline. Never raises: failures are `failed` results."""
+        started = time.perf_counter()
+        try:
+            parsed = (
+                request if isinstance(request, OperationRequest) else OperationRequest.model_validate(request)
+            )
+        except ValidationError as exc:
+            error = PermanentError(
+                "invalid request: " + describe_validation_error(exc), code=ErrorCode.INVALID_REQUEST
+            )
+            return OperationResult.failed("op_unparsed", error)
+        parsed = parsed.with_defaults(parsed.service_name or service_name)
+        assert parsed.operation_id is not None
+        if deadline is None:
+            deadline = time.time() + (parsed.timeout or self.default_timeout)
+        slot = self._slots.get(service_name)
+        try:
+            outcome = await self._run(self._slot(service_name).connector, parsed, deadline)
+        except ConnectorError as exc:
+            result = OperationResult.failed(parsed.operation_id, exc, time.perf_counter() - started)
+            log.info(
+                "operation_failed",
+                service_name=service_name,
+                operation=parsed.operation,
+                operation_id=parsed.operation_id,
+                category=exc.category.value,
+                code=exc.code,
+                detail=exc.detail,
+            )
+        else:
+            result = OperationResult.succeeded(parsed.operation_id, outcome, time.perf_counter() - started)
+        if slot is not None:
+            slot.counters.total += 1
+            slot.counters.ok += int(result.ok)
+            slot.counters.seconds += result.execution_time
+        return result
+
+    async def _run(self, connector: ServiceConnector, request: OperationRequest, deadline: float) -> Any:
+        policy = RetryPolicy(
+            attempts=connector.connection.retry_attempts,
+            base_delay=self.retry_delay,
+            max_delay=self.max_retry_delay,
+        )
+        async for attempt in retrying(policy, deadline):
+            with attempt:
+                remaining = deadline - time.time()
+                if remaining <= 0:
+                    raise TransientError("the operation's deadline passed", code=ErrorCode.DEADLINE_EXCEEDED)
+                try:
+                    async with asyncio.timeout(remaining):
+                        return await connector.execute(request)
+                except TimeoutError:
+                    raise TransientError(
+                        "the operation did not finish within its deadline", code=ErrorCode.DEADLINE_EXCEEDED
+                    ) from None
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def test_connection(self, service_name: str) -> ConnectionTestResult:
+        slot = self._slot(service_name)
+        result = await slot.connector.check()
+        slot.counters.tests += 1
+        slot.counters.tests_ok += int(result.status == "success")
+        return result
+
+    # --- metrics -------------------------------------------------------------------------------------
+
+    def get_metrics(self, service_name: str) -> ConnectorMetrics:
+        slot = self._slot(service_name)
+        c, stats = slot.counters, slot.connector.pool_stats()
+        return ConnectorMetrics(
+            service_name=service_name,
+            total_connections=stats.opened_total,
+            active_connections=stats.in_use,
+            total_operations=c.total,
+            successful_operations=c.ok,
+            failed_operations=c.total - c.ok,
+            average_response_time=round(c.seconds / c.total, 6) if c.total else 0.0,
+            uptime_percentage=round(100.0 * c.tests_ok / c.tests, 2) if c.tests else None,
+            error_count=c.total - c.ok,
+        )
+
+    def get_all_metrics(self) -> list[ConnectorMetrics]:
+        return [self.get_metrics(name) for name in self.list_connectors()]

@@ -1,0 +1,151 @@
+"""AMQP plumbing shared by every process: robust connection, topology declaration, confirmed publishing.
+
+Every publish of the fleet waits for the broker's confirm and uses `mandatory=True`, so "sent" means
+"queued by RabbitMQ"; an unroutable message raises `UnroutableError`, a broker refusal (queue full,
+`reject-publish`) raises `BrokerRefusedError`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustConnection,
+)
+from aio_pika.exceptions import DeliveryError, PublishError
+from pydantic import BaseModel
+
+from scf.schemas import topology
+from scf.schemas.connection import ServiceType
+from scf.schemas.errors import ErrorCode, ResourceError, TransientError
+
+JSON = "application/json"
+
+
+class UnroutableError(TransientError):
+    """The broker returned the message: no queue is bound for its routing key (or the reply queue is gone)."""
+
+
+class BrokerRefusedError(ResourceError):
+    """The broker nacked the publish, e.g. the target queue is at its length limit."""
+
+
+async def connect(url: str, name: str) -> AbstractRobustConnection:
+    return await aio_pika.connect_robust(url, client_properties={"connection_name": name}, timeout=10)
+
+
+async def open_channel(connection: AbstractRobustConnection, prefetch: int | None = None) -> AbstractChannel:
+    channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+    if prefetch is not None:
+        await channel.set_qos(prefetch_count=prefetch)
+    return channel
+
+
+async def declare_topology(channel: AbstractChannel, limits: topology.QueueLimits) -> None:
+    """Declare every exchange, queue and binding of DESIGN.md §3. Idempotent; the same in every process."""
+    requests = await channel.declare_exchange(
+        topology.REQUEST_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
+    )
+    ops = await channel.declare_exchange(topology.OPS_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True)
+    dlx = await channel.declare_exchange(
+        topology.DEAD_LETTER_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
+    )
+    await channel.declare_exchange(topology.EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
+
+    work_args = topology.work_queue_arguments(limits)
+    request_queue = await channel.declare_queue(topology.REQUEST_QUEUE, durable=True, arguments=work_args)
+    await request_queue.bind(requests, topology.REQUEST_ROUTING_KEY)
+    for service_type in ServiceType:
+        queue = await channel.declare_queue(
+            topology.work_queue(service_type.value), durable=True, arguments=work_args
+        )
+        await queue.bind(ops, service_type.value)
+
+    dead = await channel.declare_queue(
+        topology.DEAD_LETTER_QUEUE, durable=True, arguments=topology.dead_letter_queue_arguments()
+    )
+    await dead.bind(dlx)
+    for tier in topology.RETRY_TIERS:
+        exchange = await channel.declare_exchange(
+            topology.retry_exchange(tier), aio_pika.ExchangeType.FANOUT, durable=True
+        )
+        queue = await channel.declare_queue(
+            topology.retry_queue(tier), durable=True, arguments=topology.retry_queue_arguments(tier)
+        )
+        await queue.bind(exchange)
+
+
+def encode(body: BaseModel | dict[str, Any]) -> bytes:
+    if isinstance(body, BaseModel):
+        return body.model_dump_json(by_alias=False).encode()
+    return json.dumps(body, separators=(",", ":"), default=str).encode()
+
+
+def build_message(
+    body: bytes,
+    *,
+    message_type: str,
+    correlation_id: str | None,
+    reply_to: str | None,
+    message_id: str | None = None,
+    headers: dict[str, Any] | None = None,
+    persistent: bool = True,
+) -> aio_pika.Message:
+    return aio_pika.Message(
+        body,
+        content_type=JSON,
+        type=message_type,
+        correlation_id=correlation_id,
+        reply_to=reply_to,
+        message_id=message_id,
+        headers=headers or {},
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+        if persistent
+        else aio_pika.DeliveryMode.NOT_PERSISTENT,
+    )
+
+
+async def publish(
+    exchange: AbstractExchange, message: aio_pika.Message, routing_key: str, timeout: float = 10
+) -> None:
+    """Publish and wait for the broker's confirm; translate refusals into typed errors."""
+    try:
+        await exchange.publish(message, routing_key, mandatory=True, timeout=timeout)
+    except PublishError as exc:
+        raise UnroutableError(
+            f"no queue accepts routing key {routing_key!r}", code=ErrorCode.NO_WORKER, detail=str(exc)
+        ) from exc
+    except DeliveryError as exc:
+        raise BrokerRefusedError(
+            "the broker refused the message (queue full)",
+            code=ErrorCode.QUEUE_FULL,
+            retry_after=1.0,
+            detail=str(exc),
+        ) from exc
+
+
+async def reply(
+    channel: AbstractChannel, request: AbstractIncomingMessage, body: bytes, timeout: float = 10
+) -> None:
+    """Send the one reply of `request` to its caller's queue (confirmed; raises UnroutableError if gone)."""
+    if not request.reply_to:
+        return
+    message = build_message(
+        body,
+        message_type=f"{request.type or 'unknown'}.reply",
+        correlation_id=request.correlation_id,
+        reply_to=None,
+        persistent=False,
+    )
+    await publish(channel.default_exchange, message, request.reply_to, timeout=timeout)
+
+
+def delivery_count(message: AbstractIncomingMessage) -> int:
+    """How many times the broker delivered this message before (quorum queues count it)."""
+    raw = (message.headers or {}).get("x-delivery-count", 0)
+    return int(raw) if isinstance(raw, int | str) and str(raw).isdigit() else 0

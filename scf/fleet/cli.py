@@ -1,0 +1,234 @@
+"""The `scf` command line: run fleet roles, manage connectors and call operations through the fleet."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import yaml
+from pydantic import BaseModel
+
+from scf.connectors.registry import available_types
+from scf.fleet.client import FleetClient
+from scf.fleet.logging import configure_logging
+from scf.fleet.runner import Roles, progress, run
+from scf.fleet.settings import Settings
+from scf.schemas.errors import ConnectorError
+
+T = TypeVar("T")
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure_logging(settings.scf_log_level)
+    return settings
+
+
+def _types(value: str | None) -> list[str]:
+    if not value or value == "all":
+        return available_types()
+    types = [t.strip() for t in value.split(",") if t.strip()]
+    unknown = sorted(set(types) - set(available_types()))
+    if unknown:
+        raise click.BadParameter(f"unknown service types {unknown}; available: {available_types()}")
+    return types
+
+
+def _print(value: Any) -> None:
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    elif isinstance(value, list):
+        value = [v.model_dump(mode="json") if isinstance(v, BaseModel) else v for v in value]
+    click.echo(json.dumps(value, indent=2, default=str))
+
+
+def _with_client(settings: Settings, action: Callable[[FleetClient], Awaitable[T]]) -> T:
+    async def go() -> T:
+        async with await FleetClient.connect(
+            settings.amqp_url, timeout=settings.scf_default_timeout
+        ) as client:
+            return await action(client)
+
+    try:
+        return asyncio.run(go())
+    except ConnectorError as exc:
+        info = exc.to_info()
+        click.echo(f"error [{info.category}/{info.code}]: {info.message}", err=True)
+        sys.exit(1)
+
+
+def load_connector_file(path: Path) -> list[dict[str, Any]]:
+    """A JSON or YAML file holding one connector body or a list of them."""
+    loaded = yaml.safe_load(path.read_text())
+    items = loaded if isinstance(loaded, list) else [loaded]
+    if not all(isinstance(i, dict) for i in items):
+        raise click.BadParameter(f"{path}: expected a connector object or a list of them")
+    return items
+
+
+async def register_connectors(client: FleetClient, bodies: list[dict[str, Any]]) -> None:
+    for i, body in enumerate(bodies, 1):
+        name = body.get("service_name", "?")
+        try:
+            created = await client.create_connector(body)
+            status = created.created.connector_info.connection_status
+        except ConnectorError as exc:
+            if exc.code != "CONNECTOR_EXISTS":
+                raise
+            status = (await client.update_connector(body)).connector_info.connection_status
+        progress(f"registered connector {i}/{len(bodies)}: {name} ({status})")
+
+
+@click.group()
+def main() -> None:
+    """Service Connector Factory: one uniform, resilient way to reach data services."""
+
+
+@main.command()
+@click.option(
+    "--types", "types_", default="all", help="Service types the worker serves (comma list or 'all')."
+)
+@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 1024))
+@click.option(
+    "--connectors",
+    "connectors_file",
+    type=click.Path(exists=True, path_type=Path),
+    default=None,
+    help="JSON/YAML connectors to register once the fleet is up (default: SCF_CONNECTORS_FILE).",
+)
+def up(types_: str, concurrency: int, connectors_file: Path | None) -> None:
+    """Run the whole fleet in one process: dispatcher plus workers for every type."""
+    settings = _settings()
+    path = connectors_file or settings.scf_connectors_file
+    bodies = load_connector_file(path) if path else []
+
+    async def on_ready() -> None:
+        if bodies:
+            async with await FleetClient.connect(settings.amqp_url) as client:
+                await register_connectors(client, bodies)
+        progress("fleet is up; try: scf connector list   (Ctrl-C stops)")
+
+    asyncio.run(
+        run(
+            settings,
+            Roles(dispatcher=True, worker_types=_types(types_), concurrency=concurrency),
+            on_ready=on_ready,
+        )
+    )
+
+
+@main.command()
+def dispatcher() -> None:
+    """Run a dispatcher (any number may run; RabbitMQ spreads requests)."""
+    asyncio.run(run(_settings(), Roles(dispatcher=True)))
+
+
+@main.command()
+@click.option("--types", "types_", default="all", help="Service types to serve (comma list or 'all').")
+@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 1024))
+def worker(types_: str, concurrency: int) -> None:
+    """Run a worker for some service types."""
+    asyncio.run(run(_settings(), Roles(worker_types=_types(types_), concurrency=concurrency)))
+
+
+@main.group()
+def connector() -> None:
+    """Manage connectors through the fleet."""
+
+
+@connector.command("create")
+@click.argument("file", type=click.Path(exists=True, path_type=Path))
+def connector_create(file: Path) -> None:
+    """Register the connector(s) in FILE (JSON or YAML)."""
+    bodies = load_connector_file(file)
+
+    async def go(client: FleetClient) -> list[Any]:
+        return [(await client.create_connector(b)).created for b in bodies]
+
+    _print(_with_client(_settings(), go))
+
+
+@connector.command("list")
+@click.option("--type", "service_type", default=None)
+def connector_list(service_type: str | None) -> None:
+    _print(_with_client(_settings(), lambda c: c.list_connectors(service_type)))
+
+
+@connector.command("get")
+@click.argument("name")
+def connector_get(name: str) -> None:
+    _print(_with_client(_settings(), lambda c: c.get_connector(name)))
+
+
+@connector.command("delete")
+@click.argument("name")
+def connector_delete(name: str) -> None:
+    _with_client(_settings(), lambda c: c.delete_connector(name))
+    click.echo(f"deleted {name}")
+
+
+@connector.command("test")
+@click.argument("name")
+def connector_test(name: str) -> None:
+    _print(_with_client(_settings(), lambda c: c.test_connection(name)))
+
+
+@connector.command("metrics")
+@click.argument("name")
+def connector_metrics(name: str) -> None:
+    _print(_with_client(_settings(), lambda c: c.get_metrics(name)))
+
+
+def _param(values: tuple[str, ...]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for item in values:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"--param takes key=value, got {item!r}")
+        try:
+            params[key] = json.loads(raw)
+        except ValueError:
+            params[key] = raw
+    return params
+
+
+@main.command()
+@click.argument("name")
+@click.argument("operation")
+@click.option("--data", "data", default="{}", help="The request's data object as JSON (or @file.json).")
+@click.option(
+    "--param", "params", multiple=True, help="A parameter as key=value (value parsed as JSON if it can be)."
+)
+@click.option("--timeout", type=float, default=None, help="Deadline in seconds.")
+@click.option("--idempotency-key", default=None)
+def call(
+    name: str,
+    operation: str,
+    data: str,
+    params: tuple[str, ...],
+    timeout: float | None,
+    idempotency_key: str | None,
+) -> None:
+    """Execute OPERATION on connector NAME through the fleet and print the result."""
+    raw = Path(data[1:]).read_text() if data.startswith("@") else data
+    try:
+        body = json.loads(raw)
+    except ValueError as exc:
+        raise click.BadParameter(f"--data is not JSON: {exc}") from None
+    request = {
+        "operation": operation,
+        "data": body,
+        "parameters": _param(params),
+        "timeout": timeout,
+        "idempotency_key": idempotency_key,
+    }
+    request = {k: v for k, v in request.items() if v is not None}
+    progress(f"calling {operation} on {name} ...")
+    result = _with_client(_settings(), lambda c: c.execute_operation(name, request))
+    _print(result)
+    sys.exit(0 if result.ok else 1)

@@ -1,0 +1,168 @@
+"""`FleetClient`: the factory's calls made remotely through the fleet (AMQP RPC).
+
+    async with await FleetClient.connect() as fleet:
+        connector = await fleet.create_connector(config)
+        result = await fleet.execute_operation("analytics_db", request)
+
+Replies keep the spec's shapes; a failed control-plane call raises the typed error it carried, a failed
+operation is a `failed` OperationResult (as with the in-process factory).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from types import TracebackType
+from typing import Any, Self
+
+from pydantic import BaseModel, ValidationError
+
+from scf.fleet.rpc import RpcClient
+from scf.schemas.connection import ServiceConnection, describe_validation_error
+from scf.schemas.control import ConnectorCreated, ConnectorMetrics, ConnectorState, MessageType
+from scf.schemas.errors import ConnectorError, ErrorCode, ErrorInfo, PermanentError, error_from_info
+from scf.schemas.operation import ConnectionTestResult, OperationRequest, OperationResult
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+class RemoteConnector:
+    """What `FleetClient.create_connector` returns: a handle with the in-process connector's calls."""
+
+    def __init__(self, client: FleetClient, created: ConnectorCreated) -> None:
+        self._client = client
+        self.created = created
+
+    @property
+    def service_name(self) -> str:
+        return self.created.service_name
+
+    async def test_connection(self) -> ConnectionTestResult:
+        return await self._client.test_connection(self.service_name)
+
+    async def execute_operation(self, request: OperationRequest | Mapping[str, Any]) -> OperationResult:
+        return await self._client.execute_operation(self.service_name, request)
+
+
+class FleetClient:
+    def __init__(self, rpc: RpcClient, *, timeout: float = 30.0) -> None:
+        self.rpc = rpc
+        self.timeout = timeout
+
+    @classmethod
+    async def connect(cls, amqp_url: str = DEFAULT_AMQP_URL, *, timeout: float = 30.0) -> FleetClient:
+        return cls(await RpcClient.connect(amqp_url, "scf-fleet-client"), timeout=timeout)
+
+    async def close(self) -> None:
+        await self.rpc.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # --- control plane -------------------------------------------------------------------------------
+
+    async def create_connector(self, config: ServiceConnection | Mapping[str, Any]) -> RemoteConnector:
+        body = _connection_body(config)
+        created = ConnectorCreated.model_validate(await self._control(MessageType.CONNECTOR_CREATE, body))
+        return RemoteConnector(self, created)
+
+    async def update_connector(self, config: ServiceConnection | Mapping[str, Any]) -> ConnectorCreated:
+        body = _connection_body(config)
+        return ConnectorCreated.model_validate(await self._control(MessageType.CONNECTOR_UPDATE, body))
+
+    async def get_connector(self, service_name: str) -> ConnectorState:
+        reply = await self._control(MessageType.CONNECTOR_GET, {"service_name": service_name})
+        return ConnectorState.model_validate(reply)
+
+    async def list_connectors(self, service_type: str | None = None) -> list[ConnectorState]:
+        body = {} if service_type is None else {"service_type": service_type}
+        reply = await self._control(MessageType.CONNECTOR_LIST, body)
+        return [ConnectorState.model_validate(c) for c in reply["connectors"]]
+
+    async def delete_connector(self, service_name: str) -> None:
+        await self._control(MessageType.CONNECTOR_DELETE, {"service_name": service_name})
+
+    async def pause_connector(self, service_name: str) -> None:
+        await self._control(MessageType.CONNECTOR_PAUSE, {"service_name": service_name})
+
+    async def resume_connector(self, service_name: str) -> None:
+        await self._control(MessageType.CONNECTOR_RESUME, {"service_name": service_name})
+
+    async def test_connection(self, service_name: str) -> ConnectionTestResult:
+        reply = await self._control(MessageType.CONNECTOR_TEST, {"service_name": service_name})
+        return ConnectionTestResult.model_validate(reply)
+
+    async def get_metrics(self, service_name: str) -> ConnectorMetrics:
+        reply = await self._control(MessageType.CONNECTOR_METRICS, {"service_name": service_name})
+        return ConnectorMetrics.model_validate(reply)
+
+    async def fleet_metrics(self) -> dict[str, Any]:
+        return await self._control(MessageType.FLEET_METRICS, {})
+
+    async def get_result(self, operation_id: str) -> OperationResult:
+        reply = await self.rpc.call(
+            MessageType.OPERATION_RESULT, {"operation_id": operation_id}, timeout=self.timeout
+        )
+        if "operation_id" not in reply:
+            raise _reply_error(reply)
+        return OperationResult.model_validate(reply)
+
+    # --- data plane ----------------------------------------------------------------------------------
+
+    async def execute_operation(
+        self,
+        service_name: str,
+        request: OperationRequest | Mapping[str, Any],
+        *,
+        timeout: float | None = None,
+    ) -> OperationResult:
+        """Run one operation through the fleet. Never raises for a failed operation: see `result.error`."""
+        started = time.perf_counter()
+        try:
+            parsed = (
+                request if isinstance(request, OperationRequest) else OperationRequest.model_validate(request)
+            )
+        except ValidationError as exc:
+            error = PermanentError(
+                "invalid request: " + describe_validation_error(exc), code=ErrorCode.INVALID_REQUEST
+            )
+            return OperationResult.failed("op_unparsed", error)
+        parsed = parsed.with_defaults(service_name)
+        assert parsed.operation_id is not None
+        # The caller waits a little longer than the fleet's own deadline so the typed reply can arrive.
+        wait = (timeout or parsed.timeout or self.timeout) + 5.0
+        try:
+            reply = await self.rpc.call(
+                MessageType.OPERATION_EXECUTE,
+                parsed.model_dump(exclude_none=True),
+                timeout=wait,
+                message_id=parsed.operation_id,
+            )
+        except ConnectorError as exc:
+            return OperationResult.failed(parsed.operation_id, exc, time.perf_counter() - started)
+        return OperationResult.model_validate(reply)
+
+    async def _control(self, message_type: MessageType, body: BaseModel | dict[str, Any]) -> dict[str, Any]:
+        reply = await self.rpc.call(message_type, body, timeout=self.timeout)
+        # A connection test that ran and failed is a result (it names its service); any other failure raises.
+        if reply.get("status") == "failed" and "service_name" not in reply:
+            raise _reply_error(reply)
+        return reply
+
+
+def _connection_body(config: ServiceConnection | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(config, ServiceConnection):
+        return config.sealed_payload()
+    return dict(config)
+
+
+def _reply_error(reply: dict[str, Any]) -> ConnectorError:
+    try:
+        return error_from_info(ErrorInfo.model_validate(reply.get("error")))
+    except ValidationError:
+        return PermanentError("the fleet sent a reply without a readable error", code=ErrorCode.INTERNAL)

@@ -1,0 +1,44 @@
+"""Every Redis key the fleet writes (DESIGN.md §5), in one place. Nothing else builds a key by hand."""
+
+from __future__ import annotations
+
+PREFIX = "scf:"
+CONNECTORS_INDEX = f"{PREFIX}connectors"
+
+
+def connector(name: str) -> str:
+    return f"{PREFIX}connector:{name}"
+
+
+def metrics(name: str) -> str:
+    return f"{PREFIX}metrics:{name}"
+
+
+def pool(name: str) -> str:
+    """Hash of worker id -> JSON pool statistics of that worker's instance of the connector."""
+    return f"{PREFIX}pool:{name}"
+
+
+def breaker(name: str) -> str:
+    return f"{PREFIX}breaker:{name}"
+
+
+def health(name: str) -> str:
+    return f"{PREFIX}health:{name}"
+
+
+def result(operation_id: str) -> str:
+    return f"{PREFIX}result:{operation_id}"
+
+
+def idempotency(name: str, key: str) -> str:
+    return f"{PREFIX}idem:{name}:{key}"
+
+
+def worker(worker_id: str) -> str:
+    return f"{PREFIX}worker:{worker_id}"
+
+
+def workers_of_type(service_type: str) -> str:
+    """Sorted set of worker ids serving a type, scored by the time their heartbeat expires."""
+    return f"{PREFIX}workers:{service_type}"

@@ -1,0 +1,28 @@
+"""Prometheus metrics every fleet process exports (names `scf_<thing>_<unit|total>`)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+OPERATION_SECONDS = Histogram(
+    "scf_operation_duration_seconds",
+    "Time to run one operation in a worker, by service type, operation and status.",
+    ["service_type", "operation", "status"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+INFLIGHT = Gauge("scf_inflight_operations", "Messages being processed right now, by role.", ["role"])
+REQUESTS_TOTAL = Counter(
+    "scf_requests_total", "Requests taken from scf.requests, by type and outcome.", ["type", "outcome"]
+)
+REJECTED_TOTAL = Counter(
+    "scf_messages_rejected_total", "Messages answered with a validation error, by code.", ["code"]
+)
+ORPHAN_REPLIES = Counter(
+    "scf_orphan_replies_total", "Replies whose reply queue was gone (result kept in Redis)."
+)
+REDELIVERED_TOTAL = Counter(
+    "scf_redelivered_total", "Messages a worker received again after a crash or nack."
+)
+POOL_SIZE = Gauge(
+    "scf_pool_connections", "Connections in a connector's pool in this process.", ["service_name", "state"]
+)

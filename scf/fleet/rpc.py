@@ -1,0 +1,156 @@
+"""RPC over AMQP: one exclusive reply queue per client, any number of concurrent calls by correlation id.
+
+`RpcClient` is the transport (also used by the dispatcher to ask a worker for a connection test);
+`FleetClient` in `scf.fleet.client` offers the factory's calls on top of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from types import TracebackType
+from typing import Any, Self
+
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+)
+from pydantic import BaseModel
+
+from scf.fleet import amqp
+from scf.schemas import topology
+from scf.schemas.errors import ErrorCode, TransientError
+
+log = structlog.get_logger(__name__)
+
+
+class RpcTimeoutError(TransientError):
+    """No reply arrived within the call's timeout; the request may still be running."""
+
+
+class RpcClient:
+    def __init__(self, connection: AbstractRobustConnection, *, owns_connection: bool = False) -> None:
+        self._connection = connection
+        self._owns_connection = owns_connection
+        self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._exchanges: dict[str, AbstractExchange] = {}
+
+    @classmethod
+    async def connect(cls, url: str, name: str = "scf-client") -> RpcClient:
+        client = cls(await amqp.connect(url, name), owns_connection=True)
+        await client.start()
+        return client
+
+    async def start(self) -> None:
+        self._channel = await amqp.open_channel(self._connection)
+        self._queue = await self._channel.declare_queue("", exclusive=True, auto_delete=True)
+        await self._queue.consume(self._on_reply, no_ack=True)
+
+    async def close(self) -> None:
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(TransientError("client closed before the reply arrived"))
+        self._pending.clear()
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+        if self._owns_connection:
+            await self._connection.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._pending)
+
+    async def call(
+        self,
+        message_type: str,
+        body: BaseModel | dict[str, Any],
+        *,
+        timeout: float,
+        exchange: str = topology.REQUEST_EXCHANGE,
+        routing_key: str = topology.REQUEST_ROUTING_KEY,
+        message_id: str | None = None,
+        headers: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Publish one request (confirmed) and wait for its reply. Raises RpcTimeoutError, publish errors."""
+        return await self.call_raw(
+            message_type,
+            amqp.encode(body),
+            timeout=timeout,
+            exchange=exchange,
+            routing_key=routing_key,
+            message_id=message_id,
+            headers=headers,
+        )
+
+    async def call_raw(
+        self,
+        message_type: str,
+        body: bytes,
+        *,
+        timeout: float,
+        exchange: str = topology.REQUEST_EXCHANGE,
+        routing_key: str = topology.REQUEST_ROUTING_KEY,
+        message_id: str | None = None,
+        headers: dict[str, Any] | None = None,
+        content_type: str = amqp.JSON,
+    ) -> dict[str, Any]:
+        assert self._queue is not None, "RpcClient.start() was not called"
+        correlation_id = uuid.uuid4().hex
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[correlation_id] = future
+        try:
+            message = amqp.build_message(
+                body,
+                message_type=message_type,
+                correlation_id=correlation_id,
+                reply_to=self._queue.name,
+                message_id=message_id,
+                headers=headers,
+            )
+            message.content_type = content_type
+            await amqp.publish(await self._exchange(exchange), message, routing_key)
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            raise RpcTimeoutError(
+                f"no reply to {message_type} within {timeout:g}s", code=ErrorCode.TIMEOUT
+            ) from None
+        finally:
+            self._pending.pop(correlation_id, None)
+
+    async def _exchange(self, name: str) -> AbstractExchange:
+        assert self._channel is not None
+        if name == "":
+            return self._channel.default_exchange
+        if name not in self._exchanges:
+            self._exchanges[name] = await self._channel.get_exchange(name, ensure=False)
+        return self._exchanges[name]
+
+    async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        future = self._pending.get(message.correlation_id or "")
+        if future is None or future.done():
+            log.info("reply_unmatched", correlation_id=message.correlation_id)
+            return
+        try:
+            body = json.loads(message.body)
+        except ValueError:
+            future.set_exception(
+                TransientError("the fleet sent an unreadable reply", code=ErrorCode.INTERNAL)
+            )
+            return
+        future.set_result(body if isinstance(body, dict) else {"result": body})

@@ -1,0 +1,69 @@
+"""Settings of every fleet process, read from the environment (the spec's variables plus `SCF_*`).
+
+Defaults work on a developer machine with RabbitMQ and Redis on loopback.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from scf.schemas.topology import QueueLimits
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+
+    # the spec's variables
+    service_connector_factory_port: int = Field(default=8306, ge=1, le=65535)
+    service_host: str = "localhost"
+    max_connections_per_service: int = Field(default=10, ge=1, le=500)
+    connection_timeout: float = Field(default=30.0, gt=0)
+    connection_retry_attempts: int = Field(default=3, ge=0, le=20)
+    connection_retry_delay: float = Field(default=1.0, ge=0)
+    health_check_interval: float = Field(default=30.0, gt=0)
+    service_timeout_threshold: float = Field(default=60.0, gt=0)
+    csv_ingestion_port: int = 8001
+    api_ingestion_port: int = 8002
+    pdf_ingestion_port: int = 8003
+    postgres_output_port: int = 8004
+    qdrant_vector_port: int = 6333
+    elasticsearch_port: int = 9200
+    minio_port: int = 9000
+    rabbitmq_port: int = 5672
+
+    # the fleet's own
+    scf_amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
+    scf_redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    scf_secret_key: SecretStr | None = None
+    scf_data_dir: Path = Path(".scf-data")
+    scf_default_timeout: float = Field(default=30.0, gt=0, le=3600)
+    scf_result_ttl: int = Field(default=3600, ge=1)
+    scf_delivery_limit: int = Field(default=5, ge=1, le=100)
+    scf_queue_max_length: int = Field(default=100_000, ge=1)
+    scf_prefetch_dispatcher: int = Field(default=256, ge=1, le=10_000)
+    scf_heartbeat_interval: float = Field(default=5.0, gt=0)
+    scf_shutdown_grace: float = Field(default=30.0, ge=0)
+    scf_metrics_port: int = Field(default=9464, ge=0, le=65535)
+    scf_connectors_file: Path | None = None
+    scf_log_level: str = "info"
+
+    @property
+    def amqp_url(self) -> str:
+        return self.scf_amqp_url.get_secret_value()
+
+    @property
+    def redis_url(self) -> str:
+        return self.scf_redis_url.get_secret_value()
+
+    @cached_property
+    def queue_limits(self) -> QueueLimits:
+        return QueueLimits(delivery_limit=self.scf_delivery_limit, max_length=self.scf_queue_max_length)
+
+    @property
+    def worker_ttl(self) -> float:
+        """How long a worker's heartbeat counts as alive: three missed beats."""
+        return self.scf_heartbeat_interval * 3

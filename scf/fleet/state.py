@@ -1,0 +1,281 @@
+"""The fleet's Redis state: connector registry (secrets sealed), metrics, heartbeats and stored results.
+
+Every Redis write of the fleet goes through `StateStore`. A Redis outage surfaces as a `transient`
+`STATE_UNAVAILABLE` error, never as "connector not found".
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, WatchError
+
+from scf.fleet import keys
+from scf.fleet.crypto import SecretBox
+from scf.schemas.connection import ServiceConnection
+from scf.schemas.control import ConnectorMetrics, ConnectorState
+from scf.schemas.errors import ConfigurationError, ErrorCode, PermanentError, TransientError
+from scf.schemas.operation import OperationResult
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    """What routing needs about a connector, read without decrypting anything."""
+
+    service_name: str
+    service_type: str
+    version: int
+    paused: bool
+
+
+@dataclass(frozen=True)
+class OperationSample:
+    ok: bool
+    seconds: float
+
+
+@asynccontextmanager
+async def redis_errors() -> AsyncIterator[None]:
+    try:
+        yield
+    except RedisError as exc:
+        raise TransientError(
+            "the fleet's state store (Redis) is unavailable",
+            code=ErrorCode.STATE_UNAVAILABLE,
+            detail=str(exc),
+        ) from exc
+
+
+class StateStore:
+    def __init__(self, client: aioredis.Redis, box: SecretBox) -> None:
+        self.redis = client
+        self._box = box
+
+    @classmethod
+    def from_url(cls, url: str, box: SecretBox) -> StateStore:
+        client = aioredis.Redis.from_url(
+            url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5, health_check_interval=15
+        )
+        return cls(client, box)
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+
+    async def ping(self) -> bool:
+        try:
+            return bool(await self.redis.ping())
+        except RedisError:
+            return False
+
+    # --- registry ------------------------------------------------------------------------------------
+
+    async def save_connector(self, connection: ServiceConnection, *, create: bool) -> int:
+        """Create (refusing an existing name) or update (refusing a missing one); returns the new version."""
+        key = keys.connector(connection.service_name)
+        async with redis_errors(), self.redis.pipeline(transaction=True) as pipe:
+            for _ in range(10):
+                try:
+                    await pipe.watch(key)
+                    current = await pipe.hget(key, "version")
+                    if create and current is not None:
+                        raise PermanentError(
+                            f"connector {connection.service_name!r} already exists; update it instead",
+                            code=ErrorCode.CONNECTOR_EXISTS,
+                        )
+                    if not create and current is None:
+                        raise _not_found(connection.service_name)
+                    version = int(current or 0) + 1
+                    pipe.multi()  # type: ignore[no-untyped-call]
+                    pipe.hset(
+                        key,
+                        mapping={
+                            "service_type": connection.service_type.value,
+                            "version": version,
+                            "paused": "0",
+                            "public": json.dumps(connection.public_view()),
+                            "sealed": self._box.seal(connection.sealed_payload()),
+                            "updated_at": time.time(),
+                        },
+                    )
+                    pipe.sadd(keys.CONNECTORS_INDEX, connection.service_name)
+                    await pipe.execute()
+                    return version
+                except WatchError:
+                    continue
+        raise TransientError(
+            "concurrent updates of the connector; try again", code=ErrorCode.STATE_UNAVAILABLE
+        )
+
+    async def entry(self, name: str) -> RegistryEntry:
+        async with redis_errors():
+            raw = await self.redis.hmget(keys.connector(name), ["service_type", "version", "paused"])
+        if raw[0] is None:
+            raise _not_found(name)
+        return RegistryEntry(name, _text(raw[0]), int(_text(raw[1])), _text(raw[2]) == "1")
+
+    async def load_connection(self, name: str) -> tuple[ServiceConnection, int]:
+        """The full configuration with secrets, for a worker about to connect."""
+        async with redis_errors():
+            sealed, version = await self.redis.hmget(keys.connector(name), ["sealed", "version"])
+        if sealed is None:
+            raise _not_found(name)
+        return ServiceConnection.model_validate(self._box.open(_text(sealed))), int(_text(version))
+
+    async def connector_state(self, name: str) -> ConnectorState:
+        async with redis_errors():
+            raw = await self.redis.hgetall(keys.connector(name))
+        if not raw:
+            raise _not_found(name)
+        return _state_of(name, _texts(raw))
+
+    async def list_connectors(self, service_type: str | None = None) -> list[ConnectorState]:
+        async with redis_errors():
+            names = sorted(_text(n) for n in await self.redis.smembers(keys.CONNECTORS_INDEX))
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for name in names:
+                    pipe.hgetall(keys.connector(name))
+                rows = await pipe.execute()
+        states = [_state_of(n, _texts(raw)) for n, raw in zip(names, rows, strict=True) if raw]
+        return [s for s in states if service_type is None or s.service_type == service_type]
+
+    async def delete_connector(self, name: str) -> None:
+        async with redis_errors(), self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(keys.connector(name), keys.metrics(name), keys.pool(name), keys.health(name))
+            pipe.srem(keys.CONNECTORS_INDEX, name)
+            deleted, *_ = await pipe.execute()
+        if not deleted:
+            raise _not_found(name)
+
+    async def set_paused(self, name: str, paused: bool) -> None:
+        await self.entry(name)
+        async with redis_errors():
+            await self.redis.hset(keys.connector(name), "paused", "1" if paused else "0")
+
+    # --- metrics ---------------------------------------------------------------------------------------
+
+    async def record_operations(self, name: str, samples: Iterable[OperationSample]) -> None:
+        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
+            key = keys.metrics(name)
+            for s in samples:
+                pipe.hincrby(key, "total_operations", 1)
+                pipe.hincrby(key, "successful_operations" if s.ok else "failed_operations", 1)
+                pipe.hincrbyfloat(key, "response_time_sum", s.seconds)
+            await pipe.execute()
+
+    async def record_test(self, name: str, ok: bool) -> None:
+        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(keys.health(name), "tests_total", 1)
+            pipe.hincrby(keys.health(name), "tests_passed", 1 if ok else 0)
+            pipe.hset(
+                keys.health(name),
+                mapping={"last_status": "success" if ok else "failed", "last_at": time.time()},
+            )
+            await pipe.execute()
+
+    async def report_pools(self, worker_id: str, pools: dict[str, dict[str, int]], ttl: float) -> None:
+        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
+            for name, stats in pools.items():
+                pipe.hset(keys.pool(name), worker_id, json.dumps({**stats, "expires": time.time() + ttl}))
+            await pipe.execute()
+
+    async def metrics(self, name: str) -> ConnectorMetrics:
+        await self.entry(name)
+        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.metrics(name))
+            pipe.hgetall(keys.health(name))
+            pipe.hgetall(keys.pool(name))
+            counters, health, pools = await pipe.execute()
+        total = int(counters.get("total_operations", 0))
+        failed = int(counters.get("failed_operations", 0))
+        now = time.time()
+        live_pools = [p for p in (json.loads(v) for v in pools.values()) if p.get("expires", 0) > now]
+        tests_total = int(health.get("tests_total", 0))
+        return ConnectorMetrics(
+            service_name=name,
+            total_connections=sum(int(p.get("opened_total", 0)) for p in live_pools),
+            active_connections=sum(int(p.get("in_use", 0)) for p in live_pools),
+            total_operations=total,
+            successful_operations=int(counters.get("successful_operations", 0)),
+            failed_operations=failed,
+            average_response_time=round(float(counters.get("response_time_sum", 0.0)) / total, 6)
+            if total
+            else 0.0,
+            uptime_percentage=(
+                round(100.0 * int(health.get("tests_passed", 0)) / tests_total, 2) if tests_total else None
+            ),
+            error_count=failed,
+        )
+
+    # --- workers -------------------------------------------------------------------------------------
+
+    async def heartbeat(
+        self, worker_id: str, service_types: Iterable[str], ttl: float, info: dict[str, Any]
+    ) -> None:
+        now = time.time()
+        types = sorted(service_types)
+        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(
+                keys.worker(worker_id), json.dumps({**info, "types": types, "seen": now}), ex=max(1, int(ttl))
+            )
+            for t in types:
+                pipe.zadd(keys.workers_of_type(t), {worker_id: now + ttl})
+                pipe.zremrangebyscore(keys.workers_of_type(t), "-inf", now)
+            await pipe.execute()
+
+    async def retire_worker(self, worker_id: str, service_types: Iterable[str]) -> None:
+        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
+            pipe.delete(keys.worker(worker_id))
+            for t in service_types:
+                pipe.zrem(keys.workers_of_type(t), worker_id)
+            await pipe.execute()
+
+    async def live_workers(self, service_type: str) -> int:
+        async with redis_errors():
+            return int(await self.redis.zcount(keys.workers_of_type(service_type), time.time(), "+inf"))
+
+    # --- results -------------------------------------------------------------------------------------
+
+    async def store_result(self, result: OperationResult, ttl: int) -> None:
+        async with redis_errors():
+            await self.redis.set(keys.result(result.operation_id), result.model_dump_json(), ex=ttl)
+
+    async def get_result(self, operation_id: str) -> OperationResult:
+        async with redis_errors():
+            raw = await self.redis.get(keys.result(operation_id))
+        if raw is None:
+            raise PermanentError(
+                f"no stored result for operation {operation_id!r} (unknown, still running or expired)",
+                code=ErrorCode.RESULT_NOT_FOUND,
+            )
+        return OperationResult.model_validate_json(raw)
+
+
+def _text(value: bytes | str | None) -> str:
+    """Redis answers str (decode_responses=True); the client's types also allow bytes."""
+    if value is None:
+        return ""
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _texts(raw: dict[bytes | str, bytes | str] | dict[str, str]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _not_found(name: str) -> ConfigurationError:
+    return ConfigurationError(f"no connector named {name!r}", code=ErrorCode.CONNECTOR_NOT_FOUND)
+
+
+def _state_of(name: str, raw: dict[str, str]) -> ConnectorState:
+    return ConnectorState(
+        service_name=name,
+        service_type=raw["service_type"],
+        version=int(raw["version"]),
+        paused=raw.get("paused") == "1",
+        config=json.loads(raw["public"]),
+    )

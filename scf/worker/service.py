@@ -1,0 +1,227 @@
+"""The worker: consumes `scf.ops.<type>` queues, runs each operation through the factory, replies, acks.
+
+Order per message: decode -> check deadline -> execute (retries inside the deadline) -> store result and
+metrics in Redis -> publish the reply (confirmed) -> ack. A worker killed anywhere before the ack leaves
+the message with RabbitMQ, which delivers it to another worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import time
+import uuid
+from typing import Any
+
+import structlog
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
+
+from scf.factory import ServiceConnectorFactory
+from scf.fleet import amqp
+from scf.fleet.metrics import OPERATION_SECONDS, ORPHAN_REPLIES, POOL_SIZE, REDELIVERED_TOTAL
+from scf.fleet.service import FleetService
+from scf.fleet.settings import Settings
+from scf.fleet.state import OperationSample, StateStore
+from scf.schemas import topology
+from scf.schemas.control import CheckEnvelope, FailedReply, MessageType
+from scf.schemas.errors import ConnectorError, ErrorCode, PermanentError, TransientError
+from scf.schemas.operation import ConnectionTestResult, OperationEnvelope, OperationResult
+from scf.worker.cache import ConnectorCache
+
+log = structlog.get_logger(__name__)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Worker(FleetService):
+    role = "worker"
+
+    def __init__(
+        self,
+        settings: Settings,
+        state: StateStore,
+        connection: AbstractRobustConnection,
+        service_types: list[str],
+        concurrency: int,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.state = state
+        self.connection = connection
+        self.service_types = sorted(service_types)
+        self.concurrency = concurrency
+        self.worker_id = new_worker_id()
+        self.factory = ServiceConnectorFactory(
+            default_timeout=settings.scf_default_timeout, retry_delay=settings.connection_retry_delay
+        )
+        self.cache = ConnectorCache(self.factory, state)
+        self._channel: AbstractChannel | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._channel = await amqp.open_channel(self.connection, prefetch=self.concurrency)
+        await amqp.declare_topology(self._channel, self.settings.queue_limits)
+        await self._subscribe_events()
+        for service_type in self.service_types:
+            queue = await self._channel.get_queue(topology.work_queue(service_type))
+            await self.consume(queue, self._on_message)
+        await self._beat()
+        self._heartbeat = asyncio.create_task(self._heartbeat_loop(), name="worker-heartbeat")
+        self._ready = True
+        log.info(
+            "worker_started", worker_id=self.worker_id, types=self.service_types, concurrency=self.concurrency
+        )
+
+    async def _subscribe_events(self) -> None:
+        assert self._channel is not None
+        events = await self._channel.get_exchange(topology.EVENTS_EXCHANGE)
+        queue = await self._channel.declare_queue("", exclusive=True, auto_delete=True)
+        for action in ("updated", "deleted"):
+            await queue.bind(events, f"connector.{action}.#")
+        await queue.consume(self._on_event, no_ack=True)
+
+    async def _on_event(self, message: AbstractIncomingMessage) -> None:
+        routing_key = message.routing_key or ""
+        _, _, name = routing_key.partition(".")[2].partition(".")
+        if name:
+            await self.cache.drop(name)
+
+    async def _close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        try:
+            await self.state.retire_worker(self.worker_id, self.service_types)
+        except ConnectorError as exc:
+            log.warning("retire_failed", code=exc.code)
+        await self.factory.close()
+        if self._channel is not None and not self._channel.is_closed:
+            await self._channel.close()
+
+    # --- heartbeat -----------------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.scf_heartbeat_interval)
+            try:
+                await self._beat()
+            except ConnectorError as exc:
+                log.warning("heartbeat_failed", code=exc.code, detail=exc.detail)
+
+    async def _beat(self) -> None:
+        info = {"pid": os.getpid(), "concurrency": self.concurrency, "in_flight": len(self._tasks)}
+        await self.state.heartbeat(self.worker_id, self.service_types, self.settings.worker_ttl, info)
+        pools: dict[str, dict[str, int]] = {}
+        for name in self.cache.loaded():
+            stats = self.factory.get_connector(name).pool_stats()
+            pools[name] = {"size": stats.size, "in_use": stats.in_use, "opened_total": stats.opened_total}
+            POOL_SIZE.labels(name, "open").set(stats.size)
+            POOL_SIZE.labels(name, "in_use").set(stats.in_use)
+        if pools:
+            await self.state.report_pools(self.worker_id, pools, self.settings.worker_ttl)
+
+    # --- one message ---------------------------------------------------------------------------------
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if message.redelivered or amqp.delivery_count(message) > 0:
+            REDELIVERED_TOTAL.inc()
+            log.info("redelivered", message_id=message.message_id, deliveries=amqp.delivery_count(message))
+        try:
+            if message.type == MessageType.CONNECTOR_TEST:
+                body = await self._run_test(message)
+            else:
+                body = await self._run_operation(message)
+        except Exception:
+            # A bug must cost one typed reply, never the worker or a message stuck unacked.
+            log.exception("worker_internal_error", message_id=message.message_id, type=message.type)
+            body = _internal_error_reply(message)
+        assert self._channel is not None
+        try:
+            await amqp.reply(self._channel, message, body)
+        except amqp.UnroutableError:
+            ORPHAN_REPLIES.inc()
+            log.info("reply_orphaned", message_id=message.message_id)
+        except Exception as exc:
+            # Broker trouble while replying: leave the message unacked so it is delivered again.
+            log.warning("reply_failed", message_id=message.message_id, error=repr(exc))
+            return
+        await message.ack()
+
+    async def _run_operation(self, message: AbstractIncomingMessage) -> bytes:
+        try:
+            envelope = OperationEnvelope.model_validate_json(message.body)
+        except ValueError:
+            log.warning("poison_message", message_id=message.message_id)
+            error = PermanentError(
+                "the worker could not read the forwarded request", code=ErrorCode.INVALID_REQUEST
+            )
+            return amqp.encode(OperationResult.failed(message.message_id or "op_unknown", error))
+        request = envelope.request
+        assert request.operation_id is not None and request.service_name is not None
+        if envelope.remaining() <= 0:
+            late = TransientError(
+                "the request's deadline passed before it could run", code=ErrorCode.DEADLINE_EXCEEDED
+            )
+            result = OperationResult.failed(request.operation_id, late)
+        else:
+            try:
+                await self.cache.get(request.service_name, envelope.connector_version)
+                result = await self.factory.execute_operation(
+                    request.service_name, request, deadline=envelope.deadline
+                )
+            except ConnectorError as exc:
+                result = OperationResult.failed(request.operation_id, exc)
+        OPERATION_SECONDS.labels(envelope.service_type, request.operation, result.status).observe(
+            result.execution_time
+        )
+        await self._record(request.service_name, result)
+        return amqp.encode(result)
+
+    async def _record(self, service_name: str, result: OperationResult) -> None:
+        """Store the result and count it; Redis trouble must not cost the caller its reply."""
+        try:
+            await self.state.store_result(result, self.settings.scf_result_ttl)
+            await self.state.record_operations(
+                service_name, [OperationSample(result.ok, result.execution_time)]
+            )
+        except ConnectorError as exc:
+            log.warning("record_failed", operation_id=result.operation_id, code=exc.code)
+
+    async def _run_test(self, message: AbstractIncomingMessage) -> bytes:
+        try:
+            envelope = CheckEnvelope.model_validate_json(message.body)
+            await self.cache.get(envelope.service_name, envelope.connector_version)
+            connector = self.factory.get_connector(envelope.service_name)
+            async with asyncio.timeout(max(0.1, envelope.deadline - time.time())):
+                result = await connector.check()
+        except TimeoutError:
+            error = TransientError("the connection test did not finish in time", code=ErrorCode.TIMEOUT)
+            return amqp.encode(FailedReply.of(error))
+        except ValueError:
+            return amqp.encode(
+                FailedReply.of(PermanentError("unreadable test request", code=ErrorCode.INVALID_REQUEST))
+            )
+        except ConnectorError as exc:
+            return amqp.encode(FailedReply.of(exc))
+        try:
+            await self.state.record_test(result.service_name, result.status == "success")
+        except ConnectorError as exc:
+            log.warning("record_failed", service_name=result.service_name, code=exc.code)
+        return _dump_test(result)
+
+
+def _dump_test(result: ConnectionTestResult) -> bytes:
+    body: dict[str, Any] = result.model_dump(mode="json", exclude_none=True)
+    return json.dumps(body).encode()
+
+
+def _internal_error_reply(message: AbstractIncomingMessage) -> bytes:
+    error = PermanentError(
+        "internal worker error; the fleet's logs have the details", code=ErrorCode.INTERNAL
+    )
+    if message.type == MessageType.CONNECTOR_TEST:
+        return amqp.encode(FailedReply.of(error))
+    return amqp.encode(OperationResult.failed(message.message_id or "op_unknown", error))

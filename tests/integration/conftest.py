@@ -1,0 +1,84 @@
+"""Integration fixtures: real RabbitMQ (own vhost), Redis (own database), PostgreSQL, and fleet processes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis
+from cryptography.fernet import Fernet
+
+from scf.fleet.client import FleetClient
+from tests.support.fleet import FleetProcess, fleet_env
+from tests.support.services import PG_DSN, REDIS_TEST_DB, Vhost, create_vhost, delete_vhost, require
+
+
+@pytest.fixture(scope="session", autouse=True)
+def real_services() -> None:
+    require("RabbitMQ", "127.0.0.1", 5672)
+    require("Redis", "127.0.0.1", 6379)
+    require("PostgreSQL", "127.0.0.1", 5432)
+
+
+@pytest.fixture(scope="session")
+def vhost(real_services: None) -> Iterator[Vhost]:
+    created = create_vhost()
+    yield created
+    delete_vhost(created)
+
+
+@pytest.fixture(scope="session")
+def redis_url(real_services: None) -> Iterator[str]:
+    url = f"redis://127.0.0.1:6379/{REDIS_TEST_DB}"
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def secret_key() -> str:
+    return Fernet.generate_key().decode()
+
+
+@pytest.fixture(scope="session")
+def env(vhost: Vhost, redis_url: str, secret_key: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return fleet_env(vhost.amqp_url, redis_url, secret_key, tmp_path_factory.mktemp("scf-data"))
+
+
+@pytest.fixture(scope="session")
+def logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("fleet-logs")
+
+
+@pytest.fixture(scope="session")
+def fleet(env: dict[str, str], logs: Path) -> Iterator[dict[str, FleetProcess]]:
+    """A dispatcher and a worker for every type, as separate processes (the shape of a real fleet)."""
+    dispatcher = FleetProcess(["dispatcher"], env, logs / "dispatcher.log")
+    worker = FleetProcess(["worker", "--concurrency", "32"], env, logs / "worker.log")
+    procs = {"dispatcher": dispatcher, "worker": worker}
+    try:
+        dispatcher.wait_ready()
+        worker.wait_ready()
+        yield procs
+    finally:
+        for proc in procs.values():
+            proc.stop()
+
+
+@pytest.fixture(scope="session")
+async def client(fleet: dict[str, FleetProcess], vhost: Vhost) -> AsyncIterator[FleetClient]:
+    async with await FleetClient.connect(vhost.amqp_url, timeout=30) as fleet_client:
+        yield fleet_client
+
+
+@pytest.fixture
+async def pg() -> AsyncIterator[asyncpg.Connection]:
+    conn = await asyncpg.connect(PG_DSN)
+    try:
+        yield conn
+    finally:
+        await conn.close()
