@@ -45,7 +45,9 @@ def secret_key() -> str:
 
 
 @pytest.fixture(scope="session")
-def env(vhost: Vhost, redis_url: str, secret_key: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def env(
+    vhost: Vhost, redis_url: str, secret_key: str, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     return fleet_env(vhost.amqp_url, redis_url, secret_key, tmp_path_factory.mktemp("scf-data"))
 
 

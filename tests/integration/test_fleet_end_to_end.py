@@ -14,41 +14,17 @@ import redis.asyncio as aioredis
 from scf.fleet.client import FleetClient
 from scf.fleet.rpc import RpcClient
 from scf.schemas.control import MessageType
-from scf.schemas.errors import ConfigurationError
-from tests.support.fleet import FleetProcess
+from scf.schemas.errors import ConfigurationError, PermanentError
 from tests.support.services import PG_DSN, Vhost
+from tests.support.spec import SPEC_CREATE_BODY, SPEC_INSERT_REQUEST, SPEC_METRICS_KEYS
 
 pytestmark = pytest.mark.integration
 
 CANARY_PASSWORD = "secure_password-canary-7f3a9"
 
-# The spec's POST /connectors body, with two adjustments for this machine: the password is a canary we
-# can search for, and the local PostgreSQL serves no TLS, so ssl_enabled is false.
-SPEC_CREATE_BODY: dict[str, Any] = {
-    "service_type": "postgresql",
-    "service_name": "analytics_db",
-    "host": "localhost",
-    "port": 5432,
-    "database": "analytics",
-    "username": "analyst",
-    "password": CANARY_PASSWORD,
-    "connection_pool_size": 5,
-    "connection_timeout": 30,
-    "retry_attempts": 3,
-    "ssl_enabled": False,
-    "custom_config": {"schema": "public", "auto_commit": True},
-}
-
-SPEC_INSERT_REQUEST: dict[str, Any] = {
-    "connection_id": "analytics_db",
-    "operation": "insert",
-    "data_format": "json",
-    "data": {
-        "table_name": "user_analytics",
-        "records": [{"user_id": 123, "action": "login", "timestamp": "2024-01-01T10:00:00Z"}],
-    },
-    "parameters": {"batch_size": 100, "on_conflict": "update"},
-}
+# The spec's create body with two adjustments for this machine: the password is a canary we can search
+# for, and the local PostgreSQL serves no TLS, so ssl_enabled is false.
+CREATE_BODY: dict[str, Any] = {**SPEC_CREATE_BODY, "password": CANARY_PASSWORD, "ssl_enabled": False}
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +44,9 @@ async def analytics_db() -> AsyncIterator[None]:
         await db.execute(
             "CREATE TABLE user_analytics (user_id int PRIMARY KEY, action text, timestamp timestamptz)"
         )
-        await db.execute("CREATE TABLE user_events (id serial PRIMARY KEY, user_id int, date date, kind text)")
+        await db.execute(
+            "CREATE TABLE user_events (id serial PRIMARY KEY, user_id int, date date, kind text)"
+        )
         await db.execute(
             "INSERT INTO user_events (user_id, date, kind) VALUES (1, '2023-12-31', 'old'), "
             "(2, '2024-01-01', 'new'), (3, '2024-02-01', 'new')"
@@ -80,7 +58,7 @@ async def analytics_db() -> AsyncIterator[None]:
 
 @pytest.fixture(scope="module")
 async def registered(client: FleetClient, analytics_db: None) -> dict[str, Any]:
-    connector = await client.create_connector(SPEC_CREATE_BODY)
+    connector = await client.create_connector(CREATE_BODY)
     return connector.created.model_dump(mode="json")
 
 
@@ -207,7 +185,9 @@ async def test_unknown_operation_gets_a_permanent_error_within_a_second(
     assert result.error.retryable is False
 
 
-async def test_unknown_service_name_is_a_configuration_error_within_a_second(vhost: Vhost, fleet: object) -> None:
+async def test_unknown_service_name_is_a_configuration_error_within_a_second(
+    vhost: Vhost, fleet: object
+) -> None:
     body = json.dumps({"service_name": "no_such_db", "operation": "query"}).encode()
 
     reply = await _raw_call(vhost, MessageType.OPERATION_EXECUTE, body)
@@ -242,21 +222,24 @@ async def test_secrets_are_never_stored_or_returned_in_clear(
 
 
 async def test_connector_metrics_have_every_spec_key(client: FleetClient, registered: dict[str, Any]) -> None:
-    await client.execute_operation("analytics_db", {"operation": "query", "parameters": {"query": "SELECT 1"}})
+    await client.execute_operation(
+        "analytics_db", {"operation": "query", "parameters": {"query": "SELECT 1"}}
+    )
 
     metrics = (await client.get_metrics("analytics_db")).model_dump()
 
-    assert set(metrics) >= {
-        "service_name", "total_connections", "active_connections", "total_operations", "successful_operations",
-        "failed_operations", "average_response_time", "uptime_percentage", "error_count",
-    }
+    assert set(metrics) >= SPEC_METRICS_KEYS
     assert metrics["total_operations"] >= 1
     assert metrics["successful_operations"] >= 1
     assert metrics["uptime_percentage"] == 100.0  # the create-time test passed
 
 
-async def test_stored_result_is_fetchable_by_operation_id(client: FleetClient, registered: dict[str, Any]) -> None:
-    result = await client.execute_operation("analytics_db", {"operation": "query", "parameters": {"query": "SELECT 7"}})
+async def test_stored_result_is_fetchable_by_operation_id(
+    client: FleetClient, registered: dict[str, Any]
+) -> None:
+    result = await client.execute_operation(
+        "analytics_db", {"operation": "query", "parameters": {"query": "SELECT 7"}}
+    )
 
     stored = await client.get_result(result.operation_id)
 
@@ -264,10 +247,96 @@ async def test_stored_result_is_fetchable_by_operation_id(client: FleetClient, r
 
 
 async def test_deleted_connector_is_gone_for_callers(client: FleetClient) -> None:
-    await client.create_connector({"service_type": "csv", "service_name": "short_lived", "test_on_create": False})
+    await client.create_connector(
+        {"service_type": "csv", "service_name": "short_lived", "test_on_create": False}
+    )
     await client.delete_connector("short_lived")
 
     with pytest.raises(ConfigurationError):
         await client.get_connector("short_lived")
     result = await client.execute_operation("short_lived", {"operation": "preview"})
     assert result.error is not None and result.error.code == "CONNECTOR_NOT_FOUND"
+
+
+async def test_updated_connector_is_picked_up_by_workers(client: FleetClient) -> None:
+    body: dict[str, Any] = {
+        "service_type": "postgresql",
+        "service_name": "moving_db",
+        "host": "127.0.0.1",
+        "database": "test",
+        "username": "postgres",
+    }
+    await client.create_connector(body)
+    before = await client.execute_operation(
+        "moving_db", {"operation": "query", "parameters": {"query": "SELECT current_database() AS db"}}
+    )
+
+    updated = await client.update_connector({**body, "database": "postgres"})
+    after = await client.execute_operation(
+        "moving_db", {"operation": "query", "parameters": {"query": "SELECT current_database() AS db"}}
+    )
+
+    assert updated.status == "updated"
+    assert before.result_data["rows"] == [{"db": "test"}]
+    assert after.result_data["rows"] == [{"db": "postgres"}]
+
+
+async def test_paused_connector_answers_connector_paused_until_resumed(client: FleetClient) -> None:
+    await client.create_connector(
+        {"service_type": "csv", "service_name": "pausable", "test_on_create": False}
+    )
+    request = {"operation": "preview", "data": {"file_data": "a\n1\n"}}
+
+    await client.pause_connector("pausable")
+    paused = await client.execute_operation("pausable", request)
+    await client.resume_connector("pausable")
+    resumed = await client.execute_operation("pausable", request)
+
+    assert paused.error is not None and paused.error.code == "CONNECTOR_PAUSED"
+    assert resumed.status == "success", resumed.error
+
+
+async def test_creating_an_existing_name_is_refused(client: FleetClient) -> None:
+    await client.create_connector({"service_type": "csv", "service_name": "twice", "test_on_create": False})
+
+    with pytest.raises(PermanentError) as caught:
+        await client.create_connector({"service_type": "csv", "service_name": "twice"})
+
+    assert caught.value.code == "CONNECTOR_EXISTS"
+
+
+async def test_bad_connector_config_is_a_configuration_error_naming_the_field(client: FleetClient) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        await client.create_connector(
+            {
+                "service_type": "postgresql",
+                "service_name": "bad",
+                "port": 99999,
+                "host": "h",
+                "password": "pw-canary-31",
+            }
+        )
+
+    assert "port" in caught.value.message
+    assert "pw-canary-31" not in caught.value.message
+
+
+async def test_unreachable_database_reports_failed_connection_status(client: FleetClient) -> None:
+    created = await client.create_connector(
+        {
+            "service_type": "postgresql",
+            "service_name": "nowhere_db",
+            "host": "127.0.0.1",
+            "port": 1,
+            "username": "postgres",
+            "connection_timeout": 2,
+            "retry_attempts": 0,
+        }
+    )
+    tested = await client.test_connection("nowhere_db")
+
+    info = created.created.connector_info
+    assert info.connection_status == "failed"
+    assert info.test_error is not None and info.test_error.category == "transient"
+    assert tested.status == "failed"
+    assert tested.test_results["connection_test"] == "failed"

@@ -48,7 +48,9 @@ class Vhost:
 
 def create_vhost() -> Vhost:
     vhost = Vhost(f"scf-test-{uuid.uuid4().hex[:8]}")
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost.name], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "add_vhost", vhost.name], check=True, capture_output=True, timeout=60
+    )
     subprocess.run(
         ["rabbitmqctl", "-q", "set_permissions", "-p", vhost.name, "guest", ".*", ".*", ".*"],
         check=True,
@@ -59,4 +61,6 @@ def create_vhost() -> Vhost:
 
 
 def delete_vhost(vhost: Vhost) -> None:
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost.name], check=False, capture_output=True, timeout=60)
+    subprocess.run(
+        ["rabbitmqctl", "-q", "delete_vhost", vhost.name], check=False, capture_output=True, timeout=60
+    )

@@ -1,0 +1,164 @@
+"""`PostgreSQLOutputConnector`: an asyncpg pool per connector serving query, insert, update and delete.
+
+This module owns the pool's life (open, check, close, stats) and routes each operation to
+`operations.py`; SQL building, identifier checks and value coercion live in their own pure modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
+
+import asyncpg
+import structlog
+from asyncpg.pool import PoolAcquireContext
+
+from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
+from scf.connectors.postgresql.catalog import Catalog, Conn
+from scf.connectors.postgresql.coercion import json_text
+from scf.connectors.postgresql.errors import POSTGRES_ERROR_RULES, refine
+from scf.connectors.postgresql.operations import run_delete, run_insert, run_query, run_update
+from scf.connectors.postgresql.requests import (
+    DeleteData,
+    InsertData,
+    InsertParameters,
+    QueryParameters,
+    UpdateData,
+    WriteParameters,
+    parse,
+)
+from scf.connectors.postgresql.settings import pool_settings
+from scf.schemas.configs import PostgresConfig
+from scf.schemas.connection import ServiceConnection, ServiceType
+from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, SecurityError, TransientError
+from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict
+
+log = structlog.get_logger(__name__)
+
+#: How long `close()` waits for borrowed connections to come back before terminating them.
+CLOSE_TIMEOUT = 10.0
+
+_SCHEMA_USAGE_SQL = (
+    "SELECT pg_catalog.has_schema_privilege(n.oid, 'USAGE') AS usage "
+    "FROM pg_catalog.pg_namespace n WHERE n.nspname = $1"
+)
+
+_Run = Callable[[Conn], Awaitable[OperationOutcome]]
+
+
+class PostgreSQLOutputConnector(ServiceConnector):
+    """PostgreSQL through an asyncpg pool (`min_size=1`, `max_size` from the configuration).
+
+    Raises `transient` (connection lost, timeouts, deadlocks, serialization failures), `resource` (no
+    free server connections), `permanent` (bad requests, unknown tables/columns, constraint violations,
+    values that do not fit), `configuration` (bad DSN, unknown database or schema) and `security`
+    (authentication, privileges) errors.
+    """
+
+    service_type: ClassVar[ServiceType] = ServiceType.POSTGRESQL
+    operations: ClassVar[frozenset[str]] = frozenset({"query", "insert", "update", "delete"})
+    error_rules: ClassVar[tuple[ErrorRule, ...]] = POSTGRES_ERROR_RULES
+
+    def __init__(self, connection: ServiceConnection) -> None:
+        super().__init__(connection)
+        if not isinstance(self.type_config, PostgresConfig):  # pragma: no cover - the registry guarantees it
+            raise ConfigurationError("postgresql connector without a PostgresConfig")
+        self.config: PostgresConfig = self.type_config
+        self._settings = pool_settings(connection, self.config)
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._catalog = Catalog(self.config.schema_)
+        self._opened_total = 0
+
+    def translate(self, exc: BaseException) -> ConnectorError:
+        return refine(super().translate(exc), exc)
+
+    def pool_stats(self) -> PoolStats:
+        pool = self._pool
+        if pool is None:
+            return PoolStats(opened_total=self._opened_total)
+        size = pool.get_size()
+        return PoolStats(size=size, in_use=size - pool.get_idle_size(), opened_total=self._opened_total)
+
+    # --- life cycle ---------------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        settings = self._settings
+        try:
+            self._pool = await asyncpg.create_pool(
+                min_size=settings.min_size,
+                max_size=settings.max_size,
+                command_timeout=settings.command_timeout,
+                init=self._init_connection,
+                **settings.connect,
+            )
+        except asyncpg.InterfaceError:
+            raise  # ClientConfigurationError is a ValueError too; the error table classifies it
+        except ValueError as exc:  # asyncpg lets int()/urllib errors of a malformed DSN escape as-is
+            raise ConfigurationError(
+                "invalid connection settings", code=ErrorCode.INVALID_CONFIG, detail=type(exc).__name__
+            ) from exc
+
+    async def _init_connection(self, conn: asyncpg.Connection[asyncpg.Record]) -> None:
+        """Runs once per new server connection: counts it and decodes JSON columns into objects."""
+        self._opened_total += 1
+        for type_name in ("json", "jsonb"):
+            await conn.set_type_codec(type_name, schema="pg_catalog", encoder=json_text, decoder=json.loads)
+
+    async def _check(self) -> dict[str, TestVerdict]:
+        schema = self.config.schema_
+        async with self._acquire() as conn:
+            row = await conn.fetchrow(_SCHEMA_USAGE_SQL, schema, timeout=self.connection.connection_timeout)
+        if row is None:
+            raise ConfigurationError(f"schema {schema!r} does not exist", code=ErrorCode.INVALID_CONFIG)
+        if not row["usage"]:
+            raise SecurityError(f"no USAGE privilege on schema {schema!r}", code=ErrorCode.PERMISSION_DENIED)
+        return {"connection_test": "passed", "authentication_test": "passed", "permissions_test": "passed"}
+
+    async def _close(self) -> None:
+        pool, self._pool = self._pool, None
+        self._catalog.clear()
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            log.warning("postgres_pool_terminated", service_name=self.service_name, waited=CLOSE_TIMEOUT)
+            pool.terminate()
+
+    def _acquire(self) -> PoolAcquireContext[asyncpg.Record]:
+        if self._pool is None:
+            raise TransientError("the connector is closed", code=ErrorCode.CONNECTION_FAILED)
+        return self._pool.acquire(timeout=self.connection.connection_timeout)
+
+    # --- operations ---------------------------------------------------------------------------------
+
+    async def _execute(self, request: OperationRequest) -> OperationOutcome:
+        run = self._plan(request)  # parse and validate before borrowing a connection
+        async with self._acquire() as conn:
+            try:
+                return await run(conn)
+            except asyncpg.PostgresError:
+                table = request.data.get("table_name")
+                if isinstance(table, str):  # the table may have changed under the cached definition
+                    self._catalog.forget(table)
+                raise
+
+    def _plan(self, request: OperationRequest) -> _Run:
+        timeout = request.timeout
+        catalog = self._catalog
+        if request.operation == "query":
+            query = parse(QueryParameters, request.parameters, "parameters")
+            max_rows, writable = self.config.max_rows, self.config.allow_writes_in_query
+            return lambda conn: run_query(conn, query, max_rows, writable, timeout)
+        if request.operation == "insert":
+            rows = parse(InsertData, request.data, "data")
+            options = parse(InsertParameters, request.parameters, "parameters")
+            return lambda conn: run_insert(conn, catalog, rows, options, timeout)
+        writes = parse(WriteParameters, request.parameters, "parameters")
+        if request.operation == "update":
+            change = parse(UpdateData, request.data, "data")
+            return lambda conn: run_update(conn, catalog, change, writes, timeout)
+        removal = parse(DeleteData, request.data, "data")
+        return lambda conn: run_delete(conn, catalog, removal, writes, timeout)

@@ -1,0 +1,195 @@
+"""The PostgreSQL error table: asyncpg exception class -> category, code and user-safe message.
+
+Rows run most specific first (subclasses before their bases). `refine` then adds the safe facts the
+server reported in structured fields (constraint, table and column names, SQLSTATE, the text of syntax
+errors), never a parameter value: DataError and constraint messages may quote values, so those are
+dropped from the log detail as well.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import asyncpg.exceptions as pg
+
+from scf.connectors.base import ErrorRule
+from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode
+
+
+class _MatchesMessage(type):
+    """`isinstance` by base type and message fragment: asyncpg raises generic types for some cases."""
+
+    matches: type[BaseException]
+    fragments: tuple[str, ...]
+
+    def __instancecheck__(cls, instance: Any) -> bool:
+        return isinstance(instance, cls.matches) and any(f in str(instance) for f in cls.fragments)
+
+
+class ConnectionClosedError(Exception, metaclass=_MatchesMessage):
+    """asyncpg's plain `InterfaceError` for a connection or pool that went away (worth a retry)."""
+
+    matches = pg.InterfaceError
+    fragments = ("connection is closed", "pool is closing", "pool is closed")
+
+
+class TLSRefusedError(Exception, metaclass=_MatchesMessage):
+    """The server refused TLS that the configuration requires: retrying cannot help."""
+
+    matches = ConnectionError
+    fragments = ("rejected SSL upgrade",)
+
+
+_T, _R, _P, _C, _S = (
+    ErrorCategory.TRANSIENT,
+    ErrorCategory.RESOURCE,
+    ErrorCategory.PERMANENT,
+    ErrorCategory.CONFIGURATION,
+    ErrorCategory.SECURITY,
+)
+
+POSTGRES_ERROR_RULES: tuple[ErrorRule, ...] = (
+    # connecting and configuration
+    ErrorRule(pg.ClientConfigurationError, _C, ErrorCode.INVALID_CONFIG, "invalid connection settings"),
+    ErrorRule(
+        TLSRefusedError,
+        _C,
+        ErrorCode.INVALID_CONFIG,
+        "the server does not accept TLS connections (see ssl_enabled / custom_config.ssl_mode)",
+    ),
+    ErrorRule(
+        pg.InvalidCatalogNameError, _C, ErrorCode.INVALID_CONFIG, "the configured database does not exist"
+    ),
+    ErrorRule(pg.InvalidPasswordError, _S, ErrorCode.AUTHENTICATION_FAILED, "authentication failed"),
+    ErrorRule(
+        pg.InvalidAuthorizationSpecificationError,
+        _S,
+        ErrorCode.AUTHENTICATION_FAILED,
+        "authentication failed",
+    ),
+    ErrorRule(pg.InsufficientPrivilegeError, _S, ErrorCode.PERMISSION_DENIED, "permission denied"),
+    ErrorRule(
+        pg.TooManyConnectionsError, _R, ErrorCode.TOO_MANY_CONNECTIONS, "the database has no free connections"
+    ),
+    ErrorRule(
+        pg.InsufficientResourcesError,
+        _R,
+        ErrorCode.LIMIT_EXCEEDED,
+        "the database is out of resources (disk or memory)",
+    ),
+    # the connection went away or the server is restarting: try again
+    ErrorRule(
+        pg.PostgresConnectionError, _T, ErrorCode.CONNECTION_FAILED, "the database connection was lost"
+    ),
+    ErrorRule(ConnectionClosedError, _T, ErrorCode.CONNECTION_FAILED, "the database connection was closed"),
+    ErrorRule(
+        pg.QueryCanceledError, _T, ErrorCode.TIMEOUT, "the statement was cancelled (statement timeout)"
+    ),
+    ErrorRule(
+        pg.CannotConnectNowError,
+        _T,
+        ErrorCode.CONNECTION_FAILED,
+        "the database is starting up or shutting down",
+    ),
+    ErrorRule(
+        pg.OperatorInterventionError, _T, ErrorCode.CONNECTION_FAILED, "the database ended the session"
+    ),
+    ErrorRule(
+        pg.DeadlockDetectedError,
+        _T,
+        ErrorCode.QUERY_FAILED,
+        "deadlock detected; the transaction was rolled back",
+    ),
+    ErrorRule(
+        pg.SerializationError,
+        _T,
+        ErrorCode.QUERY_FAILED,
+        "serialization failure; the transaction was rolled back",
+    ),
+    ErrorRule(
+        pg.TransactionRollbackError,
+        _T,
+        ErrorCode.QUERY_FAILED,
+        "the transaction was rolled back by the database",
+    ),
+    ErrorRule(
+        pg.InvalidCachedStatementError, _T, ErrorCode.QUERY_FAILED, "a table changed during the operation"
+    ),
+    ErrorRule(
+        pg.OutdatedSchemaCacheError, _T, ErrorCode.QUERY_FAILED, "a table changed during the operation"
+    ),
+    # the request itself is wrong: answering again will not help
+    ErrorRule(
+        pg.ReadOnlySQLTransactionError,
+        _P,
+        ErrorCode.PERMISSION_DENIED,
+        "the query operation is read-only; write with insert/update/delete "
+        "(or enable custom_config.allow_writes_in_query)",
+    ),
+    ErrorRule(
+        pg.IntegrityConstraintViolationError, _P, ErrorCode.CONSTRAINT_VIOLATION, "a constraint was violated"
+    ),
+    ErrorRule(
+        pg.CardinalityViolationError,
+        _P,
+        ErrorCode.INVALID_DATA,
+        "one statement would change the same row twice (duplicate conflict keys in one batch?)",
+    ),
+    ErrorRule(pg.DataError, _P, ErrorCode.INVALID_DATA, "a value does not fit its column type"),
+    ErrorRule(pg.PostgresSyntaxError, _P, ErrorCode.QUERY_FAILED, "syntax error"),
+    ErrorRule(pg.UndefinedTableError, _P, ErrorCode.QUERY_FAILED, "unknown table"),
+    ErrorRule(pg.UndefinedColumnError, _P, ErrorCode.QUERY_FAILED, "unknown column"),
+    ErrorRule(pg.SyntaxOrAccessError, _P, ErrorCode.QUERY_FAILED, "the database refused the statement"),
+    ErrorRule(pg.PostgresError, _P, ErrorCode.QUERY_FAILED, "the database refused the statement"),
+)
+
+# Server messages of these classes name objects and types but never quote bound values.
+_SERVER_TEXT_IS_SAFE: tuple[type[BaseException], ...] = (
+    pg.SyntaxOrAccessError,
+    pg.FeatureNotSupportedError,
+    pg.InvalidSchemaNameError,
+    pg.CardinalityViolationError,
+    pg.InvalidTransactionStateError,
+)
+# Messages (and details) of these may quote the offending value.
+_VALUES_IN_TEXT: tuple[type[BaseException], ...] = (pg.DataError, pg.IntegrityConstraintViolationError)
+_ARGUMENT = re.compile(r"invalid input for query argument (\$[0-9]+)")
+_CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
+
+
+def refine(error: ConnectorError, exc: BaseException) -> ConnectorError:
+    """Add the server's safe, structured facts to a classified PostgreSQL error."""
+    if error.category is ErrorCategory.SECURITY or not isinstance(exc, pg.PostgresError):
+        return error
+    facts = _facts(exc)
+    if isinstance(exc, _SERVER_TEXT_IS_SAFE) and not isinstance(exc, _VALUES_IN_TEXT):
+        message = f"{error.message}: {exc.message}"
+    else:
+        message = error.message + (f" ({', '.join(facts)})" if facts else "")
+    detail = error.detail
+    if isinstance(exc, _VALUES_IN_TEXT):
+        detail = f"{type(exc).__module__}.{type(exc).__qualname__}: " + ", ".join(facts)
+    return type(error)(message, code=error.code, retry_after=error.retry_after, detail=detail)
+
+
+def _facts(exc: pg.PostgresError) -> list[str]:
+    facts = []
+    if isinstance(exc, _VALUES_IN_TEXT) and type(exc) not in _VALUES_IN_TEXT:
+        # the class says which kind (unique violation, invalid datetime format) without the value
+        facts.append(_CAMEL.sub(" ", type(exc).__name__.removesuffix("Error")).lower())
+    argument = _ARGUMENT.match(str(exc.args[0]) if exc.args else "")
+    if argument:  # asyncpg could not encode a parameter: name its position, not its value
+        facts.append(f"query argument {argument.group(1)}")
+    for label, attribute in (
+        ("constraint", "constraint_name"),
+        ("table", "table_name"),
+        ("column", "column_name"),
+    ):
+        value = getattr(exc, attribute, None)
+        if value:
+            facts.append(f"{label} {value!r}")
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate:
+        facts.append(f"SQLSTATE {sqlstate}")
+    return facts

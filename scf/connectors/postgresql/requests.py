@@ -1,0 +1,102 @@
+"""The shapes of `data` and `parameters` for each PostgreSQL operation, validated before any I/O.
+
+A request that does not fit is a `permanent` INVALID_REQUEST naming the field, never a driver error.
+Unknown keys are refused so that a misspelt option (`conflict_column`) is not silently ignored.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from scf.schemas.connection import describe_validation_error
+from scf.schemas.errors import ErrorCode, PermanentError
+
+Operator = Literal["=", "!=", "<", "<=", ">", ">=", "in", "not_in", "is_null", "is_not_null", "like"]
+OnConflict = Literal["error", "nothing", "update"]
+
+MAX_BATCH_SIZE = 10_000
+_VALUELESS: frozenset[str] = frozenset({"is_null", "is_not_null"})
+_LISTS: frozenset[str] = frozenset({"in", "not_in"})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class QueryParameters(_Strict):
+    query: str = Field(min_length=1, max_length=1_000_000)
+    query_params: list[Any] = Field(default_factory=list)
+    limit: int | None = Field(default=None, ge=1)
+
+
+class InsertData(_Strict):
+    table_name: str
+    records: list[dict[str, Any]] = Field(min_length=1)
+
+
+class InsertParameters(_Strict):
+    batch_size: int = Field(default=1000, ge=1, le=MAX_BATCH_SIZE)
+    on_conflict: OnConflict = "error"
+    conflict_columns: list[str] | None = Field(default=None, min_length=1)
+
+
+class Filter(_Strict):
+    """One `column operator value` condition; conditions of a filter list are joined with AND."""
+
+    column: str
+    operator: Operator = "="
+    value: Any = None
+
+    @model_validator(mode="after")
+    def _value_fits_operator(self) -> Filter:
+        if self.operator in _VALUELESS:
+            if self.value is not None:
+                raise ValueError(f"operator {self.operator} takes no value")
+        elif self.operator in _LISTS:
+            if not isinstance(self.value, list):
+                raise ValueError(f"operator {self.operator} needs a list value")
+        elif self.value is None:
+            raise ValueError(f"operator {self.operator} needs a value (use is_null to match NULL)")
+        elif self.operator == "like" and not isinstance(self.value, str):
+            raise ValueError("operator like needs a string pattern")
+        return self
+
+
+class DeleteData(_Strict):
+    table_name: str
+    filters: list[Filter] = Field(default_factory=list)
+
+
+class UpdateData(DeleteData):
+    values: dict[str, Any] = Field(min_length=1)
+
+
+class WriteParameters(_Strict):
+    """`allow_all` must be true to update or delete without any filter (every row of the table)."""
+
+    allow_all: bool = False
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def parse(model: type[_Model], body: dict[str, Any], where: str) -> _Model:
+    """Validate `body` (the request's `data` or `parameters`) or raise a `permanent` INVALID_REQUEST."""
+    try:
+        return model.model_validate(body)
+    except ValidationError as exc:
+        raise PermanentError(
+            f"invalid {where}: {describe_validation_error(exc)}", code=ErrorCode.INVALID_REQUEST
+        ) from None
+
+
+def require_filters(data: DeleteData, parameters: WriteParameters, operation: str) -> None:
+    """Refuse a whole-table update/delete unless the caller said so explicitly."""
+    if not data.filters and not parameters.allow_all:
+        raise PermanentError(
+            f"{operation} without filters would change every row of {data.table_name!r}; "
+            "give data.filters or set parameters.allow_all to true",
+            code=ErrorCode.INVALID_REQUEST,
+        )

@@ -1,0 +1,81 @@
+"""Pure translation of a `ServiceConnection` + `PostgresConfig` into asyncpg pool arguments.
+
+Precedence: a `custom_config.connection_string` DSN is the base; host/port/username/password/database
+given on the connection override it; `custom_config.database` overrides both. TLS follows
+`custom_config.ssl_mode`, else `ssl_enabled` ('require'), else the DSN's own `sslmode`, else 'disable'.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from scf.connectors.postgresql.identifiers import quote_ident
+from scf.schemas.configs import PostgresConfig
+from scf.schemas.connection import ServiceConnection
+from scf.schemas.errors import ConfigurationError, ErrorCode
+
+#: Per-statement limit when the request gives no timeout of its own.
+DEFAULT_COMMAND_TIMEOUT = 300.0
+_APPLICATION_NAME_BYTES = 63
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    connect: dict[str, Any] = field(repr=False)  # holds the password: never logged
+    min_size: int
+    max_size: int
+    command_timeout: float
+
+
+def ssl_mode(connection: ServiceConnection, config: PostgresConfig) -> str | None:
+    """The asyncpg `ssl=` value; `None` leaves it to the DSN's `sslmode`."""
+    if config.ssl_mode is not None:
+        if connection.ssl_enabled and config.ssl_mode in ("disable", "allow"):
+            raise ConfigurationError(
+                f"ssl_enabled is true but custom_config.ssl_mode is {config.ssl_mode!r}",
+                code=ErrorCode.INVALID_CONFIG,
+            )
+        return config.ssl_mode
+    if connection.ssl_enabled:
+        return "require"
+    if config.connection_string and _dsn_has_sslmode(config.connection_string):
+        return None
+    return "disable"
+
+
+def _dsn_has_sslmode(dsn: str) -> bool:
+    try:
+        return "sslmode" in parse_qs(urlsplit(dsn).query)
+    except ValueError:
+        return False  # asyncpg will refuse the DSN itself, as a configuration error
+
+
+def pool_settings(connection: ServiceConnection, config: PostgresConfig) -> PoolSettings:
+    connect: dict[str, Any] = {
+        "timeout": connection.connection_timeout,
+        "server_settings": {
+            "search_path": quote_ident(config.schema_),
+            "application_name": _application_name(connection.service_name),
+        },
+    }
+    if config.connection_string:
+        connect["dsn"] = config.connection_string
+    explicit = {
+        "host": connection.host,
+        "port": connection.port,
+        "user": connection.username,
+        "password": connection.secret_password(),
+        "database": config.database or connection.database,
+        "ssl": ssl_mode(connection, config),
+    }
+    connect.update({k: v for k, v in explicit.items() if v is not None})
+    max_size = config.max_connections or config.connection_pool_size or connection.connection_pool_size
+    return PoolSettings(
+        connect=connect, min_size=1, max_size=max_size, command_timeout=DEFAULT_COMMAND_TIMEOUT
+    )
+
+
+def _application_name(service_name: str) -> str:
+    return f"scf:{service_name}".encode()[:_APPLICATION_NAME_BYTES].decode("utf-8", "ignore")

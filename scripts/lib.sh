@@ -1,0 +1,45 @@
+# Shared steps of scripts/up.sh and scripts/test.sh: a project venv and the local services.
+# Sourced, not run. Every step says what it does on stderr.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+
+say() { printf 'scf-setup: %s\n' "$*" >&2; }
+
+ensure_venv() {  # $1: pip extras, e.g. "[dev]" or ""
+  if [ ! -x "$VENV/bin/python" ]; then
+    say "creating virtualenv $VENV"
+    python3 -m venv "$VENV"
+  fi
+  say "installing the project and its pinned dependencies${1:+ $1}"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT$1"
+}
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {  # $1 port, $2 name, $3 seconds
+  for _ in $(seq 1 "$3"); do port_open "$1" && return 0; sleep 1; done
+  say "$2 did not open port $1 within $3 s"; return 1
+}
+
+ensure_services() {
+  if ! port_open 5432; then
+    say "starting PostgreSQL"
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+    wait_port 5432 PostgreSQL 60
+  fi
+  if ! port_open 6379; then
+    say "starting Redis"
+    mkdir -p /var/lib/redis /var/log/redis
+    redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
+      --dir /var/lib/redis --logfile /var/log/redis/ci.log
+    wait_port 6379 Redis 30
+  fi
+  if ! port_open 5672; then
+    say "starting RabbitMQ"
+    rabbitmq-server -detached
+    wait_port 5672 RabbitMQ 120
+  fi
+  say "services up: PostgreSQL :5432, Redis :6379, RabbitMQ :5672"
+}

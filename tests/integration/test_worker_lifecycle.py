@@ -1,0 +1,156 @@
+"""Worker lifecycle: killed mid-operation loses nothing, SIGTERM drains, no worker means a typed error.
+
+This module runs its own fleet processes (own vhost and Redis database) so it knows exactly which
+worker holds a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis
+
+from scf.fleet.client import FleetClient
+from tests.support.fleet import FleetProcess, fleet_env
+from tests.support.services import PG_DSN, Vhost, create_vhost, delete_vhost
+
+pytestmark = pytest.mark.integration
+
+CRASH_REDIS_DB = 14
+
+
+@pytest.fixture(scope="module")
+def crash_env(
+    secret_key: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[Vhost, dict[str, str]]]:
+    vhost = create_vhost()
+    url = f"redis://127.0.0.1:6379/{CRASH_REDIS_DB}"
+    redis.Redis.from_url(url).flushdb()
+    try:
+        yield vhost, fleet_env(vhost.amqp_url, url, secret_key, tmp_path_factory.mktemp("crash-data"))
+    finally:
+        redis.Redis.from_url(url).flushdb()
+        delete_vhost(vhost)
+
+
+PG_CONNECTOR = {
+    "service_type": "postgresql",
+    "service_name": "crash_db",
+    "host": "127.0.0.1",
+    "database": "test",
+    "username": "postgres",
+}
+
+
+async def wait_until_running(pg: asyncpg.Connection, marker: str) -> None:
+    """Until a query carrying `marker` is visibly running in PostgreSQL (the worker is mid-operation)."""
+    for _ in range(400):
+        running = await pg.fetchval(
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE $1 AND pid <> pg_backend_pid()",
+            f"%{marker}%",
+        )
+        if running:
+            return
+        await asyncio.sleep(0.025)
+    raise AssertionError("the query never started")
+
+
+def sleepy_query(marker: str, seconds: float) -> dict[str, object]:
+    return {
+        "operation": "query",
+        "timeout": 60,
+        "parameters": {"query": f"SELECT pg_sleep({seconds}), '{marker}' AS marker"},
+    }
+
+
+async def test_no_live_worker_for_the_type_is_a_resource_error_not_a_hang(
+    crash_env: tuple[Vhost, dict[str, str]], tmp_path: Path
+) -> None:
+    vhost, env = crash_env
+    dispatcher = FleetProcess(["dispatcher"], env, tmp_path / "dispatcher.log")
+    try:
+        dispatcher.wait_ready()
+        async with await FleetClient.connect(vhost.amqp_url) as client:
+            created = await client.create_connector({**PG_CONNECTOR, "service_name": "orphan_db"})
+            result = await client.execute_operation("orphan_db", {"operation": "query"}, timeout=2)
+    finally:
+        dispatcher.stop()
+
+    assert created.created.connector_info.connection_status == "untested"
+    assert result.error is not None
+    assert (result.error.category, result.error.code) == ("resource", "NO_WORKER")
+    assert result.error.retry_after is not None
+
+
+async def test_sigterm_drains_in_flight_work_then_exits_cleanly(
+    crash_env: tuple[Vhost, dict[str, str]], tmp_path: Path
+) -> None:
+    vhost, env = crash_env
+    dispatcher = FleetProcess(["dispatcher"], env, tmp_path / "dispatcher.log")
+    worker = FleetProcess(["worker", "--types", "postgresql"], env, tmp_path / "worker.log")
+    marker = f"drain-test-{time.time_ns()}"
+    pg = await asyncpg.connect(PG_DSN)
+    try:
+        dispatcher.wait_ready()
+        worker.wait_ready()
+        async with await FleetClient.connect(vhost.amqp_url) as client:
+            if not await _exists(client, "crash_db"):
+                await client.create_connector(PG_CONNECTOR)
+            call = asyncio.create_task(client.execute_operation("crash_db", sleepy_query(marker, 1.0)))
+            await wait_until_running(pg, marker)
+            exit_code = await asyncio.to_thread(worker.stop, 30.0)
+            result = await asyncio.wait_for(call, timeout=30)
+    finally:
+        await pg.close()
+        worker.stop()
+        dispatcher.stop()
+
+    assert exit_code == 0
+    assert result.status == "success", result.error
+    assert result.result_data["rows"][0]["marker"] == marker
+    assert '"event": "draining"' in worker.output()
+
+
+async def _exists(client: FleetClient, name: str) -> bool:
+    return any(c.service_name == name for c in await client.list_connectors())
+
+
+async def test_worker_killed_mid_operation_the_request_is_redelivered_and_answered(
+    crash_env: tuple[Vhost, dict[str, str]], tmp_path: Path
+) -> None:
+    vhost, env = crash_env
+    dispatcher = FleetProcess(["dispatcher"], env, tmp_path / "dispatcher.log")
+    victim = FleetProcess(
+        ["worker", "--types", "postgresql", "--concurrency", "4"], env, tmp_path / "victim.log"
+    )
+    successor: FleetProcess | None = None
+    dispatcher.wait_ready()
+    victim.wait_ready()
+    marker = f"kill-test-{time.time_ns()}"
+    pg = await asyncpg.connect(PG_DSN)
+    try:
+        async with await FleetClient.connect(vhost.amqp_url) as client:
+            if not await _exists(client, "crash_db"):
+                await client.create_connector(PG_CONNECTOR)
+            call = asyncio.create_task(client.execute_operation("crash_db", sleepy_query(marker, 1.5)))
+            await wait_until_running(pg, marker)
+
+            victim.kill()
+            assert not call.done(), "the reply came before the kill; the test proved nothing"
+            successor = FleetProcess(["worker", "--types", "postgresql"], env, tmp_path / "successor.log")
+            successor.wait_ready()
+            result = await asyncio.wait_for(call, timeout=60)
+    finally:
+        await pg.close()
+        for proc in (successor, victim, dispatcher):
+            if proc is not None:
+                proc.stop()
+
+    assert result.status == "success", result.error
+    assert result.result_data["rows"][0]["marker"] == marker
+    assert '"event": "redelivered"' in successor.output()
