@@ -25,6 +25,7 @@ from scf.schemas.connection import ServiceType
 from scf.schemas.errors import ErrorCode, ResourceError, TransientError
 
 JSON = "application/json"
+HEARTBEAT_SECONDS = 30
 
 
 class UnroutableError(TransientError):
@@ -36,7 +37,10 @@ class BrokerRefusedError(ResourceError):
 
 
 async def connect(url: str, name: str) -> AbstractRobustConnection:
-    return await aio_pika.connect_robust(url, client_properties={"connection_name": name}, timeout=10)
+    # Heartbeats every 30 s: a dead peer is noticed within about a minute, not at the next TCP timeout.
+    return await aio_pika.connect_robust(
+        url, client_properties={"connection_name": name}, timeout=10, heartbeat=HEARTBEAT_SECONDS
+    )
 
 
 async def open_channel(connection: AbstractRobustConnection, prefetch: int | None = None) -> AbstractChannel:

@@ -1,0 +1,11 @@
+# One image for every fleet role; the command picks the role (scf dispatcher | scf worker | scf up).
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY scf ./scf
+RUN pip install --no-cache-dir . && useradd --system --uid 10001 scf
+USER scf
+EXPOSE 9464
+HEALTHCHECK CMD python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:9464/healthz', timeout=3)"
+CMD ["scf", "worker"]
