@@ -71,17 +71,30 @@ def load_connector_file(path: Path) -> list[dict[str, Any]]:
     return items
 
 
-async def register_connectors(client: FleetClient, bodies: list[dict[str, Any]]) -> None:
+async def register_connectors(client: FleetClient, bodies: list[dict[str, Any]]) -> int:
+    """Create each connector (or update it if it exists); returns how many could not be registered."""
+    failures = 0
     for i, body in enumerate(bodies, 1):
         name = body.get("service_name", "?")
         try:
-            created = await client.create_connector(body)
-            status = created.created.connector_info.connection_status
+            status = await _create_or_update(client, body)
         except ConnectorError as exc:
-            if exc.code != "CONNECTOR_EXISTS":
-                raise
-            status = (await client.update_connector(body)).connector_info.connection_status
+            failures += 1
+            progress(
+                f"connector {i}/{len(bodies)}: {name} NOT registered [{exc.code}]: {exc.to_info().message}"
+            )
+            continue
         progress(f"registered connector {i}/{len(bodies)}: {name} ({status})")
+    return failures
+
+
+async def _create_or_update(client: FleetClient, body: dict[str, Any]) -> str:
+    try:
+        return (await client.create_connector(body)).created.connector_info.connection_status
+    except ConnectorError as exc:
+        if exc.code != "CONNECTOR_EXISTS":
+            raise
+    return (await client.update_connector(body)).connector_info.connection_status
 
 
 @click.group()

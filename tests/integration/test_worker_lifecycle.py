@@ -7,11 +7,13 @@ worker holds a message.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 import redis
 
@@ -154,3 +156,26 @@ async def test_worker_killed_mid_operation_the_request_is_redelivered_and_answer
     assert result.status == "success", result.error
     assert result.result_data["rows"][0]["marker"] == marker
     assert '"event": "redelivered"' in successor.output()
+
+
+async def test_every_process_serves_health_readiness_and_prometheus_metrics(
+    crash_env: tuple[Vhost, dict[str, str]], tmp_path: Path
+) -> None:
+    _, env = crash_env
+    worker = FleetProcess(["worker", "--types", "csv"], env, tmp_path / "probe.log")
+    try:
+        worker.wait_ready()
+        announced = re.search(r"scf: ready: probes and metrics on :(\d+)", worker.output())
+        assert announced is not None
+        port = int(announced[1])
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            alive, ready, metrics, missing = await asyncio.gather(
+                http.get("/healthz"), http.get("/readyz"), http.get("/metrics"), http.get("/nope")
+            )
+    finally:
+        worker.stop()
+
+    assert (alive.status_code, ready.status_code, missing.status_code) == (200, 200, 404)
+    assert ready.json() == {"status": "ready"}
+    assert "scf_inflight_operations" in metrics.text
+    assert metrics.headers["content-type"].startswith("text/plain")
