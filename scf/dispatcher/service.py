@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from scf.dispatcher.control import ControlPlane, parse
 from scf.dispatcher.routing import Decoded, deadline_for, decode
+from scf.dispatcher.routing_cache import RoutingCache
 from scf.fleet import amqp
 from scf.fleet.metrics import ORPHAN_REPLIES, REJECTED_TOTAL, REQUESTS_TOTAL
 from scf.fleet.rpc import RpcClient
@@ -53,6 +54,10 @@ class Dispatcher(FleetService):
         self._ops: AbstractExchange | None = None
         self._events: AbstractExchange | None = None
         self._rpc = RpcClient(connection)
+        # A connector's type rarely changes: guessing it lets one Redis round trip fetch the entry and
+        # the live-worker count together (a wrong guess costs one more round trip, never a wrong route).
+        self._type_hints: dict[str, str] = {}
+        self._routes = RoutingCache(ttl=settings.scf_routing_cache_ttl)
         self.control = ControlPlane(
             state, self._rpc, self._publish_event, test_timeout=min(10.0, settings.connection_timeout)
         )
@@ -65,10 +70,22 @@ class Dispatcher(FleetService):
         self._ops = await self._channel.get_exchange(topology.OPS_EXCHANGE)
         self._events = await self._channel.get_exchange(topology.EVENTS_EXCHANGE)
         await self._rpc.start()
+        await self._listen_for_registry_changes()
         queue = await self._channel.get_queue(topology.REQUEST_QUEUE)
         await self.consume(queue, self._on_request)
         self._ready = True
         log.info("dispatcher_started")
+
+    async def _listen_for_registry_changes(self) -> None:
+        """Drop cached routes when any dispatcher changes the registry (another replica, say)."""
+        assert self._channel is not None and self._events is not None
+        queue = await self._channel.declare_queue("", exclusive=True, auto_delete=True)
+        await queue.bind(self._events, "connector.#")
+
+        async def on_event(message: AbstractIncomingMessage) -> None:
+            self._routes.invalidate(topology.connector_of_event(message.routing_key or ""))
+
+        await queue.consume(on_event, no_ack=True)
 
     async def _close(self) -> None:
         await self._rpc.close()
@@ -77,6 +94,7 @@ class Dispatcher(FleetService):
 
     async def _publish_event(self, routing_key: str, body: dict[str, Any]) -> None:
         assert self._events is not None
+        self._routes.invalidate(topology.connector_of_event(routing_key))
         message = amqp.build_message(
             amqp.encode(body), message_type="event", correlation_id=None, reply_to=None, persistent=False
         )
@@ -160,10 +178,17 @@ class Dispatcher(FleetService):
         return Forward(entry.service_type, amqp.encode(envelope), None)
 
     async def _routable_entry(self, name: str, *, allow_paused: bool = False) -> Any:
-        entry = await self.state.entry(name)
+        now = time.time()
+        cached = self._routes.get(name, now)
+        if cached is not None:
+            entry, live = cached.entry, cached.live_workers
+        else:
+            entry, live = await self.state.routing_entry(name, self._type_hints.get(name))
+            self._type_hints[name] = entry.service_type
+            self._routes.put(entry, live, now)
         if entry.paused and not allow_paused:
             raise ConfigurationError(f"connector {name!r} is paused", code=ErrorCode.CONNECTOR_PAUSED)
-        if await self.state.live_workers(entry.service_type) == 0:
+        if live == 0:
             raise ResourceError(
                 f"no live worker serves service type {entry.service_type!r}",
                 code=ErrorCode.NO_WORKER,

@@ -34,12 +34,6 @@ class RegistryEntry:
     paused: bool
 
 
-@dataclass(frozen=True)
-class OperationSample:
-    ok: bool
-    seconds: float
-
-
 @asynccontextmanager
 async def redis_errors() -> AsyncIterator[None]:
     try:
@@ -115,9 +109,20 @@ class StateStore:
     async def entry(self, name: str) -> RegistryEntry:
         async with redis_errors():
             raw = await self.redis.hmget(keys.connector(name), ["service_type", "version", "paused"])
-        if raw[0] is None:
-            raise _not_found(name)
-        return RegistryEntry(name, _text(raw[0]), int(_text(raw[1])), _text(raw[2]) == "1")
+        return _entry_of(name, raw)
+
+    async def routing_entry(self, name: str, type_hint: str | None = None) -> tuple[RegistryEntry, int]:
+        """The registry entry and the number of live workers for its type, in one round trip."""
+        now = time.time()
+        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(keys.connector(name), ["service_type", "version", "paused"])
+            if type_hint is not None:
+                pipe.zcount(keys.workers_of_type(type_hint), now, "+inf")
+            replies = await pipe.execute()
+        entry = _entry_of(name, replies[0])
+        if type_hint == entry.service_type:
+            return entry, int(replies[1])
+        return entry, await self.live_workers(entry.service_type)
 
     async def load_connection(self, name: str) -> tuple[ServiceConnection, int]:
         """The full configuration with secrets, for a worker about to connect."""
@@ -158,15 +163,6 @@ class StateStore:
             await self.redis.hset(keys.connector(name), "paused", "1" if paused else "0")
 
     # --- metrics ---------------------------------------------------------------------------------------
-
-    async def record_operations(self, name: str, samples: Iterable[OperationSample]) -> None:
-        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
-            key = keys.metrics(name)
-            for s in samples:
-                pipe.hincrby(key, "total_operations", 1)
-                pipe.hincrby(key, "successful_operations" if s.ok else "failed_operations", 1)
-                pipe.hincrbyfloat(key, "response_time_sum", s.seconds)
-            await pipe.execute()
 
     async def record_test(self, name: str, ok: bool) -> None:
         async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
@@ -241,9 +237,15 @@ class StateStore:
 
     # --- results -------------------------------------------------------------------------------------
 
-    async def store_result(self, result: OperationResult, ttl: int) -> None:
-        async with redis_errors():
-            await self.redis.set(keys.result(result.operation_id), result.model_dump_json(), ex=ttl)
+    async def finish_operation(self, service_name: str, result: OperationResult, ttl: int) -> None:
+        """Store the result and count it in the connector's metrics, in one round trip."""
+        key = keys.metrics(service_name)
+        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(keys.result(result.operation_id), result.model_dump_json(), ex=ttl)
+            pipe.hincrby(key, "total_operations", 1)
+            pipe.hincrby(key, "successful_operations" if result.ok else "failed_operations", 1)
+            pipe.hincrbyfloat(key, "response_time_sum", result.execution_time)
+            await pipe.execute()
 
     async def get_result(self, operation_id: str) -> OperationResult:
         async with redis_errors():
@@ -265,6 +267,12 @@ def _text(value: bytes | str | None) -> str:
 
 def _texts(raw: dict[bytes | str, bytes | str] | dict[str, str]) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in raw.items()}
+
+
+def _entry_of(name: str, raw: list[bytes | str | None]) -> RegistryEntry:
+    if raw[0] is None:
+        raise _not_found(name)
+    return RegistryEntry(name, _text(raw[0]), int(_text(raw[1])), _text(raw[2]) == "1")
 
 
 def _not_found(name: str) -> ConfigurationError:

@@ -39,6 +39,12 @@ def connector_event(action: str, service_name: str) -> str:
     return f"connector.{action}.{service_name}"
 
 
+def connector_of_event(routing_key: str) -> str:
+    """The connector name in a `connector.<action>.<name>` routing key ("" for anything else)."""
+    prefix, _, rest = routing_key.partition(".")
+    return rest.partition(".")[2] if prefix == "connector" else ""
+
+
 def health_event(service_name: str) -> str:
     return f"health.{service_name}"
 

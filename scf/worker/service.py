@@ -23,7 +23,7 @@ from scf.fleet import amqp
 from scf.fleet.metrics import OPERATION_SECONDS, ORPHAN_REPLIES, POOL_SIZE, REDELIVERED_TOTAL
 from scf.fleet.service import FleetService
 from scf.fleet.settings import Settings
-from scf.fleet.state import OperationSample, StateStore
+from scf.fleet.state import StateStore
 from scf.schemas import topology
 from scf.schemas.control import CheckEnvelope, FailedReply, MessageType
 from scf.schemas.errors import ConnectorError, ErrorCode, PermanentError, TransientError
@@ -85,8 +85,7 @@ class Worker(FleetService):
         await queue.consume(self._on_event, no_ack=True)
 
     async def _on_event(self, message: AbstractIncomingMessage) -> None:
-        routing_key = message.routing_key or ""
-        _, _, name = routing_key.partition(".")[2].partition(".")
+        name = topology.connector_of_event(message.routing_key or "")
         if name:
             await self.cache.drop(name)
 
@@ -129,15 +128,27 @@ class Worker(FleetService):
         if message.redelivered or amqp.delivery_count(message) > 0:
             REDELIVERED_TOTAL.inc()
             log.info("redelivered", message_id=message.message_id, deliveries=amqp.delivery_count(message))
+        service_name, result = None, None
         try:
             if message.type == MessageType.CONNECTOR_TEST:
                 body = await self._run_test(message)
             else:
-                body = await self._run_operation(message)
+                service_name, result = await self._run_operation(message)
+                body = amqp.encode(result)
         except Exception:
             # A bug must cost one typed reply, never the worker or a message stuck unacked.
             log.exception("worker_internal_error", message_id=message.message_id, type=message.type)
             body = _internal_error_reply(message)
+        if service_name is not None and result is not None:
+            # Storing the result and replying are independent: do both at once, ack when both are done.
+            replied, _ = await asyncio.gather(self._reply(message, body), self._record(service_name, result))
+        else:
+            replied = await self._reply(message, body)
+        if replied:
+            await message.ack()
+
+    async def _reply(self, message: AbstractIncomingMessage, body: bytes) -> bool:
+        """Publish the reply (confirmed). False when the broker failed us: the message must stay unacked."""
         assert self._channel is not None
         try:
             await amqp.reply(self._channel, message, body)
@@ -145,12 +156,12 @@ class Worker(FleetService):
             ORPHAN_REPLIES.inc()
             log.info("reply_orphaned", message_id=message.message_id)
         except Exception as exc:
-            # Broker trouble while replying: leave the message unacked so it is delivered again.
             log.warning("reply_failed", message_id=message.message_id, error=repr(exc))
-            return
-        await message.ack()
+            return False
+        return True
 
-    async def _run_operation(self, message: AbstractIncomingMessage) -> bytes:
+    async def _run_operation(self, message: AbstractIncomingMessage) -> tuple[str | None, OperationResult]:
+        """Run a forwarded operation; returns its connector's name (None if unreadable) and its result."""
         try:
             envelope = OperationEnvelope.model_validate_json(message.body)
         except ValueError:
@@ -158,7 +169,7 @@ class Worker(FleetService):
             error = PermanentError(
                 "the worker could not read the forwarded request", code=ErrorCode.INVALID_REQUEST
             )
-            return amqp.encode(OperationResult.failed(message.message_id or "op_unknown", error))
+            return None, OperationResult.failed(message.message_id or "op_unknown", error)
         request = envelope.request
         assert request.operation_id is not None and request.service_name is not None
         if envelope.remaining() <= 0:
@@ -177,16 +188,12 @@ class Worker(FleetService):
         OPERATION_SECONDS.labels(envelope.service_type, request.operation, result.status).observe(
             result.execution_time
         )
-        await self._record(request.service_name, result)
-        return amqp.encode(result)
+        return request.service_name, result
 
     async def _record(self, service_name: str, result: OperationResult) -> None:
         """Store the result and count it; Redis trouble must not cost the caller its reply."""
         try:
-            await self.state.store_result(result, self.settings.scf_result_ttl)
-            await self.state.record_operations(
-                service_name, [OperationSample(result.ok, result.execution_time)]
-            )
+            await self.state.finish_operation(service_name, result, self.settings.scf_result_ttl)
         except ConnectorError as exc:
             log.warning("record_failed", operation_id=result.operation_id, code=exc.code)
 

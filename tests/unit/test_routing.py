@@ -75,3 +75,11 @@ def test_queue_names_and_arguments() -> None:
     assert args["x-dead-letter-strategy"] == "at-least-once"
     assert args["x-overflow"] == "reject-publish"
     assert topology.connector_event("updated", "db.main") == "connector.updated.db.main"
+
+
+@pytest.mark.parametrize(
+    ("routing_key", "name"),
+    [("connector.updated.db", "db"), ("connector.deleted.db.main", "db.main"), ("health.db", ""), ("x", "")],
+)
+def test_the_connector_is_read_back_from_an_event_key(routing_key: str, name: str) -> None:
+    assert topology.connector_of_event(routing_key) == name
