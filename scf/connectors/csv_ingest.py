@@ -41,7 +41,7 @@ from scf.connectors.csv_parsing import (
     sniff_delimiter,
     strip_bom,
 )
-from scf.schemas.configs import CsvConfig
+from scf.schemas.configs.csv import CsvConfig
 from scf.schemas.connection import ServiceType, describe_validation_error
 from scf.schemas.errors import ErrorCategory, ErrorCode, PermanentError
 from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import charset_normalizer
 
-from scf.schemas.configs import CsvConfig
+from scf.schemas.configs.csv import CsvConfig
 from scf.schemas.errors import ErrorCode, PermanentError
 
 # csv.Sniffer is superlinear in its sample (its quote regex backtracks): 64 KiB took 0.37 s, 16 KiB 0.03 s.

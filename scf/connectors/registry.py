@@ -17,6 +17,9 @@ if TYPE_CHECKING:
 IMPLEMENTATIONS: dict[str, str] = {
     "postgresql": "scf.connectors.postgresql:PostgreSQLOutputConnector",
     "csv": "scf.connectors.csv_ingest:CSVIngestionConnector",
+    "qdrant": "scf.connectors.qdrant:QdrantVectorConnector",
+    "elasticsearch": "scf.connectors.elasticsearch:ElasticsearchConnector",
+    "minio": "scf.connectors.minio:MinIOStorageConnector",
 }
 
 

@@ -53,7 +53,7 @@ from scf.connectors.postgresql.sql import (
     conflict_target,
     group_by_columns,
 )
-from scf.schemas.configs import PostgresConfig
+from scf.schemas.configs.postgresql import PostgresConfig
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode, PermanentError
 

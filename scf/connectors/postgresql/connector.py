@@ -30,7 +30,7 @@ from scf.connectors.postgresql.requests import (
     parse,
 )
 from scf.connectors.postgresql.settings import pool_settings
-from scf.schemas.configs import PostgresConfig
+from scf.schemas.configs.postgresql import PostgresConfig
 from scf.schemas.connection import ServiceConnection, ServiceType
 from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, SecurityError, TransientError
 from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict

@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from scf.connectors.postgresql.identifiers import quote_ident
-from scf.schemas.configs import PostgresConfig
+from scf.schemas.configs.postgresql import PostgresConfig
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ConfigurationError, ErrorCode
 

@@ -1,0 +1,33 @@
+"""`custom_config` of a `postgresql` connector (spec: PostgreSQL Configuration)."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from scf.schemas.connection import ServiceConnection
+
+PG_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
+
+
+class PostgresConfig(BaseModel):
+    """`custom_config` of a `postgresql` connector (spec: PostgreSQL Configuration)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connection_string: str | None = Field(default=None, repr=False)
+    database: str | None = None
+    schema_: str = Field(default="public", alias="schema", pattern=PG_IDENTIFIER.pattern)
+    ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None
+    connection_pool_size: int | None = Field(default=None, ge=1, le=200)
+    max_connections: int | None = Field(default=None, ge=1, le=500)
+    auto_commit: bool = True
+    allow_writes_in_query: bool = False
+    max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+
+    def check_connection(self, connection: ServiceConnection) -> None:
+        if not (connection.host or self.connection_string):
+            raise ValueError("postgresql needs host or custom_config.connection_string")
