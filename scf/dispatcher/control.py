@@ -14,6 +14,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from scf.connectors.registry import available_types, is_available
+from scf.fleet.health import HealthStore
 from scf.fleet.rpc import RpcClient
 from scf.fleet.state import StateStore
 from scf.schemas import topology
@@ -26,6 +27,7 @@ from scf.schemas.control import (
     ConnectorInfo,
     ConnectorList,
     ConnectorRef,
+    ConnectorStatus,
     FleetMetrics,
     ListFilter,
     MessageType,
@@ -58,6 +60,7 @@ class ControlPlane:
         self.rpc = rpc
         self.publish_event = publish_event
         self.test_timeout = test_timeout
+        self.health = HealthStore(state.redis)
         self.handlers: dict[MessageType, Handler] = {
             MessageType.CONNECTOR_CREATE: self.create,
             MessageType.CONNECTOR_UPDATE: self.update,
@@ -67,6 +70,7 @@ class ControlPlane:
             MessageType.CONNECTOR_PAUSE: self.pause,
             MessageType.CONNECTOR_RESUME: self.resume,
             MessageType.CONNECTOR_METRICS: self.metrics,
+            MessageType.CONNECTOR_STATUS: self.status,
             MessageType.FLEET_METRICS: self.fleet_metrics,
             MessageType.OPERATION_RESULT: self.result,
         }
@@ -168,6 +172,21 @@ class ControlPlane:
 
     async def metrics(self, body: dict[str, Any]) -> BaseModel:
         return await self.state.metrics(parse(ConnectorRef, body).service_name)
+
+    async def status(self, body: dict[str, Any]) -> BaseModel:
+        name = parse(ConnectorRef, body).service_name
+        entry = await self.state.entry(name)
+        last_error, last_error_at = await self.state.last_error(name)
+        return ConnectorStatus(
+            service_name=name,
+            service_type=entry.service_type,
+            version=entry.version,
+            paused=entry.paused,
+            health=await self.health.state(name),
+            last_error=last_error,
+            last_error_at=last_error_at,
+            live_workers=await self.state.live_workers(entry.service_type),
+        )
 
     async def fleet_metrics(self, body: dict[str, Any]) -> BaseModel:
         parse(ListFilter, body)

@@ -7,6 +7,7 @@ the request unacked, so RabbitMQ delivers it again.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -15,15 +16,17 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 from pydantic import ValidationError
 
 from scf.dispatcher.control import ControlPlane, parse
+from scf.dispatcher.health_monitor import HealthMonitor
 from scf.dispatcher.routing import Decoded, deadline_for, decode
 from scf.dispatcher.routing_cache import RoutingCache
 from scf.fleet import amqp
-from scf.fleet.metrics import ORPHAN_REPLIES, REJECTED_TOTAL, REQUESTS_TOTAL
+from scf.fleet.metrics import ORPHAN_REPLIES, QUEUE_DEPTH, REJECTED_TOTAL, REQUESTS_TOTAL
 from scf.fleet.rpc import RpcClient
 from scf.fleet.service import FleetService
 from scf.fleet.settings import Settings
 from scf.fleet.state import StateStore
 from scf.schemas import topology
+from scf.schemas.connection import ServiceType
 from scf.schemas.control import CheckEnvelope, ConnectorRef, FailedReply, MessageType
 from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, PermanentError, ResourceError
 from scf.schemas.operation import OperationEnvelope, OperationRequest, OperationResult
@@ -58,6 +61,7 @@ class Dispatcher(FleetService):
         # the live-worker count together (a wrong guess costs one more round trip, never a wrong route).
         self._type_hints: dict[str, str] = {}
         self._routes = RoutingCache(ttl=settings.scf_routing_cache_ttl)
+        self._background: list[asyncio.Task[None]] = []
         self.control = ControlPlane(
             state, self._rpc, self._publish_event, test_timeout=min(10.0, settings.connection_timeout)
         )
@@ -73,6 +77,17 @@ class Dispatcher(FleetService):
         await self._listen_for_registry_changes()
         queue = await self._channel.get_queue(topology.REQUEST_QUEUE)
         await self.consume(queue, self._on_request)
+        self._background = [asyncio.create_task(self._sample_queues(), name="queue-sampler")]
+        if self.settings.scf_health_monitor:
+            monitor = HealthMonitor(
+                self.state,
+                self._rpc,
+                self._publish_event,
+                interval=self.settings.health_check_interval,
+                threshold=self.settings.service_timeout_threshold,
+                webhook=self.settings.scf_alert_webhook,
+            )
+            self._background.append(asyncio.create_task(monitor.run(), name="health-monitor"))
         self._ready = True
         log.info("dispatcher_started")
 
@@ -87,7 +102,24 @@ class Dispatcher(FleetService):
 
         await queue.consume(on_event, no_ack=True)
 
+    async def _sample_queues(self) -> None:
+        """Export the depth of every fleet queue (work queues and the dead letters) to Prometheus."""
+        assert self._channel is not None
+        names = [topology.REQUEST_QUEUE, topology.DEAD_LETTER_QUEUE]
+        names += [topology.work_queue(t.value) for t in ServiceType]
+        while True:
+            for name in names:
+                try:
+                    declared = await self._channel.declare_queue(name, passive=True)
+                    QUEUE_DEPTH.labels(name).set(declared.declaration_result.message_count or 0)
+                except Exception as exc:
+                    log.info("queue_sample_failed", queue=name, error=repr(exc))
+                    break
+            await asyncio.sleep(self.settings.scf_queue_sample_interval)
+
     async def _close(self) -> None:
+        for task in self._background:
+            task.cancel()
         await self._rpc.close()
         if self._channel is not None and not self._channel.is_closed:
             await self._channel.close()

@@ -19,6 +19,16 @@ def pool(name: str) -> str:
     return f"{PREFIX}pool:{name}"
 
 
+def latency(name: str, window: int) -> str:
+    """Histogram (bucket index -> count) of one connector's response times in one 10-second window."""
+    return f"{PREFIX}lat:{name}:{window}"
+
+
+def lease(name: str) -> str:
+    """A singleton role's lease (e.g. the health monitor): value = holder id, with a TTL."""
+    return f"{PREFIX}lease:{name}"
+
+
 def breaker(name: str) -> str:
     return f"{PREFIX}breaker:{name}"
 

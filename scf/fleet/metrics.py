@@ -23,6 +23,13 @@ ORPHAN_REPLIES = Counter(
 REDELIVERED_TOTAL = Counter(
     "scf_redelivered_total", "Messages a worker received again after a crash or nack."
 )
+QUEUE_DEPTH = Gauge("scf_queue_depth", "Messages ready in a fleet queue (sampled by dispatchers).", ["queue"])
+RETRIES_TOTAL = Counter(
+    "scf_retries_total", "In-process retries of failed operation attempts.", ["service_type"]
+)
+CONNECTOR_HEALTHY = Gauge(
+    "scf_connector_healthy", "1 healthy, 0 unhealthy (from the health monitor).", ["service_name"]
+)
 POOL_SIZE = Gauge(
     "scf_pool_connections", "Connections in a connector's pool in this process.", ["service_name", "state"]
 )

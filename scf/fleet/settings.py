@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     scf_prefetch_dispatcher: int = Field(default=256, ge=1, le=10_000)
     scf_heartbeat_interval: float = Field(default=5.0, gt=0)
     scf_routing_cache_ttl: float = Field(default=1.0, ge=0, le=60)
+    scf_health_monitor: bool = True
+    scf_alert_webhook: str | None = None
+    scf_queue_sample_interval: float = Field(default=5.0, gt=0)
     scf_shutdown_grace: float = Field(default=30.0, ge=0)
     scf_metrics_port: int = Field(default=9464, ge=0, le=65535)
     scf_connectors_file: Path | None = None

@@ -16,11 +16,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, WatchError
 
-from scf.fleet import keys
+from scf.fleet import keys, latency
 from scf.fleet.crypto import SecretBox
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.control import ConnectorMetrics, ConnectorState
-from scf.schemas.errors import ConfigurationError, ErrorCode, PermanentError, TransientError
+from scf.schemas.errors import ConfigurationError, ErrorCode, ErrorInfo, PermanentError, TransientError
 from scf.schemas.operation import OperationResult
 
 
@@ -137,7 +137,7 @@ class StateStore:
             raw = await self.redis.hgetall(keys.connector(name))
         if not raw:
             raise _not_found(name)
-        return _state_of(name, _texts(raw))
+        return _state_of(name, text_map(raw))
 
     async def list_connectors(self, service_type: str | None = None) -> list[ConnectorState]:
         async with redis_errors():
@@ -146,7 +146,7 @@ class StateStore:
                 for name in names:
                     pipe.hgetall(keys.connector(name))
                 rows = await pipe.execute()
-        states = [_state_of(n, _texts(raw)) for n, raw in zip(names, rows, strict=True) if raw]
+        states = [_state_of(n, text_map(raw)) for n, raw in zip(names, rows, strict=True) if raw]
         return [s for s in states if service_type is None or s.service_type == service_type]
 
     async def delete_connector(self, name: str) -> None:
@@ -164,16 +164,6 @@ class StateStore:
 
     # --- metrics ---------------------------------------------------------------------------------------
 
-    async def record_test(self, name: str, ok: bool) -> None:
-        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
-            pipe.hincrby(keys.health(name), "tests_total", 1)
-            pipe.hincrby(keys.health(name), "tests_passed", 1 if ok else 0)
-            pipe.hset(
-                keys.health(name),
-                mapping={"last_status": "success" if ok else "failed", "last_at": time.time()},
-            )
-            await pipe.execute()
-
     async def report_pools(self, worker_id: str, pools: dict[str, dict[str, int]], ttl: float) -> None:
         async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
             for name, stats in pools.items():
@@ -182,14 +172,17 @@ class StateStore:
 
     async def metrics(self, name: str) -> ConnectorMetrics:
         await self.entry(name)
+        now = time.time()
         async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(keys.metrics(name))
             pipe.hgetall(keys.health(name))
             pipe.hgetall(keys.pool(name))
-            counters, health, pools = await pipe.execute()
+            for window in latency.minute_windows(now):
+                pipe.hgetall(keys.latency(name, window))
+            counters, health, pools, *windows = await pipe.execute()
+        last_minute = latency.merge(windows)
         total = int(counters.get("total_operations", 0))
         failed = int(counters.get("failed_operations", 0))
-        now = time.time()
         live_pools = [p for p in (json.loads(v) for v in pools.values()) if p.get("expires", 0) > now]
         tests_total = int(health.get("tests_total", 0))
         return ConnectorMetrics(
@@ -206,7 +199,17 @@ class StateStore:
                 round(100.0 * int(health.get("tests_passed", 0)) / tests_total, 2) if tests_total else None
             ),
             error_count=failed,
+            p50_response_time=latency.percentile(last_minute, 0.50),
+            p95_response_time=latency.percentile(last_minute, 0.95),
+            operations_per_second=latency.rate(last_minute, now),
         )
+
+    async def last_error(self, name: str) -> tuple[ErrorInfo | None, float | None]:
+        async with redis_errors():
+            raw, at = await self.redis.hmget(keys.metrics(name), ["last_error", "last_error_at"])
+        if raw is None:
+            return None, None
+        return ErrorInfo.model_validate_json(_text(raw)), float(_text(at)) if at else None
 
     # --- workers -------------------------------------------------------------------------------------
 
@@ -245,6 +248,13 @@ class StateStore:
             pipe.hincrby(key, "total_operations", 1)
             pipe.hincrby(key, "successful_operations" if result.ok else "failed_operations", 1)
             pipe.hincrbyfloat(key, "response_time_sum", result.execution_time)
+            histogram = keys.latency(service_name, latency.window_of(time.time()))
+            pipe.hincrby(histogram, str(latency.bucket_of(result.execution_time)), 1)
+            pipe.expire(histogram, latency.WINDOW_SECONDS * (latency.WINDOWS_PER_MINUTE + 2))
+            if result.error is not None:
+                pipe.hset(
+                    key, mapping={"last_error": result.error.model_dump_json(), "last_error_at": time.time()}
+                )
             await pipe.execute()
 
     async def get_result(self, operation_id: str) -> OperationResult:
@@ -265,7 +275,7 @@ def _text(value: bytes | str | None) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _texts(raw: dict[bytes | str, bytes | str] | dict[str, str]) -> dict[str, str]:
+def text_map(raw: dict[bytes | str, bytes | str] | dict[str, str]) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in raw.items()}
 
 

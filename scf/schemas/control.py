@@ -28,6 +28,7 @@ class MessageType(StrEnum):
     CONNECTOR_LIST = "connector.list"
     CONNECTOR_TEST = "connector.test"
     CONNECTOR_METRICS = "connector.metrics"
+    CONNECTOR_STATUS = "connector.status"
     FLEET_METRICS = "fleet.metrics"
 
 
@@ -115,6 +116,39 @@ class ConnectorMetrics(BaseModel):
     average_response_time: float = 0.0
     uptime_percentage: float | None = None
     error_count: int = 0
+    # beyond the spec's keys: the last minute, from every worker
+    p50_response_time: float | None = None
+    p95_response_time: float | None = None
+    operations_per_second: float = 0.0
+
+
+HealthStatus = Literal["healthy", "unhealthy", "unknown"]
+
+
+class HealthState(BaseModel):
+    """What the health monitor last saw of a connector."""
+
+    status: HealthStatus = "unknown"
+    last_check_at: float | None = None
+    last_ok_at: float | None = None
+    first_check_at: float | None = None
+    response_time: float | None = None
+    consecutive_failures: int = 0
+    last_error: ErrorInfo | None = None
+
+
+class ConnectorStatus(BaseModel):
+    """`GET /connectors/{name}/status`: health, last error and who can serve the connector."""
+
+    service_name: str
+    service_type: str
+    version: int
+    paused: bool
+    health: HealthState
+    last_error: ErrorInfo | None = None
+    last_error_at: float | None = None
+    live_workers: int
+    breaker_state: str | None = Field(default=None, description="null until the fleet tracks breakers")
 
 
 class FleetMetrics(BaseModel):

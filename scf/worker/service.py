@@ -20,6 +20,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 
 from scf.factory import ServiceConnectorFactory
 from scf.fleet import amqp
+from scf.fleet.health import HealthStore
 from scf.fleet.metrics import OPERATION_SECONDS, ORPHAN_REPLIES, POOL_SIZE, REDELIVERED_TOTAL
 from scf.fleet.service import FleetService
 from scf.fleet.settings import Settings
@@ -59,6 +60,7 @@ class Worker(FleetService):
             default_timeout=settings.scf_default_timeout, retry_delay=settings.connection_retry_delay
         )
         self.cache = ConnectorCache(self.factory, state)
+        self.health = HealthStore(state.redis)
         self._channel: AbstractChannel | None = None
         self._heartbeat: asyncio.Task[None] | None = None
 
@@ -214,7 +216,7 @@ class Worker(FleetService):
         except ConnectorError as exc:
             return amqp.encode(FailedReply.of(exc))
         try:
-            await self.state.record_test(result.service_name, result.status == "success")
+            await self.health.record(result)
         except ConnectorError as exc:
             log.warning("record_failed", service_name=result.service_name, code=exc.code)
         return _dump_test(result)

@@ -1,0 +1,43 @@
+"""HTTP status codes for the fleet's typed errors: one table, by code first, then by category.
+
+The body of every error response is the same typed JSON AMQP callers get (`FailedReply` or a failed
+`OperationResult`), so only the status line differs between the two faces of the fleet.
+"""
+
+from __future__ import annotations
+
+from scf.schemas.errors import ErrorCategory, ErrorCode, ErrorInfo
+
+STATUS_BY_CODE: dict[str, int] = {
+    ErrorCode.CONNECTOR_NOT_FOUND: 404,
+    ErrorCode.RESULT_NOT_FOUND: 404,
+    ErrorCode.NOT_FOUND: 404,
+    ErrorCode.CONNECTOR_EXISTS: 409,
+    ErrorCode.CONNECTOR_PAUSED: 409,
+    ErrorCode.INVALID_CONFIG: 422,
+    ErrorCode.INVALID_REQUEST: 422,
+    ErrorCode.NO_WORKER: 503,
+    ErrorCode.STATE_UNAVAILABLE: 503,
+    ErrorCode.TIMEOUT: 504,
+    ErrorCode.DEADLINE_EXCEEDED: 504,
+    ErrorCode.INTERNAL: 500,
+}
+
+STATUS_BY_CATEGORY: dict[ErrorCategory, int] = {
+    ErrorCategory.PERMANENT: 400,
+    ErrorCategory.CONFIGURATION: 422,
+    ErrorCategory.SECURITY: 403,
+    ErrorCategory.RESOURCE: 429,
+    ErrorCategory.TRANSIENT: 503,
+}
+
+
+def http_status(error: ErrorInfo) -> int:
+    return STATUS_BY_CODE.get(error.code, STATUS_BY_CATEGORY[error.category])
+
+
+def retry_after_header(error: ErrorInfo) -> dict[str, str]:
+    """`Retry-After` (whole seconds, at least 1) when the fleet says when to try again."""
+    if error.retry_after is None:
+        return {}
+    return {"Retry-After": str(max(1, round(error.retry_after)))}
