@@ -23,8 +23,10 @@ from scf.schemas.errors import ConnectorError
 T = TypeVar("T")
 
 
-def _settings() -> Settings:
+def _settings(alert_webhook: str | None = None) -> Settings:
     settings = Settings()
+    if alert_webhook is not None:
+        settings = settings.model_copy(update={"scf_alert_webhook": alert_webhook})
     configure_logging(settings.scf_log_level)
     return settings
 
@@ -114,9 +116,13 @@ def main() -> None:
     default=None,
     help="JSON/YAML connectors to register once the fleet is up (default: SCF_CONNECTORS_FILE).",
 )
-def up(types_: str, concurrency: int, connectors_file: Path | None) -> None:
-    """Run the whole fleet in one process: dispatcher plus workers for every type."""
-    settings = _settings()
+@click.option("--gateway/--no-gateway", default=True, show_default=True, help="Also serve the HTTP gateway.")
+@click.option("--alert-webhook", default=None, help="POST health changes to this URL as JSON.")
+def up(
+    types_: str, concurrency: int, connectors_file: Path | None, gateway: bool, alert_webhook: str | None
+) -> None:
+    """Run the whole fleet in one process: dispatcher, workers for every type and the HTTP gateway."""
+    settings = _settings(alert_webhook)
     path = connectors_file or settings.scf_connectors_file
     bodies = load_connector_file(path) if path else []
 
@@ -126,19 +132,21 @@ def up(types_: str, concurrency: int, connectors_file: Path | None) -> None:
                 await register_connectors(client, bodies)
         progress("fleet is up; try: scf connector list   (Ctrl-C stops)")
 
-    asyncio.run(
-        run(
-            settings,
-            Roles(dispatcher=True, worker_types=_types(types_), concurrency=concurrency),
-            on_ready=on_ready,
-        )
-    )
+    roles = Roles(dispatcher=True, worker_types=_types(types_), concurrency=concurrency, gateway=gateway)
+    asyncio.run(run(settings, roles, on_ready=on_ready))
 
 
 @main.command()
-def dispatcher() -> None:
-    """Run a dispatcher (any number may run; RabbitMQ spreads requests)."""
-    asyncio.run(run(_settings(), Roles(dispatcher=True)))
+@click.option("--alert-webhook", default=None, help="POST health changes to this URL as JSON.")
+def dispatcher(alert_webhook: str | None) -> None:
+    """Run a dispatcher (any number may run; RabbitMQ spreads requests; one runs the health monitor)."""
+    asyncio.run(run(_settings(alert_webhook), Roles(dispatcher=True)))
+
+
+@main.command()
+def gateway() -> None:
+    """Run the HTTP gateway alone (port SERVICE_CONNECTOR_FACTORY_PORT, default 8306)."""
+    asyncio.run(run(_settings(), Roles(gateway=True)))
 
 
 @main.command()

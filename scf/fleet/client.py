@@ -19,7 +19,15 @@ from pydantic import BaseModel, ValidationError
 
 from scf.fleet.rpc import RpcClient
 from scf.schemas.connection import ServiceConnection, describe_validation_error
-from scf.schemas.control import ConnectorCreated, ConnectorMetrics, ConnectorState, MessageType
+from scf.schemas.control import (
+    Acknowledged,
+    ConnectorCreated,
+    ConnectorMetrics,
+    ConnectorState,
+    ConnectorStatus,
+    FleetMetrics,
+    MessageType,
+)
 from scf.schemas.errors import ConnectorError, ErrorCode, ErrorInfo, PermanentError, error_from_info
 from scf.schemas.operation import ConnectionTestResult, OperationRequest, OperationResult
 
@@ -84,14 +92,21 @@ class FleetClient:
         reply = await self._control(MessageType.CONNECTOR_LIST, body)
         return [ConnectorState.model_validate(c) for c in reply["connectors"]]
 
-    async def delete_connector(self, service_name: str) -> None:
-        await self._control(MessageType.CONNECTOR_DELETE, {"service_name": service_name})
+    async def delete_connector(self, service_name: str) -> Acknowledged:
+        return await self._ack(MessageType.CONNECTOR_DELETE, service_name)
 
-    async def pause_connector(self, service_name: str) -> None:
-        await self._control(MessageType.CONNECTOR_PAUSE, {"service_name": service_name})
+    async def pause_connector(self, service_name: str) -> Acknowledged:
+        return await self._ack(MessageType.CONNECTOR_PAUSE, service_name)
 
-    async def resume_connector(self, service_name: str) -> None:
-        await self._control(MessageType.CONNECTOR_RESUME, {"service_name": service_name})
+    async def resume_connector(self, service_name: str) -> Acknowledged:
+        return await self._ack(MessageType.CONNECTOR_RESUME, service_name)
+
+    async def _ack(self, message_type: MessageType, service_name: str) -> Acknowledged:
+        return Acknowledged.model_validate(await self._control(message_type, {"service_name": service_name}))
+
+    async def connector_status(self, service_name: str) -> ConnectorStatus:
+        reply = await self._control(MessageType.CONNECTOR_STATUS, {"service_name": service_name})
+        return ConnectorStatus.model_validate(reply)
 
     async def test_connection(self, service_name: str) -> ConnectionTestResult:
         reply = await self._control(MessageType.CONNECTOR_TEST, {"service_name": service_name})
@@ -101,8 +116,8 @@ class FleetClient:
         reply = await self._control(MessageType.CONNECTOR_METRICS, {"service_name": service_name})
         return ConnectorMetrics.model_validate(reply)
 
-    async def fleet_metrics(self) -> dict[str, Any]:
-        return await self._control(MessageType.FLEET_METRICS, {})
+    async def fleet_metrics(self) -> FleetMetrics:
+        return FleetMetrics.model_validate(await self._control(MessageType.FLEET_METRICS, {}))
 
     async def get_result(self, operation_id: str) -> OperationResult:
         reply = await self.rpc.call(

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import unquote, urlsplit
 
 import structlog
 from aio_pika.abc import (
@@ -28,14 +30,26 @@ from scf.schemas.errors import ErrorCode, TransientError
 
 log = structlog.get_logger(__name__)
 
+#: Who a call is made for (e.g. the HTTP client behind the gateway); sent as a header for the audit log.
+CALLER: ContextVar[str | None] = ContextVar("scf_caller", default=None)
+CALLER_HEADER = "x-scf-caller"
+
 
 class RpcTimeoutError(TransientError):
     """No reply arrived within the call's timeout; the request may still be running."""
 
 
 class RpcClient:
-    def __init__(self, connection: AbstractRobustConnection, *, owns_connection: bool = False) -> None:
+    def __init__(
+        self,
+        connection: AbstractRobustConnection,
+        *,
+        owns_connection: bool = False,
+        user_id: str | None = None,
+    ) -> None:
         self._connection = connection
+        # RabbitMQ checks `user_id` against the connection's login, so the audit log can trust it.
+        self._user_id = user_id
         self._owns_connection = owns_connection
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
@@ -44,7 +58,8 @@ class RpcClient:
 
     @classmethod
     async def connect(cls, url: str, name: str = "scf-client") -> RpcClient:
-        client = cls(await amqp.connect(url, name), owns_connection=True)
+        user = unquote(urlsplit(url).username or "guest")
+        client = cls(await amqp.connect(url, name), owns_connection=True, user_id=user)
         await client.start()
         return client
 
@@ -70,6 +85,11 @@ class RpcClient:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
+
+    @property
+    def connected(self) -> bool:
+        channel = self._channel
+        return not self._connection.is_closed and channel is not None and not channel.is_closed
 
     @property
     def in_flight(self) -> int:
@@ -123,6 +143,10 @@ class RpcClient:
                 headers=headers,
             )
             message.content_type = content_type
+            message.user_id = self._user_id
+            caller = CALLER.get()
+            if caller is not None:
+                message.headers = {**(message.headers or {}), CALLER_HEADER: caller}
             await amqp.publish(await self._exchange(exchange), message, routing_key)
             async with asyncio.timeout(timeout):
                 return await future

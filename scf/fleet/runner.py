@@ -11,6 +11,7 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import structlog
 from aio_pika.abc import AbstractRobustConnection
@@ -19,7 +20,6 @@ from scf.dispatcher.service import Dispatcher
 from scf.fleet import amqp
 from scf.fleet.crypto import load_secret_box
 from scf.fleet.http import ProbeServer
-from scf.fleet.service import FleetService
 from scf.fleet.settings import Settings
 from scf.fleet.state import StateStore
 from scf.worker.service import Worker
@@ -29,11 +29,23 @@ log = structlog.get_logger(__name__)
 OnReady = Callable[[], Awaitable[None]]
 
 
+class Role(Protocol):
+    role: str
+
+    @property
+    def ready(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace: float) -> None: ...
+
+
 @dataclass
 class Roles:
     dispatcher: bool = False
     worker_types: list[str] = field(default_factory=list)
     concurrency: int = 16
+    gateway: bool = False
 
 
 def progress(text: str) -> None:
@@ -62,11 +74,15 @@ async def run(settings: Settings, roles: Roles, *, on_ready: OnReady | None = No
         progress("Redis is not reachable at SCF_REDIS_URL; start it and try again")
         raise SystemExit(2)
     connection = await connect_with_retry(settings, "scf-" + ("dispatcher" if roles.dispatcher else "worker"))
-    services: list[FleetService] = []
+    services: list[Role] = []
     if roles.dispatcher:
         services.append(Dispatcher(settings, state, connection))
     if roles.worker_types:
         services.append(Worker(settings, state, connection, roles.worker_types, roles.concurrency))
+    if roles.gateway:
+        from scf.gateway.server import GatewayServer  # only processes that serve HTTP import FastAPI
+
+        services.append(GatewayServer(settings))
 
     def ready() -> bool:
         return not connection.is_closed and all(s.ready for s in services)
@@ -81,6 +97,8 @@ async def run(settings: Settings, roles: Roles, *, on_ready: OnReady | None = No
             progress(f"starting {service.role}")
             await service.start()
         await probe.start()
+        if roles.gateway:
+            progress(f"gateway on :{settings.service_connector_factory_port} (/docs, /connectors, /metrics)")
         progress(f"ready: probes and metrics on :{probe.port} (/healthz /readyz /metrics)")
         if on_ready is not None:
             await on_ready()

@@ -1,0 +1,262 @@
+"""The HTTP face of the fleet (FastAPI): the spec's REST endpoints, each a thin call through `FleetClient`.
+
+HTTP and AMQP callers get the same JSON bodies; only the status line is added, from the error's code
+and category (`scf.gateway.errors`). `/docs` serves the OpenAPI document, `/asyncapi.json` the AMQP one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import structlog
+from fastapi import FastAPI, Header, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from scf.connectors.registry import is_available
+from scf.fleet.client import FleetClient
+from scf.fleet.rpc import CALLER
+from scf.fleet.settings import Settings
+from scf.gateway.catalog import ConnectorType, ValidationReport, connector_types, validate_config
+from scf.gateway.errors import http_status, retry_after_header
+from scf.schemas.connection import ServiceConnection
+from scf.schemas.control import (
+    Acknowledged,
+    ConnectorCreated,
+    ConnectorList,
+    ConnectorMetrics,
+    ConnectorState,
+    ConnectorStatus,
+    FailedReply,
+    FleetMetrics,
+)
+from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, ErrorInfo, PermanentError
+from scf.schemas.operation import ConnectionTestResult, OperationRequest, OperationResult
+
+log = structlog.get_logger(__name__)
+
+ClientFactory = Callable[[], Awaitable[FleetClient]]
+FAILED = {
+    "model": FailedReply,
+    "description": "a typed error: category, code, message, retryable, retry_after",
+}
+ERRORS: dict[int | str, dict[str, Any]] = {code: FAILED for code in (400, 404, 409, 422, 429, 503, 504)}
+
+
+def create_app(settings: Settings | None = None, client_factory: ClientFactory | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    async def connect() -> FleetClient:
+        return await FleetClient.connect(settings.amqp_url, timeout=settings.scf_default_timeout)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.fleet = await (client_factory or connect)()
+        try:
+            yield
+        finally:
+            await app.state.fleet.close()
+
+    app = FastAPI(
+        title="Service Connector Factory",
+        version="0.1.0",
+        description="One uniform, resilient way to reach data services. Each call goes through the fleet.",
+        lifespan=lifespan,
+    )
+    _install_error_handlers(app)
+    _install_audit(app)
+    _connector_routes(app)
+    _fleet_routes(app)
+    return app
+
+
+def fleet(request: Request) -> FleetClient:
+    client: FleetClient = request.app.state.fleet
+    return client
+
+
+def failure(error: ErrorInfo, body: Any | None = None) -> JSONResponse:
+    content = body if body is not None else FailedReply(error=error).model_dump(mode="json")
+    return JSONResponse(content, status_code=http_status(error), headers=retry_after_header(error))
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ConnectorError)
+    async def typed_error(_: Request, exc: ConnectorError) -> JSONResponse:
+        return failure(exc.to_info())
+
+    @app.exception_handler(Exception)
+    async def internal(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("gateway_internal_error", error=repr(exc))
+        return failure(PermanentError("internal gateway error", code=ErrorCode.INTERNAL).to_info())
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Never echo input values: a rejected body may carry a password.
+        fields = "; ".join(
+            ".".join(str(p) for p in e["loc"] if p != "body") + ": " + e["msg"] for e in exc.errors()[:10]
+        )
+        return failure(PermanentError(f"invalid request: {fields}", code=ErrorCode.INVALID_REQUEST).to_info())
+
+
+def _install_audit(app: FastAPI) -> None:
+    @app.middleware("http")
+    async def audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        caller = f"http:{request.client.host if request.client else 'unknown'}"
+        token = CALLER.set(caller)
+        try:
+            response = await call_next(request)
+        finally:
+            CALLER.reset(token)
+        if not request.url.path.startswith(("/healthz", "/readyz", "/metrics/prometheus")):
+            log.info(
+                "audit", who=caller, method=request.method, path=request.url.path, status=response.status_code
+            )
+        return response
+
+
+def _connector_routes(app: FastAPI) -> None:
+    @app.post(
+        "/connectors", status_code=201, response_model=ConnectorCreated, responses=ERRORS, tags=["connectors"]
+    )
+    async def create_connector(body: ServiceConnection, request: Request) -> ConnectorCreated:
+        return (await fleet(request).create_connector(body)).created
+
+    @app.get("/connectors", response_model=ConnectorList, tags=["connectors"])
+    async def list_connectors(request: Request, service_type: str | None = None) -> ConnectorList:
+        connectors = await fleet(request).list_connectors(service_type)
+        return ConnectorList(connectors=connectors, total=len(connectors))
+
+    @app.get(
+        "/connectors/{service_name}", response_model=ConnectorState, responses=ERRORS, tags=["connectors"]
+    )
+    async def get_connector(service_name: str, request: Request) -> ConnectorState:
+        return await fleet(request).get_connector(service_name)
+
+    @app.put(
+        "/connectors/{service_name}", response_model=ConnectorCreated, responses=ERRORS, tags=["connectors"]
+    )
+    async def update_connector(
+        service_name: str, body: ServiceConnection, request: Request
+    ) -> ConnectorCreated:
+        if body.service_name != service_name:
+            raise PermanentError(
+                "the body's service_name must match the path", code=ErrorCode.INVALID_REQUEST
+            )
+        return await fleet(request).update_connector(body)
+
+    @app.delete(
+        "/connectors/{service_name}", response_model=Acknowledged, responses=ERRORS, tags=["connectors"]
+    )
+    async def delete_connector(service_name: str, request: Request) -> Acknowledged:
+        return await fleet(request).delete_connector(service_name)
+
+    @app.post(
+        "/connectors/{service_name}/execute",
+        response_model=OperationResult,
+        responses={code: {"model": OperationResult} for code in (400, 404, 409, 422, 429, 503, 504)},
+        tags=["operations"],
+    )
+    async def execute(
+        service_name: str,
+        body: OperationRequest,
+        request: Request,
+        idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
+    ) -> Any:
+        if body.service_name not in (None, service_name):
+            raise PermanentError(
+                "connection_id must match the path's service name", code=ErrorCode.INVALID_REQUEST
+            )
+        if idempotency_key is not None and body.idempotency_key not in (None, idempotency_key):
+            raise PermanentError("Idempotency-Key header and body disagree", code=ErrorCode.INVALID_REQUEST)
+        if idempotency_key is not None:
+            body = body.model_copy(update={"idempotency_key": idempotency_key})
+        result = await fleet(request).execute_operation(service_name, body)
+        if result.error is not None:
+            return failure(result.error, result.model_dump(mode="json"))
+        return result
+
+    @app.post(
+        "/connectors/{service_name}/test",
+        response_model=ConnectionTestResult,
+        responses=ERRORS,
+        tags=["connectors"],
+    )
+    async def test_connector(service_name: str, request: Request) -> ConnectionTestResult:
+        return await fleet(request).test_connection(service_name)
+
+    @app.post(
+        "/connectors/{service_name}/pause", response_model=Acknowledged, responses=ERRORS, tags=["connectors"]
+    )
+    async def pause(service_name: str, request: Request) -> Acknowledged:
+        return await fleet(request).pause_connector(service_name)
+
+    @app.post(
+        "/connectors/{service_name}/resume",
+        response_model=Acknowledged,
+        responses=ERRORS,
+        tags=["connectors"],
+    )
+    async def resume(service_name: str, request: Request) -> Acknowledged:
+        return await fleet(request).resume_connector(service_name)
+
+    @app.get(
+        "/connectors/{service_name}/status",
+        response_model=ConnectorStatus,
+        responses=ERRORS,
+        tags=["monitoring"],
+    )
+    async def status(service_name: str, request: Request) -> ConnectorStatus:
+        return await fleet(request).connector_status(service_name)
+
+    @app.get(
+        "/connectors/{service_name}/metrics",
+        response_model=ConnectorMetrics,
+        responses=ERRORS,
+        tags=["monitoring"],
+    )
+    async def connector_metrics(service_name: str, request: Request) -> ConnectorMetrics:
+        return await fleet(request).get_metrics(service_name)
+
+
+def _fleet_routes(app: FastAPI) -> None:
+    @app.get(
+        "/operations/{operation_id}", response_model=OperationResult, responses=ERRORS, tags=["operations"]
+    )
+    async def stored_result(operation_id: str, request: Request) -> OperationResult:
+        return await fleet(request).get_result(operation_id)
+
+    @app.get("/connector-types", response_model=list[ConnectorType], tags=["connectors"])
+    async def types() -> list[ConnectorType]:
+        return connector_types()
+
+    @app.post(
+        "/connector-types/{service_type}/validate",
+        response_model=ValidationReport,
+        responses=ERRORS,
+        tags=["connectors"],
+    )
+    async def validate(service_type: str, body: dict[str, Any]) -> ValidationReport:
+        if not is_available(service_type):
+            raise ConfigurationError(f"no connector type {service_type!r}", code=ErrorCode.NOT_FOUND)
+        return validate_config(service_type, body)
+
+    @app.get("/metrics", response_model=FleetMetrics, tags=["monitoring"])
+    async def fleet_metrics(request: Request) -> FleetMetrics:
+        return await fleet(request).fleet_metrics()
+
+    @app.get("/metrics/prometheus", tags=["monitoring"])
+    async def prometheus() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/healthz", tags=["monitoring"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["monitoring"])
+    async def readyz(request: Request) -> JSONResponse:
+        ready = fleet(request).rpc.connected
+        return JSONResponse({"status": "ready" if ready else "not ready"}, status_code=200 if ready else 503)

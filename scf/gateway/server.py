@@ -1,0 +1,63 @@
+"""Runs the gateway app on uvicorn inside a fleet process, under the runner's signal handling."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator
+from contextlib import contextmanager
+
+import uvicorn
+
+from scf.fleet.settings import Settings
+from scf.gateway.app import create_app
+
+
+class _Server(uvicorn.Server):
+    @contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # The fleet runner owns SIGTERM/SIGINT and stops the gateway itself.
+        yield
+
+
+class GatewayServer:
+    role = "gateway"
+
+    def __init__(self, settings: Settings, host: str = "0.0.0.0") -> None:  # noqa: S104 - a server binds all
+        config = uvicorn.Config(
+            create_app(settings),
+            host=host,
+            port=settings.service_connector_factory_port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+        )
+        self._server = _Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._server.started and not self._server.should_exit
+
+    @property
+    def port(self) -> int | None:
+        servers = getattr(self._server, "servers", [])
+        for server in servers:
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._server.serve(), name="gateway")
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()  # re-raise why it could not start (e.g. port in use)
+                raise RuntimeError("the gateway stopped before it started")
+            await asyncio.sleep(0.05)
+
+    async def stop(self, grace: float) -> None:
+        self._server.should_exit = True
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=grace + 5)
+            except TimeoutError:
+                self._task.cancel()
