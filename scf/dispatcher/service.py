@@ -8,6 +8,7 @@ the request unacked, so RabbitMQ delivers it again.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from typing import Any
 
@@ -20,6 +21,7 @@ from scf.dispatcher.health_monitor import HealthMonitor
 from scf.dispatcher.routing import Decoded, deadline_for, decode
 from scf.dispatcher.routing_cache import RoutingCache
 from scf.fleet import amqp
+from scf.fleet.audit import audit
 from scf.fleet.metrics import ORPHAN_REPLIES, QUEUE_DEPTH, REJECTED_TOTAL, REQUESTS_TOTAL
 from scf.fleet.rpc import RpcClient
 from scf.fleet.service import FleetService
@@ -135,6 +137,7 @@ class Dispatcher(FleetService):
     # --- one request ---------------------------------------------------------------------------------
 
     async def _on_request(self, message: AbstractIncomingMessage) -> None:
+        started = time.perf_counter()
         decision = await self._decide(message)
         try:
             reply = await self._forward(message, decision) if isinstance(decision, Forward) else decision
@@ -148,6 +151,8 @@ class Dispatcher(FleetService):
             log.warning("settle_failed", type=message.type, error=repr(exc))
             return
         await message.ack()
+        if message.type not in AUDIT_QUIET:
+            audit(message, started, outcome=_outcome_of(decision), service_name=_service_name_of(message))
 
     async def _decide(self, message: AbstractIncomingMessage) -> Forward | bytes:
         """Decide the settlement without side effects on the broker: a forward or a reply body."""
@@ -260,6 +265,34 @@ class Dispatcher(FleetService):
     def _channel_or_fail(self) -> AbstractChannel:
         assert self._channel is not None
         return self._channel
+
+
+#: Reads that would drown the audit trail; operations are audited by the worker that runs them.
+AUDIT_QUIET = frozenset(
+    {
+        MessageType.OPERATION_EXECUTE,
+        MessageType.CONNECTOR_LIST,
+        MessageType.CONNECTOR_METRICS,
+        MessageType.FLEET_METRICS,
+        MessageType.OPERATION_RESULT,
+        MessageType.CONNECTOR_STATUS,
+    }
+)
+
+
+def _outcome_of(decision: Forward | bytes) -> str:
+    if isinstance(decision, Forward):
+        return "forwarded"
+    return "failed" if b'"status":"failed"' in decision[:64] else "ok"
+
+
+def _service_name_of(message: AbstractIncomingMessage) -> str | None:
+    try:
+        body = json.loads(message.body)
+    except ValueError:
+        return None
+    name = body.get("service_name") if isinstance(body, dict) else None
+    return name if isinstance(name, str) else None
 
 
 def _fallback_id(message: AbstractIncomingMessage) -> str:

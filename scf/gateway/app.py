@@ -6,6 +6,7 @@ and category (`scf.gateway.errors`). `/docs` serves the OpenAPI document, `/asyn
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -17,6 +18,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scf.connectors.registry import is_available
+from scf.fleet.audit import record as audit_record
 from scf.fleet.client import FleetClient
 from scf.fleet.rpc import CALLER
 from scf.fleet.settings import Settings
@@ -106,15 +108,15 @@ def _install_audit(app: FastAPI) -> None:
     @app.middleware("http")
     async def audit(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         caller = f"http:{request.client.host if request.client else 'unknown'}"
+        started = time.perf_counter()
         token = CALLER.set(caller)
         try:
             response = await call_next(request)
         finally:
             CALLER.reset(token)
         if not request.url.path.startswith(("/healthz", "/readyz", "/metrics/prometheus")):
-            log.info(
-                "audit", who=caller, method=request.method, path=request.url.path, status=response.status_code
-            )
+            what = f"{request.method} {request.url.path}"
+            audit_record(user=None, caller=caller, what=what, started=started, outcome=response.status_code)
         return response
 
 

@@ -20,6 +20,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 
 from scf.factory import ServiceConnectorFactory
 from scf.fleet import amqp
+from scf.fleet.audit import audit
 from scf.fleet.health import HealthStore
 from scf.fleet.metrics import OPERATION_SECONDS, ORPHAN_REPLIES, POOL_SIZE, REDELIVERED_TOTAL
 from scf.fleet.service import FleetService
@@ -127,6 +128,7 @@ class Worker(FleetService):
     # --- one message ---------------------------------------------------------------------------------
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        started = time.perf_counter()
         if message.redelivered or amqp.delivery_count(message) > 0:
             REDELIVERED_TOTAL.inc()
             log.info("redelivered", message_id=message.message_id, deliveries=amqp.delivery_count(message))
@@ -148,6 +150,11 @@ class Worker(FleetService):
             replied = await self._reply(message, body)
         if replied:
             await message.ack()
+        if result is not None:
+            outcome = result.status if result.error is None else f"failed:{result.error.code}"
+            audit(
+                message, started, service_name=service_name, operation_id=result.operation_id, outcome=outcome
+            )
 
     async def _reply(self, message: AbstractIncomingMessage, body: bytes) -> bool:
         """Publish the reply (confirmed). False when the broker failed us: the message must stay unacked."""

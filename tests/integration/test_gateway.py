@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -292,3 +294,25 @@ async def test_probes_and_docs(http: Recorder) -> None:
         "/metrics",
         "/operations/{operation_id}",
     } <= set(paths)
+
+
+async def test_audit_trail_names_the_http_caller_and_logs_hold_no_secret(
+    http: Recorder, gw_db: str, logs: Path
+) -> None:
+    await http.post(
+        f"/connectors/{gw_db}/execute", json={"operation": "query", "parameters": {"query": "SELECT 2"}}
+    )
+    await asyncio.sleep(0.2)  # let the processes flush their last lines
+
+    lines = [line for path in logs.glob("*.log") for line in path.read_text().splitlines()]
+    audits = [json.loads(line) for line in lines if '"event": "audit"' in line]
+
+    assert not [line for line in lines if CANARY in line], "a log line carried the canary password"
+    assert any(
+        a["what"] == "connector.create" and a["caller"] == "http:127.0.0.1" and a["user"] == "guest"
+        for a in audits
+    )
+    assert any(
+        a["what"] == "operation.execute" and a["service_name"] == gw_db and a["outcome"] == "success"
+        for a in audits
+    )
