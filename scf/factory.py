@@ -78,7 +78,7 @@ class ServiceConnectorFactory:
             if slot is not None and slot.connector.connection == connection:
                 connector = slot.connector
             else:
-                connector = connector_class(connection.service_type.value)(connection)
+                connector = connector_class(connection.service_type)(connection)
                 if slot is not None:
                     await slot.connector.close()
                 self._slots[name] = _Slot(connector, slot.counters if slot else _Counters())

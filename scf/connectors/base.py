@@ -18,7 +18,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from scf.schemas.configs import parse_type_config
-from scf.schemas.connection import ServiceConnection, ServiceType, describe_validation_error
+from scf.schemas.connection import ServiceConnection, describe_validation_error
 from scf.schemas.errors import (
     ConfigurationError,
     ConnectorError,
@@ -87,14 +87,14 @@ class ServiceConnector(ABC):
     `_execute` and `_close`. Every public method raises only `ConnectorError` subclasses.
     """
 
-    service_type: ClassVar[ServiceType]
+    service_type: ClassVar[str]
     operations: ClassVar[frozenset[str]]
     error_rules: ClassVar[tuple[ErrorRule, ...]] = ()
 
     def __init__(self, connection: ServiceConnection) -> None:
-        if connection.service_type is not self.service_type:
+        if connection.service_type != self.service_type:
             raise ConfigurationError(
-                f"{type(self).__name__} serves {self.service_type.value}, not {connection.service_type.value}"
+                f"{type(self).__name__} serves {self.service_type}, not {connection.service_type}"
             )
         self.connection = connection
         self.type_config: BaseModel | None = self._parse_type_config(connection)
@@ -104,7 +104,7 @@ class ServiceConnector(ABC):
     @staticmethod
     def _parse_type_config(connection: ServiceConnection) -> BaseModel | None:
         try:
-            return parse_type_config(connection.service_type.value, connection.custom_config)
+            return parse_type_config(connection.service_type, connection.custom_config)
         except ValidationError as exc:
             raise ConfigurationError("invalid custom_config: " + describe_validation_error(exc)) from None
 
@@ -171,7 +171,7 @@ class ServiceConnector(ABC):
         """Run one operation. Raises `ConnectorError` subclasses only."""
         if request.operation not in self.operations:
             raise PermanentError(
-                f"operation {request.operation!r} is not supported by {self.service_type.value}; "
+                f"operation {request.operation!r} is not supported by {self.service_type}; "
                 f"supported: {', '.join(sorted(self.operations))}",
                 code=ErrorCode.UNKNOWN_OPERATION,
             )

@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from scf.schemas.errors import ConfigurationError, ErrorCode
+from scf.schemas.plugins import plugin_connectors
 
 if TYPE_CHECKING:
     from scf.connectors.base import ServiceConnector
@@ -23,16 +24,21 @@ IMPLEMENTATIONS: dict[str, str] = {
 }
 
 
+def implementations() -> dict[str, str]:
+    """Built-in connectors plus those other packages declare as `scf.connectors` entry points."""
+    return {**plugin_connectors(), **IMPLEMENTATIONS}
+
+
 def available_types() -> list[str]:
-    return sorted(IMPLEMENTATIONS)
+    return sorted(implementations())
 
 
 def is_available(service_type: str) -> bool:
-    return service_type in IMPLEMENTATIONS
+    return service_type in implementations()
 
 
 def connector_class(service_type: str) -> type[ServiceConnector]:
-    target = IMPLEMENTATIONS.get(service_type)
+    target = implementations().get(service_type)
     if target is None:
         raise ConfigurationError(
             f"service type {service_type!r} has no connector in this build; available: "

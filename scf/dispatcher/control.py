@@ -83,7 +83,7 @@ class ControlPlane:
 
     async def _save(self, body: dict[str, Any], *, create: bool) -> ConnectorCreated:
         connection = ServiceConnection.parse(body)
-        service_type = connection.service_type.value
+        service_type = connection.service_type
         if not is_available(service_type):
             raise ConfigurationError(
                 f"service type {service_type!r} has no connector in this build; available: "
@@ -119,7 +119,7 @@ class ControlPlane:
     async def _initial_test(
         self, connection: ServiceConnection, version: int
     ) -> tuple[ConnectionStatus, ErrorInfo | None]:
-        service_type = connection.service_type.value
+        service_type = connection.service_type
         if await self.state.live_workers(service_type) == 0:
             return "untested", None
         timeout = min(self.test_timeout, connection.connection_timeout)

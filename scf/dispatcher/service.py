@@ -28,10 +28,10 @@ from scf.fleet.service import FleetService
 from scf.fleet.settings import Settings
 from scf.fleet.state import StateStore
 from scf.schemas import topology
-from scf.schemas.connection import ServiceType
 from scf.schemas.control import CheckEnvelope, ConnectorRef, FailedReply, MessageType
 from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, PermanentError, ResourceError
 from scf.schemas.operation import OperationEnvelope, OperationRequest, OperationResult
+from scf.schemas.plugins import known_types
 
 log = structlog.get_logger(__name__)
 
@@ -108,7 +108,7 @@ class Dispatcher(FleetService):
         """Export the depth of every fleet queue (work queues and the dead letters) to Prometheus."""
         assert self._channel is not None
         names = [topology.REQUEST_QUEUE, topology.DEAD_LETTER_QUEUE]
-        names += [topology.work_queue(t.value) for t in ServiceType]
+        names += [topology.work_queue(t) for t in known_types()]
         while True:
             for name in names:
                 try:

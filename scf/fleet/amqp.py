@@ -21,8 +21,8 @@ from aio_pika.exceptions import DeliveryError, PublishError
 from pydantic import BaseModel
 
 from scf.schemas import topology
-from scf.schemas.connection import ServiceType
 from scf.schemas.errors import ErrorCode, ResourceError, TransientError
+from scf.schemas.plugins import known_types
 
 JSON = "application/json"
 HEARTBEAT_SECONDS = 30
@@ -64,11 +64,11 @@ async def declare_topology(channel: AbstractChannel, limits: topology.QueueLimit
     work_args = topology.work_queue_arguments(limits)
     request_queue = await channel.declare_queue(topology.REQUEST_QUEUE, durable=True, arguments=work_args)
     await request_queue.bind(requests, topology.REQUEST_ROUTING_KEY)
-    for service_type in ServiceType:
+    for service_type in known_types():
         queue = await channel.declare_queue(
-            topology.work_queue(service_type.value), durable=True, arguments=work_args
+            topology.work_queue(service_type), durable=True, arguments=work_args
         )
-        await queue.bind(ops, service_type.value)
+        await queue.bind(ops, service_type)
 
     dead = await channel.declare_queue(
         topology.DEAD_LETTER_QUEUE, durable=True, arguments=topology.dead_letter_queue_arguments()

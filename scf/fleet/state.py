@@ -89,7 +89,7 @@ class StateStore:
                     pipe.hset(
                         key,
                         mapping={
-                            "service_type": connection.service_type.value,
+                            "service_type": connection.service_type,
                             "version": version,
                             "paused": "0",
                             "public": json.dumps(connection.public_view()),

@@ -6,27 +6,24 @@ The model keeps the password as a `SecretStr`; `public_view()` is the only shape
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from scf.schemas.connection_types import ServiceType as ServiceType  # re-exported: the built-in types
 from scf.schemas.errors import ConfigurationError, ErrorCode
+from scf.schemas.plugins import known_types
 from scf.schemas.secrets import MASK, redact
 
 SERVICE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
-
-
-class ServiceType(StrEnum):
-    POSTGRESQL = "postgresql"
-    QDRANT = "qdrant"
-    ELASTICSEARCH = "elasticsearch"
-    MINIO = "minio"
-    REDIS = "redis"
-    RABBITMQ = "rabbitmq"
-    API = "api"
-    CSV = "csv"
-    PDF = "pdf"
 
 
 class ServiceConnection(BaseModel):
@@ -34,7 +31,7 @@ class ServiceConnection(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    service_type: ServiceType
+    service_type: str = Field(description="a built-in type (see ServiceType) or one a plugin adds")
     service_name: str = Field(pattern=SERVICE_NAME_PATTERN)
     host: str | None = Field(default=None, max_length=253)
     port: int | None = Field(default=None, ge=1, le=65535)
@@ -47,6 +44,13 @@ class ServiceConnection(BaseModel):
     ssl_enabled: bool = False
     custom_config: dict[str, Any] = Field(default_factory=dict, repr=False)
     test_on_create: bool = True
+
+    @field_validator("service_type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        if value not in known_types():
+            raise ValueError(f"unknown service type {value!r}; known: {', '.join(known_types())}")
+        return value
 
     @model_validator(mode="after")
     def _check_type_config(self) -> Self:

@@ -19,7 +19,7 @@ CANARY_SECRET = "contract-canary-secret-4b1d"
 
 
 def build(connection: ServiceConnection) -> ServiceConnector:
-    return connector_class(connection.service_type.value)(connection)
+    return connector_class(connection.service_type)(connection)
 
 
 class ConnectorContract:

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from scf.schemas.plugins import plugin_configs
+
 if TYPE_CHECKING:
     from scf.schemas.connection import ServiceConnection
 
@@ -25,7 +27,7 @@ CONFIG_MODELS: dict[str, str] = {
 
 
 def config_model(service_type: str) -> type[BaseModel] | None:
-    target = CONFIG_MODELS.get(service_type)
+    target = CONFIG_MODELS.get(service_type) or plugin_configs().get(service_type)
     if target is None:
         return None
     module_name, _, class_name = target.partition(":")
@@ -44,7 +46,7 @@ def validate_type_config(connection: ServiceConnection) -> None:
     A config model may define `check_connection(connection)` for rules that span the connection's
     own fields and its custom_config (e.g. PostgreSQL needs a host or a connection string).
     """
-    model = config_model(connection.service_type.value)
+    model = config_model(connection.service_type)
     if model is None:
         return
     try:
