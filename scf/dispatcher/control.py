@@ -75,10 +75,10 @@ class ControlPlane:
             MessageType.OPERATION_RESULT: self.result,
         }
 
-    async def create(self, body: dict[str, Any]) -> BaseModel:
+    async def create(self, body: dict[str, Any]) -> ConnectorCreated:
         return await self._save(body, create=True)
 
-    async def update(self, body: dict[str, Any]) -> BaseModel:
+    async def update(self, body: dict[str, Any]) -> ConnectorCreated:
         return await self._save(body, create=False)
 
     async def _save(self, body: dict[str, Any], *, create: bool) -> ConnectorCreated:

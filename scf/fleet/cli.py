@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-import yaml
 from pydantic import BaseModel
 
-from scf.connectors.registry import available_types
+from scf.connectors.registry import available_types, is_available
+from scf.dispatcher.discovery import load_file, probe
 from scf.fleet.client import FleetClient
 from scf.fleet.logging import configure_logging
 from scf.fleet.runner import Roles, progress, run
@@ -21,6 +21,13 @@ from scf.fleet.settings import Settings
 from scf.schemas.errors import ConnectorError
 
 T = TypeVar("T")
+
+
+def _bodies(path: Path) -> list[dict[str, Any]]:
+    try:
+        return load_file(path)
+    except ConnectorError as exc:
+        raise click.BadParameter(exc.message) from None
 
 
 def _settings(alert_webhook: str | None = None) -> Settings:
@@ -64,41 +71,6 @@ def _with_client(settings: Settings, action: Callable[[FleetClient], Awaitable[T
         sys.exit(1)
 
 
-def load_connector_file(path: Path) -> list[dict[str, Any]]:
-    """A JSON or YAML file holding one connector body or a list of them."""
-    loaded = yaml.safe_load(path.read_text())
-    items = loaded if isinstance(loaded, list) else [loaded]
-    if not all(isinstance(i, dict) for i in items):
-        raise click.BadParameter(f"{path}: expected a connector object or a list of them")
-    return items
-
-
-async def register_connectors(client: FleetClient, bodies: list[dict[str, Any]]) -> int:
-    """Create each connector (or update it if it exists); returns how many could not be registered."""
-    failures = 0
-    for i, body in enumerate(bodies, 1):
-        name = body.get("service_name", "?")
-        try:
-            status = await _create_or_update(client, body)
-        except ConnectorError as exc:
-            failures += 1
-            progress(
-                f"connector {i}/{len(bodies)}: {name} NOT registered [{exc.code}]: {exc.to_info().message}"
-            )
-            continue
-        progress(f"registered connector {i}/{len(bodies)}: {name} ({status})")
-    return failures
-
-
-async def _create_or_update(client: FleetClient, body: dict[str, Any]) -> str:
-    try:
-        return (await client.create_connector(body)).created.connector_info.connection_status
-    except ConnectorError as exc:
-        if exc.code != "CONNECTOR_EXISTS":
-            raise
-    return (await client.update_connector(body)).connector_info.connection_status
-
-
 @click.group()
 def main() -> None:
     """Service Connector Factory: one uniform, resilient way to reach data services."""
@@ -123,13 +95,10 @@ def up(
 ) -> None:
     """Run the whole fleet in one process: dispatcher, workers for every type and the HTTP gateway."""
     settings = _settings(alert_webhook)
-    path = connectors_file or settings.scf_connectors_file
-    bodies = load_connector_file(path) if path else []
+    if connectors_file is not None:
+        settings = settings.model_copy(update={"scf_connectors_file": connectors_file})
 
     async def on_ready() -> None:
-        if bodies:
-            async with await FleetClient.connect(settings.amqp_url) as client:
-                await register_connectors(client, bodies)
         progress("fleet is up; try: scf connector list   (Ctrl-C stops)")
 
     roles = Roles(dispatcher=True, worker_types=_types(types_), concurrency=concurrency, gateway=gateway)
@@ -166,7 +135,7 @@ def connector() -> None:
 @click.argument("file", type=click.Path(exists=True, path_type=Path))
 def connector_create(file: Path) -> None:
     """Register the connector(s) in FILE (JSON or YAML)."""
-    bodies = load_connector_file(file)
+    bodies = _bodies(file)
 
     async def go(client: FleetClient) -> list[Any]:
         return [(await client.create_connector(b)).created for b in bodies]
@@ -253,3 +222,29 @@ def call(
     result = _with_client(_settings(), lambda c: c.execute_operation(name, request))
     _print(result)
     sys.exit(0 if result.ok else 1)
+
+
+@main.command()
+@click.option("--register", is_flag=True, help="Register what answers (through the fleet).")
+def discover(register: bool) -> None:
+    """Probe SERVICE_HOST on the spec's service ports (*_PORT variables) and report what answers."""
+    settings = _settings()
+    found = asyncio.run(probe(settings))
+    for candidate, up in found:
+        state = "answers" if up else "no answer"
+        available = "" if is_available(candidate.service_type) else " (no connector in this build)"
+        click.echo(f"{candidate.service_type:<14} {candidate.host}:{candidate.port:<6} {state}{available}")
+    if not register:
+        return
+    bodies = [c.body() for c, up in found if up and is_available(c.service_type)]
+
+    async def go(client: FleetClient) -> None:
+        for i, body in enumerate(bodies, 1):
+            try:
+                created = await client.create_connector(body)
+                status = created.created.connector_info.connection_status
+                progress(f"registered {i}/{len(bodies)}: {body['service_name']} ({status})")
+            except ConnectorError as exc:
+                progress(f"not registered {i}/{len(bodies)}: {body['service_name']} [{exc.code}]")
+
+    _with_client(settings, go)

@@ -16,6 +16,7 @@ from typing import Protocol
 import structlog
 from aio_pika.abc import AbstractRobustConnection
 
+from scf.dispatcher.discovery import discover
 from scf.dispatcher.service import Dispatcher
 from scf.fleet import amqp
 from scf.fleet.crypto import load_secret_box
@@ -100,6 +101,9 @@ async def run(settings: Settings, roles: Roles, *, on_ready: OnReady | None = No
         if roles.gateway:
             progress(f"gateway on :{settings.service_connector_factory_port} (/docs, /connectors, /metrics)")
         progress(f"ready: probes and metrics on :{probe.port} (/healthz /readyz /metrics)")
+        for service in services:
+            if isinstance(service, Dispatcher):
+                await discover(settings, service.control, progress)
         if on_ready is not None:
             await on_ready()
         await stop.wait()

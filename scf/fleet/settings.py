@@ -48,6 +48,7 @@ class Settings(BaseSettings):
     scf_heartbeat_interval: float = Field(default=5.0, gt=0)
     scf_routing_cache_ttl: float = Field(default=1.0, ge=0, le=60)
     scf_health_monitor: bool = True
+    scf_discovery: bool = False
     scf_alert_webhook: str | None = None
     scf_queue_sample_interval: float = Field(default=5.0, gt=0)
     scf_shutdown_grace: float = Field(default=30.0, ge=0)

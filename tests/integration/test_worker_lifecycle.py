@@ -179,3 +179,41 @@ async def test_every_process_serves_health_readiness_and_prometheus_metrics(
     assert ready.json() == {"status": "ready"}
     assert "scf_inflight_operations" in metrics.text
     assert metrics.headers["content-type"].startswith("text/plain")
+
+
+async def test_a_starting_dispatcher_registers_the_connectors_file_and_what_answers_on_spec_ports(
+    crash_env: tuple[Vhost, dict[str, str]], tmp_path: Path
+) -> None:
+    vhost, env = crash_env
+    declared = tmp_path / "connectors.yaml"
+    declared.write_text(
+        "- {service_type: csv, service_name: from_file}\n- {service_type: csv, service_name: 'bad name'}\n"
+    )
+    env = {
+        **env,
+        "SCF_CONNECTORS_FILE": str(declared),
+        "SCF_DISCOVERY": "true",
+        "SERVICE_HOST": "127.0.0.1",
+        "POSTGRES_OUTPUT_PORT": "5432",
+        "QDRANT_VECTOR_PORT": "1",
+    }
+    dispatcher = FleetProcess(["dispatcher"], env, tmp_path / "dispatcher.log")
+    try:
+        dispatcher.wait_ready()
+        async with await FleetClient.connect(vhost.amqp_url) as client:
+            names = {c.service_name for c in await client.list_connectors()}
+        restarted_output = dispatcher.output()
+    finally:
+        dispatcher.stop()
+    again = FleetProcess(["dispatcher"], env, tmp_path / "again.log")
+    try:
+        again.wait_ready()
+    finally:
+        again.stop()
+
+    assert "from_file" in names
+    assert "discovered-postgresql-5432" in names  # PostgreSQL answered on the port we named
+    assert "discovered-qdrant-1" not in names  # nothing answers on port 1
+    assert "bad name: NOT registered [INVALID_CONFIG]" in restarted_output
+    assert "from_file: unchanged" in again.output()
+    assert "found rabbitmq on :5672; no connector for it in this build" in restarted_output
