@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -46,8 +46,14 @@ class ServiceConnectorFactory:
     """Builds one connector per service name and runs operations through it with retries and a deadline."""
 
     def __init__(
-        self, *, default_timeout: float = 30.0, retry_delay: float = 1.0, max_retry_delay: float = 30.0
+        self,
+        *,
+        default_timeout: float = 30.0,
+        retry_delay: float = 1.0,
+        max_retry_delay: float = 30.0,
+        on_retry: Callable[[ServiceConnector, ConnectorError, int], None] | None = None,
     ) -> None:
+        self.on_retry = on_retry
         self.default_timeout = default_timeout
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
@@ -164,7 +170,19 @@ class ServiceConnectorFactory:
             base_delay=self.retry_delay,
             max_delay=self.max_retry_delay,
         )
-        async for attempt in retrying(policy, deadline):
+
+        def retried(error: ConnectorError, attempt: int, sleep: float) -> None:
+            log.info(
+                "operation_retry",
+                service_name=connector.service_name,
+                attempt=attempt,
+                code=error.code,
+                sleep=round(sleep, 3),
+            )
+            if self.on_retry is not None:
+                self.on_retry(connector, error, attempt)
+
+        async for attempt in retrying(policy, deadline, retried):
             with attempt:
                 remaining = deadline - time.time()
                 if remaining <= 0:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
@@ -43,8 +44,19 @@ def fits_deadline(delay: float, remaining: float) -> bool:
     return delay < remaining * 0.9
 
 
-def retrying(policy: RetryPolicy, deadline: float) -> AsyncRetrying:
-    """A tenacity loop: retry retryable errors with the policy's backoff, never past `deadline`."""
+OnRetry = Callable[[ConnectorError, int, float], None]
+
+
+def retrying(policy: RetryPolicy, deadline: float, on_retry: OnRetry | None = None) -> AsyncRetrying:
+    """A tenacity loop: retry retryable errors with the policy's backoff, never past `deadline`.
+
+    `on_retry(error, attempt, sleep)` is called before each retry (for metrics and logs).
+    """
+
+    def before_sleep(state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        if on_retry is not None and isinstance(exc, ConnectorError):
+            on_retry(exc, state.attempt_number, state.upcoming_sleep)
 
     def wait(state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -54,6 +66,7 @@ def retrying(policy: RetryPolicy, deadline: float) -> AsyncRetrying:
         retry=retry_if_exception(is_retryable),
         wait=wait,
         stop=stop_after_attempt(policy.attempts + 1) | _StopAtDeadline(deadline),
+        before_sleep=before_sleep,
         reraise=True,
     )
 

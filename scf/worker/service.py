@@ -22,7 +22,13 @@ from scf.factory import ServiceConnectorFactory
 from scf.fleet import amqp
 from scf.fleet.audit import audit
 from scf.fleet.health import HealthStore
-from scf.fleet.metrics import OPERATION_SECONDS, ORPHAN_REPLIES, POOL_SIZE, REDELIVERED_TOTAL
+from scf.fleet.metrics import (
+    OPERATION_SECONDS,
+    ORPHAN_REPLIES,
+    POOL_SIZE,
+    REDELIVERED_TOTAL,
+    RETRIES_TOTAL,
+)
 from scf.fleet.service import FleetService
 from scf.fleet.settings import Settings
 from scf.fleet.state import StateStore
@@ -58,7 +64,9 @@ class Worker(FleetService):
         self.concurrency = concurrency
         self.worker_id = new_worker_id()
         self.factory = ServiceConnectorFactory(
-            default_timeout=settings.scf_default_timeout, retry_delay=settings.connection_retry_delay
+            default_timeout=settings.scf_default_timeout,
+            retry_delay=settings.connection_retry_delay,
+            on_retry=lambda connector, _error, _attempt: RETRIES_TOTAL.labels(connector.service_type).inc(),
         )
         self.cache = ConnectorCache(self.factory, state)
         self.health = HealthStore(state.redis)
