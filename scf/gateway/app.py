@@ -24,6 +24,7 @@ from scf.fleet.rpc import CALLER
 from scf.fleet.settings import Settings
 from scf.gateway.catalog import ConnectorType, ValidationReport, connector_types, validate_config
 from scf.gateway.errors import http_status, retry_after_header
+from scf.schemas.asyncapi import build_asyncapi
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.control import (
     Acknowledged,
@@ -37,6 +38,7 @@ from scf.schemas.control import (
 )
 from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, ErrorInfo, PermanentError
 from scf.schemas.operation import ConnectionTestResult, OperationRequest, OperationResult
+from scf.schemas.secrets import mask_url
 
 log = structlog.get_logger(__name__)
 
@@ -71,7 +73,7 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
     _install_error_handlers(app)
     _install_audit(app)
     _connector_routes(app)
-    _fleet_routes(app)
+    _fleet_routes(app, settings)
     return app
 
 
@@ -224,7 +226,9 @@ def _connector_routes(app: FastAPI) -> None:
         return await fleet(request).get_metrics(service_name)
 
 
-def _fleet_routes(app: FastAPI) -> None:
+def _fleet_routes(app: FastAPI, settings: Settings) -> None:
+    public_amqp_url = mask_url(settings.amqp_url)
+
     @app.get(
         "/operations/{operation_id}", response_model=OperationResult, responses=ERRORS, tags=["operations"]
     )
@@ -253,6 +257,10 @@ def _fleet_routes(app: FastAPI) -> None:
     @app.get("/metrics/prometheus", tags=["monitoring"])
     async def prometheus() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/asyncapi.json", tags=["docs"])
+    async def asyncapi() -> dict[str, Any]:
+        return build_asyncapi(server_url=public_amqp_url)
 
     @app.get("/healthz", tags=["monitoring"])
     async def healthz() -> dict[str, str]:
