@@ -14,8 +14,9 @@ from typing import Annotated, Any
 import structlog
 from fastapi import FastAPI, Header, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scf.connectors.registry import is_available
 from scf.fleet.audit import record as audit_record
@@ -89,8 +90,8 @@ def failure(error: ErrorInfo, body: Any | None = None) -> JSONResponse:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConnectorError)
-    async def typed_error(_: Request, exc: ConnectorError) -> JSONResponse:
-        return failure(exc.to_info())
+    async def typed_error(request: Request, exc: ConnectorError) -> JSONResponse:
+        return _refuse(request, exc)
 
     @app.exception_handler(Exception)
     async def internal(_: Request, exc: Exception) -> JSONResponse:
@@ -98,12 +99,38 @@ def _install_error_handlers(app: FastAPI) -> None:
         return failure(PermanentError("internal gateway error", code=ErrorCode.INTERNAL).to_info())
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_body(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
         # Never echo input values: a rejected body may carry a password.
         fields = "; ".join(
             ".".join(str(p) for p in e["loc"] if p != "body") + ": " + e["msg"] for e in exc.errors()[:10]
         )
-        return failure(PermanentError(f"invalid request: {fields}", code=ErrorCode.INVALID_REQUEST).to_info())
+        error = PermanentError(f"invalid request: {fields}", code=ErrorCode.INVALID_REQUEST)
+        return _refuse(request, error)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI's own refusals (unreadable JSON, unknown path, wrong method) get the typed body too.
+        code, category = _HTTP_REFUSALS.get(exc.status_code, (ErrorCode.INVALID_REQUEST, PermanentError))
+        return _refuse(request, category(str(exc.detail), code=code), status=exc.status_code)
+
+
+_HTTP_REFUSALS: dict[int, tuple[ErrorCode, type[ConnectorError]]] = {
+    400: (ErrorCode.INVALID_JSON, PermanentError),
+    404: (ErrorCode.NOT_FOUND, ConfigurationError),
+    405: (ErrorCode.INVALID_REQUEST, PermanentError),
+}
+
+
+def _refuse(request: Request, error: ConnectorError, status: int | None = None) -> JSONResponse:
+    """Refuse a request: execute answers an OperationResult failure (as over AMQP), the rest FailedReply."""
+    info = error.to_info()
+    body: Any = None
+    if request.url.path.endswith("/execute") and request.method == "POST":
+        body = OperationResult.failed("op_unparsed", info).model_dump(mode="json")
+    response = failure(info, body)
+    if status is not None:
+        response.status_code = status
+    return response
 
 
 def _install_audit(app: FastAPI) -> None:
@@ -254,7 +281,12 @@ def _fleet_routes(app: FastAPI, settings: Settings) -> None:
     async def fleet_metrics(request: Request) -> FleetMetrics:
         return await fleet(request).fleet_metrics()
 
-    @app.get("/metrics/prometheus", tags=["monitoring"])
+    @app.get(
+        "/metrics/prometheus",
+        tags=["monitoring"],
+        response_class=PlainTextResponse,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}},
+    )
     async def prometheus() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 

@@ -19,6 +19,7 @@ from scf.schemas.errors import ConnectorError, ErrorInfo
 OPERATION_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 OPERATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 STANDARD_OPERATIONS = frozenset({"ingest", "query", "insert", "update", "delete", "validate", "preview"})
+MIN_TIMEOUT_SECONDS = 0.001
 MAX_TIMEOUT_SECONDS = 3600.0
 
 
@@ -42,7 +43,7 @@ class OperationRequest(BaseModel):
     parameters: dict[str, Any] = Field(default_factory=dict)
     operation_id: str | None = Field(default=None, pattern=OPERATION_ID_PATTERN)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
-    timeout: float | None = Field(default=None, gt=0, le=MAX_TIMEOUT_SECONDS)
+    timeout: float | None = Field(default=None, ge=MIN_TIMEOUT_SECONDS, le=MAX_TIMEOUT_SECONDS)
     page_token: str | None = Field(default=None, max_length=4096)
 
     def with_defaults(self, service_name: str | None = None) -> OperationRequest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -69,6 +70,26 @@ def fleet(env: dict[str, str], logs: Path) -> Iterator[dict[str, FleetProcess]]:
     finally:
         for proc in procs.values():
             proc.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def gateway_url(fleet: dict[str, FleetProcess], env: dict[str, str], logs: Path) -> Iterator[str]:
+    """`scf gateway` as its own process in front of the session fleet."""
+    port = free_port()
+    process = FleetProcess(
+        ["gateway"], {**env, "SERVICE_CONNECTOR_FACTORY_PORT": str(port)}, logs / "gateway.log"
+    )
+    try:
+        process.wait_ready()
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.stop()
 
 
 @pytest.fixture(scope="session")

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.fleet import FleetProcess
 from tests.support.spec import SPEC_CREATE_BODY, SPEC_INSERT_REQUEST
 
 pytestmark = pytest.mark.integration
@@ -26,25 +24,6 @@ PG = {
     "password": CANARY,
     "custom_config": {"schema": "public"},
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def gateway_url(fleet: dict[str, FleetProcess], env: dict[str, str], logs: Path) -> Iterator[str]:
-    port = free_port()
-    process = FleetProcess(
-        ["gateway"], {**env, "SERVICE_CONNECTOR_FACTORY_PORT": str(port)}, logs / "gateway.log"
-    )
-    try:
-        process.wait_ready()
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.stop()
 
 
 class Recorder(httpx.AsyncClient):
