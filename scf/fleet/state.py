@@ -202,6 +202,7 @@ class StateStore:
             p50_response_time=latency.percentile(last_minute, 0.50),
             p95_response_time=latency.percentile(last_minute, 0.95),
             operations_per_second=latency.rate(last_minute, now),
+            error_rate=round(failed / total, 4) if total else 0.0,
         )
 
     async def last_error(self, name: str) -> tuple[ErrorInfo | None, float | None]:

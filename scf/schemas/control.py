@@ -120,6 +120,7 @@ class ConnectorMetrics(BaseModel):
     p50_response_time: float | None = None
     p95_response_time: float | None = None
     operations_per_second: float = 0.0
+    error_rate: float = Field(default=0.0, description="failed_operations / total_operations")
 
 
 HealthStatus = Literal["healthy", "unhealthy", "unknown"]
