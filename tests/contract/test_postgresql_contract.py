@@ -6,6 +6,12 @@ import pytest
 
 from scf.schemas.connection import ServiceConnection
 from tests.contract.suite import CANARY_SECRET, ConnectorContract
+from tests.support.services import require
+
+
+@pytest.fixture(scope="module", autouse=True)
+def postgres_is_up() -> None:
+    require("PostgreSQL", "127.0.0.1", 5432)
 
 BASE = {"service_type": "postgresql", "service_name": "contract_pg", "host": "127.0.0.1", "database": "test"}
 
