@@ -15,13 +15,13 @@ from scf.connectors.registry import connector_class
 _LAZY: dict[str, str] = {
     "PostgreSQLOutputConnector": "scf.connectors.postgresql",
     "CSVIngestionConnector": "scf.connectors.csv_ingest",
+    "QdrantVectorConnector": "scf.connectors.qdrant",
+    "ElasticsearchConnector": "scf.connectors.elasticsearch",
+    "MinIOStorageConnector": "scf.connectors.minio",
 }
 
 #: Spec names whose connectors later issues deliver; importing one says so instead of failing vaguely.
 _PLANNED: dict[str, str] = {
-    "QdrantVectorConnector": "qdrant",
-    "ElasticsearchConnector": "elasticsearch",
-    "MinIOStorageConnector": "minio",
     "RabbitMQConnector": "rabbitmq",
 }
 
@@ -34,4 +34,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["CSVIngestionConnector", "PostgreSQLOutputConnector", "ServiceConnector", "connector_class"]
+__all__ = [
+    "CSVIngestionConnector",
+    "ElasticsearchConnector",
+    "MinIOStorageConnector",
+    "PostgreSQLOutputConnector",
+    "QdrantVectorConnector",
+    "ServiceConnector",
+    "connector_class",
+]

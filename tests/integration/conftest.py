@@ -8,12 +8,11 @@ from pathlib import Path
 
 import asyncpg
 import pytest
-import redis
 from cryptography.fernet import Fernet
 
 from scf.fleet.client import FleetClient
 from tests.support.fleet import FleetProcess, fleet_env
-from tests.support.services import PG_DSN, REDIS_TEST_DB, Vhost, create_vhost, delete_vhost, require
+from tests.support.services import PG_DSN, Vhost, claim_redis_db, create_vhost, delete_vhost, require
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -32,12 +31,9 @@ def vhost(real_services: None) -> Iterator[Vhost]:
 
 @pytest.fixture(scope="session")
 def redis_url(real_services: None) -> Iterator[str]:
-    url = f"redis://127.0.0.1:6379/{REDIS_TEST_DB}"
-    client = redis.Redis.from_url(url)
-    client.flushdb()
-    yield url
-    client.flushdb()
-    client.close()
+    claimed = claim_redis_db()
+    yield claimed.url
+    claimed.release()
 
 
 @pytest.fixture(scope="session")

@@ -12,16 +12,13 @@ from typing import Any
 
 import aio_pika
 import pytest
-import redis
 
 from scf.fleet.client import FleetClient
 from tests.support.fleet import FleetProcess, fleet_env
 from tests.support.proxy import TcpProxy
-from tests.support.services import Vhost, create_vhost, delete_vhost
+from tests.support.services import Vhost, claim_redis_db, create_vhost, delete_vhost
 
 pytestmark = pytest.mark.integration
-
-HEALTH_REDIS_DB = 12
 
 
 class Webhook:
@@ -59,14 +56,14 @@ def health_env(
     secret_key: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Vhost, dict[str, str]]]:
     vhost = create_vhost()
-    url = f"redis://127.0.0.1:6379/{HEALTH_REDIS_DB}"
-    redis.Redis.from_url(url).flushdb()
+    claimed = claim_redis_db()
+    url = claimed.url
     env = fleet_env(vhost.amqp_url, url, secret_key, tmp_path_factory.mktemp("health-data"))
     env.update({"HEALTH_CHECK_INTERVAL": "0.5", "SERVICE_TIMEOUT_THRESHOLD": "1.5"})
     try:
         yield vhost, env
     finally:
-        redis.Redis.from_url(url).flushdb()
+        claimed.release()
         delete_vhost(vhost)
 
 

@@ -15,15 +15,12 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-import redis
 
 from scf.fleet.client import FleetClient
 from tests.support.fleet import FleetProcess, fleet_env
-from tests.support.services import PG_DSN, Vhost, create_vhost, delete_vhost
+from tests.support.services import PG_DSN, Vhost, claim_redis_db, create_vhost, delete_vhost
 
 pytestmark = pytest.mark.integration
-
-CRASH_REDIS_DB = 14
 
 
 @pytest.fixture(scope="module")
@@ -31,12 +28,12 @@ def crash_env(
     secret_key: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[Vhost, dict[str, str]]]:
     vhost = create_vhost()
-    url = f"redis://127.0.0.1:6379/{CRASH_REDIS_DB}"
-    redis.Redis.from_url(url).flushdb()
+    claimed = claim_redis_db()
+    url = claimed.url
     try:
         yield vhost, fleet_env(vhost.amqp_url, url, secret_key, tmp_path_factory.mktemp("crash-data"))
     finally:
-        redis.Redis.from_url(url).flushdb()
+        claimed.release()
         delete_vhost(vhost)
 
 

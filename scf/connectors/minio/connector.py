@@ -1,0 +1,148 @@
+"""`MinIOStorageConnector`: MinIO / S3 through the minio SDK, run in a bounded thread pool.
+
+This module owns the client's life (open, check, close, stats) and routes each operation to its planner
+(`objects.py`, `reads.py`, `buckets.py`, `ingest.py`); key rules, bodies, page tokens and the error table
+live in their own pure modules.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import ClassVar
+
+import structlog
+
+from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
+from scf.connectors.csv_ingest import CSVIngestionConnector
+from scf.connectors.minio.buckets import BUCKET_PLANS, BUCKETLESS, probe
+from scf.connectors.minio.client import StoreClient
+from scf.connectors.minio.errors import MINIO_ERROR_RULES, classify_store_answer, unwrap
+from scf.connectors.minio.ingest import csv_parser, fetch_encoded, parse_csv, plan_ingest
+from scf.connectors.minio.names import ObjectNames
+from scf.connectors.minio.objects import OBJECT_PLANS
+from scf.connectors.minio.settings import client_settings
+from scf.connectors.minio.store import Planner, Store
+from scf.schemas.configs.minio import MinioConfig
+from scf.schemas.connection import ServiceConnection, ServiceType
+from scf.schemas.errors import (
+    ConfigurationError,
+    ConnectorError,
+    ErrorCode,
+    PermanentError,
+    TransientError,
+)
+from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict
+
+log = structlog.get_logger(__name__)
+
+PLANS: dict[str, Planner] = {**BUCKET_PLANS, **OBJECT_PLANS}
+
+
+class MinIOStorageConnector(ServiceConnector):
+    """One bucket (and optional key prefix) of a MinIO or S3 store.
+
+    Operations: list_buckets, create_bucket, put_object, get_object, stat_object, list_objects,
+    copy_object, delete_object, delete_objects, presigned_get, presigned_put and ingest (CSV objects
+    parsed in the worker). Every key is relative to `custom_config.prefix` and checked by `check_key`.
+
+    Raises `transient` (unreachable store, timeouts, 5xx), `resource` (SlowDown, 429, storage full),
+    `permanent` (bad requests or keys, missing objects, size limits), `configuration` (missing bucket,
+    wrong region, TLS mismatch) and `security` (bad credentials or tokens, access denied) errors.
+    """
+
+    service_type: ClassVar[ServiceType] = ServiceType.MINIO
+    operations: ClassVar[frozenset[str]] = frozenset({*PLANS, "ingest"})
+    error_rules: ClassVar[tuple[ErrorRule, ...]] = MINIO_ERROR_RULES
+
+    def __init__(self, connection: ServiceConnection) -> None:
+        super().__init__(connection)
+        if not isinstance(self.type_config, MinioConfig):  # pragma: no cover - the registry guarantees it
+            raise ConfigurationError("minio connector without a MinioConfig")
+        self.config: MinioConfig = self.type_config
+        self._settings = client_settings(connection, self.config)
+        self._names = ObjectNames(self.config.prefix)
+        self._client: StoreClient | None = None
+        self._parser: CSVIngestionConnector | None = None
+        self._opened_total = 0
+
+    def translate(self, exc: BaseException) -> ConnectorError:
+        if isinstance(exc, ConnectorError):
+            return exc
+        cause = unwrap(exc)
+        return classify_store_answer(cause) or super().translate(cause)
+
+    def pool_stats(self) -> PoolStats:
+        client = self._client
+        if client is None:
+            return PoolStats(opened_total=self._opened_total)
+        return PoolStats(size=client.threads, in_use=client.in_flight, opened_total=self._opened_total)
+
+    # --- life cycle ---------------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        """Build the client and make one cheap call, so an unreachable store or bad key fails here.
+
+        A missing bucket does not fail open (create_bucket must be able to run); check reports it.
+        Without a configured bucket the call lists the buckets.
+        """
+        self._client = client = StoreClient(self._settings, self.service_name)
+        self._opened_total += 1
+        if not await client.run(partial(probe, client.sdk, self.config.bucket_name, self.config.prefix)):
+            log.info("minio_bucket_missing", service_name=self.service_name, bucket=self.config.bucket_name)
+
+    async def _check(self) -> dict[str, TestVerdict]:
+        client = self._require_client()
+        if not await client.run(partial(probe, client.sdk, self.config.bucket_name, self.config.prefix)):
+            raise ConfigurationError(
+                f"bucket {self.config.bucket_name!r} does not exist (create_bucket creates it)",
+                code=ErrorCode.INVALID_CONFIG,
+            )
+        return {"connection_test": "passed", "authentication_test": "passed", "permissions_test": "passed"}
+
+    async def _close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+    def _require_client(self) -> StoreClient:
+        if self._client is None:
+            raise TransientError("the connector is closed", code=ErrorCode.CONNECTION_FAILED)
+        return self._client
+
+    # --- operations ---------------------------------------------------------------------------------
+
+    async def _execute(self, request: OperationRequest) -> OperationOutcome:
+        client = self._require_client()
+        store = self._store(client, request.operation)
+        if request.operation == "ingest":
+            return await self._ingest(client, store, request)
+        if request.page_token is not None and request.operation != "list_objects":
+            raise PermanentError(
+                "page_token applies only to list_objects and ingest", code=ErrorCode.INVALID_REQUEST
+            )
+        plan = PLANS[request.operation](store, request)  # checks the request before any I/O
+        return await client.run(plan)
+
+    async def _ingest(self, client: StoreClient, store: Store, request: OperationRequest) -> OperationOutcome:
+        plan = plan_ingest(store, request)
+        encoded, source = await client.run(partial(fetch_encoded, store, plan.name))
+        if self._parser is None:
+            self._parser = csv_parser(self.service_name, self.config.max_ingest_bytes)
+        return await parse_csv(self._parser, plan, encoded, source)
+
+    def _store(self, client: StoreClient, operation: str) -> Store:
+        config = self.config
+        if config.bucket_name is None and operation not in BUCKETLESS:
+            raise ConfigurationError(
+                f"{operation} needs custom_config.bucket_name; this connector names no bucket",
+                code=ErrorCode.INVALID_CONFIG,
+            )
+        return Store(
+            sdk=client.sdk,
+            bucket=config.bucket_name or "",  # '' only for BUCKETLESS operations, which never use it
+            names=self._names,
+            region=config.region,
+            max_object_bytes=config.max_object_bytes,
+            max_ingest_bytes=config.max_ingest_bytes,
+            part_size=config.part_size,
+        )

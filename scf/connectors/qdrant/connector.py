@@ -1,0 +1,111 @@
+"""`QdrantVectorConnector`: one `AsyncQdrantClient` per connector, remote or embedded (local mode).
+
+This module owns the client's life (open, check, close, stats) and runs the plans of `plans.py`; the
+operations, filters, ids, page tokens and the error table live in their own modules.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import structlog
+from qdrant_client import AsyncQdrantClient
+
+from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
+from scf.connectors.qdrant.catalog import Catalog
+from scf.connectors.qdrant.errors import QDRANT_ERROR_RULES, MissingCollectionError, refine
+from scf.connectors.qdrant.plans import OPERATIONS, plan
+from scf.connectors.qdrant.settings import client_settings, data_dir
+from scf.schemas.configs.qdrant import QdrantConfig
+from scf.schemas.connection import ServiceConnection, ServiceType
+from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, TransientError
+from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict
+
+log = structlog.get_logger(__name__)
+
+
+class QdrantVectorConnector(ServiceConnector):
+    """Qdrant vectors: collections, insert/upsert, search, retrieve, scroll, count and delete.
+
+    Without a host or `custom_config.url` it runs Qdrant's local mode under the fleet's data directory:
+    vector search with no server. Local mode keeps a lock on its folder, so one worker process owns a
+    given local path; serve a local-mode connector from a single worker, or run a Qdrant server.
+
+    Raises `transient` (unreachable server, timeouts, 5xx), `resource` (429), `permanent` (bad
+    requests, dimension mismatches), `configuration` (missing collection, bad settings, a local path held
+    by another process) and `security` (401/403) errors.
+    """
+
+    service_type: ClassVar[ServiceType] = ServiceType.QDRANT
+    operations: ClassVar[frozenset[str]] = OPERATIONS
+    error_rules: ClassVar[tuple[ErrorRule, ...]] = QDRANT_ERROR_RULES
+
+    def __init__(self, connection: ServiceConnection) -> None:
+        super().__init__(connection)
+        if not isinstance(self.type_config, QdrantConfig):  # pragma: no cover - the registry guarantees it
+            raise ConfigurationError("qdrant connector without a QdrantConfig")
+        self.config: QdrantConfig = self.type_config
+        self._settings = client_settings(connection, self.config, data_dir())
+        self._client: AsyncQdrantClient | None = None
+        self._catalog = Catalog()
+        self._opened_total = 0
+
+    @property
+    def is_local(self) -> bool:
+        return self._settings.local
+
+    def translate(self, exc: BaseException) -> ConnectorError:
+        return refine(super().translate(exc), exc)
+
+    def pool_stats(self) -> PoolStats:
+        size = int(self._client is not None)
+        return PoolStats(size=size, in_use=0, opened_total=self._opened_total)
+
+    # --- life cycle ---------------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        try:
+            self._client = AsyncQdrantClient(**self._settings.kwargs)
+        except ValueError as exc:  # the client's own checks of url/host/port, or an unreadable local store
+            raise ConfigurationError(
+                "invalid Qdrant connection settings", code=ErrorCode.INVALID_CONFIG, detail=str(exc)[:500]
+            ) from exc
+        self._opened_total += 1
+        if not self.is_local:
+            # The client connects lazily: one cheap call makes an unreachable server or a refused key
+            # fail here, at open, rather than on the first operation.
+            await self._client.get_collections()
+        log.info("qdrant_client_opened", service_name=self.service_name, where=self._settings.where)
+
+    async def _check(self) -> dict[str, TestVerdict]:
+        await self._require_client().get_collections()
+        return {"connection_test": "passed", "authentication_test": "passed", "permissions_test": "passed"}
+
+    async def _close(self) -> None:
+        client, self._client = self._client, None
+        self._catalog.clear()
+        if client is not None:
+            await client.close()
+
+    def _require_client(self) -> AsyncQdrantClient:
+        if self._client is None:
+            raise TransientError("the connector is closed", code=ErrorCode.CONNECTION_FAILED)
+        return self._client
+
+    # --- operations ---------------------------------------------------------------------------------
+
+    async def _execute(self, request: OperationRequest) -> OperationOutcome:
+        bound = plan(request, self.config, self._catalog)  # parse and validate before any I/O
+        try:
+            return await bound.run(self._require_client())
+        except Exception as exc:
+            if bound.collection is None:
+                raise
+            self._catalog.forget(bound.collection)  # it may have been dropped or recreated elsewhere
+            if isinstance(exc, MissingCollectionError):
+                raise ConfigurationError(
+                    f"collection {bound.collection!r} does not exist",
+                    code=ErrorCode.NOT_FOUND,
+                    detail=f"{type(exc).__name__}: {str(exc)[:500]}",
+                ) from exc
+            raise
