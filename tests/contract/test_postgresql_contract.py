@@ -13,6 +13,7 @@ from tests.support.services import require
 def postgres_is_up() -> None:
     require("PostgreSQL", "127.0.0.1", 5432)
 
+
 BASE = {"service_type": "postgresql", "service_name": "contract_pg", "host": "127.0.0.1", "database": "test"}
 
 
