@@ -19,9 +19,17 @@ from pydantic import ValidationError
 from scf.connectors.base import ServiceConnector
 from scf.connectors.registry import connector_class
 from scf.connectors.retry import RetryPolicy, retrying
+from scf.connectors.sources import DEADLINE, BatchSink, Bindings, ConnectorLookup, SinkTarget
 from scf.schemas.connection import ServiceConnection, describe_validation_error
 from scf.schemas.control import ConnectorMetrics
-from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, PermanentError, TransientError
+from scf.schemas.errors import (
+    ConfigurationError,
+    ConnectorError,
+    ErrorCode,
+    PermanentError,
+    TransientError,
+    error_from_info,
+)
 from scf.schemas.operation import ConnectionTestResult, OperationRequest, OperationResult
 
 log = structlog.get_logger(__name__)
@@ -52,8 +60,13 @@ class ServiceConnectorFactory:
         retry_delay: float = 1.0,
         max_retry_delay: float = 30.0,
         on_retry: Callable[[ServiceConnector, ConnectorError, int], None] | None = None,
+        lookup: ConnectorLookup | None = None,
+        sink: BatchSink | None = None,
     ) -> None:
+        """`lookup` and `sink` let connectors read other connectors' objects and write records out;
+        by default both use this factory's own connectors (the worker binds fleet-wide ones)."""
         self.on_retry = on_retry
+        self.bindings = Bindings(lookup=lookup or self._open_connector, sink=sink or LocalSink(self))
         self.default_timeout = default_timeout
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
@@ -85,6 +98,7 @@ class ServiceConnectorFactory:
                 connector = slot.connector
             else:
                 connector = connector_class(connection.service_type)(connection)
+                connector.bindings = self.bindings
                 if slot is not None:
                     await slot.connector.close()
                 self._slots[name] = _Slot(connector, slot.counters if slot else _Counters())
@@ -94,6 +108,11 @@ class ServiceConnectorFactory:
 
     def get_connector(self, service_name: str) -> ServiceConnector:
         return self._slot(service_name).connector
+
+    async def _open_connector(self, service_name: str) -> ServiceConnector:
+        connector = self.get_connector(service_name)
+        await connector.open()
+        return connector
 
     def _slot(self, service_name: str) -> _Slot:
         slot = self._slots.get(service_name)
@@ -187,6 +206,7 @@ class ServiceConnectorFactory:
                 remaining = deadline - time.time()
                 if remaining <= 0:
                     raise TransientError("the operation's deadline passed", code=ErrorCode.DEADLINE_EXCEEDED)
+                token = DEADLINE.set(deadline)
                 try:
                     async with asyncio.timeout(remaining):
                         return await connector.execute(request)
@@ -194,6 +214,8 @@ class ServiceConnectorFactory:
                     raise TransientError(
                         "the operation did not finish within its deadline", code=ErrorCode.DEADLINE_EXCEEDED
                     ) from None
+                finally:
+                    DEADLINE.reset(token)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def test_connection(self, service_name: str) -> ConnectionTestResult:
@@ -222,3 +244,22 @@ class ServiceConnectorFactory:
 
     def get_all_metrics(self) -> list[ConnectorMetrics]:
         return [self.get_metrics(name) for name in self.list_connectors()]
+
+
+class LocalSink:
+    """Writes a batch through one of the factory's own connectors (embedded mode)."""
+
+    def __init__(self, factory: ServiceConnectorFactory) -> None:
+        self.factory = factory
+
+    async def write(
+        self, target: SinkTarget, records: list[dict[str, Any]], idempotency_key: str, deadline: float
+    ) -> int:
+        data, parameters = target.request_body(records)
+        request = OperationRequest(
+            operation=target.operation, data=data, parameters=parameters, idempotency_key=idempotency_key
+        )
+        result = await self.factory.execute_operation(target.service_name, request, deadline=deadline)
+        if result.error is not None:
+            raise error_from_info(result.error)
+        return result.records_affected

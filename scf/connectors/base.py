@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from scf.connectors.sources import Bindings
 from scf.schemas.configs import parse_type_config
 from scf.schemas.connection import ServiceConnection, describe_validation_error
 from scf.schemas.errors import (
@@ -100,6 +101,7 @@ class ServiceConnector(ABC):
         self.type_config: BaseModel | None = self._parse_type_config(connection)
         self._opened = False
         self._open_lock = asyncio.Lock()
+        self.bindings = Bindings()
 
     @staticmethod
     def _parse_type_config(connection: ServiceConnection) -> BaseModel | None:

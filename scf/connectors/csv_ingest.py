@@ -11,6 +11,7 @@ import asyncio
 import csv
 import itertools
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -28,6 +29,7 @@ from scf.connectors.csv_parsing import (
     Table,
     canonical_encoding,
     check_dialect,
+    check_size,
     coerce_value,
     column_names,
     decode_base64,
@@ -41,6 +43,8 @@ from scf.connectors.csv_parsing import (
     sniff_delimiter,
     strip_bom,
 )
+from scf.connectors.csv_sink import StreamOptions, inline_chunks, stream_to_sink
+from scf.connectors.sources import DEADLINE, ObjectRef, SinkTarget
 from scf.schemas.configs.csv import CsvConfig
 from scf.schemas.connection import ServiceType, describe_validation_error
 from scf.schemas.errors import ErrorCategory, ErrorCode, PermanentError
@@ -64,6 +68,7 @@ class CsvParameters(BaseModel):
     page_size: int = Field(default=1_000, ge=1, le=MAX_PAGE_SIZE)
     rows: int | None = Field(default=None, ge=1, le=1_000)
     max_errors: int = Field(default=100, ge=1, le=10_000)
+    sink: SinkTarget | None = None
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> CsvParameters:
@@ -99,16 +104,28 @@ class CsvSource:
 
 
 def load_source(
-    request: OperationRequest, params: CsvParameters, config: CsvConfig, *, lenient: bool
+    request: OperationRequest,
+    params: CsvParameters,
+    config: CsvConfig,
+    *,
+    lenient: bool,
+    fetched: bytes | None = None,
 ) -> CsvSource:
-    """Read `data.file_data` (text, or base64 when `data_format` is base64 or `parameters.base64`)."""
+    """Read `data.file_data` (text, or base64 when `data_format` is base64 or `parameters.base64`),
+    or the bytes already `fetched` for an object reference."""
+    encoding = params.encoding or config.encoding
+    if fetched is not None:
+        check_size(len(fetched), config.max_bytes)
+        decoded = decode_bytes(fetched, encoding, lenient=lenient)
+        return _source(
+            fetched, decoded.text, decoded.encoding, params, config, decoded.issue, decoded.issue_line
+        )
     data = request.data.get("file_data")
     if not isinstance(data, str):
         raise PermanentError(
             "data.file_data is required: CSV text, or base64 with data_format 'base64'",
             code=ErrorCode.INVALID_DATA,
         )
-    encoding = params.encoding or config.encoding
     if request.data_format == "base64" or params.base64:
         raw = decode_base64(data, config.max_bytes)
         decoded = decode_bytes(raw, encoding, lenient=lenient)
@@ -119,6 +136,18 @@ def load_source(
         if encoding is not None:
             canonical_encoding(encoding)
         text, codec, issue, issue_line = strip_bom(data), "utf-8", None, 0
+    return _source(raw, text, codec, params, config, issue, issue_line)
+
+
+def _source(
+    raw: bytes,
+    text: str,
+    codec: str,
+    params: CsvParameters,
+    config: CsvConfig,
+    issue: str | None,
+    issue_line: int,
+) -> CsvSource:
     delimiter = params.delimiter or config.delimiter or sniff_delimiter(text)
     dialect = CsvDialect(delimiter, params.quotechar)
     check_dialect(dialect)
@@ -349,16 +378,66 @@ class CSVIngestionConnector(ServiceConnector):
         params = CsvParameters.parse(request.parameters)
         if request.page_token is not None and request.operation != "ingest":
             raise PermanentError("page_token applies only to ingest", code=ErrorCode.INVALID_REQUEST)
+        ref = _object_ref(request)
+        if params.sink is not None:
+            return await self._ingest_to_sink(request, params, params.sink, ref)
+        fetched = None
+        if ref is not None:
+            reader = await self.bindings.object_reader(ref)
+            fetched = await reader.read_object_bytes(ref.key, self.config.max_bytes)
         # Decoding, sniffing and parsing are CPU work on up to max_bytes: keep large inputs off the event
         # loop; a small one parses faster than a thread hand-off costs.
-        if _inline_size(request) <= INLINE_PARSE_BYTES:
-            return self._run(request, params)
-        return await asyncio.to_thread(self._run, request, params)
+        if fetched is None and _inline_size(request) <= INLINE_PARSE_BYTES:
+            return self._run(request, params, None)
+        return await asyncio.to_thread(self._run, request, params, fetched)
 
-    def _run(self, request: OperationRequest, params: CsvParameters) -> OperationOutcome:
+    async def _ingest_to_sink(
+        self, request: OperationRequest, params: CsvParameters, target: SinkTarget, ref: ObjectRef | None
+    ) -> OperationOutcome:
+        """Stream the whole file into the sink connector in batches (see `csv_sink`)."""
+        if request.operation != "ingest":
+            raise PermanentError("parameters.sink applies only to ingest", code=ErrorCode.INVALID_REQUEST)
+        if request.page_token is not None:
+            raise PermanentError(
+                "a sink ingest is not paged: drop page_token", code=ErrorCode.INVALID_REQUEST
+            )
+        config = self.config
+        sink = self.bindings.require_sink()
+        if ref is not None:
+            reader = await self.bindings.object_reader(ref)
+            chunks = reader.stream_object(ref.key, config.max_bytes)
+        else:
+            chunks = inline_chunks(load_source(request, params, config, lenient=False).text.encode())
+        options = StreamOptions(
+            delimiter=params.delimiter or config.delimiter,
+            quotechar=params.quotechar,
+            has_headers=config.has_headers if params.has_headers is None else params.has_headers,
+            encoding=params.encoding or config.encoding,
+        )
+        deadline = DEADLINE.get() or time.time() + (request.timeout or SINK_DEFAULT_SECONDS)
+        report = await stream_to_sink(
+            chunks,
+            options,
+            CsvLimits.from_config(config),
+            target,
+            sink,
+            request.operation_id or "op",
+            deadline,
+        )
+        return OperationOutcome(
+            records_processed=report.rows,
+            records_affected=report.affected,
+            result_data=report.result_data(target),
+        )
+
+    def _run(
+        self, request: OperationRequest, params: CsvParameters, fetched: bytes | None
+    ) -> OperationOutcome:
         config = self.config
         limits = CsvLimits.from_config(config)
-        source = load_source(request, params, config, lenient=request.operation == "validate")
+        source = load_source(
+            request, params, config, lenient=request.operation == "validate", fetched=fetched
+        )
         runners: dict[str, Callable[[], OperationOutcome]] = {
             "ingest": lambda: run_ingest(source, params, limits, request.page_token),
             "validate": lambda: run_validate(source, params, limits),
@@ -374,3 +453,21 @@ INLINE_PARSE_BYTES = 16 * 1024
 def _inline_size(request: OperationRequest) -> int:
     data = request.data.get("file_data")
     return len(data) if isinstance(data, str) else INLINE_PARSE_BYTES + 1
+
+
+#: How long a sink ingest may run when neither the fleet nor the request set a deadline.
+SINK_DEFAULT_SECONDS = 3600.0
+
+
+def _object_ref(request: OperationRequest) -> ObjectRef | None:
+    """`data.object` -> a reference to an object held by another connector (MinIO/S3)."""
+    raw = request.data.get("object")
+    if raw is None:
+        return None
+    if "file_data" in request.data:
+        raise PermanentError("give data.file_data or data.object, not both", code=ErrorCode.INVALID_REQUEST)
+    try:
+        return ObjectRef.model_validate(raw)
+    except ValidationError as exc:
+        message = "invalid data.object: " + describe_validation_error(exc)
+        raise PermanentError(message, code=ErrorCode.INVALID_REQUEST) from None

@@ -220,7 +220,11 @@ def call(
     }
     request = {k: v for k, v in request.items() if v is not None}
     progress(f"calling {operation} on {name} ...")
-    result = _with_client(_settings(), lambda c: c.execute_operation(name, request))
+
+    def show(update: dict[str, Any]) -> None:
+        click.echo(f"\rscf: records done: {update.get('records_done', '?')}", err=True, nl=False)
+
+    result = _with_client(_settings(), lambda c: c.execute_operation(name, request, on_progress=show))
     _print(result)
     sys.exit(0 if result.ok else 1)
 

@@ -17,7 +17,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ValidationError
 
-from scf.fleet.rpc import RpcClient
+from scf.fleet.rpc import ProgressCallback, RpcClient
 from scf.schemas.connection import ServiceConnection, describe_validation_error
 from scf.schemas.control import (
     Acknowledged,
@@ -135,6 +135,7 @@ class FleetClient:
         request: OperationRequest | Mapping[str, Any],
         *,
         timeout: float | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> OperationResult:
         """Run one operation through the fleet. Never raises for a failed operation: see `result.error`."""
         started = time.perf_counter()
@@ -157,6 +158,7 @@ class FleetClient:
                 parsed.model_dump(exclude_none=True),
                 timeout=wait,
                 message_id=parsed.operation_id,
+                on_progress=on_progress,
             )
         except ConnectorError as exc:
             return OperationResult.failed(parsed.operation_id, exc, time.perf_counter() - started)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from collections.abc import Callable
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Self
@@ -34,6 +35,8 @@ log = structlog.get_logger(__name__)
 CALLER: ContextVar[str | None] = ContextVar("scf_caller", default=None)
 CALLER_HEADER = "x-scf-caller"
 
+ProgressCallback = Callable[[dict[str, Any]], None]
+
 
 class RpcTimeoutError(TransientError):
     """No reply arrived within the call's timeout; the request may still be running."""
@@ -54,6 +57,7 @@ class RpcClient:
         self._channel: AbstractChannel | None = None
         self._queue: AbstractQueue | None = None
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
+        self._progress: dict[str, ProgressCallback] = {}
         self._exchanges: dict[str, AbstractExchange] = {}
 
     @classmethod
@@ -105,6 +109,7 @@ class RpcClient:
         routing_key: str = topology.REQUEST_ROUTING_KEY,
         message_id: str | None = None,
         headers: dict[str, Any] | None = None,
+        on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
         """Publish one request (confirmed) and wait for its reply. Raises RpcTimeoutError, publish errors."""
         return await self.call_raw(
@@ -115,6 +120,7 @@ class RpcClient:
             routing_key=routing_key,
             message_id=message_id,
             headers=headers,
+            on_progress=on_progress,
         )
 
     async def call_raw(
@@ -128,11 +134,14 @@ class RpcClient:
         message_id: str | None = None,
         headers: dict[str, Any] | None = None,
         content_type: str = amqp.JSON,
+        on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
         assert self._queue is not None, "RpcClient.start() was not called"
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[correlation_id] = future
+        if on_progress is not None:
+            self._progress[correlation_id] = on_progress
         try:
             message = amqp.build_message(
                 body,
@@ -156,6 +165,7 @@ class RpcClient:
             ) from None
         finally:
             self._pending.pop(correlation_id, None)
+            self._progress.pop(correlation_id, None)
 
     async def _exchange(self, name: str) -> AbstractExchange:
         assert self._channel is not None
@@ -165,7 +175,21 @@ class RpcClient:
             self._exchanges[name] = await self._channel.get_exchange(name, ensure=False)
         return self._exchanges[name]
 
+    def _on_progress(self, message: AbstractIncomingMessage) -> None:
+        callback = self._progress.get(message.correlation_id or "")
+        if callback is None:
+            return
+        try:
+            body = json.loads(message.body)
+        except ValueError:
+            return
+        if isinstance(body, dict):
+            callback(body)
+
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
+        if (message.type or "").endswith(".progress"):
+            self._on_progress(message)
+            return
         future = self._pending.get(message.correlation_id or "")
         if future is None or future.done():
             log.info("reply_unmatched", correlation_id=message.correlation_id)

@@ -37,6 +37,13 @@ class ConnectorCache:
             log.info("connector_loaded", service_name=service_name, version=current)
             return connector
 
+    async def latest(self, service_name: str) -> ServiceConnector:
+        """The connector as registered now (loaded on first use); for connectors a request refers to."""
+        if service_name in self._versions:
+            return self.factory.get_connector(service_name)
+        entry = await self.state.entry(service_name)
+        return await self.get(service_name, entry.version)
+
     async def drop(self, service_name: str) -> None:
         """Forget a connector (updated or deleted elsewhere) and close its pool."""
         async with self._locks.setdefault(service_name, asyncio.Lock()):

@@ -18,6 +18,8 @@ from typing import Any
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
+from scf.connectors.base import ServiceConnector
+from scf.connectors.sources import PROGRESS
 from scf.factory import ServiceConnectorFactory
 from scf.fleet import amqp
 from scf.fleet.audit import audit
@@ -29,6 +31,7 @@ from scf.fleet.metrics import (
     REDELIVERED_TOTAL,
     RETRIES_TOTAL,
 )
+from scf.fleet.rpc import RpcClient
 from scf.fleet.service import FleetService
 from scf.fleet.settings import Settings
 from scf.fleet.state import StateStore
@@ -37,6 +40,7 @@ from scf.schemas.control import CheckEnvelope, FailedReply, MessageType
 from scf.schemas.errors import ConnectorError, ErrorCode, PermanentError, TransientError
 from scf.schemas.operation import ConnectionTestResult, OperationEnvelope, OperationResult
 from scf.worker.cache import ConnectorCache
+from scf.worker.sink import FleetSink, ProgressPublisher
 
 log = structlog.get_logger(__name__)
 
@@ -63,10 +67,13 @@ class Worker(FleetService):
         self.service_types = sorted(service_types)
         self.concurrency = concurrency
         self.worker_id = new_worker_id()
+        self._rpc = RpcClient(connection)
         self.factory = ServiceConnectorFactory(
             default_timeout=settings.scf_default_timeout,
             retry_delay=settings.connection_retry_delay,
             on_retry=lambda connector, _error, _attempt: RETRIES_TOTAL.labels(connector.service_type).inc(),
+            lookup=self._lookup,
+            sink=FleetSink(self._rpc),
         )
         self.cache = ConnectorCache(self.factory, state)
         self.health = HealthStore(state.redis)
@@ -76,6 +83,7 @@ class Worker(FleetService):
     async def start(self) -> None:
         self._channel = await amqp.open_channel(self.connection, prefetch=self.concurrency)
         await amqp.declare_topology(self._channel, self.settings.queue_limits)
+        await self._rpc.start()
         await self._subscribe_events()
         for service_type in self.service_types:
             queue = await self._channel.get_queue(topology.work_queue(service_type))
@@ -108,8 +116,15 @@ class Worker(FleetService):
         except ConnectorError as exc:
             log.warning("retire_failed", code=exc.code)
         await self.factory.close()
+        await self._rpc.close()
         if self._channel is not None and not self._channel.is_closed:
             await self._channel.close()
+
+    async def _lookup(self, service_name: str) -> ServiceConnector:
+        """Another connector by name (e.g. the object store a CSV is read from), opened."""
+        connector = await self.cache.latest(service_name)
+        await connector.open()
+        return connector
 
     # --- heartbeat -----------------------------------------------------------------------------------
 
@@ -195,6 +210,8 @@ class Worker(FleetService):
             )
             result = OperationResult.failed(request.operation_id, late)
         else:
+            assert self._channel is not None
+            token = PROGRESS.set(ProgressPublisher(self._channel, message, request.operation_id))
             try:
                 await self.cache.get(request.service_name, envelope.connector_version)
                 result = await self.factory.execute_operation(
@@ -202,6 +219,8 @@ class Worker(FleetService):
                 )
             except ConnectorError as exc:
                 result = OperationResult.failed(request.operation_id, exc)
+            finally:
+                PROGRESS.reset(token)
         OPERATION_SECONDS.labels(envelope.service_type, request.operation, result.status).observe(
             result.execution_time
         )

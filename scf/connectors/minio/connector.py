@@ -7,6 +7,8 @@ live in their own pure modules.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import ClassVar
 
@@ -20,6 +22,7 @@ from scf.connectors.minio.errors import MINIO_ERROR_RULES, classify_store_answer
 from scf.connectors.minio.ingest import csv_parser, fetch_encoded, parse_csv, plan_ingest
 from scf.connectors.minio.names import ObjectNames
 from scf.connectors.minio.objects import OBJECT_PLANS
+from scf.connectors.minio.reads import read_object
 from scf.connectors.minio.settings import client_settings
 from scf.connectors.minio.store import Planner, Store
 from scf.schemas.configs.minio import MinioConfig
@@ -130,6 +133,37 @@ class MinIOStorageConnector(ServiceConnector):
             self._parser = csv_parser(self.service_name, self.config.max_ingest_bytes)
         return await parse_csv(self._parser, plan, encoded, source)
 
+    # --- objects for other connectors (CSV and PDF sources by reference) ----------------------------
+
+    async def read_object_bytes(self, key: str, max_bytes: int) -> bytes:
+        """The whole object under `key`, refused over `max_bytes` (and the ingest cap)."""
+        await self.open()
+        client = self._require_client()
+        store = self._store(client, "get_object")
+        name = store.names.full(key, "object.key")
+        cap = min(max_bytes, self.config.max_ingest_bytes)
+        try:
+            content, _ = await client.run(partial(read_object, store, name, cap, "max_ingest_bytes"))
+        except Exception as exc:
+            raise self.translate(exc) from exc
+        return content
+
+    @contextmanager
+    def stream_object(self, key: str, max_bytes: int) -> Iterator[Iterator[bytes]]:
+        """Chunks of the object, read in the calling (worker) thread; refuses past `max_bytes`."""
+        client = self._require_client()
+        store = self._store(client, "get_object")
+        name = store.names.full(key, "object.key")
+        try:
+            response = store.sdk.get_object(store.bucket, name)
+        except Exception as exc:
+            raise self.translate(exc) from exc
+        try:
+            yield _capped_chunks(response.stream(STREAM_CHUNK), max_bytes, self.translate)
+        finally:
+            response.close()
+            response.release_conn()
+
     def _store(self, client: StoreClient, operation: str) -> Store:
         config = self.config
         if config.bucket_name is None and operation not in BUCKETLESS:
@@ -146,3 +180,25 @@ class MinIOStorageConnector(ServiceConnector):
             max_ingest_bytes=config.max_ingest_bytes,
             part_size=config.part_size,
         )
+
+
+STREAM_CHUNK = 256 * 1024
+
+
+def _capped_chunks(
+    chunks: Iterator[bytes], max_bytes: int, translate: Callable[[BaseException], ConnectorError]
+) -> Iterator[bytes]:
+    size = 0
+    try:
+        for chunk in chunks:
+            size += len(chunk)
+            if size > max_bytes:
+                raise PermanentError(
+                    f"the object is larger than the source limit of {max_bytes} bytes",
+                    code=ErrorCode.LIMIT_EXCEEDED,
+                )
+            yield chunk
+    except ConnectorError:
+        raise
+    except Exception as exc:
+        raise translate(exc) from exc

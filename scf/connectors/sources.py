@@ -1,0 +1,120 @@
+"""What a connector may use of other connectors without knowing the fleet: objects to read, a sink.
+
+An ingestion connector reads a file by reference (`{"object": {"service_name", "key"}}`) through an
+`ObjectReader` it looks up by name, and writes parsed records in batches to a `BatchSink`. The factory
+(embedded) or the worker (fleet) binds both; a connector never sees how they are implemented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AbstractContextManager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from scf.schemas.connection import SERVICE_NAME_PATTERN
+from scf.schemas.errors import ConfigurationError, ErrorCode
+
+if TYPE_CHECKING:
+    from scf.connectors.base import ServiceConnector
+
+ConnectorLookup = Callable[[str], Awaitable["ServiceConnector"]]
+
+
+@runtime_checkable
+class ObjectReader(Protocol):
+    """A connector that holds objects (MinIO/S3)."""
+
+    async def read_object_bytes(self, key: str, max_bytes: int) -> bytes: ...
+
+    def stream_object(self, key: str, max_bytes: int) -> AbstractContextManager[Iterator[bytes]]:
+        """Chunks of the object, for a worker thread; refuses past `max_bytes`."""
+        ...
+
+
+class ObjectRef(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    service_name: str = Field(pattern=SERVICE_NAME_PATTERN)
+    key: str = Field(min_length=1, max_length=1024)
+
+
+class SinkTarget(BaseModel):
+    """Where parsed records go: an output connector and the table (or index) to write."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    service_name: str = Field(pattern=SERVICE_NAME_PATTERN)
+    operation: str = Field(default="insert", pattern=r"^[a-z][a-z0-9_]{0,63}$")
+    table_name: str | None = Field(default=None, max_length=63)
+    index: str | None = Field(default=None, max_length=255)
+    batch_size: int = Field(default=1_000, ge=1, le=10_000)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_destination(self) -> SinkTarget:
+        if (self.table_name is None) == (self.index is None):
+            raise ValueError("a sink names exactly one of table_name (postgresql) or index (elasticsearch)")
+        return self
+
+    def request_body(self, records: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
+        """`data` and `parameters` of one batch's operation on the sink connector."""
+        parameters = dict(self.parameters)
+        if self.table_name is not None:
+            parameters.setdefault("batch_size", len(records))
+            return {"table_name": self.table_name, "records": records}, parameters
+        parameters["index"] = self.index
+        return {"documents": records}, parameters
+
+
+class BatchSink(Protocol):
+    async def write(
+        self, target: SinkTarget, records: list[dict[str, Any]], idempotency_key: str, deadline: float
+    ) -> int:
+        """Write one batch; returns the records it affected. Raises the sink's typed error."""
+        ...
+
+
+@dataclass
+class Bindings:
+    """What the factory or worker lends a connector; unset parts refuse with a clear error."""
+
+    lookup: ConnectorLookup | None = None
+    sink: BatchSink | None = None
+
+    async def object_reader(self, ref: ObjectRef) -> ObjectReader:
+        if self.lookup is None:
+            raise ConfigurationError(
+                "object sources need a factory or fleet that can look up connectors",
+                code=ErrorCode.INVALID_CONFIG,
+            )
+        connector = await self.lookup(ref.service_name)
+        if not isinstance(connector, ObjectReader):
+            raise ConfigurationError(
+                f"connector {ref.service_name!r} holds no objects (use a minio connector)",
+                code=ErrorCode.INVALID_CONFIG,
+            )
+        return connector
+
+    def require_sink(self) -> BatchSink:
+        if self.sink is None:
+            raise ConfigurationError(
+                "this factory has no sink to write records to", code=ErrorCode.INVALID_CONFIG
+            )
+        return self.sink
+
+
+#: The absolute deadline of the operation being run (set by the factory), for calls a connector makes.
+DEADLINE: ContextVar[float | None] = ContextVar("scf_deadline", default=None)
+
+#: Called with the records done so far by a long operation (set per operation by whoever runs it).
+PROGRESS: ContextVar[Callable[[int], None] | None] = ContextVar("scf_progress", default=None)
+
+
+def report_progress(done: int) -> None:
+    callback = PROGRESS.get()
+    if callback is not None:
+        callback(done)
