@@ -69,6 +69,7 @@ class CsvParameters(BaseModel):
     rows: int | None = Field(default=None, ge=1, le=1_000)
     max_errors: int = Field(default=100, ge=1, le=10_000)
     sink: SinkTarget | None = None
+    schema_: dict[str, ColumnType] = Field(default_factory=dict, alias="schema", max_length=10_000)
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> CsvParameters:
@@ -169,11 +170,33 @@ def _records(rows: list[Row], columns: list[str], types: list[ColumnType] | None
         return [dict(zip(columns, row.fields, strict=True)) for row in rows]
     return [
         {
-            name: coerce_value(value, kind)
+            name: _coerce(value, kind, name, row.line)
             for name, value, kind in zip(columns, row.fields, types, strict=True)
         }
         for row in rows
     ]
+
+
+def _coerce(value: str, kind: ColumnType, column: str, line: int) -> Any:
+    try:
+        return coerce_value(value, kind)
+    except (ValueError, KeyError):  # only a given schema can disagree with the data
+        raise PermanentError(
+            f"line {line}, column {column!r}: the value is not a {kind} as parameters.schema says",
+            code=ErrorCode.INVALID_DATA,
+        ) from None
+
+
+def _column_types(
+    columns: list[str], profiles: list[ColumnProfile], given: dict[str, ColumnType]
+) -> list[ColumnType]:
+    unknown = sorted(set(given) - set(columns))
+    if unknown:
+        raise PermanentError(
+            f"parameters.schema names columns the file does not have: {unknown}",
+            code=ErrorCode.INVALID_REQUEST,
+        )
+    return [given.get(name, profile.widened_type) for name, profile in zip(columns, profiles, strict=True)]
 
 
 # --- operations -------------------------------------------------------------------------------------
@@ -197,7 +220,7 @@ def run_ingest(
         if params.coerce_types:
             for profile, value in zip(profiles, row.fields, strict=True):
                 profile.observe(value, row.line)
-    types = [p.widened_type for p in profiles] if params.coerce_types else None
+    types = _column_types(columns, profiles, params.schema_) if params.coerce_types else None
     end = offset + len(page)
     return OperationOutcome(
         records_processed=len(page),

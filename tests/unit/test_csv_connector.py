@@ -550,3 +550,22 @@ def test_page_token_round_trip_and_refusals() -> None:
     for file_id, dialect_id in [("other", "dialect"), ("file", "other")]:
         with pytest.raises(PermanentError):
             decode_page_token(token, file_id, dialect_id)
+
+
+async def test_a_given_schema_overrides_inference_and_refuses_values_that_do_not_fit() -> None:
+    connector = CSVIngestionConnector(ServiceConnection(service_type="csv", service_name="typed"))
+    text = "zip,amount\n12345,5\n99501,6\n"  # zips look like integers
+
+    kept = await connector.execute(
+        OperationRequest(operation="ingest", data={"file_data": text}, parameters={"schema": {"zip": "str"}})
+    )
+    wrong = await connector.execute_operation(
+        {"operation": "ingest", "data": {"file_data": "a\nx\n"}, "parameters": {"schema": {"a": "int"}}}
+    )
+    unknown = await connector.execute_operation(
+        {"operation": "ingest", "data": {"file_data": "a\n1\n"}, "parameters": {"schema": {"b": "int"}}}
+    )
+
+    assert kept.result_data["records"] == [{"zip": "12345", "amount": 5}, {"zip": "99501", "amount": 6}]
+    assert wrong.error is not None and wrong.error.code == "INVALID_DATA" and "line 2" in wrong.error.message
+    assert unknown.error is not None and unknown.error.code == "INVALID_REQUEST"
