@@ -16,6 +16,14 @@ ensure_venv() {  # $1: pip extras, e.g. "[dev]" or ""
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT$1"
 }
 
+ensure_system_packages() {  # what the tests need beyond Python: Tesseract for PDF OCR
+  if ! command -v tesseract >/dev/null 2>&1; then
+    say "installing tesseract-ocr (Debian package, for PDF OCR)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr >/dev/null
+  fi
+  command -v npm >/dev/null 2>&1 || say "npm not found: the AsyncAPI schema test needs it (Debian package npm)"
+}
+
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 wait_port() {  # $1 port, $2 name, $3 seconds

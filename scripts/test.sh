@@ -4,6 +4,7 @@
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 ensure_venv "[dev]"
+ensure_system_packages
 ensure_services
 cd "$ROOT"
 say "ruff"
