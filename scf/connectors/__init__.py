@@ -18,6 +18,7 @@ _LAZY: dict[str, str] = {
     "QdrantVectorConnector": "scf.connectors.qdrant",
     "ElasticsearchConnector": "scf.connectors.elasticsearch",
     "MinIOStorageConnector": "scf.connectors.minio",
+    "ApiIngestionConnector": "scf.connectors.api",
 }
 
 #: Spec names whose connectors later issues deliver; importing one says so instead of failing vaguely.
@@ -35,6 +36,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "ApiIngestionConnector",
     "CSVIngestionConnector",
     "ElasticsearchConnector",
     "MinIOStorageConnector",

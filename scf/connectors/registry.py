@@ -21,6 +21,7 @@ IMPLEMENTATIONS: dict[str, str] = {
     "qdrant": "scf.connectors.qdrant:QdrantVectorConnector",
     "elasticsearch": "scf.connectors.elasticsearch:ElasticsearchConnector",
     "minio": "scf.connectors.minio:MinIOStorageConnector",
+    "api": "scf.connectors.api:ApiIngestionConnector",
 }
 
 

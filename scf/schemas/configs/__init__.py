@@ -23,6 +23,7 @@ CONFIG_MODELS: dict[str, str] = {
     "qdrant": "scf.schemas.configs.qdrant:QdrantConfig",
     "elasticsearch": "scf.schemas.configs.elasticsearch:ElasticsearchConfig",
     "minio": "scf.schemas.configs.minio:MinioConfig",
+    "api": "scf.schemas.configs.api:ApiConfig",
 }
 
 

@@ -1,0 +1,216 @@
+"""`ApiIngestionConnector`: one guarded, pooled httpx client per connector, serving ingest/preview/validate.
+
+This module owns the client's life (open builds TLS, guard and credentials, then probes the base URL;
+check probes again; close releases the pool) and plans each operation (parse, resolve the endpoint,
+decide whether credentials go along) before handing it to `operations.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
+
+import structlog
+
+from scf.connectors.api.auth import build_authenticator, tls_files
+from scf.connectors.api.bodies import FetchedBody
+from scf.connectors.api.client import GuardedClient
+from scf.connectors.api.errors import API_ERROR_RULES, Redactor, translate_transport_error
+from scf.connectors.api.exchange import ApiCall, ApiExchange
+from scf.connectors.api.oauth2 import TokenFetcher
+from scf.connectors.api.operations import Plan, run_ingest, run_preview, run_validate
+from scf.connectors.api.policy import Resolver, safe_url
+from scf.connectors.api.requests import ApiData, FetchParameters, PreviewParameters, parse
+from scf.connectors.api.settings import (
+    MAX_TOKEN_REPLY_BYTES,
+    ApiSettings,
+    api_settings,
+    endpoint_url,
+    guard_policy,
+    same_origin,
+)
+from scf.connectors.api.transport import default_ssl_context
+from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
+from scf.schemas.configs.api import ApiConfig
+from scf.schemas.connection import ServiceConnection, ServiceType
+from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, PermanentError, TransientError
+from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict
+
+log = structlog.get_logger(__name__)
+
+_Run = Callable[[ApiExchange, Plan, float], Awaitable[OperationOutcome]]
+_RUNNERS: dict[str, _Run] = {"ingest": run_ingest, "preview": run_preview, "validate": run_validate}
+
+
+class ApiIngestionConnector(ServiceConnector):
+    """HTTP APIs through httpx, behind the SSRF guard.
+
+    Raises `transient` (cannot resolve or connect, timeouts, HTTP 5xx), `resource` (HTTP 429, 503 with
+    Retry-After; both carry retry_after), `permanent` (bad requests, HTTP 4xx, replies that are not
+    JSON or lack records, size and redirect caps), `configuration` (TLS files or verification) and
+    `security` (HTTP 401/403, refused credentials or client certificates, SSRF refusals).
+    """
+
+    service_type: ClassVar[ServiceType] = ServiceType.API
+    operations: ClassVar[frozenset[str]] = frozenset(_RUNNERS)
+    error_rules: ClassVar[tuple[ErrorRule, ...]] = API_ERROR_RULES
+
+    def __init__(self, connection: ServiceConnection, *, resolver: Resolver | None = None) -> None:
+        super().__init__(connection)
+        config = self.type_config
+        if not isinstance(config, ApiConfig):  # pragma: no cover - the registry guarantees it
+            raise ConfigurationError("api connector without an ApiConfig")
+        self.config: ApiConfig = config
+        self.settings: ApiSettings = api_settings(connection, config)
+        self._policy = guard_policy(config, resolver)
+        self._exchange: ApiExchange | None = None
+        self._in_flight = 0
+        self._opened_total = 0
+
+    def translate(self, exc: BaseException) -> ConnectorError:
+        return translate_transport_error(exc)
+
+    def pool_stats(self) -> PoolStats:
+        if self._exchange is None:
+            return PoolStats(opened_total=self._opened_total)
+        return PoolStats(
+            size=self.settings.limits.max_connections or 0,
+            in_use=self._in_flight,
+            opened_total=self._opened_total + self._exchange.client.backend.connections_opened,
+        )
+
+    # --- life cycle ---------------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        client = GuardedClient(self._policy, ssl_context=self._ssl_context(), limits=self.settings.limits)
+        try:
+            auth = build_authenticator(self.config.auth, self.connection, self._token_fetcher(client))
+        except Exception:  # e.g. a JWT key that does not load: nothing else will close this client
+            await client.aclose()
+            raise
+        redact = Redactor([*auth.secrets(), *self.settings.secret_headers.values()])
+        self._exchange = ApiExchange(client, self.settings, auth, redact, self.service_name)
+        if not self.config.verify_tls:
+            log.warning("api_tls_unverified", service_name=self.service_name)
+        if self.settings.health_url is not None:  # an unreachable or refusing API fails here
+            status = await self._probe()
+            log.info(
+                "api_connected",
+                service_name=self.service_name,
+                url=safe_url(self.settings.health_url),
+                status=status,
+                auth=auth.method,
+            )
+
+    async def _check(self) -> dict[str, TestVerdict]:
+        if self.settings.health_url is None:
+            return {
+                "connection_test": "skipped",
+                "authentication_test": "skipped",
+                "permissions_test": "skipped",
+            }
+        status = await self._probe()
+        authenticated = self._exchange is not None and self._exchange.auth.method != "none"
+        return {
+            "connection_test": "passed",
+            "authentication_test": "passed" if authenticated else "skipped",
+            "permissions_test": "passed" if 200 <= status < 300 else "skipped",
+        }
+
+    async def _close(self) -> None:
+        exchange, self._exchange = self._exchange, None
+        if exchange is not None:
+            self._opened_total += exchange.client.backend.connections_opened
+            await exchange.client.aclose()
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        files = tls_files(self.config.auth)
+        try:
+            return default_ssl_context(
+                verify=self.config.verify_tls,
+                ca_file=self.config.ca_file,
+                cert_file=files.cert_file if files else None,
+                key_file=files.key_file if files else None,
+                key_password=files.key_password if files else None,
+            )
+        except (OSError, ssl.SSLError) as exc:  # unreadable file, key not matching the certificate, ...
+            raise ConfigurationError(
+                "cannot load the TLS files (custom_config.ca_file or the mtls certificate and key)",
+                code=ErrorCode.INVALID_CONFIG,
+                detail=f"{type(exc).__name__}: {getattr(exc, 'strerror', None) or exc}",
+            ) from None
+
+    def _token_fetcher(self, client: GuardedClient) -> TokenFetcher:
+        async def fetch_token(url: str, form: dict[str, str], headers: dict[str, str]) -> FetchedBody:
+            request = client.build_request("POST", url, data=form, headers=headers)
+            deadline = asyncio.get_running_loop().time() + self.settings.total_timeout
+            return await client.send(
+                request,
+                max_bytes=MAX_TOKEN_REPLY_BYTES,
+                timeout=self.settings.timeout,
+                deadline=deadline,
+                follow_redirects=False,
+                sensitive_headers=("authorization",),
+            )
+
+        return fetch_token
+
+    async def _probe(self) -> int:
+        """GET the health URL with credentials. Any reply proves the API is there, except refusals
+        (401/403), throttling (429) and server failures (5xx), which raise their typed errors."""
+        exchange = self._live()
+        assert self.settings.health_url is not None
+        call = ApiCall("GET", self.settings.health_url, credentials=True)
+        deadline = asyncio.get_running_loop().time() + self.settings.total_timeout
+        reply = await exchange.reply(call, deadline)
+        if reply.status_code in (401, 403, 429) or reply.status_code >= 500:
+            raise exchange.error(call, reply)
+        return reply.status_code
+
+    def _live(self) -> ApiExchange:
+        if self._exchange is None:
+            raise TransientError("the connector is closed", code=ErrorCode.CONNECTION_FAILED)
+        return self._exchange
+
+    # --- operations ---------------------------------------------------------------------------------
+
+    async def _execute(self, request: OperationRequest) -> OperationOutcome:
+        plan = self._plan(request)  # parse and resolve the endpoint before any I/O
+        budget = min(self.settings.total_timeout, request.timeout or self.settings.total_timeout)
+        deadline = asyncio.get_running_loop().time() + budget
+        self._in_flight += 1
+        try:
+            async with asyncio.timeout_at(deadline):
+                return await _RUNNERS[request.operation](self._live(), plan, deadline)
+        finally:
+            self._in_flight -= 1
+
+    def _plan(self, request: OperationRequest) -> Plan:
+        data = parse(ApiData, request.data, "data")
+        model = PreviewParameters if request.operation == "preview" else FetchParameters
+        params = parse(model, request.parameters, "parameters")
+        url = endpoint_url(self.settings, data.api_endpoint)
+        if params.query:
+            url = url.copy_merge_params(params.query)
+        credentials = same_origin(url, self.settings.base_url)
+        if not credentials and self._has_credentials():
+            raise PermanentError(
+                "data.api_endpoint is outside custom_config.base_url's origin; "
+                "this connector's credentials only go there",
+                code=ErrorCode.INVALID_REQUEST,
+            )
+        max_records = min(params.max_records or self.settings.max_records, self.settings.max_records)
+        if isinstance(params, PreviewParameters):
+            max_records = min(params.limit or self.settings.preview_records, max_records)
+        return Plan(
+            first=ApiCall(params.method, url, dict(params.headers), params.body, credentials),
+            records_path=params.records_path or self.settings.records_path,
+            pagination=params.pagination_spec(self.settings.pagination),
+            max_pages=min(params.max_pages or self.settings.max_pages, self.settings.max_pages),
+            max_records=max_records,
+        )
+
+    def _has_credentials(self) -> bool:
+        return bool(self.config.auth is not None or self.connection.username or self.settings.secret_headers)
