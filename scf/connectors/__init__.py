@@ -19,6 +19,7 @@ _LAZY: dict[str, str] = {
     "ElasticsearchConnector": "scf.connectors.elasticsearch",
     "MinIOStorageConnector": "scf.connectors.minio",
     "ApiIngestionConnector": "scf.connectors.api",
+    "PDFIngestionConnector": "scf.connectors.pdf",
 }
 
 #: Spec names whose connectors later issues deliver; importing one says so instead of failing vaguely.
@@ -40,6 +41,7 @@ __all__ = [
     "CSVIngestionConnector",
     "ElasticsearchConnector",
     "MinIOStorageConnector",
+    "PDFIngestionConnector",
     "PostgreSQLOutputConnector",
     "QdrantVectorConnector",
     "ServiceConnector",

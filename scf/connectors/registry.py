@@ -22,6 +22,7 @@ IMPLEMENTATIONS: dict[str, str] = {
     "elasticsearch": "scf.connectors.elasticsearch:ElasticsearchConnector",
     "minio": "scf.connectors.minio:MinIOStorageConnector",
     "api": "scf.connectors.api:ApiIngestionConnector",
+    "pdf": "scf.connectors.pdf:PDFIngestionConnector",
 }
 
 

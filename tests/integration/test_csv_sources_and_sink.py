@@ -18,6 +18,7 @@ import pytest
 
 from scf.fleet.client import FleetClient
 from tests.support.fleet import FleetProcess, fleet_env
+from tests.support.pdfs import text_pdf
 from tests.support.s3 import S3Server, moto_server
 from tests.support.services import PG_DSN, Vhost, claim_redis_db, create_vhost, delete_vhost
 
@@ -48,7 +49,7 @@ def sink_fleet(
     logs = tmp_path_factory.mktemp("sink-fleet")
     env = fleet_env(vhost.amqp_url, redis_db.url, secret_key, logs)
     dispatcher = FleetProcess(["dispatcher"], env, logs / "dispatcher.log")
-    worker = FleetProcess(["worker", "--types", "csv,minio,postgresql"], env, logs / "worker.log")
+    worker = FleetProcess(["worker", "--types", "csv,minio,pdf,postgresql"], env, logs / "worker.log")
     try:
         dispatcher.wait_ready()
         worker.wait_ready()
@@ -122,6 +123,21 @@ async def test_csv_is_read_by_reference_to_an_object(lake: Lake, s3: S3Server) -
 
     assert result.status == "success", result.error
     assert result.result_data["records"] == [{"city": "Oslo", "temp": -3}, {"city": "Lima", "temp": 24}]
+
+
+async def test_a_pdf_is_read_by_reference_to_an_object(lake: Lake, s3: S3Server) -> None:
+    put(s3, lake.bucket, "report.pdf", text_pdf(pages=2, title="Object report"))
+    await lake.client.create_connector({"service_type": "pdf", "service_name": "documents"})
+
+    result = await lake.client.execute_operation(
+        "documents",
+        {"operation": "ingest", "data": {"object": {"service_name": "lake", "key": "report.pdf"}}},
+    )
+
+    assert result.status == "success", result.error
+    assert result.result_data["page_count"] == 2
+    assert "Page 1 says hello." in result.result_data["pages"][0]["text"]
+    assert "Object report" in str(result.result_data["metadata"])
 
 
 async def test_a_missing_object_or_a_non_store_reference_is_a_typed_error(lake: Lake) -> None:

@@ -28,6 +28,7 @@ from scf.connectors.registry import connector_class
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode
 from scf.schemas.operation import OperationOutcome, OperationRequest
+from tests.support.pdfs import text_pdf
 from tests.support.s3 import Credentials, IamMoto, S3Server, iam_moto_server, minio_from_env, moto_server
 
 pytestmark = pytest.mark.integration
@@ -553,10 +554,14 @@ async def test_ingest_honours_its_own_size_limit_and_the_parsers_options(s3: S3S
     assert unknown.code == ErrorCode.INVALID_REQUEST
 
 
-async def test_ingest_of_a_pdf_says_when_it_will_work(lake: Lake) -> None:
-    error = await lake.fails("ingest", parameters={"key": "scan.pdf"})
+async def test_ingest_of_a_pdf_object_runs_the_pdf_parser(lake: Lake) -> None:
+    lake.seed("docs/report.pdf", text_pdf(pages=2))
 
-    assert error.category is ErrorCategory.PERMANENT and "PDF connector" in error.message
+    parsed = await lake.data("ingest", parameters={"key": "docs/report.pdf", "pages": [2]})
+
+    assert parsed["page_count"] == 2
+    assert [p["page"] for p in parsed["pages"]] == [2]
+    assert parsed["source"]["key"] == "docs/report.pdf"
 
 
 # --- threads and the event loop -------------------------------------------------------------------

@@ -160,7 +160,8 @@ async def test_refusals_come_back_as_typed_failed_replies(
     await ok(client, "create_bucket")
     hostile = await run(client, "delete_object", parameters={"key": "../../etc/passwd"})
     missing = await run(client, "get_object", parameters={"key": "never/was.txt"})
-    pdf = await run(client, "ingest", parameters={"key": "scan.pdf"})
+    await ok(client, "put_object", parameters={"key": "notes.txt"}, data={"text": "not a PDF at all"})
+    not_a_pdf = await run(client, "ingest", parameters={"key": "notes.txt", "format": "pdf"})
 
     assert hostile.error is not None
     assert (hostile.error.category, hostile.error.code, hostile.error.retryable) == (
@@ -172,7 +173,8 @@ async def test_refusals_come_back_as_typed_failed_replies(
         "permanent",
         "NOT_FOUND",
     )
-    assert pdf.error is not None and "PDF connector" in pdf.error.message
+    assert not_a_pdf.error is not None
+    assert (not_a_pdf.error.category, not_a_pdf.error.code) == ("permanent", "INVALID_DATA")
 
 
 async def test_the_secret_key_never_comes_back(client: FleetClient, created: dict[str, Any]) -> None:

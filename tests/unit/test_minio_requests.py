@@ -136,10 +136,13 @@ def test_an_unknown_extension_asks_for_the_format(key: str) -> None:
         object_format(key, None)
 
 
-def test_pdf_ingestion_waits_for_the_pdf_connector() -> None:
-    error = refusal("ingest", parameters={"key": "scan.pdf"})
+def test_a_pdf_object_is_planned_for_the_pdf_parser() -> None:
+    plan = plan_ingest(
+        STORE, OperationRequest(operation="ingest", parameters={"key": "scan.pdf", "pages": [1]})
+    )
 
-    assert "PDF connector" in error.message
+    assert plan.format == "pdf"
+    assert plan.parser_parameters == {"pages": [1]}
 
 
 def test_ingest_hands_other_parameters_to_the_csv_parser() -> None:

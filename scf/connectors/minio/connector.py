@@ -15,11 +15,10 @@ from typing import ClassVar
 import structlog
 
 from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
-from scf.connectors.csv_ingest import CSVIngestionConnector
 from scf.connectors.minio.buckets import BUCKET_PLANS, BUCKETLESS, probe
 from scf.connectors.minio.client import StoreClient
 from scf.connectors.minio.errors import MINIO_ERROR_RULES, classify_store_answer, unwrap
-from scf.connectors.minio.ingest import csv_parser, fetch_encoded, parse_csv, plan_ingest
+from scf.connectors.minio.ingest import Format, fetch_encoded, parse_object, parser_for, plan_ingest
 from scf.connectors.minio.names import ObjectNames
 from scf.connectors.minio.objects import OBJECT_PLANS
 from scf.connectors.minio.reads import read_object
@@ -65,7 +64,7 @@ class MinIOStorageConnector(ServiceConnector):
         self._settings = client_settings(connection, self.config)
         self._names = ObjectNames(self.config.prefix)
         self._client: StoreClient | None = None
-        self._parser: CSVIngestionConnector | None = None
+        self._parsers: dict[Format, ServiceConnector] = {}
         self._opened_total = 0
 
     def translate(self, exc: BaseException) -> ConnectorError:
@@ -129,9 +128,12 @@ class MinIOStorageConnector(ServiceConnector):
     async def _ingest(self, client: StoreClient, store: Store, request: OperationRequest) -> OperationOutcome:
         plan = plan_ingest(store, request)
         encoded, source = await client.run(partial(fetch_encoded, store, plan.name))
-        if self._parser is None:
-            self._parser = csv_parser(self.service_name, self.config.max_ingest_bytes)
-        return await parse_csv(self._parser, plan, encoded, source)
+        parser = self._parsers.get(plan.format)
+        if parser is None:
+            parser = self._parsers[plan.format] = parser_for(
+                plan.format, self.service_name, self.config.max_ingest_bytes
+            )
+        return await parse_object(parser, plan, encoded, source)
 
     # --- objects for other connectors (CSV and PDF sources by reference) ----------------------------
 

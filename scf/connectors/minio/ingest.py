@@ -3,7 +3,7 @@
 The caller names a key; the bytes go from the store to the CSV connector's own `ingest` in this process
 (never through a message), and only the parsed page comes back. Paging works as in the CSV connector:
 send the same request with `page_token`; the token is bound to the object's content, so a page of a
-changed object is refused. PDF objects wait for the PDF connector.
+changed object is refused. PDF objects go to the PDF connector's `ingest` the same way.
 """
 
 from __future__ import annotations
@@ -12,10 +12,12 @@ import base64
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from scf.connectors.base import ServiceConnector
 from scf.connectors.csv_ingest import CSVIngestionConnector
 from scf.connectors.minio.reads import read_object
 from scf.connectors.minio.requests import IngestParameters, parse
 from scf.connectors.minio.store import Store
+from scf.connectors.pdf import PDFIngestionConnector
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.operation import OperationOutcome, OperationRequest
@@ -44,6 +46,7 @@ class IngestPlan:
     """A checked ingest request: which object, and what the parser gets besides the bytes."""
 
     name: str
+    format: Format
     parser_parameters: dict[str, Any]
     page_token: str | None
     timeout: float | None
@@ -52,12 +55,8 @@ class IngestPlan:
 def plan_ingest(store: Store, request: OperationRequest) -> IngestPlan:
     params = parse(IngestParameters, request.parameters, "parameters")
     name = store.names.full(params.key)
-    if object_format(params.key, params.format) == "pdf":
-        raise PermanentError(
-            "PDF ingestion arrives with the PDF connector; this build reads CSV objects only",
-            code=ErrorCode.INVALID_REQUEST,
-        )
-    return IngestPlan(name, params.parser_parameters(), request.page_token, request.timeout)
+    kind = object_format(params.key, params.format)
+    return IngestPlan(name, kind, params.parser_parameters(), request.page_token, request.timeout)
 
 
 def fetch_encoded(store: Store, name: str) -> tuple[str, dict[str, Any]]:
@@ -66,18 +65,18 @@ def fetch_encoded(store: Store, name: str) -> tuple[str, dict[str, Any]]:
     return base64.b64encode(content).decode("ascii"), source
 
 
-def csv_parser(service_name: str, max_bytes: int) -> CSVIngestionConnector:
-    """An in-process CSV connector (no I/O of its own) whose size limit is the ingest limit."""
+def parser_for(kind: Format, service_name: str, max_bytes: int) -> ServiceConnector:
+    """An in-process CSV or PDF connector (no I/O of its own) whose size limit is the ingest limit."""
     connection = ServiceConnection(
-        service_type="csv",
-        service_name=f"{service_name[:124]}-csv",
+        service_type=kind,
+        service_name=f"{service_name[:124]}-{kind}",
         custom_config={"max_bytes": max_bytes},
     )
-    return CSVIngestionConnector(connection)
+    return CSVIngestionConnector(connection) if kind == "csv" else PDFIngestionConnector(connection)
 
 
-async def parse_csv(
-    parser: CSVIngestionConnector, plan: IngestPlan, encoded: str, source: dict[str, Any]
+async def parse_object(
+    parser: ServiceConnector, plan: IngestPlan, encoded: str, source: dict[str, Any]
 ) -> OperationOutcome:
     request = OperationRequest(
         operation="ingest",

@@ -24,6 +24,7 @@ CONFIG_MODELS: dict[str, str] = {
     "elasticsearch": "scf.schemas.configs.elasticsearch:ElasticsearchConfig",
     "minio": "scf.schemas.configs.minio:MinioConfig",
     "api": "scf.schemas.configs.api:ApiConfig",
+    "pdf": "scf.schemas.configs.pdf:PdfConfig",
 }
 
 
