@@ -66,6 +66,31 @@ async def connect_with_retry(settings: Settings, name: str, attempts: int = 30) 
     raise AssertionError("unreachable")
 
 
+class RedisWatch:
+    """Whether Redis answered its last ping (readiness must not block on a network call)."""
+
+    def __init__(self, state: StateStore, interval: float) -> None:
+        self.state = state
+        self.interval = interval
+        self.up = True
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._watch(), name="redis-watch")
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _watch(self) -> None:
+        while True:
+            up = await self.state.ping()
+            if up != self.up:
+                log.warning("redis_reachability_changed", up=up)
+            self.up = up
+            await asyncio.sleep(self.interval)
+
+
 async def run(settings: Settings, roles: Roles, *, on_ready: OnReady | None = None) -> None:
     box = load_secret_box(
         settings.scf_secret_key.get_secret_value() if settings.scf_secret_key else None, settings.scf_data_dir
@@ -85,8 +110,11 @@ async def run(settings: Settings, roles: Roles, *, on_ready: OnReady | None = No
 
         services.append(GatewayServer(settings))
 
+    redis_ok = RedisWatch(state, settings.scf_heartbeat_interval)
+
     def ready() -> bool:
-        return not connection.is_closed and all(s.ready for s in services)
+        """Ready = connected to RabbitMQ and Redis, and every role started (a worker: consuming)."""
+        return not connection.is_closed and redis_ok.up and all(s.ready for s in services)
 
     probe = ProbeServer(ready, port=settings.scf_metrics_port)
     stop = asyncio.Event()
@@ -98,6 +126,7 @@ async def run(settings: Settings, roles: Roles, *, on_ready: OnReady | None = No
             progress(f"starting {service.role}")
             await service.start()
         await probe.start()
+        redis_ok.start()
         if roles.gateway:
             progress(f"gateway on :{settings.service_connector_factory_port} (/docs, /connectors, /metrics)")
         progress(f"ready: probes and metrics on :{probe.port} (/healthz /readyz /metrics)")
@@ -109,6 +138,7 @@ async def run(settings: Settings, roles: Roles, *, on_ready: OnReady | None = No
         await stop.wait()
         progress("stopping: draining in-flight work")
     finally:
+        redis_ok.stop()
         for service in services:
             await service.stop(settings.scf_shutdown_grace)
         await probe.stop()

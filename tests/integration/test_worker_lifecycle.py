@@ -18,6 +18,7 @@ import pytest
 
 from scf.fleet.client import FleetClient
 from tests.support.fleet import FleetProcess, fleet_env
+from tests.support.proxy import TcpProxy
 from tests.support.services import PG_DSN, Vhost, claim_redis_db, create_vhost, delete_vhost
 
 pytestmark = pytest.mark.integration
@@ -214,3 +215,40 @@ async def test_a_starting_dispatcher_registers_the_connectors_file_and_what_answ
     assert "bad name: NOT registered [INVALID_CONFIG]" in restarted_output
     assert "from_file: unchanged" in again.output()
     assert "found rabbitmq on :5672; no connector for it in this build" in restarted_output
+
+
+async def test_readiness_follows_redis_reachability(
+    crash_env: tuple[Vhost, dict[str, str]], tmp_path: Path
+) -> None:
+    _, env = crash_env
+    redis_proxy = TcpProxy(6379)
+    await redis_proxy.start()
+    db = env["SCF_REDIS_URL"].rsplit("/", 1)[1]
+    env = {**env, "SCF_REDIS_URL": f"redis://127.0.0.1:{redis_proxy.port}/{db}"}
+    worker = FleetProcess(["worker", "--types", "csv"], env, tmp_path / "redis-watch.log")
+    try:
+        await asyncio.to_thread(worker.wait_ready)
+        announced = re.search(r"scf: ready: probes and metrics on :(\d+)", worker.output())
+        assert announced is not None
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{announced[1]}") as http:
+            before = (await http.get("/readyz")).status_code
+            await redis_proxy.stop()
+            during = await poll_status(http, "/readyz", 503)
+            await redis_proxy.start()
+            after = await poll_status(http, "/readyz", 200)
+            alive = (await http.get("/healthz")).status_code
+    finally:
+        worker.stop()
+        await redis_proxy.stop()
+
+    assert (before, during, after, alive) == (200, 503, 200, 200)
+
+
+async def poll_status(http: httpx.AsyncClient, path: str, wanted: int, seconds: float = 15) -> int:
+    status = 0
+    for _ in range(int(seconds * 10)):
+        status = (await http.get(path)).status_code
+        if status == wanted:
+            return status
+        await asyncio.sleep(0.1)
+    return status
