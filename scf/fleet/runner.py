@@ -129,10 +129,10 @@ async def run(settings: Settings, roles: Roles, *, on_ready: OnReady | None = No
         redis_ok.start()
         if roles.gateway:
             progress(f"gateway on :{settings.service_connector_factory_port} (/docs, /connectors, /metrics)")
-        progress(f"ready: probes and metrics on :{probe.port} (/healthz /readyz /metrics)")
-        for service in services:
+        for service in services:  # declared and discovered connectors exist before "ready" is announced
             if isinstance(service, Dispatcher):
                 await discover(settings, service.control, progress)
+        progress(f"ready: probes and metrics on :{probe.port} (/healthz /readyz /metrics)")
         if on_ready is not None:
             await on_ready()
         await stop.wait()
