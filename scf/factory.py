@@ -14,23 +14,27 @@ from types import TracebackType
 from typing import Any, Self
 
 import structlog
-from pydantic import ValidationError
 
 from scf.connectors.base import ServiceConnector
 from scf.connectors.registry import connector_class
 from scf.connectors.retry import RetryPolicy, retrying
 from scf.connectors.sources import DEADLINE, BatchSink, Bindings, ConnectorLookup, SinkTarget
-from scf.schemas.connection import ServiceConnection, describe_validation_error
+from scf.schemas.connection import ServiceConnection
 from scf.schemas.control import ConnectorMetrics
 from scf.schemas.errors import (
     ConfigurationError,
     ConnectorError,
     ErrorCode,
-    PermanentError,
     TransientError,
     error_from_info,
 )
-from scf.schemas.operation import ConnectionTestResult, OperationRequest, OperationResult
+from scf.schemas.operation import (
+    UNPARSED_OPERATION_ID,
+    ConnectionTestResult,
+    OperationRequest,
+    OperationResult,
+    prepare_request,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -149,15 +153,9 @@ class ServiceConnectorFactory:
         """Run one operation with retries inside its deadline. Never raises: failures are `failed` results."""
         started = time.perf_counter()
         try:
-            parsed = (
-                request if isinstance(request, OperationRequest) else OperationRequest.model_validate(request)
-            )
-        except ValidationError as exc:
-            error = PermanentError(
-                "invalid request: " + describe_validation_error(exc), code=ErrorCode.INVALID_REQUEST
-            )
-            return OperationResult.failed("op_unparsed", error)
-        parsed = parsed.with_defaults(parsed.service_name or service_name)
+            parsed = prepare_request(request, service_name)
+        except ConnectorError as exc:
+            return OperationResult.failed(UNPARSED_OPERATION_ID, exc)
         assert parsed.operation_id is not None
         if deadline is None:
             deadline = time.time() + (parsed.timeout or self.default_timeout)

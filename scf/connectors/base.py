@@ -30,11 +30,13 @@ from scf.schemas.errors import (
     error_class,
 )
 from scf.schemas.operation import (
+    UNPARSED_OPERATION_ID,
     ConnectionTestResult,
     OperationOutcome,
     OperationRequest,
     OperationResult,
     TestVerdict,
+    prepare_request,
 )
 
 log = structlog.get_logger(__name__)
@@ -205,19 +207,11 @@ class ServiceConnector(ABC):
     async def execute_operation(self, request: OperationRequest | Mapping[str, Any]) -> OperationResult:
         """Execute and wrap in the spec's result shape; a failure is a `failed` result, never an exception."""
         started = time.perf_counter()
-        operation_id = "op_unparsed"
+        operation_id = UNPARSED_OPERATION_ID
         try:
-            parsed = (
-                request if isinstance(request, OperationRequest) else OperationRequest.model_validate(request)
-            )
-            parsed = parsed.with_defaults(self.service_name)
+            parsed = prepare_request(request, self.service_name)
             operation_id = parsed.operation_id or operation_id
             outcome = await self.execute(parsed)
-        except ValidationError as exc:
-            error = PermanentError(
-                "invalid request: " + describe_validation_error(exc), code=ErrorCode.INVALID_REQUEST
-            )
-            return OperationResult.failed(operation_id, error, time.perf_counter() - started)
         except ConnectorError as exc:
             return OperationResult.failed(operation_id, exc, time.perf_counter() - started)
         return OperationResult.succeeded(operation_id, outcome, time.perf_counter() - started)

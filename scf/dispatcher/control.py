@@ -18,7 +18,7 @@ from scf.fleet.health import HealthStore
 from scf.fleet.rpc import RpcClient
 from scf.fleet.state import StateStore
 from scf.schemas import topology
-from scf.schemas.connection import ServiceConnection, describe_validation_error
+from scf.schemas.connection import ServiceConnection
 from scf.schemas.control import (
     Acknowledged,
     CheckEnvelope,
@@ -33,8 +33,9 @@ from scf.schemas.control import (
     MessageType,
     OperationRef,
 )
-from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, ErrorInfo, PermanentError
+from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, ErrorInfo
 from scf.schemas.operation import ConnectionTestResult
+from scf.schemas.validation import parse_model
 
 log = structlog.get_logger(__name__)
 
@@ -44,12 +45,7 @@ M = TypeVar("M", bound=BaseModel)
 
 
 def parse(model: type[M], body: dict[str, Any]) -> M:
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise PermanentError(
-            "invalid request: " + describe_validation_error(exc), code=ErrorCode.INVALID_REQUEST
-        ) from None
+    return parse_model(model, body, "request")
 
 
 class ControlPlane:

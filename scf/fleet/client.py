@@ -18,7 +18,7 @@ from typing import Any, Self
 from pydantic import BaseModel, ValidationError
 
 from scf.fleet.rpc import ProgressCallback, RpcClient
-from scf.schemas.connection import ServiceConnection, describe_validation_error
+from scf.schemas.connection import ServiceConnection
 from scf.schemas.control import (
     Acknowledged,
     ConnectorCreated,
@@ -29,7 +29,13 @@ from scf.schemas.control import (
     MessageType,
 )
 from scf.schemas.errors import ConnectorError, ErrorCode, ErrorInfo, PermanentError, error_from_info
-from scf.schemas.operation import ConnectionTestResult, OperationRequest, OperationResult
+from scf.schemas.operation import (
+    UNPARSED_OPERATION_ID,
+    ConnectionTestResult,
+    OperationRequest,
+    OperationResult,
+    prepare_request,
+)
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
@@ -140,15 +146,9 @@ class FleetClient:
         """Run one operation through the fleet. Never raises for a failed operation: see `result.error`."""
         started = time.perf_counter()
         try:
-            parsed = (
-                request if isinstance(request, OperationRequest) else OperationRequest.model_validate(request)
-            )
-        except ValidationError as exc:
-            error = PermanentError(
-                "invalid request: " + describe_validation_error(exc), code=ErrorCode.INVALID_REQUEST
-            )
-            return OperationResult.failed("op_unparsed", error)
-        parsed = parsed.with_defaults(service_name)
+            parsed = prepare_request(request, service_name)
+        except ConnectorError as exc:
+            return OperationResult.failed(UNPARSED_OPERATION_ID, exc)
         assert parsed.operation_id is not None
         # The caller waits a little longer than the fleet's own deadline so the typed reply can arrive.
         wait = (timeout or parsed.timeout or self.timeout) + 5.0

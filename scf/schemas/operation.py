@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from scf.schemas.connection import SERVICE_NAME_PATTERN
-from scf.schemas.errors import ConnectorError, ErrorInfo
+from scf.schemas.errors import ConnectorError, ErrorCode, ErrorInfo, PermanentError
+from scf.schemas.validation import parse_model
 
 OPERATION_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 OPERATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
@@ -54,6 +56,23 @@ class OperationRequest(BaseModel):
         if self.operation_id is None:
             update["operation_id"] = new_operation_id()
         return self.model_copy(update=update) if update else self
+
+
+UNPARSED_OPERATION_ID = "op_unparsed"
+
+
+def prepare_request(request: OperationRequest | Mapping[str, Any], service_name: str) -> OperationRequest:
+    """The request validated, addressed to `service_name` and given an operation id.
+
+    Raises `permanent` INVALID_REQUEST for a bad body or one that names another service.
+    """
+    parsed = request if isinstance(request, OperationRequest) else parse_model(OperationRequest, request)
+    if parsed.service_name not in (None, service_name):
+        raise PermanentError(
+            f"the request names service {parsed.service_name!r} but was sent to {service_name!r}",
+            code=ErrorCode.INVALID_REQUEST,
+        )
+    return parsed.with_defaults(service_name)
 
 
 class OperationEnvelope(BaseModel):

@@ -89,7 +89,8 @@ async def test_spec_example_ingests_typed_records() -> None:
 
 
 async def test_spec_pipeline_example_with_connection_id_alias() -> None:
-    result = await make_connector().execute_operation(
+    connector = CSVIngestionConnector(ServiceConnection(service_type="csv", service_name="data_ingest"))
+    result = await connector.execute_operation(
         {
             "connection_id": "data_ingest",
             "operation": "ingest",
@@ -98,6 +99,14 @@ async def test_spec_pipeline_example_with_connection_id_alias() -> None:
         }
     )
     assert result.ok and result.records_processed == 3
+
+
+async def test_a_request_naming_another_connector_is_refused() -> None:
+    request = {"connection_id": "someone_else", "operation": "preview"}
+    result = await make_connector().execute_operation(request)
+
+    assert result.error is not None and result.error.code == "INVALID_REQUEST"
+    assert "someone_else" in result.error.message
 
 
 async def test_semicolon_delimiter() -> None:

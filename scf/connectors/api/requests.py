@@ -6,21 +6,22 @@ records_path and pagination (`true` = the connector's default style, else RFC 82
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Self
 
 from pydantic import (
     AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from scf.schemas.configs.api import PaginationSpec, header_problem
-from scf.schemas.connection import describe_validation_error
-from scf.schemas.errors import ErrorCode, PermanentError
+from scf.schemas.validation import parse_model
+
+#: Validates `data` or `parameters` against a model (the helper every connector shares).
+parse = parse_model
 
 QueryValue = str | int | float | bool
 
@@ -76,16 +77,3 @@ class FetchParameters(_Strict):
 
 class PreviewParameters(FetchParameters):
     limit: int | None = Field(default=None, ge=1, le=1000)
-
-
-_Model = TypeVar("_Model", bound=BaseModel)
-
-
-def parse(model: type[_Model], body: dict[str, Any], where: str) -> _Model:
-    """Validate `body` (the request's `data` or `parameters`) or raise a `permanent` INVALID_REQUEST."""
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise PermanentError(
-            f"invalid {where}: {describe_validation_error(exc)}", code=ErrorCode.INVALID_REQUEST
-        ) from None

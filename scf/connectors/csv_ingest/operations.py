@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from scf.connectors.csv_parsing import (
     ColumnProfile,
@@ -39,9 +39,9 @@ from scf.connectors.csv_parsing import (
 )
 from scf.connectors.sources import SinkTarget
 from scf.schemas.configs.csv import CsvConfig
-from scf.schemas.connection import describe_validation_error
 from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.operation import OperationOutcome, OperationRequest
+from scf.schemas.validation import parse_model
 
 MAX_PAGE_SIZE = 10_000
 PREVIEW_SAMPLE_ROWS = 1_000  # preview infers types over at least this many leading rows
@@ -66,11 +66,7 @@ class CsvParameters(BaseModel):
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> CsvParameters:
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as exc:
-            message = "invalid parameters: " + describe_validation_error(exc)
-            raise PermanentError(message, code=ErrorCode.INVALID_REQUEST) from None
+        return parse_model(cls, raw, "parameters")
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,14 @@ are checked separately (`names.py`), since a missing one falls back to the confi
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from scf.schemas.connection import describe_validation_error
-from scf.schemas.errors import ErrorCode, PermanentError
+from scf.schemas.validation import parse_model
+
+#: Validates `data` or `parameters` against a model (the helper every connector shares).
+parse = parse_model
 
 Refresh = bool | Literal["wait_for"]
 IndexTarget = str | list[str]
@@ -165,16 +167,3 @@ class DeleteParameters(_Strict):
         if self.query is not None and self.refresh == "wait_for":
             raise ValueError("delete by query takes refresh true or false, not wait_for")
         return self
-
-
-_Model = TypeVar("_Model", bound=BaseModel)
-
-
-def parse(model: type[_Model], body: dict[str, Any], where: str) -> _Model:
-    """Validate `body` (the request's `data` or `parameters`) or raise a `permanent` INVALID_REQUEST."""
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise PermanentError(
-            f"invalid {where}: {describe_validation_error(exc)}", code=ErrorCode.INVALID_REQUEST
-        ) from None

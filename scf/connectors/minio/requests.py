@@ -7,13 +7,15 @@ the connector's prefix) by `ObjectNames`, which answers INVALID_IDENTIFIER.
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scf.connectors.minio.bodies import Encoding
-from scf.schemas.connection import describe_validation_error
-from scf.schemas.errors import ErrorCode, PermanentError
+from scf.schemas.validation import parse_model
+
+#: Validates `data` or `parameters` against a model (the helper every connector shares).
+parse = parse_model
 
 #: S3 presigned URLs live at most seven days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
@@ -95,16 +97,3 @@ class IngestParameters(KeyParameters):
 
     def parser_parameters(self) -> dict[str, Any]:
         return dict(self.model_extra or {})
-
-
-_Model = TypeVar("_Model", bound=BaseModel)
-
-
-def parse(model: type[_Model], body: dict[str, Any], where: str) -> _Model:
-    """Validate `body` (the request's `data` or `parameters`) or raise a `permanent` INVALID_REQUEST."""
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise PermanentError(
-            f"invalid {where}: {describe_validation_error(exc)}", code=ErrorCode.INVALID_REQUEST
-        ) from None

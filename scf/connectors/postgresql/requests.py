@@ -6,12 +6,15 @@ Unknown keys are refused so that a misspelt option (`conflict_column`) is not si
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from scf.schemas.connection import describe_validation_error
 from scf.schemas.errors import ErrorCode, PermanentError
+from scf.schemas.validation import parse_model
+
+#: Validates `data` or `parameters` against a model (the helper every connector shares).
+parse = parse_model
 
 Operator = Literal["=", "!=", "<", "<=", ">", ">=", "in", "not_in", "is_null", "is_not_null", "like"]
 OnConflict = Literal["error", "nothing", "update"]
@@ -77,19 +80,6 @@ class WriteParameters(_Strict):
     """`allow_all` must be true to update or delete without any filter (every row of the table)."""
 
     allow_all: bool = False
-
-
-_Model = TypeVar("_Model", bound=BaseModel)
-
-
-def parse(model: type[_Model], body: dict[str, Any], where: str) -> _Model:
-    """Validate `body` (the request's `data` or `parameters`) or raise a `permanent` INVALID_REQUEST."""
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise PermanentError(
-            f"invalid {where}: {describe_validation_error(exc)}", code=ErrorCode.INVALID_REQUEST
-        ) from None
 
 
 def require_filters(data: DeleteData, parameters: WriteParameters, operation: str) -> None:

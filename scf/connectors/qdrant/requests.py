@@ -7,7 +7,7 @@ that does not fit is a `permanent` INVALID_REQUEST naming the field, never a dri
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AliasChoices,
@@ -16,15 +16,17 @@ from pydantic import (
     Field,
     StrictInt,
     StrictStr,
-    ValidationError,
     model_validator,
 )
 
 from scf.connectors.qdrant.filters import FilterSpec
 from scf.connectors.qdrant.ids import RESERVED_ID_KEY
 from scf.schemas.configs.qdrant import COLLECTION_NAME_PATTERN, MAX_VECTOR_DIMENSION, HnswSettings, Metric
-from scf.schemas.connection import describe_validation_error
 from scf.schemas.errors import ErrorCode, PermanentError
+from scf.schemas.validation import parse_model
+
+#: Validates `data` or `parameters` against a model (the helper every connector shares).
+parse = parse_model
 
 MAX_POINTS_PER_REQUEST = 100_000
 MAX_BATCH_SIZE = 1_000
@@ -160,19 +162,6 @@ class CreateCollectionParameters(Target):
 
 class NoParameters(_Strict):
     """`parameters` of operations that take none."""
-
-
-_Model = TypeVar("_Model", bound=BaseModel)
-
-
-def parse(model: type[_Model], body: dict[str, Any], where: str) -> _Model:
-    """Validate `body` (the request's `data` or `parameters`) or raise a `permanent` INVALID_REQUEST."""
-    try:
-        return model.model_validate(body)
-    except ValidationError as exc:
-        raise PermanentError(
-            f"invalid {where}: {describe_validation_error(exc)}", code=ErrorCode.INVALID_REQUEST
-        ) from None
 
 
 def require_selection(data: DeleteData, parameters: DeleteParameters) -> None:
