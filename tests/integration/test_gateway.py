@@ -278,12 +278,17 @@ async def test_probes_and_docs(http: Recorder) -> None:
 async def test_audit_trail_names_the_http_caller_and_logs_hold_no_secret(
     http: Recorder, gw_db: str, logs: Path
 ) -> None:
-    await http.post(
+    executed = await http.post(
         f"/connectors/{gw_db}/execute", json={"operation": "query", "parameters": {"query": "SELECT 2"}}
     )
-    await asyncio.sleep(0.2)  # let the processes flush their last lines
+    operation_id = executed.json()["operation_id"]
 
-    lines = [line for path in logs.glob("*.log") for line in path.read_text().splitlines()]
+    lines: list[str] = []
+    for _ in range(50):  # until the worker's audit line for this operation is on disk
+        lines = [line for path in logs.glob("*.log") for line in path.read_text().splitlines()]
+        if any(operation_id in line and '"event": "audit"' in line for line in lines):
+            break
+        await asyncio.sleep(0.05)
     audits = [json.loads(line) for line in lines if '"event": "audit"' in line]
 
     assert not [line for line in lines if CANARY in line], "a log line carried the canary password"

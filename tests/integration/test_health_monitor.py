@@ -126,8 +126,12 @@ async def test_connector_goes_unhealthy_then_recovers_with_alerts(
 
             await proxy.start()
             recovered = await next_event(events, "healthy")
-            await asyncio.sleep(1.5)
-            uptime_up = (await client.get_metrics("flaky_db")).uptime_percentage
+            uptime_up = uptime_down
+            for _ in range(100):  # passing checks keep arriving every 0.5 s: wait until uptime moves
+                uptime_up = (await client.get_metrics("flaky_db")).uptime_percentage
+                if uptime_up is not None and uptime_down is not None and uptime_up > uptime_down:
+                    break
+                await asyncio.sleep(0.1)
     finally:
         await connection.close()
         worker.stop()
