@@ -14,7 +14,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from scf.connectors.registry import available_types, is_available
-from scf.fleet.health import HealthStore
+from scf.fleet.health import HealthStore, decide_status
 from scf.fleet.rpc import RpcClient
 from scf.fleet.state import StateStore
 from scf.schemas import topology
@@ -50,8 +50,14 @@ def parse(model: type[M], body: dict[str, Any]) -> M:
 
 class ControlPlane:
     def __init__(
-        self, state: StateStore, rpc: RpcClient, publish_event: EventPublisher, test_timeout: float
+        self,
+        state: StateStore,
+        rpc: RpcClient,
+        publish_event: EventPublisher,
+        test_timeout: float,
+        health_threshold: float = 60.0,
     ) -> None:
+        self.health_threshold = health_threshold
         self.state = state
         self.rpc = rpc
         self.publish_event = publish_event
@@ -173,12 +179,15 @@ class ControlPlane:
         name = parse(ConnectorRef, body).service_name
         entry = await self.state.entry(name)
         last_error, last_error_at = await self.state.last_error(name)
+        health = await self.health.state(name)
+        # The monitor sets the status on its sweeps; tests run in between (create, explicit) count too.
+        health.status = decide_status(health, health.status, time.time(), self.health_threshold)
         return ConnectorStatus(
             service_name=name,
             service_type=entry.service_type,
             version=entry.version,
             paused=entry.paused,
-            health=await self.health.state(name),
+            health=health,
             last_error=last_error,
             last_error_at=last_error_at,
             live_workers=await self.state.live_workers(entry.service_type),

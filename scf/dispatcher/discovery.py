@@ -92,6 +92,13 @@ async def register(control: ControlPlane, body: dict[str, Any]) -> str:
     try:
         current, _ = await control.state.load_connection(connection.service_name)
     except ConnectorError as exc:
+        if exc.code == ErrorCode.SECRETS_UNREADABLE:
+            # Sealed with a key this fleet no longer has: the declaration is the truth, store it anew.
+            log.warning("declared_connector_replaced", service_name=connection.service_name, reason=exc.code)
+            updated = await control.update(body)
+            return (
+                f"replaced, its stored secrets were unreadable ({updated.connector_info.connection_status})"
+            )
         if exc.code != ErrorCode.CONNECTOR_NOT_FOUND:
             raise
         created = await control.create(body)

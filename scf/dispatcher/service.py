@@ -65,7 +65,11 @@ class Dispatcher(FleetService):
         self._routes = RoutingCache(ttl=settings.scf_routing_cache_ttl)
         self._background: list[asyncio.Task[None]] = []
         self.control = ControlPlane(
-            state, self._rpc, self._publish_event, test_timeout=min(10.0, settings.connection_timeout)
+            state,
+            self._rpc,
+            self._publish_event,
+            test_timeout=min(10.0, settings.connection_timeout),
+            health_threshold=settings.service_timeout_threshold,
         )
 
     async def start(self) -> None:

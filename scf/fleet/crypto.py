@@ -43,7 +43,7 @@ class SecretBox:
         except InvalidToken:
             raise ConfigurationError(
                 "stored connector credentials cannot be decrypted with the configured SCF_SECRET_KEY",
-                code=ErrorCode.INVALID_CONFIG,
+                code=ErrorCode.SECRETS_UNREADABLE,
             ) from None
         return opened
 

@@ -225,6 +225,7 @@ async def test_test_status_and_metrics_endpoints(http: Recorder, gw_db: str) -> 
     }
     assert status.json()["live_workers"] >= 1
     assert status.json()["health"]["last_check_at"] is not None
+    assert status.json()["health"]["status"] == "healthy"  # the test just passed
     assert metrics.json()["total_operations"] >= 1
     assert metrics.json()["p50_response_time"] is not None
     assert fleet.json()["total_operations"] >= metrics.json()["total_operations"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from cryptography.fernet import Fernet
 
 from scf.fleet.client import FleetClient
 from tests.support.fleet import FleetProcess, fleet_env
@@ -208,12 +209,19 @@ async def test_a_starting_dispatcher_registers_the_connectors_file_and_what_answ
         again.wait_ready()
     finally:
         again.stop()
+    rekeyed_env = {**env, "SCF_SECRET_KEY": Fernet.generate_key().decode()}  # the old key is gone
+    rekeyed = FleetProcess(["dispatcher"], rekeyed_env, tmp_path / "rekeyed.log")
+    try:
+        rekeyed.wait_ready()
+    finally:
+        rekeyed.stop()
 
     assert "from_file" in names
     assert "discovered-postgresql-5432" in names  # PostgreSQL answered on the port we named
     assert "discovered-qdrant-1" not in names  # nothing answers on port 1
     assert "bad name: NOT registered [INVALID_CONFIG]" in restarted_output
     assert "from_file: unchanged" in again.output()
+    assert "from_file: replaced, its stored secrets were unreadable" in rekeyed.output()
     assert "found rabbitmq on :5672; no connector for it in this build" in restarted_output
 
 
