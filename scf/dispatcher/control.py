@@ -11,9 +11,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import structlog
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from scf.connectors.registry import available_types, is_available
+from scf.dispatcher.worker_check import check_through_worker
 from scf.fleet.health import HealthStore, decide_status
 from scf.fleet.rpc import RpcClient
 from scf.fleet.state import StateStore
@@ -21,7 +22,6 @@ from scf.schemas import topology
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.control import (
     Acknowledged,
-    CheckEnvelope,
     ConnectionStatus,
     ConnectorCreated,
     ConnectorInfo,
@@ -34,7 +34,6 @@ from scf.schemas.control import (
     OperationRef,
 )
 from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, ErrorInfo
-from scf.schemas.operation import ConnectionTestResult
 from scf.schemas.validation import parse_model
 
 log = structlog.get_logger(__name__)
@@ -125,25 +124,12 @@ class ControlPlane:
         if await self.state.live_workers(service_type) == 0:
             return "untested", None
         timeout = min(self.test_timeout, connection.connection_timeout)
-        envelope = CheckEnvelope(
-            service_name=connection.service_name,
-            service_type=service_type,
-            connector_version=version,
-            deadline=time.time() + timeout,
-        )
         try:
-            reply = await self.rpc.call(
-                MessageType.CONNECTOR_TEST,
-                envelope,
-                timeout=timeout + 2,
-                exchange=topology.OPS_EXCHANGE,
-                routing_key=service_type,
+            result = await check_through_worker(
+                self.rpc, connection.service_name, service_type, version, timeout
             )
-            result = ConnectionTestResult.model_validate(reply)
         except ConnectorError as exc:
             return "untested", exc.to_info()
-        except ValidationError:
-            return "untested", None
         return ("connected", None) if result.status == "success" else ("failed", result.error)
 
     async def get(self, body: dict[str, Any]) -> BaseModel:

@@ -15,16 +15,16 @@ from typing import Any
 
 import httpx
 import structlog
-from pydantic import ValidationError
 
 from scf.dispatcher.control import EventPublisher
+from scf.dispatcher.worker_check import check_through_worker
 from scf.fleet import keys
 from scf.fleet.health import HealthStore, decide_status
 from scf.fleet.metrics import CONNECTOR_HEALTHY
 from scf.fleet.rpc import RpcClient
 from scf.fleet.state import StateStore
 from scf.schemas import topology
-from scf.schemas.control import CheckEnvelope, ConnectorState, HealthStatus, MessageType
+from scf.schemas.control import ConnectorState, HealthStatus
 from scf.schemas.errors import ConnectorError, ErrorCode, ErrorInfo, TransientError
 from scf.schemas.operation import SKIPPED_VERDICTS, ConnectionTestResult
 
@@ -123,23 +123,12 @@ class HealthMonitor:
     async def _test(self, connector: ConnectorState) -> bool:
         """Ask a worker for a connection test (it records the result). False when nobody answered."""
         timeout = min(self.interval, 30.0)
-        envelope = CheckEnvelope(
-            service_name=connector.service_name,
-            service_type=connector.service_type,
-            connector_version=connector.version,
-            deadline=time.time() + timeout,
-        )
         try:
-            reply = await self.rpc.call(
-                MessageType.CONNECTOR_TEST,
-                envelope,
-                timeout=timeout + 2,
-                exchange=topology.OPS_EXCHANGE,
-                routing_key=connector.service_type,
+            await check_through_worker(
+                self.rpc, connector.service_name, connector.service_type, connector.version, timeout
             )
-            ConnectionTestResult.model_validate(reply)
-        except (ConnectorError, ValidationError) as exc:
-            log.info("health_check_unanswered", service_name=connector.service_name, error=repr(exc))
+        except ConnectorError as exc:
+            log.info("health_check_unanswered", service_name=connector.service_name, code=exc.code)
             return False
         return True
 

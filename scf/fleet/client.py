@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, Self
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from scf.fleet.rpc import ProgressCallback, RpcClient
+from scf.fleet.rpc import ProgressCallback, RpcClient, reply_error
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.control import (
     Acknowledged,
@@ -28,7 +28,7 @@ from scf.schemas.control import (
     FleetMetrics,
     MessageType,
 )
-from scf.schemas.errors import ConnectorError, ErrorCode, ErrorInfo, PermanentError, error_from_info
+from scf.schemas.errors import ConnectorError
 from scf.schemas.operation import (
     UNPARSED_OPERATION_ID,
     ConnectionTestResult,
@@ -130,7 +130,7 @@ class FleetClient:
             MessageType.OPERATION_RESULT, {"operation_id": operation_id}, timeout=self.timeout
         )
         if "operation_id" not in reply:
-            raise _reply_error(reply)
+            raise reply_error(reply)
         return OperationResult.model_validate(reply)
 
     # --- data plane ----------------------------------------------------------------------------------
@@ -168,7 +168,7 @@ class FleetClient:
         reply = await self.rpc.call(message_type, body, timeout=self.timeout)
         # A connection test that ran and failed is a result (it names its service); any other failure raises.
         if reply.get("status") == "failed" and "service_name" not in reply:
-            raise _reply_error(reply)
+            raise reply_error(reply)
         return reply
 
 
@@ -176,10 +176,3 @@ def _connection_body(config: ServiceConnection | Mapping[str, Any]) -> dict[str,
     if isinstance(config, ServiceConnection):
         return config.sealed_payload()
     return dict(config)
-
-
-def _reply_error(reply: dict[str, Any]) -> ConnectorError:
-    try:
-        return error_from_info(ErrorInfo.model_validate(reply.get("error")))
-    except ValidationError:
-        return PermanentError("the fleet sent a reply without a readable error", code=ErrorCode.INTERNAL)

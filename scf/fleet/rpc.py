@@ -23,11 +23,18 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustConnection,
 )
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from scf.fleet import amqp
 from scf.schemas import topology
-from scf.schemas.errors import ErrorCode, TransientError
+from scf.schemas.errors import (
+    ConnectorError,
+    ErrorCode,
+    ErrorInfo,
+    PermanentError,
+    TransientError,
+    error_from_info,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -202,3 +209,11 @@ class RpcClient:
             )
             return
         future.set_result(body if isinstance(body, dict) else {"result": body})
+
+
+def reply_error(reply: dict[str, Any]) -> ConnectorError:
+    """The typed error a failed reply carries (`{"status": "failed", "error": {...}}`)."""
+    try:
+        return error_from_info(ErrorInfo.model_validate(reply.get("error")))
+    except ValidationError:
+        return PermanentError("the fleet sent a reply without a readable error", code=ErrorCode.INTERNAL)

@@ -260,3 +260,26 @@ async def poll_status(http: httpx.AsyncClient, path: str, wanted: int, seconds: 
             return status
         await asyncio.sleep(0.1)
     return status
+
+
+async def test_a_worker_with_another_secret_key_makes_create_report_why_it_could_not_test(
+    crash_env: tuple[Vhost, dict[str, str]], tmp_path: Path
+) -> None:
+    vhost, env = crash_env
+    dispatcher = FleetProcess(["dispatcher"], env, tmp_path / "dispatcher.log")
+    stranger_env = {**env, "SCF_SECRET_KEY": Fernet.generate_key().decode()}  # a misconfigured machine
+    stranger = FleetProcess(["worker", "--types", "csv"], stranger_env, tmp_path / "stranger.log")
+    try:
+        dispatcher.wait_ready()
+        stranger.wait_ready()
+        async with await FleetClient.connect(vhost.amqp_url) as client:
+            created = await client.create_connector({"service_type": "csv", "service_name": "sealed_csv"})
+            result = await client.execute_operation("sealed_csv", {"operation": "preview"})
+    finally:
+        stranger.stop()
+        dispatcher.stop()
+
+    info = created.created.connector_info
+    assert info.connection_status == "untested"
+    assert info.test_error is not None and info.test_error.code == "SECRETS_UNREADABLE"
+    assert result.error is not None and result.error.code == "SECRETS_UNREADABLE"

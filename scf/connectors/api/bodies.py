@@ -99,9 +99,7 @@ class BoundedDecoder:
         except OverflowError:
             raise too_large(self._max, "the decoded response") from None
         except zlib.error as exc:
-            raise PermanentError(
-                "the API's compressed response is corrupt", code=ErrorCode.INVALID_DATA, detail=str(exc)
-            ) from None
+            raise _corrupt(exc) from None
         self._append(data)
 
     def finish(self) -> bytes:
@@ -114,9 +112,7 @@ class BoundedDecoder:
         except OverflowError:
             raise too_large(self._max, "the decoded response") from None
         except zlib.error as exc:
-            raise PermanentError(
-                "the API's compressed response is corrupt", code=ErrorCode.INVALID_DATA, detail=str(exc)
-            ) from None
+            raise _corrupt(exc) from None
         return bytes(self._decoded)
 
     def _append(self, data: bytes) -> None:
@@ -160,3 +156,9 @@ class FetchedBody:
 
     def text(self, limit: int = 300) -> str:
         return self.content[:limit].decode("utf-8", errors="replace")
+
+
+def _corrupt(exc: zlib.error) -> PermanentError:
+    return PermanentError(
+        "the API's compressed response is corrupt", code=ErrorCode.INVALID_DATA, detail=str(exc)
+    )

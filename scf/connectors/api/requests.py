@@ -17,7 +17,7 @@ from pydantic import (
     model_validator,
 )
 
-from scf.schemas.configs.api import PaginationSpec, header_problem
+from scf.schemas.configs.api import PaginationSpec, check_headers
 from scf.schemas.validation import parse_model
 
 #: Validates `data` or `parameters` against a model (the helper every connector shares).
@@ -52,11 +52,7 @@ class FetchParameters(_Strict):
     @field_validator("headers")
     @classmethod
     def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        for name, value in headers.items():
-            problem = header_problem(name, value)
-            if problem is not None:
-                raise ValueError(problem)
-        return headers
+        return check_headers(headers)
 
     @model_validator(mode="after")
     def _body_needs_post(self) -> Self:

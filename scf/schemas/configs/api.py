@@ -59,6 +59,15 @@ def header_problem(name: str, value: str) -> str | None:
     return None
 
 
+def check_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Raise ValueError naming the first header that HTTP would refuse or split (for validators)."""
+    for name, value in headers.items():
+        problem = header_problem(name, value)
+        if problem is not None:
+            raise ValueError(problem)
+    return headers
+
+
 def host_kind(host: str) -> IPAddress | str:
     """An IP address for an IP host, else the hostname; ValueError for odd numeric forms and bad names.
 
@@ -348,11 +357,7 @@ class ApiConfig(BaseModel):
     @field_validator("headers")
     @classmethod
     def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        for name, value in headers.items():
-            problem = header_problem(name, value)
-            if problem is not None:
-                raise ValueError(problem)
-        return headers
+        return check_headers(headers)
 
     @field_validator("allowed_hosts")
     @classmethod
