@@ -191,7 +191,10 @@ class RpcClient:
         except ValueError:
             return
         if isinstance(body, dict):
-            callback(body)
+            try:
+                callback(body)
+            except Exception as exc:  # a caller's progress hook must never break reply delivery
+                log.warning("progress_callback_failed", error=repr(exc))
 
     async def _on_reply(self, message: AbstractIncomingMessage) -> None:
         if (message.type or "").endswith(".progress"):
