@@ -17,6 +17,7 @@ import structlog
 
 from scf.connectors.base import ServiceConnector
 from scf.connectors.registry import connector_class
+from scf.connectors.result_cache import MemoryResultCache, ResultCache
 from scf.connectors.retry import RetryPolicy, retrying
 from scf.connectors.sources import DEADLINE, BatchSink, Bindings, ConnectorLookup, SinkTarget
 from scf.schemas.connection import ServiceConnection
@@ -66,11 +67,17 @@ class ServiceConnectorFactory:
         on_retry: Callable[[ServiceConnector, ConnectorError, int], None] | None = None,
         lookup: ConnectorLookup | None = None,
         sink: BatchSink | None = None,
+        cache: ResultCache | None = None,
     ) -> None:
         """`lookup` and `sink` let connectors read other connectors' objects and write records out;
-        by default both use this factory's own connectors (the worker binds fleet-wide ones)."""
+        by default both use this factory's own connectors (the worker binds fleet-wide ones). `cache`
+        keeps cached read results (default: in this process's memory)."""
         self.on_retry = on_retry
-        self.bindings = Bindings(lookup=lookup or self._open_connector, sink=sink or LocalSink(self))
+        self.bindings = Bindings(
+            lookup=lookup or self._open_connector,
+            sink=sink or LocalSink(self),
+            cache=cache or MemoryResultCache(),
+        )
         self.default_timeout = default_timeout
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay

@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from scf.connectors.result_cache import MemoryResultCache, ResultCache
 from scf.schemas.connection import SERVICE_NAME_PATTERN
 from scf.schemas.errors import ConfigurationError, ErrorCode
 
@@ -84,6 +85,7 @@ class Bindings:
 
     lookup: ConnectorLookup | None = None
     sink: BatchSink | None = None
+    cache: ResultCache = field(default_factory=MemoryResultCache)
 
     async def object_reader(self, ref: ObjectRef) -> ObjectReader:
         if self.lookup is None:

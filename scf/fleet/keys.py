@@ -45,6 +45,10 @@ def idempotency(name: str, key: str) -> str:
     return f"{PREFIX}idem:{name}:{key}"
 
 
+def cached_result(name: str, digest: str) -> str:
+    return f"{PREFIX}cache:{name}:{digest}"
+
+
 def worker(worker_id: str) -> str:
     return f"{PREFIX}worker:{worker_id}"
 

@@ -99,6 +99,9 @@ class OperationOutcome(BaseModel):
     records_affected: int = 0
     result_data: Any = None
     next_page_token: str | None = None
+    replayed: bool = Field(
+        default=False, description="true when an idempotency key matched: the stored result, nothing re-run"
+    )
 
 
 class OperationResult(BaseModel):
@@ -126,6 +129,7 @@ class OperationResult(BaseModel):
             execution_time=round(execution_time, 6),
             result_data=outcome.result_data,
             next_page_token=outcome.next_page_token,
+            replayed=outcome.replayed,
         )
 
     @classmethod

@@ -40,6 +40,7 @@ from scf.schemas.control import CheckEnvelope, FailedReply, MessageType
 from scf.schemas.errors import ConnectorError, ErrorCode, PermanentError, TransientError
 from scf.schemas.operation import ConnectionTestResult, OperationEnvelope, OperationResult
 from scf.worker.cache import ConnectorCache
+from scf.worker.result_cache import RedisResultCache
 from scf.worker.sink import FleetSink, ProgressPublisher
 
 log = structlog.get_logger(__name__)
@@ -74,6 +75,7 @@ class Worker(FleetService):
             on_retry=lambda connector, _error, _attempt: RETRIES_TOTAL.labels(connector.service_type).inc(),
             lookup=self._lookup,
             sink=FleetSink(self._rpc),
+            cache=RedisResultCache(state.redis),
         )
         self.cache = ConnectorCache(self.factory, state)
         self.health = HealthStore(state.redis)

@@ -8,116 +8,37 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import socket
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
-from typing import Any, TypeAlias
+from typing import Any
 
-import asyncpg
 import pytest
 
 from scf.connectors.postgresql import PostgreSQLOutputConnector
 from scf.connectors.registry import connector_class
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode
-from scf.schemas.operation import OperationOutcome, OperationRequest
+from tests.support.postgres import (
+    PG_DATABASE,
+    PG_HOST,
+    PG_PORT,
+    PG_USER,
+    Admin,
+    MakeTable,
+    admin,
+    connector,
+    free_port,
+    make_table,
+    pg_connection,
+    refused,
+    run,
+    unique,
+)
 
 pytestmark = pytest.mark.integration
 
-PG_HOST, PG_PORT, PG_DATABASE, PG_USER = "127.0.0.1", 5432, "test", "postgres"
-
-Admin: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
-MakeTable = Callable[[str], Awaitable[str]]
-
-
-def _unique(prefix: str) -> str:
-    return f"{prefix}_{uuid.uuid4().hex[:12]}"
-
-
-def pg_connection(**fields: Any) -> ServiceConnection:
-    body: dict[str, Any] = {
-        "service_type": "postgresql",
-        "service_name": "analytics_db",
-        "host": PG_HOST,
-        "port": PG_PORT,
-        "database": PG_DATABASE,
-        "username": PG_USER,
-        "connection_timeout": 5,
-        **fields,
-    }
-    return ServiceConnection.model_validate(body)
-
-
-@pytest.fixture
-async def admin() -> AsyncIterator[Admin]:
-    try:
-        conn = await asyncpg.connect(
-            host=PG_HOST, port=PG_PORT, user=PG_USER, database=PG_DATABASE, timeout=5
-        )
-    except (OSError, asyncpg.PostgresError) as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"PostgreSQL is not reachable on {PG_HOST}:{PG_PORT}: {exc}")
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-async def make_table(admin: Admin) -> AsyncIterator[MakeTable]:
-    """Create `CREATE TABLE <unique name> (<columns>)` in public; every one is dropped afterwards."""
-    created: list[str] = []
-
-    async def make(columns: str) -> str:
-        name = _unique("scf_pg")
-        await admin.execute(f"CREATE TABLE public.{name} ({columns})")
-        created.append(name)
-        return name
-
-    yield make
-    for name in created:
-        await admin.execute(f"DROP TABLE IF EXISTS public.{name}")
-
-
-@pytest.fixture
-async def connector(admin: Admin) -> AsyncIterator[PostgreSQLOutputConnector]:
-    pg = PostgreSQLOutputConnector(pg_connection())
-    try:
-        yield pg
-    finally:
-        await pg.close()
-
-
-async def run(
-    pg: PostgreSQLOutputConnector,
-    operation: str,
-    data: dict[str, Any] | None = None,
-    parameters: dict[str, Any] | None = None,
-) -> OperationOutcome:
-    request = OperationRequest(operation=operation, data=data or {}, parameters=parameters or {})
-    return await pg.execute(request)
-
-
-async def refused(
-    pg: PostgreSQLOutputConnector,
-    operation: str,
-    data: dict[str, Any] | None = None,
-    parameters: dict[str, Any] | None = None,
-) -> ConnectorError:
-    with pytest.raises(ConnectorError) as caught:
-        await run(pg, operation, data, parameters)
-    return caught.value
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
-
+__all__ = ["admin", "connector", "make_table"]  # fixtures used by name below
 
 # --- connecting and checking ---------------------------------------------------------------------------
 
@@ -140,7 +61,7 @@ async def test_check_passes_every_verdict_on_a_reachable_database(
 
 
 async def test_unreachable_port_is_a_transient_check_failure(admin: Admin) -> None:
-    pg = PostgreSQLOutputConnector(pg_connection(port=_free_port()))
+    pg = PostgreSQLOutputConnector(pg_connection(port=free_port()))
     try:
         result = await pg.check()
         assert result.status == "failed"
@@ -156,7 +77,7 @@ async def test_unreachable_port_is_a_transient_check_failure(admin: Admin) -> No
 
 
 async def test_unknown_database_is_a_configuration_error(admin: Admin) -> None:
-    pg = PostgreSQLOutputConnector(pg_connection(database=_unique("no_such_db")))
+    pg = PostgreSQLOutputConnector(pg_connection(database=unique("no_such_db")))
     try:
         result = await pg.check()
         assert result.status == "failed"
@@ -169,7 +90,7 @@ async def test_unknown_database_is_a_configuration_error(admin: Admin) -> None:
 
 
 async def test_unknown_role_is_an_authentication_failure(admin: Admin) -> None:
-    pg = PostgreSQLOutputConnector(pg_connection(username=_unique("no_such_role")))
+    pg = PostgreSQLOutputConnector(pg_connection(username=unique("no_such_role")))
     try:
         result = await pg.check()
         assert result.status == "failed"
@@ -182,7 +103,7 @@ async def test_unknown_role_is_an_authentication_failure(admin: Admin) -> None:
 
 
 async def test_missing_schema_is_a_configuration_error(admin: Admin) -> None:
-    pg = PostgreSQLOutputConnector(pg_connection(custom_config={"schema": _unique("no_such_schema")}))
+    pg = PostgreSQLOutputConnector(pg_connection(custom_config={"schema": unique("no_such_schema")}))
     try:
         result = await pg.check()
         assert result.error is not None
@@ -194,7 +115,7 @@ async def test_missing_schema_is_a_configuration_error(admin: Admin) -> None:
 @pytest.fixture
 async def unprivileged(admin: Admin) -> AsyncIterator[tuple[str, str, str]]:
     """A login role, a schema it has no USAGE on and a public table it may not read."""
-    role, schema, table = _unique("scf_role"), _unique("scf_schema"), _unique("scf_secret")
+    role, schema, table = unique("scf_role"), unique("scf_schema"), unique("scf_secret")
     await admin.execute(f"CREATE ROLE {role} LOGIN")
     await admin.execute(f"CREATE SCHEMA {schema}")
     await admin.execute(f"CREATE TABLE public.{table} (id int)")
@@ -270,7 +191,7 @@ async def test_malformed_dsn_is_a_configuration_error_without_the_password(admin
 
 
 async def test_dsn_with_database_override(admin: Admin) -> None:
-    dsn = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{_unique('other_db')}"
+    dsn = f"postgresql://{PG_USER}@{PG_HOST}:{PG_PORT}/{unique('other_db')}"
     connection = ServiceConnection.model_validate(
         {
             "service_type": "postgresql",
@@ -440,7 +361,7 @@ async def test_bad_value_is_refused_before_anything_is_written(
 async def test_server_side_types_enum_interval_array_inet(
     connector: PostgreSQLOutputConnector, admin: Admin, make_table: MakeTable
 ) -> None:
-    mood = _unique("scf_mood")
+    mood = unique("scf_mood")
     await admin.execute(f"CREATE TYPE {mood} AS ENUM ('sad', 'ok', 'happy')")
     try:
         table = await make_table(
@@ -488,7 +409,7 @@ async def test_a_column_added_later_is_found(
 
 
 async def test_configured_schema_is_used_for_names_and_search_path(admin: Admin) -> None:
-    schema = _unique("scf_schema")
+    schema = unique("scf_schema")
     await admin.execute(f"CREATE SCHEMA {schema}")
     await admin.execute(f"CREATE TABLE {schema}.events (id int)")
     pg = PostgreSQLOutputConnector(pg_connection(custom_config={"schema": schema}))
@@ -505,7 +426,7 @@ async def test_configured_schema_is_used_for_names_and_search_path(admin: Admin)
 
 
 async def test_unknown_table_is_refused(connector: PostgreSQLOutputConnector) -> None:
-    error = await refused(connector, "insert", {"table_name": _unique("nope"), "records": [{"id": 1}]})
+    error = await refused(connector, "insert", {"table_name": unique("nope"), "records": [{"id": 1}]})
     assert (error.category, error.code) == (ErrorCategory.PERMANENT, "INVALID_IDENTIFIER")
 
 

@@ -1,4 +1,7 @@
-"""A loopback TCP proxy a test can cut and restore, to make a real service vanish and come back."""
+"""A loopback TCP proxy a test can cut and restore, to make a real service vanish and come back.
+
+It also counts the bytes clients sent upstream, so a test can prove a request never reached the server.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ class TcpProxy:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self.upstream_bytes = 0
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
@@ -33,11 +37,17 @@ class TcpProxy:
             writer.close()
             return
         self._writers.update({writer, upstream_writer})
-        await asyncio.gather(self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer))
+        await asyncio.gather(
+            self._pipe(reader, upstream_writer, upstream=True), self._pipe(upstream_reader, writer)
+        )
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, upstream: bool = False
+    ) -> None:
         try:
             while chunk := await reader.read(65536):
+                if upstream:
+                    self.upstream_bytes += len(chunk)
                 writer.write(chunk)
                 await writer.drain()
         except (ConnectionError, OSError):

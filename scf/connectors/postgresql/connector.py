@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from typing import ClassVar
 
@@ -19,20 +20,23 @@ from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
 from scf.connectors.postgresql.catalog import Catalog, Conn
 from scf.connectors.postgresql.coercion import json_text
 from scf.connectors.postgresql.errors import POSTGRES_ERROR_RULES, refine
-from scf.connectors.postgresql.operations import run_delete, run_insert, run_query, run_update
-from scf.connectors.postgresql.requests import (
-    DeleteData,
-    InsertData,
-    InsertParameters,
-    QueryParameters,
-    UpdateData,
-    WriteParameters,
-    parse,
-)
+from scf.connectors.postgresql.ledger import Ledger, request_digest
+from scf.connectors.postgresql.operations import plan_write, run_write
+from scf.connectors.postgresql.query import run_query
+from scf.connectors.postgresql.requests import QueryParameters, parse
 from scf.connectors.postgresql.settings import pool_settings
+from scf.connectors.result_cache import cache_key
+from scf.connectors.sources import DEADLINE
 from scf.schemas.configs.postgresql import PostgresConfig
 from scf.schemas.connection import ServiceConnection, ServiceType
-from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, SecurityError, TransientError
+from scf.schemas.errors import (
+    ConfigurationError,
+    ConnectorError,
+    ErrorCode,
+    PermanentError,
+    SecurityError,
+    TransientError,
+)
 from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict
 
 log = structlog.get_logger(__name__)
@@ -58,7 +62,7 @@ class PostgreSQLOutputConnector(ServiceConnector):
     """
 
     service_type: ClassVar[ServiceType] = ServiceType.POSTGRESQL
-    operations: ClassVar[frozenset[str]] = frozenset({"query", "insert", "update", "delete"})
+    operations: ClassVar[frozenset[str]] = frozenset({"query", "insert", "update", "delete", "transaction"})
     error_rules: ClassVar[tuple[ErrorRule, ...]] = POSTGRES_ERROR_RULES
 
     def __init__(self, connection: ServiceConnection) -> None:
@@ -69,6 +73,7 @@ class PostgreSQLOutputConnector(ServiceConnector):
         self._settings = pool_settings(connection, self.config)
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._catalog = Catalog(self.config.schema_)
+        self._ledger = Ledger(self.config.schema_, self.config.idempotency_table, self.config.idempotency_ttl)
         self._opened_total = 0
 
     def translate(self, exc: BaseException) -> ConnectorError:
@@ -119,6 +124,7 @@ class PostgreSQLOutputConnector(ServiceConnector):
     async def _close(self) -> None:
         pool, self._pool = self._pool, None
         self._catalog.clear()
+        self._ledger.forget()
         if pool is None:
             return
         try:
@@ -135,30 +141,73 @@ class PostgreSQLOutputConnector(ServiceConnector):
     # --- operations ---------------------------------------------------------------------------------
 
     async def _execute(self, request: OperationRequest) -> OperationOutcome:
-        run = self._plan(request)  # parse and validate before borrowing a connection
+        if request.operation == "query":
+            return await self._query(request)
+        plan = plan_write(request.operation, request.data, request.parameters, self._catalog, self._ledger)
+        digest = request_digest(request.operation, request.data, request.parameters)
+        timeout = time_left(request)
+        apply = plan(timeout)
+        key = request.idempotency_key
+        return await self._on_connection(
+            request,
+            lambda conn: run_write(conn, apply, timeout, self._ledger, self.service_name, key, digest),
+        )
+
+    async def _query(self, request: OperationRequest) -> OperationOutcome:
+        params = parse(QueryParameters, request.parameters, "parameters")
+        max_rows, writable = self.config.max_rows, self.config.allow_writes_in_query
+        timeout = time_left(request)
+
+        def run(conn: Conn) -> Awaitable[OperationOutcome]:
+            return run_query(conn, params, request.page_token, max_rows, writable, timeout)
+
+        if params.cache_ttl is None:
+            return await self._on_connection(request, run)
+        if writable:
+            raise PermanentError(
+                "cache_ttl needs a read-only connector (custom_config.allow_writes_in_query is true)",
+                code=ErrorCode.INVALID_REQUEST,
+            )
+        key = cache_key(
+            params.query,
+            params.query_params,
+            params.limit,
+            params.page_size,
+            params.page_key,
+            request.page_token,
+            max_rows,
+        )
+        cache = self.bindings.cache
+        hit = await cache.get(self.service_name, key)
+        if hit is not None:
+            outcome = OperationOutcome.model_validate(hit)
+            return outcome.model_copy(update={"result_data": {**outcome.result_data, "cached": True}})
+        outcome = await self._on_connection(request, run)
+        await cache.put(self.service_name, key, outcome.model_dump(mode="json"), params.cache_ttl)
+        return outcome.model_copy(update={"result_data": {**outcome.result_data, "cached": False}})
+
+    async def _on_connection(self, request: OperationRequest, run: _Run) -> OperationOutcome:
         async with self._acquire() as conn:
             try:
                 return await run(conn)
-            except asyncpg.PostgresError:
-                table = request.data.get("table_name")
-                if isinstance(table, str):  # the table may have changed under the cached definition
-                    self._catalog.forget(table)
+            except asyncpg.PostgresError as exc:
+                self._forget_changed(request, exc)
                 raise
 
-    def _plan(self, request: OperationRequest) -> _Run:
-        timeout = request.timeout
-        catalog = self._catalog
-        if request.operation == "query":
-            query = parse(QueryParameters, request.parameters, "parameters")
-            max_rows, writable = self.config.max_rows, self.config.allow_writes_in_query
-            return lambda conn: run_query(conn, query, max_rows, writable, timeout)
-        if request.operation == "insert":
-            rows = parse(InsertData, request.data, "data")
-            options = parse(InsertParameters, request.parameters, "parameters")
-            return lambda conn: run_insert(conn, catalog, rows, options, timeout)
-        writes = parse(WriteParameters, request.parameters, "parameters")
-        if request.operation == "update":
-            change = parse(UpdateData, request.data, "data")
-            return lambda conn: run_update(conn, catalog, change, writes, timeout)
-        removal = parse(DeleteData, request.data, "data")
-        return lambda conn: run_delete(conn, catalog, removal, writes, timeout)
+    def _forget_changed(self, request: OperationRequest, exc: asyncpg.PostgresError) -> None:
+        """A table may have changed under the cached definition (or the ledger may have been dropped)."""
+        table = request.data.get("table_name")
+        if isinstance(table, str):
+            self._catalog.forget(table)
+        if request.operation == "transaction":
+            self._catalog.clear()
+        if isinstance(exc, asyncpg.UndefinedTableError):
+            self._ledger.forget()
+
+
+def time_left(request: OperationRequest) -> float | None:
+    """Seconds until the operation's deadline (set by whoever runs it), else its own timeout."""
+    deadline = DEADLINE.get()
+    if deadline is not None:
+        return max(0.001, deadline - time.time())
+    return request.timeout

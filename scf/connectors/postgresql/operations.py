@@ -1,28 +1,28 @@
-"""The four operations, thin I/O around the pure builders: parse, check names, prepare, coerce, run.
+"""The write operations, thin I/O around the pure builders: check names, prepare, coerce, run.
 
-Every operation runs in one transaction: an insert's batches all commit or none does, so a retried
-operation never leaves half of its rows behind. The statement is prepared first; the server's resolved
-placeholder types drive the coercion of JSON values (`coercion.py`).
+`apply_*` run inside a transaction the caller opened; `run_write` opens it, bounds every statement by the
+request's remaining time (`statement_timeout`), and, when the request has an idempotency key, claims the
+key in the ledger first and records the outcome with the effect. A `transaction` applies its steps in
+order in that one transaction: all of them commit or none does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, TypeAlias
-
-if TYPE_CHECKING:
-    import asyncpg
-    from asyncpg.prepared_stmt import PreparedStatement
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Any
 
 from scf.connectors.postgresql.catalog import Catalog, Conn, TableInfo
-from scf.connectors.postgresql.coercion import ParamType, coerce_param, coerce_params, to_json_safe
+from scf.connectors.postgresql.coercion import ParamType, coerce_param
+from scf.connectors.postgresql.identifiers import check_identifier
+from scf.connectors.postgresql.ledger import Ledger
 from scf.connectors.postgresql.requests import (
     DeleteData,
     InsertData,
     InsertParameters,
-    QueryParameters,
+    TransactionData,
     UpdateData,
     WriteParameters,
+    parse,
     require_filters,
 )
 from scf.connectors.postgresql.sql import (
@@ -34,73 +34,62 @@ from scf.connectors.postgresql.sql import (
     conflict_target,
     group_by_columns,
 )
+from scf.connectors.postgresql.statements import affected_rows, limit_statement, param_types
 from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.operation import OperationOutcome
 
-_Stmt: TypeAlias = "PreparedStatement[asyncpg.Record]"
+Apply = Callable[[Conn], Awaitable[OperationOutcome]]
 
 
-def param_types(stmt: _Stmt) -> tuple[ParamType, ...]:
-    return tuple(ParamType.parse(t.name) for t in stmt.get_parameters())
+async def run_write(
+    conn: Conn,
+    apply: Apply,
+    timeout: float | None,
+    ledger: Ledger,
+    service: str,
+    key: str | None,
+    digest: str,
+) -> OperationOutcome:
+    """Run `apply` in one transaction; with a key, exactly once (see `ledger.py`)."""
+    if key is not None:
+        await ledger.ensure(conn)
+    async with conn.transaction():
+        await limit_statement(conn, timeout)
+        if key is not None:
+            stored = await ledger.claim(conn, service, key, digest)
+            if stored is not None:
+                return stored
+        outcome = await apply(conn)
+        if key is not None:
+            await ledger.record(conn, service, key, outcome)
+    if key is not None:
+        await ledger.purge_expired(conn)
+    return outcome
 
 
-def column_names(stmt: _Stmt) -> list[str]:
-    """Result column names; two columns of the same name would collide in a JSON row, so refuse."""
-    names = [a.name for a in stmt.get_attributes()]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
+def check_names(table_name: str, columns: Iterable[str], ledger: Ledger) -> None:
+    """Every name's shape, before a connection is even borrowed: a bad one never reaches the server.
+
+    The catalog then confirms the names that pass by exact match (`catalog.py`). The ledger is the
+    connector's own bookkeeping: operations may not write it.
+    """
+    check_identifier(table_name, "table_name")
+    for column in columns:
+        check_identifier(column, "column name")
+    if table_name == ledger.table:
         raise PermanentError(
-            f"the query returns more than one column named {', '.join(map(repr, duplicates))}; "
-            "give them distinct aliases",
+            f"table {table_name!r} is the idempotency ledger and cannot be written by operations",
             code=ErrorCode.INVALID_REQUEST,
         )
-    return names
 
 
-def affected_rows(status: str | None) -> int:
-    """Rows changed according to a command tag such as 'UPDATE 3' or 'INSERT 0 5'."""
-    last = (status or "").rsplit(" ", 1)[-1]
-    return int(last) if last.isdigit() else 0
-
-
-async def run_query(
-    conn: Conn, params: QueryParameters, max_rows: int, writable: bool, timeout: float | None
-) -> OperationOutcome:
-    """One statement in a READ ONLY transaction (unless `writable`), at most `max_rows` rows back."""
-    limit = min(max_rows, params.limit or max_rows)
-    async with conn.transaction(readonly=not writable):
-        stmt = await conn.prepare(params.query, timeout=timeout)
-        args = coerce_params(params.query_params, param_types(stmt), "parameters.query_params")
-        columns = column_names(stmt)
-        if not columns:  # a statement without a result (only when writes are allowed)
-            await stmt.fetch(*args, timeout=timeout)
-            return OperationOutcome(
-                records_affected=affected_rows(stmt.get_statusmsg()),
-                result_data={"rows": [], "columns": [], "truncated": False},
-            )
-        cursor = await stmt.cursor(*args, timeout=timeout)
-        records = await cursor.fetch(limit + 1, timeout=timeout)
-    rows = [dict(zip(columns, map(to_json_safe, r), strict=True)) for r in records[:limit]]
-    return OperationOutcome(
-        records_processed=len(rows),
-        result_data={"rows": rows, "columns": columns, "truncated": len(records) > limit},
-    )
-
-
-async def _prepare_bound(conn: Conn, statement: Statement, timeout: float | None) -> tuple[_Stmt, list[Any]]:
-    stmt = await conn.prepare(statement.sql, timeout=timeout)
-    types = param_types(stmt)
-    args = [coerce_param(b.value, p, b.where) for b, p in zip(statement.bound, types, strict=True)]
-    return stmt, args
-
-
-async def run_insert(
+async def apply_insert(
     conn: Conn, catalog: Catalog, data: InsertData, params: InsertParameters, timeout: float | None
 ) -> OperationOutcome:
     """Insert all records set-based (`unnest` of typed arrays), `batch_size` rows per statement.
 
     A key a record lacks gets the column's DEFAULT (records are grouped by key set); an explicit null
-    is NULL. All batches share one transaction: the operation commits entirely or not at all.
+    is NULL.
     """
     keys = {k for record in data.records for k in record}
     wanted = keys | set(params.conflict_columns or ())
@@ -108,11 +97,10 @@ async def run_insert(
     target = conflict_target(table, params)
     indexed = list(enumerate(data.records))
     inserted = updated = 0
-    async with conn.transaction():
-        for start in range(0, len(indexed), params.batch_size):
-            for columns, rows in group_by_columns(indexed[start : start + params.batch_size], table):
-                new, changed = await _insert_group(conn, table, columns, rows, params, target, timeout)
-                inserted, updated = inserted + new, updated + changed
+    for start in range(0, len(indexed), params.batch_size):
+        for columns, rows in group_by_columns(indexed[start : start + params.batch_size], table):
+            new, changed = await _insert_group(conn, table, columns, rows, params, target, timeout)
+            inserted, updated = inserted + new, updated + changed
     return OperationOutcome(
         records_processed=len(data.records),
         records_affected=inserted + updated,
@@ -139,7 +127,7 @@ async def _insert_group(
     return (int(row["inserted"]), int(row["updated"])) if row is not None else (0, 0)
 
 
-async def run_update(
+async def apply_update(
     conn: Conn, catalog: Catalog, data: UpdateData, params: WriteParameters, timeout: float | None
 ) -> OperationOutcome:
     require_filters(data, params, "update")
@@ -148,7 +136,7 @@ async def run_update(
     return await _write(conn, build_update(table, data.values, data.filters), timeout)
 
 
-async def run_delete(
+async def apply_delete(
     conn: Conn, catalog: Catalog, data: DeleteData, params: WriteParameters, timeout: float | None
 ) -> OperationOutcome:
     require_filters(data, params, "delete")
@@ -157,8 +145,64 @@ async def run_delete(
 
 
 async def _write(conn: Conn, statement: Statement, timeout: float | None) -> OperationOutcome:
-    async with conn.transaction():
-        stmt, args = await _prepare_bound(conn, statement, timeout)
-        await stmt.fetch(*args, timeout=timeout)
+    stmt = await conn.prepare(statement.sql, timeout=timeout)
+    types = param_types(stmt)
+    args = [coerce_param(b.value, p, b.where) for b, p in zip(statement.bound, types, strict=True)]
+    await stmt.fetch(*args, timeout=timeout)
     affected = affected_rows(stmt.get_statusmsg())
     return OperationOutcome(records_processed=affected, records_affected=affected)
+
+
+def plan_write(
+    operation: str, data: dict[str, Any], parameters: dict[str, Any], catalog: Catalog, ledger: Ledger
+) -> Callable[[float | None], Apply]:
+    """Validate one insert/update/delete (or a whole transaction) before any I/O; return its runner."""
+    if operation == "transaction":
+        parse(WriteParameters, parameters, "parameters")  # no options yet: refuse unknown ones
+        steps = parse(TransactionData, data, "data").steps
+        planned = [
+            plan_write(s.operation, s.data, s.parameters, catalog, ledger)
+            for s in steps  # validated up front: a bad step 7 fails before step 1 runs
+        ]
+        return lambda timeout: _transaction([p(timeout) for p in planned], [s.operation for s in steps])
+    if operation == "insert":
+        rows = parse(InsertData, data, "data")
+        options = parse(InsertParameters, parameters, "parameters")
+        keys = {k for record in rows.records for k in record}
+        check_names(rows.table_name, [*sorted(keys), *(options.conflict_columns or ())], ledger)
+        return lambda timeout: lambda conn: apply_insert(conn, catalog, rows, options, timeout)
+    writes = parse(WriteParameters, parameters, "parameters")
+    if operation == "update":
+        change = parse(UpdateData, data, "data")
+        check_names(change.table_name, [*change.values, *(f.column for f in change.filters)], ledger)
+        return lambda timeout: lambda conn: apply_update(conn, catalog, change, writes, timeout)
+    removal = parse(DeleteData, data, "data")
+    check_names(removal.table_name, [f.column for f in removal.filters], ledger)
+    return lambda timeout: lambda conn: apply_delete(conn, catalog, removal, writes, timeout)
+
+
+def _transaction(steps: list[Apply], names: list[str]) -> Apply:
+    async def apply(conn: Conn) -> OperationOutcome:
+        results: list[dict[str, Any]] = []
+        processed = affected = 0
+        for index, (step, name) in enumerate(zip(steps, names, strict=True)):
+            try:
+                outcome = await step(conn)
+            except PermanentError as exc:
+                raise PermanentError(
+                    f"data.steps[{index}] ({name}): {exc.message}", code=exc.code, detail=exc.detail
+                ) from exc
+            processed += outcome.records_processed
+            affected += outcome.records_affected
+            results.append(
+                {
+                    "operation": name,
+                    "records_affected": outcome.records_affected,
+                    "result": outcome.result_data,
+                }
+            )
+        return OperationOutcome(
+            records_processed=processed, records_affected=affected, result_data={"steps": results}
+        )
+
+    return apply

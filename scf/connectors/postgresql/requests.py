@@ -28,10 +28,31 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+MAX_CACHE_TTL = 86_400
+MAX_PAGE_KEY_COLUMNS = 8
+MAX_TRANSACTION_STEPS = 1_000
+
+
 class QueryParameters(_Strict):
+    """A read. `page_size` pages the result (keyset on `page_key` columns, else by offset);
+    `cache_ttl` keeps the reply in the fleet's cache for that many seconds."""
+
     query: str = Field(min_length=1, max_length=1_000_000)
     query_params: list[Any] = Field(default_factory=list)
     limit: int | None = Field(default=None, ge=1)
+    page_size: int | None = Field(default=None, ge=1)
+    page_key: list[str] | None = Field(default=None, min_length=1, max_length=MAX_PAGE_KEY_COLUMNS)
+    cache_ttl: int | None = Field(default=None, ge=1, le=MAX_CACHE_TTL)
+
+    @model_validator(mode="after")
+    def _paging_options_fit(self) -> QueryParameters:
+        if self.page_size is not None and self.limit is not None:
+            raise ValueError("give either limit (one reply) or page_size (paged replies), not both")
+        if self.page_key is not None and self.page_size is None:
+            raise ValueError("page_key needs page_size")
+        if self.page_key is not None and len(set(self.page_key)) != len(self.page_key):
+            raise ValueError("page_key names a column twice")
+        return self
 
 
 class InsertData(_Strict):
@@ -80,6 +101,18 @@ class WriteParameters(_Strict):
     """`allow_all` must be true to update or delete without any filter (every row of the table)."""
 
     allow_all: bool = False
+
+
+class TransactionStep(_Strict):
+    """One write of a `transaction`: the same `data` and `parameters` as the operation on its own."""
+
+    operation: Literal["insert", "update", "delete"]
+    data: dict[str, Any]
+    parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class TransactionData(_Strict):
+    steps: list[TransactionStep] = Field(min_length=1, max_length=MAX_TRANSACTION_STEPS)
 
 
 def require_filters(data: DeleteData, parameters: WriteParameters, operation: str) -> None:

@@ -7,6 +7,7 @@ given on the connection override it; `custom_config.database` overrides both. TL
 
 from __future__ import annotations
 
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -29,8 +30,14 @@ class PoolSettings:
     command_timeout: float
 
 
-def ssl_mode(connection: ServiceConnection, config: PostgresConfig) -> str | None:
-    """The asyncpg `ssl=` value; `None` leaves it to the DSN's `sslmode`."""
+def ssl_mode(connection: ServiceConnection, config: PostgresConfig) -> str | ssl.SSLContext | None:
+    """The asyncpg `ssl=` value; `None` leaves it to the DSN's `sslmode`.
+
+    With `ssl_root_cert`, verify-ca / verify-full become a context trusting exactly that CA bundle
+    (verify-full also checks the host name).
+    """
+    if config.ssl_root_cert is not None:
+        return _verifying_context(config.ssl_root_cert, check_hostname=config.ssl_mode == "verify-full")
     if config.ssl_mode is not None:
         if connection.ssl_enabled and config.ssl_mode in ("disable", "allow"):
             raise ConfigurationError(
@@ -43,6 +50,20 @@ def ssl_mode(connection: ServiceConnection, config: PostgresConfig) -> str | Non
     if config.connection_string and _dsn_has_sslmode(config.connection_string):
         return None
     return "disable"
+
+
+def _verifying_context(ca_file: str, *, check_hostname: bool) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cafile=ca_file)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(
+            "custom_config.ssl_root_cert cannot be read as a PEM CA bundle",
+            code=ErrorCode.INVALID_CONFIG,
+            detail=type(exc).__name__,
+        ) from None
+    context.check_hostname = check_hostname
+    return context
 
 
 def _dsn_has_sslmode(dsn: str) -> bool:
@@ -72,8 +93,14 @@ def pool_settings(connection: ServiceConnection, config: PostgresConfig) -> Pool
     }
     connect.update({k: v for k, v in explicit.items() if v is not None})
     max_size = config.max_connections or config.connection_pool_size or connection.connection_pool_size
+    # both given (the spec's example: 5 and 20): keep `connection_pool_size` open, grow to `max_connections`
+    min_size = (
+        min(config.connection_pool_size, max_size)
+        if config.max_connections and config.connection_pool_size
+        else 1
+    )
     return PoolSettings(
-        connect=connect, min_size=1, max_size=max_size, command_timeout=DEFAULT_COMMAND_TIMEOUT
+        connect=connect, min_size=min_size, max_size=max_size, command_timeout=DEFAULT_COMMAND_TIMEOUT
     )
 
 

@@ -27,7 +27,16 @@ class PostgresConfig(BaseModel):
     auto_commit: bool = True
     allow_writes_in_query: bool = False
     max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+    ssl_root_cert: str | None = Field(
+        default=None, description="CA bundle (PEM file path) that verify-ca / verify-full check against"
+    )
+    idempotency_table: str = Field(default="scf_idempotency_ledger", pattern=PG_IDENTIFIER.pattern)
+    idempotency_ttl: int = Field(
+        default=7 * 86_400, ge=60, le=365 * 86_400, description="seconds a key keeps its stored result"
+    )
 
     def check_connection(self, connection: ServiceConnection) -> None:
         if not (connection.host or self.connection_string):
             raise ValueError("postgresql needs host or custom_config.connection_string")
+        if self.ssl_root_cert is not None and self.ssl_mode not in ("verify-ca", "verify-full"):
+            raise ValueError("ssl_root_cert applies only with ssl_mode verify-ca or verify-full")
