@@ -19,6 +19,7 @@ from scf.connectors.base import classify
 from scf.connectors.postgresql.catalog import ColumnInfo, TableInfo, table_from_rows
 from scf.connectors.postgresql.coercion import (
     ParamType,
+    coerce_column,
     coerce_param,
     coerce_params,
     coerce_value,
@@ -49,7 +50,6 @@ from scf.connectors.postgresql.sql import (
     build_delete,
     build_insert,
     build_update,
-    column_values,
     conflict_target,
     group_by_columns,
 )
@@ -365,12 +365,15 @@ def test_an_empty_record_is_refused() -> None:
     assert _refused(group_by_columns, records, TABLE).message == "data.records[1] has no columns"
 
 
-def test_column_values_keep_the_record_index_for_errors() -> None:
-    values = column_values(TABLE.columns["tags"], [(4, {"tags": [1, None]}), (7, {"tags": None})])
-    assert [(b.value, b.where) for b in values] == [
-        ('{"1",NULL}', "data.records[4].tags"),
-        (None, "data.records[7].tags"),
-    ]
+def test_a_column_batch_error_names_the_record_it_came_from() -> None:
+    indexes = [4, 7, 9]
+    assert coerce_column(["1", None, 3], "int4", lambda i: f"data.records[{indexes[i]}].qty") == [1, None, 3]
+    with pytest.raises(PermanentError) as caught:
+        coerce_column([1, None, "many"], "int4", lambda i: f"data.records[{indexes[i]}].qty")
+    assert caught.value.message == "data.records[9].qty: expected an integer"
+    assert coerce_column([2**40], "int8", str) == [2**40]
+    with pytest.raises(PermanentError):
+        coerce_column([2**40], "int4", str)
 
 
 @pytest.mark.parametrize(

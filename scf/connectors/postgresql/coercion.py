@@ -13,7 +13,7 @@ import json
 import math
 import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -71,6 +71,8 @@ def _integer(bits: int) -> Callable[[Any], int]:
     low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
 
     def coerce(value: Any) -> int:
+        if type(value) is int and low <= value <= high:  # the common case, without the checks below
+            return value
         number = _to_int(value)
         if not low <= number <= high:
             raise CoercionError(f"an integer between {low} and {high}")
@@ -268,6 +270,23 @@ def coerce_param(value: Any, param: ParamType, where: str) -> Any:
         return _coerce_elements(value, param.element)
     except CoercionError as exc:
         raise PermanentError(f"{where}: expected {exc.expected}", code=ErrorCode.INVALID_DATA) from None
+
+
+def coerce_column(values: Sequence[Any], type_name: str, where: Callable[[int], str]) -> list[Any]:
+    """Convert one column of a batch; the error names the first value that does not fit (`where(i)`)."""
+    coercer = _COERCERS.get(type_name)
+    if coercer is None:
+        return list(values)
+    out: list[Any] = []
+    append = out.append
+    try:
+        for value in values:
+            append(None if value is None else coercer(value))
+    except CoercionError as exc:
+        raise PermanentError(
+            f"{where(len(out))}: expected {exc.expected}", code=ErrorCode.INVALID_DATA
+        ) from None
+    return out
 
 
 def _coerce_elements(values: list[Any] | tuple[Any, ...], element: str) -> list[Any]:

@@ -144,10 +144,10 @@ class PostgreSQLOutputConnector(ServiceConnector):
         if request.operation == "query":
             return await self._query(request)
         plan = plan_write(request.operation, request.data, request.parameters, self._catalog, self._ledger)
-        digest = request_digest(request.operation, request.data, request.parameters)
+        key = request.idempotency_key
+        digest = "" if key is None else request_digest(request.operation, request.data, request.parameters)
         timeout = time_left(request)
         apply = plan(timeout)
-        key = request.idempotency_key
         return await self._on_connection(
             request,
             lambda conn: run_write(conn, apply, timeout, self._ledger, self.service_name, key, digest),

@@ -8,11 +8,11 @@ order in that one transaction: all of them commit or none does.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from scf.connectors.postgresql.catalog import Catalog, Conn, TableInfo
-from scf.connectors.postgresql.coercion import ParamType, coerce_param
+from scf.connectors.postgresql.catalog import Catalog, ColumnInfo, Conn, TableInfo
+from scf.connectors.postgresql.coercion import coerce_column, coerce_param, pg_text
 from scf.connectors.postgresql.identifiers import check_identifier
 from scf.connectors.postgresql.ledger import Ledger
 from scf.connectors.postgresql.requests import (
@@ -30,7 +30,6 @@ from scf.connectors.postgresql.sql import (
     build_delete,
     build_insert,
     build_update,
-    column_values,
     conflict_target,
     group_by_columns,
 )
@@ -112,19 +111,43 @@ async def _insert_group(
     conn: Conn,
     table: TableInfo,
     columns: Sequence[str],
-    rows: Sequence[tuple[int, Any]],
+    rows: Sequence[tuple[int, Mapping[str, Any]]],
     params: InsertParameters,
     target: Sequence[str],
     timeout: float | None,
 ) -> tuple[int, int]:
+    """One statement for records sharing a key set: COPY when it can (plain inserts of built-in
+    types), else `INSERT ... SELECT FROM unnest(...)`. Returns (inserted, updated)."""
+    infos = [table.column(c) for c in columns]
+    if params.on_conflict == "error" and all(c.native and c.type_name not in _TEXT_CODECS for c in infos):
+        values = [_column(rows, c, c.type_name) for c in infos]
+        await conn.copy_records_to_table(
+            table.name,
+            schema_name=table.schema,
+            columns=[c.name for c in infos],
+            records=zip(*values, strict=True),
+            timeout=timeout,
+        )
+        return len(rows), 0
     plan = build_insert(table, columns, params.on_conflict, target)
     stmt = await conn.prepare(plan.sql, timeout=timeout)
-    arrays = []
-    for column, param in zip(plan.columns, param_types(stmt), strict=True):
-        element = ParamType(param.element or param.name)
-        arrays.append([coerce_param(b.value, element, b.where) for b in column_values(column, rows)])
+    arrays = [
+        _column(rows, column, param.element or param.name)
+        for column, param in zip(plan.columns, param_types(stmt), strict=True)
+    ]
     row = await stmt.fetchrow(*arrays, timeout=timeout)
     return (int(row["inserted"]), int(row["updated"])) if row is not None else (0, 0)
+
+
+#: Types the connection decodes through a text codec (`json_text`), which binary COPY cannot carry.
+_TEXT_CODECS = frozenset({"json", "jsonb"})
+
+
+def _column(rows: Sequence[tuple[int, Mapping[str, Any]]], column: ColumnInfo, type_name: str) -> list[Any]:
+    """One column of the batch, coerced to `type_name` (non-native columns travel as text)."""
+    name = column.name
+    raw = [record[name] for _, record in rows] if column.native else [pg_text(r[name]) for _, r in rows]
+    return coerce_column(raw, type_name, lambda i: f"data.records[{rows[i][0]}].{name}")
 
 
 async def apply_update(

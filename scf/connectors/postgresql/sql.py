@@ -189,11 +189,3 @@ def group_by_columns(
             raise PermanentError(f"data.records[{index}] has no columns", code=ErrorCode.INVALID_DATA)
         groups.setdefault(frozenset(record), []).append((index, record))
     return [(table.ordered(keys), rows) for keys, rows in groups.items()]
-
-
-def column_values(column: ColumnInfo, rows: Sequence[tuple[int, Mapping[str, Any]]]) -> list[Bound]:
-    """One column's values across `rows`, as text for non-native columns."""
-    name = column.name
-    if column.native:
-        return [Bound(record[name], f"data.records[{i}].{name}") for i, record in rows]
-    return [Bound(pg_text(record[name]), f"data.records[{i}].{name}") for i, record in rows]
