@@ -16,17 +16,18 @@ from typing import Any, Self
 import structlog
 
 from scf.connectors.base import ServiceConnector
+from scf.connectors.breaker import BreakerBoard, LocalBreakerBoard
+from scf.connectors.execution import Endpoint, Execution, endpoints_of
 from scf.connectors.registry import connector_class
 from scf.connectors.result_cache import MemoryResultCache, ResultCache
-from scf.connectors.retry import RetryPolicy, retrying
-from scf.connectors.sources import DEADLINE, BatchSink, Bindings, ConnectorLookup, SinkTarget
+from scf.connectors.retry import RetryPolicy
+from scf.connectors.sources import BatchSink, Bindings, ConnectorLookup, SinkTarget
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.control import ConnectorMetrics
 from scf.schemas.errors import (
     ConfigurationError,
     ConnectorError,
     ErrorCode,
-    TransientError,
     error_from_info,
 )
 from scf.schemas.operation import (
@@ -52,7 +53,12 @@ class _Counters:
 @dataclass
 class _Slot:
     connector: ServiceConnector
+    endpoints: list[Endpoint]
     counters: _Counters = field(default_factory=_Counters)
+
+    async def close(self) -> None:
+        for endpoint in self.endpoints:
+            await endpoint.connector.close()
 
 
 class ServiceConnectorFactory:
@@ -68,16 +74,20 @@ class ServiceConnectorFactory:
         lookup: ConnectorLookup | None = None,
         sink: BatchSink | None = None,
         cache: ResultCache | None = None,
+        breakers: BreakerBoard | None = None,
     ) -> None:
         """`lookup` and `sink` let connectors read other connectors' objects and write records out;
         by default both use this factory's own connectors (the worker binds fleet-wide ones). `cache`
-        keeps cached read results (default: in this process's memory)."""
+        keeps cached read results and `breakers` the circuit breakers (default: in this process's memory;
+        the worker lends fleet-wide ones)."""
         self.on_retry = on_retry
         self.bindings = Bindings(
             lookup=lookup or self._open_connector,
             sink=sink or LocalSink(self),
             cache=cache or MemoryResultCache(),
         )
+        self.breakers: BreakerBoard = breakers or LocalBreakerBoard()
+        self._execution = Execution(self.breakers, self._retry_policy)
         self.default_timeout = default_timeout
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
@@ -108,13 +118,19 @@ class ServiceConnectorFactory:
             if slot is not None and slot.connector.connection == connection:
                 connector = slot.connector
             else:
-                connector = connector_class(connection.service_type)(connection)
-                connector.bindings = self.bindings
+                primary, *backups = (self._build(c) for c in connection.endpoints())
+                connector = primary
                 if slot is not None:
-                    await slot.connector.close()
-                self._slots[name] = _Slot(connector, slot.counters if slot else _Counters())
+                    await slot.close()
+                counters = slot.counters if slot else _Counters()
+                self._slots[name] = _Slot(connector, endpoints_of(primary, backups), counters)
         if connect:
             await connector.open()
+        return connector
+
+    def _build(self, connection: ServiceConnection) -> ServiceConnector:
+        connector = connector_class(connection.service_type)(connection)
+        connector.bindings = self.bindings
         return connector
 
     def get_connector(self, service_name: str) -> ServiceConnector:
@@ -141,7 +157,7 @@ class ServiceConnectorFactory:
             slot = self._slots.pop(service_name, None)
         if slot is None:
             return False
-        await slot.connector.close()
+        await slot.close()
         return True
 
     async def close(self) -> None:
@@ -168,7 +184,8 @@ class ServiceConnectorFactory:
             deadline = time.time() + (parsed.timeout or self.default_timeout)
         slot = self._slots.get(service_name)
         try:
-            outcome = await self._run(self._slot(service_name).connector, parsed, deadline)
+            endpoints = self._slot(service_name).endpoints
+            outcome = await self._execution.run(endpoints, parsed, deadline, self.on_retry)
         except ConnectorError as exc:
             result = OperationResult.failed(parsed.operation_id, exc, time.perf_counter() - started)
             log.info(
@@ -188,40 +205,12 @@ class ServiceConnectorFactory:
             slot.counters.seconds += result.execution_time
         return result
 
-    async def _run(self, connector: ServiceConnector, request: OperationRequest, deadline: float) -> Any:
-        policy = RetryPolicy(
+    def _retry_policy(self, connector: ServiceConnector) -> RetryPolicy:
+        return RetryPolicy(
             attempts=connector.connection.retry_attempts,
             base_delay=self.retry_delay,
             max_delay=self.max_retry_delay,
         )
-
-        def retried(error: ConnectorError, attempt: int, sleep: float) -> None:
-            log.info(
-                "operation_retry",
-                service_name=connector.service_name,
-                attempt=attempt,
-                code=error.code,
-                sleep=round(sleep, 3),
-            )
-            if self.on_retry is not None:
-                self.on_retry(connector, error, attempt)
-
-        async for attempt in retrying(policy, deadline, retried):
-            with attempt:
-                remaining = deadline - time.time()
-                if remaining <= 0:
-                    raise TransientError("the operation's deadline passed", code=ErrorCode.DEADLINE_EXCEEDED)
-                token = DEADLINE.set(deadline)
-                try:
-                    async with asyncio.timeout(remaining):
-                        return await connector.execute(request)
-                except TimeoutError:
-                    raise TransientError(
-                        "the operation did not finish within its deadline", code=ErrorCode.DEADLINE_EXCEEDED
-                    ) from None
-                finally:
-                    DEADLINE.reset(token)
-        raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def test_connection(self, service_name: str) -> ConnectionTestResult:
         slot = self._slot(service_name)

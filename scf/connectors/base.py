@@ -92,6 +92,8 @@ class ServiceConnector(ABC):
 
     service_type: ClassVar[str]
     operations: ClassVar[frozenset[str]]
+    #: operations that change nothing: they may go to a read-only failover host (a replica)
+    read_operations: ClassVar[frozenset[str]] = frozenset()
     error_rules: ClassVar[tuple[ErrorRule, ...]] = ()
 
     def __init__(self, connection: ServiceConnection) -> None:

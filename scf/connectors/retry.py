@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
-from scf.schemas.errors import ConnectorError, ErrorCategory
+from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,8 @@ class RetryPolicy:
 
 
 def is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, ConnectorError) and exc.retryable
+    """Transient and resource errors, except an open circuit breaker: that one fails fast."""
+    return isinstance(exc, ConnectorError) and exc.retryable and exc.code != ErrorCode.CIRCUIT_OPEN
 
 
 def fits_deadline(delay: float, remaining: float) -> bool:

@@ -24,6 +24,34 @@ from scf.schemas.plugins import known_types
 from scf.schemas.secrets import MASK, redact
 
 SERVICE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+MAX_FAILOVER_HOSTS = 8
+
+
+class FailoverHost(BaseModel):
+    """A backup endpoint of the same service: used while the primary's circuit breaker is open.
+
+    `read_only` backups (replicas) serve only the connector's read operations.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = Field(min_length=1, max_length=253)
+    port: int | None = Field(default=None, ge=1, le=65535)
+    read_only: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_text(cls, value: Any) -> Any:
+        """Accept "host" or "host:port" as well as the object form."""
+        if not isinstance(value, str):
+            return value
+        host, sep, port = value.rpartition(":")
+        if sep and port.isdigit() and host and not host.endswith(":"):
+            return {"host": host.strip("[]"), "port": int(port)}
+        return {"host": value}
+
+    def label(self) -> str:
+        return f"{self.host}:{self.port}" if self.port else self.host
 
 
 class ServiceConnection(BaseModel):
@@ -42,6 +70,7 @@ class ServiceConnection(BaseModel):
     connection_timeout: float = Field(default=30.0, gt=0, le=600)
     retry_attempts: int = Field(default=3, ge=0, le=20)
     ssl_enabled: bool = False
+    failover_hosts: list[FailoverHost] = Field(default_factory=list, max_length=MAX_FAILOVER_HOSTS)
     custom_config: dict[str, Any] = Field(default_factory=dict, repr=False)
     test_on_create: bool = True
 
@@ -58,6 +87,13 @@ class ServiceConnection(BaseModel):
 
         validate_type_config(self)
         return self
+
+    def endpoints(self) -> list[ServiceConnection]:
+        """The primary followed by one connection per failover host (same credentials and settings)."""
+        backups = [
+            self.model_copy(update={"host": h.host, "port": h.port or self.port}) for h in self.failover_hosts
+        ]
+        return [self, *backups]
 
     def secret_password(self) -> str | None:
         return self.password.get_secret_value() if self.password is not None else None

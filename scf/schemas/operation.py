@@ -7,6 +7,8 @@ reply every request gets.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import Mapping
@@ -59,6 +61,13 @@ class OperationRequest(BaseModel):
 
 
 UNPARSED_OPERATION_ID = "op_unparsed"
+
+
+def request_digest(request: OperationRequest) -> str:
+    """What "the same request" means for an idempotency key: operation, data and parameters."""
+    body = [request.operation, request.data, request.parameters]
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def prepare_request(request: OperationRequest | Mapping[str, Any], service_name: str) -> OperationRequest:

@@ -7,12 +7,12 @@ import json
 
 import pytest
 
-from scf.connectors.postgresql.ledger import request_digest
 from scf.connectors.postgresql.paging import PageToken, page_sql, query_digest, strip_terminator
 from scf.connectors.postgresql.requests import QueryParameters, TransactionData, parse
 from scf.connectors.postgresql.statements import statement_timeout_ms
 from scf.connectors.result_cache import MemoryResultCache, cache_key
 from scf.schemas.errors import ErrorCode, PermanentError
+from scf.schemas.operation import OperationRequest, request_digest
 
 DIGEST = query_digest("SELECT * FROM t", [], ["id"], 100)
 
@@ -132,9 +132,15 @@ def test_statement_timeout_follows_the_time_left() -> None:
 
 
 def test_request_digest_ignores_key_order_but_not_values() -> None:
-    a = request_digest("insert", {"table_name": "t", "records": [{"a": 1, "b": 2}]}, {})
-    b = request_digest("insert", {"records": [{"b": 2, "a": 1}], "table_name": "t"}, {})
-    c = request_digest("insert", {"table_name": "t", "records": [{"a": 1, "b": 3}]}, {})
+    a = request_digest(
+        OperationRequest(operation="insert", data={"table_name": "t", "records": [{"a": 1, "b": 2}]})
+    )
+    b = request_digest(
+        OperationRequest(operation="insert", data={"records": [{"b": 2, "a": 1}], "table_name": "t"})
+    )
+    c = request_digest(
+        OperationRequest(operation="insert", data={"table_name": "t", "records": [{"a": 1, "b": 3}]})
+    )
     assert a == b != c
 
 

@@ -33,7 +33,7 @@ from scf.connectors.postgresql.identifiers import (
     qualified_name,
     quote_ident,
 )
-from scf.connectors.postgresql.operations import affected_rows
+from scf.connectors.postgresql.statements import affected_rows
 from scf.connectors.postgresql.requests import (
     DeleteData,
     Filter,

@@ -20,7 +20,7 @@ from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
 from scf.connectors.postgresql.catalog import Catalog, Conn
 from scf.connectors.postgresql.coercion import json_text
 from scf.connectors.postgresql.errors import POSTGRES_ERROR_RULES, refine
-from scf.connectors.postgresql.ledger import Ledger, request_digest
+from scf.connectors.postgresql.ledger import Ledger
 from scf.connectors.postgresql.operations import plan_write, run_write
 from scf.connectors.postgresql.query import run_query
 from scf.connectors.postgresql.requests import QueryParameters, parse
@@ -37,7 +37,7 @@ from scf.schemas.errors import (
     SecurityError,
     TransientError,
 )
-from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict
+from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict, request_digest
 
 log = structlog.get_logger(__name__)
 
@@ -63,6 +63,7 @@ class PostgreSQLOutputConnector(ServiceConnector):
 
     service_type: ClassVar[ServiceType] = ServiceType.POSTGRESQL
     operations: ClassVar[frozenset[str]] = frozenset({"query", "insert", "update", "delete", "transaction"})
+    read_operations: ClassVar[frozenset[str]] = frozenset({"query"})
     error_rules: ClassVar[tuple[ErrorRule, ...]] = POSTGRES_ERROR_RULES
 
     def __init__(self, connection: ServiceConnection) -> None:
@@ -145,7 +146,7 @@ class PostgreSQLOutputConnector(ServiceConnector):
             return await self._query(request)
         plan = plan_write(request.operation, request.data, request.parameters, self._catalog, self._ledger)
         key = request.idempotency_key
-        digest = "" if key is None else request_digest(request.operation, request.data, request.parameters)
+        digest = "" if key is None else request_digest(request)
         timeout = time_left(request)
         apply = plan(timeout)
         return await self._on_connection(

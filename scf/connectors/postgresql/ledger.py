@@ -10,10 +10,7 @@ Rows expire after `idempotency_ttl` seconds; `purge_expired` removes them at mos
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from typing import Any
 
 from scf.connectors.postgresql.catalog import Conn
 from scf.connectors.postgresql.coercion import json_text
@@ -22,12 +19,6 @@ from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.operation import OperationOutcome
 
 PURGE_INTERVAL = 3600.0
-
-
-def request_digest(operation: str, data: Any, parameters: Any) -> str:
-    """What "the same request" means: operation, data and parameters, canonically serialised."""
-    text = json.dumps([operation, data, parameters], sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 class Ledger:

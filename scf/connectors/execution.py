@@ -1,0 +1,146 @@
+"""How one operation runs: which endpoint (circuit breaker, failover), retries, and the deadline.
+
+A connector's endpoints are its primary and its `failover_hosts`, each with its own connector instance
+and its own breaker (key `name`, `name@host:port`). The primary is tried first; an endpoint whose
+breaker is open is skipped, so traffic moves to the next healthy backup and returns to the primary once
+a half-open probe succeeds. Read-only backups take only the connector's read operations. Within an
+endpoint, retryable errors are retried with backoff (tenacity), never past the deadline, and never once
+the breaker has opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+
+from scf.connectors.base import ServiceConnector
+from scf.connectors.breaker import BreakerBoard, circuit_open, counts_as_failure
+from scf.connectors.retry import RetryPolicy, retrying
+from scf.connectors.sources import DEADLINE
+from scf.schemas.errors import ConnectorError, ErrorCode, TransientError
+from scf.schemas.operation import OperationOutcome, OperationRequest
+
+log = structlog.get_logger(__name__)
+
+OnRetry = Callable[[ServiceConnector, ConnectorError, int], None]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    key: str
+    connector: ServiceConnector
+    read_only: bool = False
+
+
+def endpoints_of(primary: ServiceConnector, backups: list[ServiceConnector]) -> list[Endpoint]:
+    name = primary.service_name
+    hosts = primary.connection.failover_hosts
+    return [
+        Endpoint(name, primary),
+        *(Endpoint(f"{name}@{h.label()}", c, h.read_only) for h, c in zip(hosts, backups, strict=True)),
+    ]
+
+
+def candidates(endpoints: list[Endpoint], operation: str) -> list[Endpoint]:
+    """The endpoints that may serve `operation`, primary first."""
+    reads = endpoints[0].connector.read_operations
+    return [e for e in endpoints if not e.read_only or operation in reads]
+
+
+def may_fail_over(error: ConnectorError, operation: str, connector: ServiceConnector) -> bool:
+    """After a failed call, is trying a backup safe? Reads always; writes only if nothing could have
+    been applied (the connection never came up)."""
+    if not counts_as_failure(error):
+        return False
+    return operation in connector.read_operations or error.code == ErrorCode.CONNECTION_FAILED
+
+
+class Execution:
+    """Runs operations over endpoints with one breaker board and one retry policy."""
+
+    def __init__(self, breakers: BreakerBoard, policy_for: Callable[[ServiceConnector], RetryPolicy]) -> None:
+        self.breakers = breakers
+        self.policy_for = policy_for
+
+    async def run(
+        self, endpoints: list[Endpoint], request: OperationRequest, deadline: float, on_retry: OnRetry | None
+    ) -> OperationOutcome:
+        """Raises the last endpoint's typed error, or CIRCUIT_OPEN when every breaker is open."""
+        wait: float | None = None
+        last: ConnectorError | None = None
+        for endpoint in candidates(endpoints, request.operation):
+            admission = await self.breakers.admit(endpoint.key)
+            if not admission.allowed:
+                wait = admission.retry_after if wait is None else min(wait, admission.retry_after)
+                continue
+            try:
+                return await self._attempts(endpoint, request, deadline, admission.probe, on_retry)
+            except ConnectorError as exc:
+                last = exc
+                if not may_fail_over(exc, request.operation, endpoint.connector) or time.time() >= deadline:
+                    raise
+                log.info("failing_over", endpoint=endpoint.key, code=exc.code)
+        if last is not None:
+            raise last
+        raise circuit_open(endpoints[0].key, wait or 0.0)
+
+    async def _attempts(
+        self,
+        endpoint: Endpoint,
+        request: OperationRequest,
+        deadline: float,
+        probe: bool,
+        on_retry: OnRetry | None,
+    ) -> OperationOutcome:
+        connector = endpoint.connector
+        policy = RetryPolicy(attempts=0) if probe else self.policy_for(connector)
+
+        def retried(error: ConnectorError, attempt: int, sleep: float) -> None:
+            log.info(
+                "operation_retry",
+                endpoint=endpoint.key,
+                attempt=attempt,
+                code=error.code,
+                sleep=round(sleep, 3),
+            )
+            if on_retry is not None:
+                on_retry(connector, error, attempt)
+
+        first = True
+        async for attempt in retrying(policy, deadline, retried):
+            with attempt:
+                if not first:  # the breaker may have opened meanwhile (here or on another worker)
+                    admission = await self.breakers.admit(endpoint.key)
+                    if not admission.allowed:
+                        raise circuit_open(endpoint.key, admission.retry_after)
+                first = False
+                return await self._once(endpoint, request, deadline, probe)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _once(
+        self, endpoint: Endpoint, request: OperationRequest, deadline: float, probe: bool
+    ) -> OperationOutcome:
+        remaining = deadline - time.time()
+        if remaining <= 0:
+            raise TransientError("the operation's deadline passed", code=ErrorCode.DEADLINE_EXCEEDED)
+        token = DEADLINE.set(deadline)
+        try:
+            async with asyncio.timeout(remaining):
+                outcome = await endpoint.connector.execute(request)
+        except TimeoutError:
+            error = TransientError(
+                "the operation did not finish within its deadline", code=ErrorCode.DEADLINE_EXCEEDED
+            )
+            await self.breakers.record(endpoint.key, ok=True, probe=probe)  # slow, not broken: no verdict
+            raise error from None
+        except ConnectorError as exc:
+            await self.breakers.record(endpoint.key, ok=not counts_as_failure(exc), probe=probe)
+            raise
+        finally:
+            DEADLINE.reset(token)
+        await self.breakers.record(endpoint.key, ok=True, probe=probe)
+        return outcome
