@@ -33,6 +33,14 @@ def breaker(name: str) -> str:
     return f"{PREFIX}breaker:{name}"
 
 
+def breaker_probe(endpoint: str) -> str:
+    return f"{PREFIX}breaker:{endpoint}:probe"
+
+
+def breaker_window(endpoint: str, bucket: int) -> str:
+    return f"{PREFIX}breaker:{endpoint}:w:{bucket}"
+
+
 def health(name: str) -> str:
     return f"{PREFIX}health:{name}"
 

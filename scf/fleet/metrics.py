@@ -33,3 +33,20 @@ CONNECTOR_HEALTHY = Gauge(
 POOL_SIZE = Gauge(
     "scf_pool_connections", "Connections in a connector's pool in this process.", ["service_name", "state"]
 )
+BREAKER_STATE = Gauge(
+    "scf_breaker_state",
+    "Circuit breaker of an endpoint as this process last saw it: 0 closed, 1 half-open, 2 open.",
+    ["endpoint"],
+)
+BREAKER_TRANSITIONS = Counter(
+    "scf_breaker_transitions_total", "Circuit breakers this process opened or closed.", ["endpoint", "to"]
+)
+DEAD_LETTERS_TOTAL = Counter(
+    "scf_dead_letters_total", "Messages dead-lettered, by reason (as stored by a dispatcher).", ["reason"]
+)
+DELAYED_RETRIES_TOTAL = Counter(
+    "scf_delayed_retries_total", "Operations sent to a delayed-retry queue, by tier.", ["tier"]
+)
+IDEMPOTENT_REPLAYS_TOTAL = Counter(
+    "scf_idempotent_replays_total", "Requests answered with a stored result for their idempotency key."
+)

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from scf.connectors.breaker import BreakerPolicy
 from scf.schemas.topology import QueueLimits
 
 
@@ -55,6 +56,17 @@ class Settings(BaseSettings):
     scf_metrics_port: int = Field(default=9464, ge=0, le=65535)
     scf_connectors_file: Path | None = None
     scf_log_level: str = "info"
+    # resilience (issue: retries, breaker, dead letters, idempotency)
+    scf_breaker_window: float = Field(default=10.0, gt=0, le=600)
+    scf_breaker_min_failures: int = Field(default=5, ge=1, le=10_000)
+    scf_breaker_failure_rate: float = Field(default=0.5, gt=0, le=1)
+    scf_breaker_cooldown: float = Field(default=5.0, gt=0, le=3600)
+    scf_delayed_retries: int = Field(default=3, ge=0, le=20)
+    scf_idempotency_ttl: int = Field(default=86_400, ge=60)
+    scf_dead_letter_ttl: int = Field(default=7 * 86_400, ge=60)
+    scf_dead_letter_max: int = Field(default=10_000, ge=10)
+    #: test-only negative control of the fault suite: ack a request BEFORE its republish is confirmed.
+    scf_unsafe_early_ack: bool = False
 
     @property
     def amqp_url(self) -> str:
@@ -67,6 +79,15 @@ class Settings(BaseSettings):
     @cached_property
     def queue_limits(self) -> QueueLimits:
         return QueueLimits(delivery_limit=self.scf_delivery_limit, max_length=self.scf_queue_max_length)
+
+    @cached_property
+    def breaker_policy(self) -> BreakerPolicy:
+        return BreakerPolicy(
+            window=self.scf_breaker_window,
+            min_failures=self.scf_breaker_min_failures,
+            failure_rate=self.scf_breaker_failure_rate,
+            cooldown=self.scf_breaker_cooldown,
+        )
 
     @property
     def worker_ttl(self) -> float:

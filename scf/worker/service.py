@@ -23,6 +23,7 @@ from scf.connectors.sources import PROGRESS
 from scf.factory import ServiceConnectorFactory
 from scf.fleet import amqp
 from scf.fleet.audit import audit
+from scf.fleet.breakers import RedisBreakerBoard
 from scf.fleet.health import HealthStore
 from scf.fleet.metrics import (
     OPERATION_SECONDS,
@@ -76,6 +77,7 @@ class Worker(FleetService):
             lookup=self._lookup,
             sink=FleetSink(self._rpc),
             cache=RedisResultCache(state.redis),
+            breakers=RedisBreakerBoard(state.redis, self.worker_id, settings.breaker_policy),
         )
         self.cache = ConnectorCache(self.factory, state)
         self.health = HealthStore(state.redis)

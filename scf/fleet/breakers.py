@@ -1,0 +1,162 @@
+"""The circuit breakers shared by the whole fleet, in Redis (`scf:breaker:<endpoint>`).
+
+Every worker counts outcomes into the same per-window counters, so the breaker opens after the fleet's
+combined failures, and every worker sees it open within `refresh` seconds: the service stops being
+hammered by all of them at once, not one by one. After the cooldown a single worker in the fleet wins the
+probe (`SET NX` with a lease); its verdict closes or re-opens the breaker for everyone. When Redis cannot
+be reached each worker falls back to its own local breaker (same policy) and leaves Redis alone for
+`redis_backoff` seconds, so an outage of the state store never slows the calls themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+from scf.connectors.breaker import Admission, BreakerPolicy, LocalBreakerBoard, State
+from scf.fleet import keys
+from scf.fleet.metrics import BREAKER_STATE, BREAKER_TRANSITIONS
+
+log = structlog.get_logger(__name__)
+
+_GAUGE: dict[State, int] = {"closed": 0, "half_open": 1, "open": 2}
+
+
+@dataclass(frozen=True)
+class _View:
+    state: State
+    opened_at: float
+    fetched_at: float
+
+
+class RedisBreakerBoard:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        owner: str,
+        policy: BreakerPolicy | None = None,
+        *,
+        refresh: float = 0.5,
+        probe_lease: float = 30.0,
+        redis_backoff: float = 2.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.redis = client
+        self.owner = owner
+        self.policy = policy or BreakerPolicy()
+        self.refresh = refresh
+        self.probe_lease = probe_lease
+        self.clock = clock
+        self.local = LocalBreakerBoard(self.policy, clock)
+        self._views: dict[str, _View] = {}
+        self.redis_backoff = redis_backoff
+        self._degraded = False
+        self._skip_redis_until = 0.0
+
+    def state(self, key: str) -> State:
+        view = self._views.get(key)
+        return view.state if view is not None else "closed"
+
+    async def admit(self, key: str) -> Admission:
+        now = self.clock()
+        if now < self._skip_redis_until:
+            return await self.local.admit(key)
+        try:
+            view = await self._view(key, now)
+            if view.state == "closed":
+                return Admission(True)
+            waited = now - view.opened_at
+            if waited < self.policy.cooldown:
+                return Admission(False, retry_after=self.policy.cooldown - waited)
+            won = await self.redis.set(
+                keys.breaker_probe(key), self.owner, nx=True, px=int(self.probe_lease * 1000)
+            )
+        except RedisError as exc:
+            self._fell_back(exc)
+            return await self.local.admit(key)
+        self._recovered()
+        if won:
+            self._show(key, "half_open")
+            return Admission(True, probe=True)
+        return Admission(False, retry_after=min(1.0, self.policy.cooldown))
+
+    async def record(self, key: str, ok: bool, probe: bool) -> None:
+        now = self.clock()
+        if now < self._skip_redis_until:
+            await self.local.record(key, ok, probe)
+            return
+        try:
+            if probe:
+                await self._settle_probe(key, ok, now)
+            else:
+                await self._count(key, ok, now)
+        except RedisError as exc:
+            self._fell_back(exc)
+            await self.local.record(key, ok, probe)
+            return
+        self._recovered()
+
+    async def _view(self, key: str, now: float) -> _View:
+        cached = self._views.get(key)
+        if cached is not None and now - cached.fetched_at < self.refresh:
+            return cached
+        raw = await self.redis.hgetall(keys.breaker(key))
+        state: State = "open" if _text(raw.get("state")) == "open" else "closed"
+        view = _View(state, float(_text(raw.get("opened_at")) or 0.0), now)
+        self._views[key] = view
+        BREAKER_STATE.labels(key).set(_GAUGE[view.state])
+        return view
+
+    async def _count(self, key: str, ok: bool, now: float) -> None:
+        window = keys.breaker_window(key, int(now // self.policy.window))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hincrby(window, "calls", 1)
+            pipe.hincrby(window, "failures", 0 if ok else 1)
+            pipe.expire(window, int(self.policy.window * 2) + 1)
+            calls, failures, _ = await pipe.execute()
+        if ok or not self.policy.should_open(int(calls), int(failures)):
+            return
+        opened = await self.redis.hsetnx(keys.breaker(key), "opened_at", repr(now))
+        if opened:  # this worker tipped it: say so once
+            await self.redis.hset(keys.breaker(key), "state", "open")
+            BREAKER_TRANSITIONS.labels(key, "open").inc()
+            log.warning("breaker_opened", endpoint=key, calls=int(calls), failures=int(failures))
+        self._views.pop(key, None)
+
+    async def _settle_probe(self, key: str, ok: bool, now: float) -> None:
+        window = keys.breaker_window(key, int(now // self.policy.window))
+        async with self.redis.pipeline(transaction=True) as pipe:
+            if ok:
+                pipe.delete(keys.breaker(key), window)
+            else:
+                pipe.hset(keys.breaker(key), mapping={"state": "open", "opened_at": repr(now)})
+            pipe.delete(keys.breaker_probe(key))
+            await pipe.execute()
+        to: State = "closed" if ok else "open"
+        self._views[key] = _View(to, now, now)
+        self._show(key, to)
+        BREAKER_TRANSITIONS.labels(key, to).inc()
+        log.info("breaker_probe", endpoint=key, ok=ok, state=to)
+
+    def _show(self, key: str, state: State) -> None:
+        BREAKER_STATE.labels(key).set(_GAUGE[state])
+
+    def _fell_back(self, exc: RedisError) -> None:
+        self._skip_redis_until = self.clock() + self.redis_backoff
+        if not self._degraded:
+            log.warning("breaker_state_unavailable", fallback="local", error=type(exc).__name__)
+        self._degraded = True
+
+    def _recovered(self) -> None:
+        if self._degraded:
+            log.info("breaker_state_available")
+        self._degraded = False
+
+
+def _text(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,89 @@
+"""The fleet-wide circuit breaker in real Redis: two workers' boards share one breaker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from scf.connectors.breaker import BreakerPolicy
+from scf.fleet.breakers import RedisBreakerBoard
+from tests.support.services import claim_redis_db
+
+pytestmark = pytest.mark.integration
+
+POLICY = BreakerPolicy(window=30, min_failures=4, failure_rate=0.5, cooldown=5)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aioredis.Redis]:
+    claimed = claim_redis_db()
+    redis = aioredis.Redis.from_url(claimed.url, decode_responses=True)
+    try:
+        yield redis
+    finally:
+        await redis.aclose()
+        claimed.release()
+
+
+def board(client: aioredis.Redis, owner: str, now: list[float]) -> RedisBreakerBoard:
+    return RedisBreakerBoard(client, owner, POLICY, refresh=0.0, clock=lambda: now[0])
+
+
+async def test_failures_of_two_workers_add_up_and_both_see_it_open(client: aioredis.Redis) -> None:
+    now = [1_000_000.0]
+    one, two = board(client, "w1", now), board(client, "w2", now)
+    for b in (one, two, one):
+        await b.record("db", ok=False, probe=False)
+    assert (await two.admit("db")).allowed  # 3 failures: not yet
+    await two.record("db", ok=False, probe=False)
+
+    for b in (one, two):
+        admission = await b.admit("db")
+        assert not admission.allowed
+        assert admission.retry_after == pytest.approx(POLICY.cooldown)
+    assert await client.hget("scf:breaker:db", "state") == "open"
+
+
+async def test_exactly_one_worker_probes_and_its_success_closes_it_for_all(client: aioredis.Redis) -> None:
+    now = [2_000_000.0]
+    one, two = board(client, "w1", now), board(client, "w2", now)
+    for _ in range(4):
+        await one.record("db", ok=False, probe=False)
+    now[0] += POLICY.cooldown + 0.5
+
+    first, second = await one.admit("db"), await two.admit("db")
+    assert (first.allowed, first.probe) == (True, True)
+    assert not second.allowed
+    await one.record("db", ok=True, probe=True)
+
+    assert (await two.admit("db")).allowed
+    assert await client.exists("scf:breaker:db") == 0
+
+
+async def test_a_failed_probe_reopens_for_another_cooldown(client: aioredis.Redis) -> None:
+    now = [3_000_000.0]
+    one = board(client, "w1", now)
+    for _ in range(4):
+        await one.record("db", ok=False, probe=False)
+    now[0] += POLICY.cooldown + 0.5
+    assert (await one.admit("db")).probe
+    await one.record("db", ok=False, probe=True)
+
+    again = await one.admit("db")
+    assert not again.allowed and again.retry_after == pytest.approx(POLICY.cooldown)
+
+
+async def test_without_redis_each_worker_keeps_a_local_breaker() -> None:
+    unreachable = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2)
+    now = [4_000_000.0]
+    local = board(unreachable, "w1", now)
+    try:
+        for _ in range(4):
+            await local.record("db", ok=False, probe=False)
+        admission = await local.admit("db")
+    finally:
+        await unreachable.aclose()
+    assert not admission.allowed
+    assert local.local.state("db") == "open"
