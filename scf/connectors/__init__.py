@@ -20,19 +20,14 @@ _LAZY: dict[str, str] = {
     "MinIOStorageConnector": "scf.connectors.minio",
     "ApiIngestionConnector": "scf.connectors.api",
     "PDFIngestionConnector": "scf.connectors.pdf",
-}
-
-#: Spec names whose connectors later issues deliver; importing one says so instead of failing vaguely.
-_PLANNED: dict[str, str] = {
-    "RabbitMQConnector": "rabbitmq",
+    "RedisConnector": "scf.connectors.redis",
+    "RabbitMQConnector": "scf.connectors.rabbitmq",
 }
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
-    if name in _PLANNED:
-        raise ImportError(f"{name}: the {_PLANNED[name]} connector is not part of this build yet")
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -44,6 +39,8 @@ __all__ = [
     "PDFIngestionConnector",
     "PostgreSQLOutputConnector",
     "QdrantVectorConnector",
+    "RabbitMQConnector",
+    "RedisConnector",
     "ServiceConnector",
     "connector_class",
 ]

@@ -23,6 +23,8 @@ IMPLEMENTATIONS: dict[str, str] = {
     "minio": "scf.connectors.minio:MinIOStorageConnector",
     "api": "scf.connectors.api:ApiIngestionConnector",
     "pdf": "scf.connectors.pdf:PDFIngestionConnector",
+    "redis": "scf.connectors.redis:RedisConnector",
+    "rabbitmq": "scf.connectors.rabbitmq:RabbitMQConnector",
 }
 
 

@@ -222,7 +222,7 @@ async def test_a_starting_dispatcher_registers_the_connectors_file_and_what_answ
     assert "bad name: NOT registered [INVALID_CONFIG]" in restarted_output
     assert "from_file: unchanged" in again.output()
     assert "from_file: replaced, its stored secrets were unreadable" in rekeyed.output()
-    assert "found rabbitmq on :5672; no connector for it in this build" in restarted_output
+    assert "discovered-rabbitmq-5672" in names  # RabbitMQ answered, and this build has a connector for it
 
 
 async def test_readiness_follows_redis_reachability(

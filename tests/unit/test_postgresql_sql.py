@@ -33,7 +33,6 @@ from scf.connectors.postgresql.identifiers import (
     qualified_name,
     quote_ident,
 )
-from scf.connectors.postgresql.statements import affected_rows
 from scf.connectors.postgresql.requests import (
     DeleteData,
     Filter,
@@ -53,6 +52,7 @@ from scf.connectors.postgresql.sql import (
     conflict_target,
     group_by_columns,
 )
+from scf.connectors.postgresql.statements import affected_rows
 from scf.schemas.configs.postgresql import PostgresConfig
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode, PermanentError

@@ -25,6 +25,8 @@ CONFIG_MODELS: dict[str, str] = {
     "minio": "scf.schemas.configs.minio:MinioConfig",
     "api": "scf.schemas.configs.api:ApiConfig",
     "pdf": "scf.schemas.configs.pdf:PdfConfig",
+    "redis": "scf.schemas.configs.redis:RedisConfig",
+    "rabbitmq": "scf.schemas.configs.rabbitmq:RabbitMQConfig",
 }
 
 

@@ -1,0 +1,144 @@
+"""`RedisConnector`: one redis.asyncio client over a blocking connection pool, per connector.
+
+This module owns the pool's life (open with PING, check with PING and a harmless EXISTS inside the
+prefix, close) and runs each operation after parsing its `data` and `parameters`; the operations live
+in the family modules, the error table in `errors.py`, the pure rules in `keys.py`, `codec.py` and
+`bounds.py`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import ClassVar
+
+import structlog
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.connection import Connection, SSLConnection
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
+from scf.connectors.redis.codec import DecodeMode
+from scf.connectors.redis.context import Context
+from scf.connectors.redis.errors import REDIS_ERROR_RULES, refine
+from scf.connectors.redis.keys import KeySpace
+from scf.connectors.redis.operations import OPERATIONS, PAGED
+from scf.connectors.redis.requests import NoParameters, ReadParameters, parse
+from scf.connectors.redis.settings import pool_settings
+from scf.connectors.sources import DEADLINE
+from scf.schemas.configs.redis import RedisConfig
+from scf.schemas.connection import ServiceConnection, ServiceType
+from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, PermanentError, TransientError
+from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict
+
+log = structlog.get_logger(__name__)
+
+#: The key `check` asks about (EXISTS, read-only): proves the user may touch keys under the prefix.
+PROBE_KEY = "__scf_probe__"
+
+
+class RedisConnector(ServiceConnector):
+    """Redis 6/7 (standalone) through redis-py's asyncio client: strings, hashes, lists, sets, sorted
+    sets, streams, pub/sub publishing, sessions and SCAN, every key under the connector's prefix.
+
+    Raises `transient` (cannot connect, timeouts, loading, read-only replica), `resource` (maxclients,
+    the pool busy, out of memory), `permanent` (bad requests, WRONGTYPE, values over the size limit,
+    refused commands), `configuration` (a missing database index, TLS trouble) and `security`
+    (authentication, ACL refusals) errors.
+    """
+
+    service_type: ClassVar[ServiceType] = ServiceType.REDIS
+    operations: ClassVar[frozenset[str]] = frozenset(OPERATIONS)
+    error_rules: ClassVar[tuple[ErrorRule, ...]] = REDIS_ERROR_RULES
+
+    def __init__(self, connection: ServiceConnection) -> None:
+        super().__init__(connection)
+        if not isinstance(self.type_config, RedisConfig):  # pragma: no cover - the registry guarantees it
+            raise ConfigurationError("redis connector without a RedisConfig")
+        self.config: RedisConfig = self.type_config
+        self.keys = KeySpace(self.config.prefix_for(connection.service_name))
+        self._settings = pool_settings(connection, self.config)
+        self._client: Redis | None = None
+        self._connections_opened = 0
+        self._in_flight = 0
+
+    def translate(self, exc: BaseException) -> ConnectorError:
+        return refine(super().translate(exc), exc)
+
+    def pool_stats(self) -> PoolStats:
+        size = self._settings.max_connections if self._client is not None else 0
+        return PoolStats(size=size, in_use=self._in_flight, opened_total=self._connections_opened)
+
+    # --- life cycle ---------------------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        pool = BlockingConnectionPool(
+            connection_class=SSLConnection if self._settings.tls else Connection,
+            max_connections=self._settings.max_connections,
+            timeout=self._settings.wait_timeout,
+            retry=Retry(NoBackoff(), 0),  # the factory retries, inside the deadline, by category
+            redis_connect_func=self._on_connect,
+            **self._settings.kwargs,
+        )
+        self._client = Redis(connection_pool=pool)
+        await self._client.ping()  # an unreachable server or refused credentials fail here, at open
+        log.info("redis_connected", service_name=self.service_name, where=self._settings.where)
+
+    async def _on_connect(self, connection: Connection) -> None:
+        await connection.on_connect()
+        self._connections_opened += 1
+
+    async def _check(self) -> dict[str, TestVerdict]:
+        client = self._require_client()
+        await client.ping()
+        await client.exists(self.keys.key(PROBE_KEY))
+        return {"connection_test": "passed", "authentication_test": "passed", "permissions_test": "passed"}
+
+    async def _close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose(close_connection_pool=True)
+
+    def _require_client(self) -> Redis:
+        if self._client is None:
+            raise TransientError("the connector is closed", code=ErrorCode.CONNECTION_FAILED)
+        return self._client
+
+    # --- operations ---------------------------------------------------------------------------------
+
+    async def _execute(self, request: OperationRequest) -> OperationOutcome:
+        operation = OPERATIONS[request.operation]
+        run = operation.plan(request.data)  # parse and validate before any I/O
+        decode: DecodeMode = "text"
+        if operation.reads:
+            decode = parse(ReadParameters, request.parameters, "parameters").decode
+        else:
+            parse(NoParameters, request.parameters, "parameters")
+        if request.page_token is not None and request.operation not in PAGED:
+            raise PermanentError(
+                f"{request.operation} does not page; page_token is for {', '.join(sorted(PAGED))}",
+                code=ErrorCode.INVALID_REQUEST,
+            )
+        context = Context(
+            client=self._require_client(),
+            keys=self.keys,
+            config=self.config,
+            decode=decode,
+            budget=_budget(request),
+            socket_timeout=self._settings.socket_timeout,
+            page_token=request.page_token,
+        )
+        self._in_flight += 1
+        try:
+            return await run(context)
+        finally:
+            self._in_flight -= 1
+
+
+def _budget(request: OperationRequest) -> float | None:
+    """Seconds left for this request: its own timeout and the fleet's deadline, whichever is sooner."""
+    deadline = DEADLINE.get()
+    limits = [
+        t for t in (request.timeout, None if deadline is None else deadline - time.time()) if t is not None
+    ]
+    return min(limits) if limits else None
