@@ -94,6 +94,8 @@ class ServiceConnector(ABC):
     operations: ClassVar[frozenset[str]]
     #: operations that change nothing: they may go to a read-only failover host (a replica)
     read_operations: ClassVar[frozenset[str]] = frozenset()
+    #: keyed writes are recorded in the service itself, in the effect's own transaction (PostgreSQL)
+    durable_idempotency: ClassVar[bool] = False
     error_rules: ClassVar[tuple[ErrorRule, ...]] = ()
 
     def __init__(self, connection: ServiceConnection) -> None:

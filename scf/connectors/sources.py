@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scf.connectors.result_cache import MemoryResultCache, ResultCache
 from scf.schemas.connection import SERVICE_NAME_PATTERN
-from scf.schemas.errors import ConfigurationError, ErrorCode
+from scf.schemas.errors import ConfigurationError, ErrorCode, PermanentError
 
 if TYPE_CHECKING:
     from scf.connectors.base import ServiceConnector
@@ -116,7 +116,18 @@ DEADLINE: ContextVar[float | None] = ContextVar("scf_deadline", default=None)
 PROGRESS: ContextVar[Callable[[int], None] | None] = ContextVar("scf_progress", default=None)
 
 
+#: Answers whether the caller cancelled the operation being run (`operation.cancel`).
+CANCELLED: ContextVar[Callable[[], bool] | None] = ContextVar("scf_cancelled", default=None)
+
+
 def report_progress(done: int) -> None:
+    """Called by long operations between batches: reports progress, and stops a cancelled operation.
+
+    Raises `permanent` CANCELLED when the caller cancelled it; what earlier batches wrote stays written.
+    """
+    cancelled = CANCELLED.get()
+    if cancelled is not None and cancelled():
+        raise PermanentError(f"the operation was cancelled after {done} record(s)", code=ErrorCode.CANCELLED)
     callback = PROGRESS.get()
     if callback is not None:
         callback(done)

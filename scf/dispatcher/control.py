@@ -22,6 +22,7 @@ from scf.schemas import topology
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.control import (
     Acknowledged,
+    CancelRequested,
     ConnectionStatus,
     ConnectorCreated,
     ConnectorInfo,
@@ -37,6 +38,9 @@ from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, Er
 from scf.schemas.validation import parse_model
 
 log = structlog.get_logger(__name__)
+
+#: How long a cancel mark waits for a queued operation (longer than any deadline).
+CANCEL_MARK_TTL = 2 * 3600
 
 EventPublisher = Callable[[str, dict[str, Any]], Awaitable[None]]
 Handler = Callable[[dict[str, Any]], Awaitable[BaseModel]]
@@ -74,6 +78,7 @@ class ControlPlane:
             MessageType.CONNECTOR_STATUS: self.status,
             MessageType.FLEET_METRICS: self.fleet_metrics,
             MessageType.OPERATION_RESULT: self.result,
+            MessageType.OPERATION_CANCEL: self.cancel,
         }
 
     async def create(self, body: dict[str, Any]) -> ConnectorCreated:
@@ -196,3 +201,10 @@ class ControlPlane:
 
     async def result(self, body: dict[str, Any]) -> BaseModel:
         return await self.state.get_result(parse(OperationRef, body).operation_id)
+
+    async def cancel(self, body: dict[str, Any]) -> BaseModel:
+        """Mark it (for a worker yet to start it) and tell the workers (for one running it)."""
+        operation_id = parse(OperationRef, body).operation_id
+        await self.state.cancel(operation_id, CANCEL_MARK_TTL)
+        await self.publish_event(topology.cancel_event(operation_id), {"operation_id": operation_id})
+        return CancelRequested(operation_id=operation_id)

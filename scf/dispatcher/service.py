@@ -17,11 +17,13 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 from pydantic import ValidationError
 
 from scf.dispatcher.control import ControlPlane, parse
+from scf.dispatcher.dead_letters import DeadLetterDesk
 from scf.dispatcher.health_monitor import HealthMonitor
 from scf.dispatcher.routing import Decoded, deadline_for, decode
 from scf.dispatcher.routing_cache import RoutingCache
 from scf.fleet import amqp
 from scf.fleet.audit import audit
+from scf.fleet.dead_letters import DeadLetterStore
 from scf.fleet.metrics import ORPHAN_REPLIES, QUEUE_DEPTH, REJECTED_TOTAL, REQUESTS_TOTAL
 from scf.fleet.rpc import RpcClient
 from scf.fleet.service import FleetService
@@ -36,15 +38,19 @@ from scf.schemas.plugins import known_types
 log = structlog.get_logger(__name__)
 
 MAX_REQUEST_BYTES = 16 * 1024 * 1024
+DEAD_LETTER_PREFETCH = 16
 
 
 class Forward:
     """Settlement: republish to the work queue of `service_type`."""
 
-    def __init__(self, service_type: str, body: bytes, message_id: str | None) -> None:
+    def __init__(
+        self, service_type: str, body: bytes, message_id: str | None, expires_in: float | None = None
+    ) -> None:
         self.service_type = service_type
         self.body = body
         self.message_id = message_id
+        self.expires_in = expires_in  # the request's remaining budget: it dies in the queue after that
 
 
 class Dispatcher(FleetService):
@@ -81,6 +87,7 @@ class Dispatcher(FleetService):
         self._events = await self._channel.get_exchange(topology.EVENTS_EXCHANGE)
         await self._rpc.start()
         await self._listen_for_registry_changes()
+        await self._open_dead_letter_desk()
         queue = await self._channel.get_queue(topology.REQUEST_QUEUE)
         await self.consume(queue, self._on_request)
         self._background = [asyncio.create_task(self._sample_queues(), name="queue-sampler")]
@@ -96,6 +103,25 @@ class Dispatcher(FleetService):
             self._background.append(asyncio.create_task(monitor.run(), name="health-monitor"))
         self._ready = True
         log.info("dispatcher_started")
+
+    async def _open_dead_letter_desk(self) -> None:
+        """`scf.dead` on a channel of its own, so a pause there never holds up requests."""
+        channel = await amqp.open_channel(self.connection, prefetch=DEAD_LETTER_PREFETCH)
+        store = DeadLetterStore(
+            self.state.redis,
+            self.state.box,
+            ttl=self.settings.scf_dead_letter_ttl,
+            max_entries=self.settings.scf_dead_letter_max,
+        )
+        self.desk = DeadLetterDesk(
+            channel,
+            store,
+            self.state,
+            result_ttl=self.settings.scf_result_ttl,
+            default_timeout=self.settings.scf_default_timeout,
+        )
+        self.control.handlers.update(self.desk.handlers)
+        await self.consume(await channel.get_queue(topology.DEAD_LETTER_QUEUE), self.desk.on_dead)
 
     async def _listen_for_registry_changes(self) -> None:
         """Drop cached routes when any dispatcher changes the registry (another replica, say)."""
@@ -142,6 +168,8 @@ class Dispatcher(FleetService):
 
     async def _on_request(self, message: AbstractIncomingMessage) -> None:
         started = time.perf_counter()
+        if self.settings.scf_unsafe_early_ack:  # the fault suite's negative control, never in production
+            await message.ack()
         decision = await self._decide(message)
         try:
             reply = await self._forward(message, decision) if isinstance(decision, Forward) else decision
@@ -154,7 +182,8 @@ class Dispatcher(FleetService):
         except Exception as exc:
             log.warning("settle_failed", type=message.type, error=repr(exc))
             return
-        await message.ack()
+        if not self.settings.scf_unsafe_early_ack:
+            await message.ack()
         if message.type not in AUDIT_QUIET:
             audit(message, started, outcome=_outcome_of(decision), service_name=_service_name_of(message))
 
@@ -199,13 +228,19 @@ class Dispatcher(FleetService):
                 "service_name (or connection_id) is required", code=ErrorCode.INVALID_REQUEST
             )
         entry = await self._routable_entry(request.service_name)
+        now = time.time()
         envelope = OperationEnvelope(
             request=request,
             service_type=entry.service_type,
             connector_version=entry.version,
-            deadline=deadline_for(request.timeout, self.settings.scf_default_timeout, time.time()),
+            deadline=deadline_for(request.timeout, self.settings.scf_default_timeout, now),
         )
-        return Forward(entry.service_type, amqp.encode(envelope), request.operation_id)
+        return Forward(
+            entry.service_type,
+            amqp.encode(envelope),
+            request.operation_id,
+            expires_in=envelope.deadline - now,
+        )
 
     async def _route_test(self, decoded: Decoded) -> Forward:
         name = parse(ConnectorRef, decoded.body).service_name
@@ -249,6 +284,7 @@ class Dispatcher(FleetService):
             reply_to=message.reply_to,
             message_id=forward.message_id or message.message_id,
             headers={"x-scf-forwarded-at": time.time()},
+            expiration=forward.expires_in,
         )
         try:
             await amqp.publish(self._ops, outgoing, forward.service_type)

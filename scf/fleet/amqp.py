@@ -99,7 +99,9 @@ def build_message(
     message_id: str | None = None,
     headers: dict[str, Any] | None = None,
     persistent: bool = True,
+    expiration: float | None = None,
 ) -> aio_pika.Message:
+    """A JSON message; `expiration` (seconds) makes the broker dead-letter it if still queued by then."""
     return aio_pika.Message(
         body,
         content_type=JSON,
@@ -111,6 +113,7 @@ def build_message(
         delivery_mode=aio_pika.DeliveryMode.PERSISTENT
         if persistent
         else aio_pika.DeliveryMode.NOT_PERSISTENT,
+        expiration=max(0.001, expiration) if expiration is not None else None,
     )
 
 

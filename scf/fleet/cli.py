@@ -175,6 +175,60 @@ def connector_metrics(name: str) -> None:
     _print(_with_client(_settings(), lambda c: c.get_metrics(name)))
 
 
+@main.command()
+@click.argument("operation_id")
+def cancel(operation_id: str) -> None:
+    """Cancel an operation: not run if still queued, stopped at its next batch if running."""
+    _print(_with_client(_settings(), lambda c: c.cancel_operation(operation_id)))
+
+
+@main.group()
+def dlq() -> None:
+    """Dead letters: requests the fleet gave up on (list, replay to their queue, purge)."""
+
+
+def _selection(
+    ids: tuple[str, ...], all_: bool, service_name: str | None, reason: str | None
+) -> dict[str, Any]:
+    if bool(ids) == all_:
+        raise click.UsageError("give dead letter ids, or --all (narrowed by --service / --reason)")
+    chosen: dict[str, Any] = {"ids": list(ids)} if ids else {"all": True}
+    chosen.update({k: v for k, v in (("service_name", service_name), ("reason", reason)) if v})
+    return chosen
+
+
+@dlq.command("list")
+@click.option("--service", "service_name", default=None)
+@click.option("--reason", default=None, help="delivery_limit, expired, retries_exhausted, ...")
+@click.option("--limit", type=int, default=100)
+@click.option("--offset", type=int, default=0)
+def dlq_list(service_name: str | None, reason: str | None, limit: int, offset: int) -> None:
+    query: dict[str, Any] = {"limit": limit, "offset": offset}
+    query.update({k: v for k, v in (("service_name", service_name), ("reason", reason)) if v})
+    _print(_with_client(_settings(), lambda c: c.dead_letters(**query)))
+
+
+@dlq.command("replay")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="every dead letter (that matches the filters)")
+@click.option("--service", "service_name", default=None)
+@click.option("--reason", default=None)
+def dlq_replay(ids: tuple[str, ...], all_: bool, service_name: str | None, reason: str | None) -> None:
+    """Re-publish dead letters to the queue they came from (with a fresh deadline)."""
+    chosen = _selection(ids, all_, service_name, reason)
+    _print(_with_client(_settings(), lambda c: c.replay_dead_letters(**chosen)))
+
+
+@dlq.command("purge")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "all_", is_flag=True, help="every dead letter (that matches the filters)")
+@click.option("--service", "service_name", default=None)
+@click.option("--reason", default=None)
+def dlq_purge(ids: tuple[str, ...], all_: bool, service_name: str | None, reason: str | None) -> None:
+    chosen = _selection(ids, all_, service_name, reason)
+    _print(_with_client(_settings(), lambda c: c.purge_dead_letters(**chosen)))
+
+
 def _param(values: tuple[str, ...]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for item in values:

@@ -21,6 +21,7 @@ from scf.fleet.rpc import ProgressCallback, RpcClient, reply_error
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.control import (
     Acknowledged,
+    CancelRequested,
     ConnectorCreated,
     ConnectorMetrics,
     ConnectorState,
@@ -28,6 +29,7 @@ from scf.schemas.control import (
     FleetMetrics,
     MessageType,
 )
+from scf.schemas.dead_letters import DeadLetterOutcome, DeadLetterPage
 from scf.schemas.errors import ConnectorError
 from scf.schemas.operation import (
     UNPARSED_OPERATION_ID,
@@ -132,6 +134,25 @@ class FleetClient:
         if "operation_id" not in reply:
             raise reply_error(reply)
         return OperationResult.model_validate(reply)
+
+    async def cancel_operation(self, operation_id: str) -> CancelRequested:
+        reply = await self._control(MessageType.OPERATION_CANCEL, {"operation_id": operation_id})
+        return CancelRequested.model_validate(reply)
+
+    # --- dead letters --------------------------------------------------------------------------------
+
+    async def dead_letters(self, **query: Any) -> DeadLetterPage:
+        """`dlq.list`: newest first; filters `service_name`, `reason`; paging `limit`, `offset`."""
+        return DeadLetterPage.model_validate(await self._control(MessageType.DLQ_LIST, query))
+
+    async def replay_dead_letters(self, ids: list[str] | None = None, **selection: Any) -> DeadLetterOutcome:
+        """`dlq.replay`: by `ids`, or `all=True` narrowed by `service_name` / `reason`."""
+        body = {"ids": ids, **selection} if ids else selection
+        return DeadLetterOutcome.model_validate(await self._control(MessageType.DLQ_REPLAY, body))
+
+    async def purge_dead_letters(self, ids: list[str] | None = None, **selection: Any) -> DeadLetterOutcome:
+        body = {"ids": ids, **selection} if ids else selection
+        return DeadLetterOutcome.model_validate(await self._control(MessageType.DLQ_PURGE, body))
 
     # --- data plane ----------------------------------------------------------------------------------
 

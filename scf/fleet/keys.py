@@ -57,6 +57,21 @@ def cached_result(name: str, digest: str) -> str:
     return f"{PREFIX}cache:{name}:{digest}"
 
 
+DEAD_LETTERS_INDEX = f"{PREFIX}dead"
+
+
+def dead_letter(letter_id: str) -> str:
+    return f"{PREFIX}dead:{letter_id}"
+
+
+def dead_letter_sealed(letter_id: str) -> str:
+    return f"{PREFIX}dead:{letter_id}:sealed"
+
+
+def cancelled(operation_id: str) -> str:
+    return f"{PREFIX}cancel:{operation_id}"
+
+
 def worker(worker_id: str) -> str:
     return f"{PREFIX}worker:{worker_id}"
 

@@ -58,6 +58,11 @@ class StateStore:
         )
         return cls(client, box)
 
+    @property
+    def box(self) -> SecretBox:
+        """The fleet's sealing key (for other stores that keep secrets at rest, e.g. dead letters)."""
+        return self._box
+
     async def close(self) -> None:
         await self.redis.aclose()
 
@@ -257,6 +262,15 @@ class StateStore:
                     key, mapping={"last_error": result.error.model_dump_json(), "last_error_at": time.time()}
                 )
             await pipe.execute()
+
+    async def cancel(self, operation_id: str, ttl: int) -> None:
+        """Mark an operation cancelled (a worker that has not started it yet will not run it)."""
+        async with redis_errors():
+            await self.redis.set(keys.cancelled(operation_id), "1", ex=ttl)
+
+    async def is_cancelled(self, operation_id: str) -> bool:
+        async with redis_errors():
+            return bool(await self.redis.exists(keys.cancelled(operation_id)))
 
     async def get_result(self, operation_id: str) -> OperationResult:
         async with redis_errors():

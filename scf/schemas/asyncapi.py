@@ -36,6 +36,7 @@ from scf.schemas.connection import SERVICE_NAME_PATTERN, ServiceConnection
 from scf.schemas.control import (
     WORKER_CALLS,
     Acknowledged,
+    CancelRequested,
     CheckEnvelope,
     ConnectorCreated,
     ConnectorList,
@@ -50,6 +51,7 @@ from scf.schemas.control import (
     MessageType,
     OperationRef,
 )
+from scf.schemas.dead_letters import DeadLetterOutcome, DeadLetterPage, DeadLetterQuery, DeadLetterSelection
 from scf.schemas.errors import ErrorInfo
 from scf.schemas.operation import ConnectionTestResult, OperationEnvelope, OperationRequest, OperationResult
 from scf.schemas.plugins import known_types
@@ -86,6 +88,10 @@ REQUEST_BODIES: Final[Mapping[MessageType, type[BaseModel]]] = {
     MessageType.CONNECTOR_METRICS: ConnectorRef,
     MessageType.CONNECTOR_STATUS: ConnectorRef,
     MessageType.FLEET_METRICS: ListFilter,
+    MessageType.OPERATION_CANCEL: OperationRef,
+    MessageType.DLQ_LIST: DeadLetterQuery,
+    MessageType.DLQ_REPLAY: DeadLetterSelection,
+    MessageType.DLQ_PURGE: DeadLetterSelection,
 }
 
 #: The replies each request can get. A data operation always answers with an `OperationResult` (failed
@@ -104,6 +110,10 @@ REPLY_BODIES: Final[Mapping[MessageType, tuple[type[BaseModel], ...]]] = {
     MessageType.CONNECTOR_METRICS: (ConnectorMetrics, FailedReply),
     MessageType.CONNECTOR_STATUS: (ConnectorStatus, FailedReply),
     MessageType.FLEET_METRICS: (FleetMetrics, FailedReply),
+    MessageType.OPERATION_CANCEL: (CancelRequested, FailedReply),
+    MessageType.DLQ_LIST: (DeadLetterPage, FailedReply),
+    MessageType.DLQ_REPLAY: (DeadLetterOutcome, FailedReply),
+    MessageType.DLQ_PURGE: (DeadLetterOutcome, FailedReply),
 }
 
 #: What the dispatcher forwards to `scf.ops` for the calls a worker answers.
@@ -126,6 +136,10 @@ _SUMMARIES: Final[Mapping[MessageType, str]] = {
     MessageType.CONNECTOR_METRICS: "A connector's performance metrics.",
     MessageType.CONNECTOR_STATUS: "A connector's health, last error and live workers.",
     MessageType.FLEET_METRICS: "Metrics of every connector and the live workers per service type.",
+    MessageType.OPERATION_CANCEL: "Cancel an operation: not run if still queued, stopped at its next batch.",
+    MessageType.DLQ_LIST: "Dead letters, newest first, secrets redacted.",
+    MessageType.DLQ_REPLAY: "Re-publish dead letters to the queue they came from, with a fresh deadline.",
+    MessageType.DLQ_PURGE: "Delete dead letters.",
 }
 
 

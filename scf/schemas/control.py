@@ -30,6 +30,10 @@ class MessageType(StrEnum):
     CONNECTOR_METRICS = "connector.metrics"
     CONNECTOR_STATUS = "connector.status"
     FLEET_METRICS = "fleet.metrics"
+    OPERATION_CANCEL = "operation.cancel"
+    DLQ_LIST = "dlq.list"
+    DLQ_REPLAY = "dlq.replay"
+    DLQ_PURGE = "dlq.purge"
 
 
 #: Calls a worker of the connector's service type answers; the dispatcher answers all the others.
@@ -102,6 +106,13 @@ class ConnectorList(BaseModel):
 class Acknowledged(BaseModel):
     service_name: str
     status: Literal["deleted", "paused", "resumed"]
+
+
+class CancelRequested(BaseModel):
+    """`operation.cancel`: a queued operation will not run; a running one stops at its next batch."""
+
+    operation_id: str
+    status: Literal["cancel_requested"] = "cancel_requested"
 
 
 class ConnectorMetrics(BaseModel):

@@ -45,6 +45,17 @@ def connector_of_event(routing_key: str) -> str:
     return rest.partition(".")[2] if prefix == "connector" else ""
 
 
+def cancel_event(operation_id: str) -> str:
+    """Routing key of `operation.cancel` on `scf.events` (`*` binds every one)."""
+    return f"operation.cancel.{operation_id}"
+
+
+def operation_of_cancel_event(routing_key: str) -> str:
+    """The operation id in an `operation.cancel.<id>` routing key ("" for anything else)."""
+    prefix = "operation.cancel."
+    return routing_key[len(prefix) :] if routing_key.startswith(prefix) else ""
+
+
 def health_event(service_name: str) -> str:
     return f"health.{service_name}"
 
@@ -80,3 +91,19 @@ def retry_queue_arguments(tier: str) -> dict[str, Any]:
 
 def dead_letter_queue_arguments() -> dict[str, Any]:
     return {"x-queue-type": "quorum"}
+
+
+# --- headers the fleet sets on messages it moves between queues -----------------------------------------
+
+DELAYED_RETRIES_HEADER = "x-scf-delayed-retries"  # how many delayed retries this request has had
+DEAD_REASON_HEADER = "x-scf-dead-reason"  # why a worker dead-lettered it (a DeadReason value)
+DEAD_ERROR_HEADER = "x-scf-error"  # the last error, as ErrorInfo JSON
+ATTEMPTS_HEADER = "x-scf-attempts"  # deliveries plus delayed retries when it was given up
+ORIGIN_EXCHANGE_HEADER = "x-scf-origin-exchange"  # where a replay re-publishes it
+ORIGIN_ROUTING_KEY_HEADER = "x-scf-origin-routing-key"
+REPLAYED_FROM_HEADER = "x-scf-replayed-from"  # the dead letter id a replayed message came from
+
+
+def retry_tier_seconds() -> list[tuple[str, float]]:
+    """The delayed-retry tiers, shortest first, in seconds."""
+    return sorted(((name, ms / 1000) for name, ms in RETRY_TIERS.items()), key=lambda t: t[1])

@@ -13,18 +13,21 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable
 from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from scf.connectors.base import ServiceConnector
-from scf.connectors.sources import PROGRESS
+from scf.connectors.sources import CANCELLED, PROGRESS
 from scf.factory import ServiceConnectorFactory
 from scf.fleet import amqp
 from scf.fleet.audit import audit
 from scf.fleet.breakers import RedisBreakerBoard
+from scf.fleet.disposition import REPLY, Disposition, Kind, decide
 from scf.fleet.health import HealthStore
+from scf.fleet.idempotency import IdempotencyStore
 from scf.fleet.metrics import (
     OPERATION_SECONDS,
     ORPHAN_REPLIES,
@@ -38,10 +41,12 @@ from scf.fleet.settings import Settings
 from scf.fleet.state import StateStore
 from scf.schemas import topology
 from scf.schemas.control import CheckEnvelope, FailedReply, MessageType
-from scf.schemas.errors import ConnectorError, ErrorCode, PermanentError, TransientError
+from scf.schemas.errors import ConnectorError, ErrorCode, ErrorInfo, PermanentError, TransientError
 from scf.schemas.operation import ConnectionTestResult, OperationEnvelope, OperationResult
 from scf.worker.cache import ConnectorCache
+from scf.worker.keyed import KeyedRunner
 from scf.worker.result_cache import RedisResultCache
+from scf.worker.settle import Settler, delayed_retries
 from scf.worker.sink import FleetSink, ProgressPublisher
 
 log = structlog.get_logger(__name__)
@@ -81,12 +86,17 @@ class Worker(FleetService):
         )
         self.cache = ConnectorCache(self.factory, state)
         self.health = HealthStore(state.redis)
+        self.keyed = KeyedRunner(IdempotencyStore(state.redis, settings.scf_idempotency_ttl), self.worker_id)
+        self._running: set[str] = set()  # operation ids in flight here
+        self._cancelled: set[str] = set()  # ... of which the caller cancelled these
+        self._settler: Settler | None = None
         self._channel: AbstractChannel | None = None
         self._heartbeat: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._channel = await amqp.open_channel(self.connection, prefetch=self.concurrency)
         await amqp.declare_topology(self._channel, self.settings.queue_limits)
+        self._settler = Settler(self._channel)
         await self._rpc.start()
         await self._subscribe_events()
         for service_type in self.service_types:
@@ -105,10 +115,18 @@ class Worker(FleetService):
         queue = await self._channel.declare_queue("", exclusive=True, auto_delete=True)
         for action in ("updated", "deleted"):
             await queue.bind(events, f"connector.{action}.#")
+        await queue.bind(events, topology.cancel_event("*"))
         await queue.consume(self._on_event, no_ack=True)
 
     async def _on_event(self, message: AbstractIncomingMessage) -> None:
-        name = topology.connector_of_event(message.routing_key or "")
+        key = message.routing_key or ""
+        cancelled = topology.operation_of_cancel_event(key)
+        if cancelled:
+            if cancelled in self._running:
+                self._cancelled.add(cancelled)
+                log.info("operation_cancel_requested", operation_id=cancelled)
+            return
+        name = topology.connector_of_event(key)
         if name:
             await self.cache.drop(name)
 
@@ -159,29 +177,58 @@ class Worker(FleetService):
         if message.redelivered or amqp.delivery_count(message) > 0:
             REDELIVERED_TOTAL.inc()
             log.info("redelivered", message_id=message.message_id, deliveries=amqp.delivery_count(message))
-        service_name, result = None, None
+        service_name, result, remaining = None, None, 0.0
         try:
             if message.type == MessageType.CONNECTOR_TEST:
                 body = await self._run_test(message)
             else:
-                service_name, result = await self._run_operation(message)
+                service_name, result, remaining = await self._run_operation(message)
                 body = amqp.encode(result)
         except Exception:
             # A bug must cost one typed reply, never the worker or a message stuck unacked.
             log.exception("worker_internal_error", message_id=message.message_id, type=message.type)
             body = _internal_error_reply(message)
-        if service_name is not None and result is not None:
+        disposition = REPLY
+        if result is not None:
+            disposition = decide(
+                result.error,
+                delayed_retries=delayed_retries(message),
+                max_delayed_retries=self.settings.scf_delayed_retries,
+                remaining=remaining,
+                has_reply_to=bool(message.reply_to),
+            )
+        if disposition.kind is not Kind.REPLY and result is not None and result.error is not None:
+            settled = await self._move(message, disposition, result.error)
+        elif service_name is not None and result is not None:
             # Storing the result and replying are independent: do both at once, ack when both are done.
-            replied, _ = await asyncio.gather(self._reply(message, body), self._record(service_name, result))
+            settled, _ = await asyncio.gather(self._reply(message, body), self._record(service_name, result))
         else:
-            replied = await self._reply(message, body)
-        if replied:
+            settled = await self._reply(message, body)
+        if settled:
             await message.ack()
         if result is not None:
             outcome = result.status if result.error is None else f"failed:{result.error.code}"
+            if disposition.kind is not Kind.REPLY:
+                outcome += f":{disposition.kind.value}"
             audit(
                 message, started, service_name=service_name, operation_id=result.operation_id, outcome=outcome
             )
+
+    async def _move(
+        self, message: AbstractIncomingMessage, disposition: Disposition, error: ErrorInfo
+    ) -> bool:
+        """To a delayed-retry queue or the dead letters (confirmed); False leaves it unacked."""
+        assert self._settler is not None
+        try:
+            if disposition.kind is Kind.RETRY_LATER and disposition.tier is not None:
+                await self._settler.retry_later(message, disposition.tier)
+            elif disposition.reason is not None:
+                await self._settler.dead_letter(message, disposition.reason, error)
+        except Exception as exc:
+            log.warning("settle_failed", message_id=message.message_id, error=repr(exc))
+            return False
+        log.info("operation_moved", message_id=message.message_id, to=disposition.kind.value, code=error.code)
+        return True
 
     async def _reply(self, message: AbstractIncomingMessage, body: bytes) -> bool:
         """Publish the reply (confirmed). False when the broker failed us: the message must stay unacked."""
@@ -196,8 +243,10 @@ class Worker(FleetService):
             return False
         return True
 
-    async def _run_operation(self, message: AbstractIncomingMessage) -> tuple[str | None, OperationResult]:
-        """Run a forwarded operation; returns its connector's name (None if unreadable) and its result."""
+    async def _run_operation(
+        self, message: AbstractIncomingMessage
+    ) -> tuple[str | None, OperationResult, float]:
+        """Run a forwarded operation: its connector's name (None if unreadable), result, time left."""
         try:
             envelope = OperationEnvelope.model_validate_json(message.body)
         except ValueError:
@@ -205,7 +254,7 @@ class Worker(FleetService):
             error = PermanentError(
                 "the worker could not read the forwarded request", code=ErrorCode.INVALID_REQUEST
             )
-            return None, OperationResult.failed(message.message_id or "op_unknown", error)
+            return None, OperationResult.failed(message.message_id or "op_unknown", error), 0.0
         request = envelope.request
         assert request.operation_id is not None and request.service_name is not None
         if envelope.remaining() <= 0:
@@ -213,22 +262,46 @@ class Worker(FleetService):
                 "the request's deadline passed before it could run", code=ErrorCode.DEADLINE_EXCEEDED
             )
             result = OperationResult.failed(request.operation_id, late)
+        elif await self._was_cancelled(request.operation_id):
+            stopped = PermanentError("the operation was cancelled before it ran", code=ErrorCode.CANCELLED)
+            result = OperationResult.failed(request.operation_id, stopped)
         else:
-            assert self._channel is not None
-            token = PROGRESS.set(ProgressPublisher(self._channel, message, request.operation_id))
-            try:
-                await self.cache.get(request.service_name, envelope.connector_version)
-                result = await self.factory.execute_operation(
-                    request.service_name, request, deadline=envelope.deadline
-                )
-            except ConnectorError as exc:
-                result = OperationResult.failed(request.operation_id, exc)
-            finally:
-                PROGRESS.reset(token)
+            result = await self._execute(message, envelope)
         OPERATION_SECONDS.labels(envelope.service_type, request.operation, result.status).observe(
             result.execution_time
         )
-        return request.service_name, result
+        return request.service_name, result, envelope.remaining()
+
+    async def _execute(
+        self, message: AbstractIncomingMessage, envelope: OperationEnvelope
+    ) -> OperationResult:
+        request = envelope.request
+        assert request.operation_id is not None and request.service_name is not None
+        operation_id, service_name = request.operation_id, request.service_name
+        assert self._channel is not None
+        progress = PROGRESS.set(ProgressPublisher(self._channel, message, operation_id))
+        cancelled = CANCELLED.set(lambda: operation_id in self._cancelled)
+        self._running.add(operation_id)
+        try:
+            connector = await self.cache.get(service_name, envelope.connector_version)
+
+            def run() -> Awaitable[OperationResult]:
+                return self.factory.execute_operation(service_name, request, deadline=envelope.deadline)
+
+            return await self.keyed.run(request, envelope.deadline, connector.durable_idempotency, run)
+        except ConnectorError as exc:
+            return OperationResult.failed(operation_id, exc)
+        finally:
+            self._running.discard(operation_id)
+            self._cancelled.discard(operation_id)
+            CANCELLED.reset(cancelled)
+            PROGRESS.reset(progress)
+
+    async def _was_cancelled(self, operation_id: str) -> bool:
+        try:
+            return await self.state.is_cancelled(operation_id)
+        except ConnectorError:
+            return False  # the cancel marker is advisory: Redis trouble must not stop the work
 
     async def _record(self, service_name: str, result: OperationResult) -> None:
         """Store the result and count it; Redis trouble must not cost the caller its reply."""

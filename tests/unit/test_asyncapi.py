@@ -257,6 +257,9 @@ def test_replies_cover_every_reply_body(doc: dict[str, Any]) -> None:
         "FleetMetrics",
         "Acknowledged",
         "FailedReply",
+        "CancelRequested",
+        "DeadLetterPage",
+        "DeadLetterOutcome",
     }
 
     assert set(replies) == expected == {m.__name__ for models in REPLY_BODIES.values() for m in models}

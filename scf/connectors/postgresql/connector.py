@@ -64,6 +64,7 @@ class PostgreSQLOutputConnector(ServiceConnector):
     service_type: ClassVar[ServiceType] = ServiceType.POSTGRESQL
     operations: ClassVar[frozenset[str]] = frozenset({"query", "insert", "update", "delete", "transaction"})
     read_operations: ClassVar[frozenset[str]] = frozenset({"query"})
+    durable_idempotency: ClassVar[bool] = True
     error_rules: ClassVar[tuple[ErrorRule, ...]] = POSTGRES_ERROR_RULES
 
     def __init__(self, connection: ServiceConnection) -> None:

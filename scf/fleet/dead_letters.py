@@ -1,0 +1,203 @@
+"""The dead-letter store: what `scf.dead` receives, kept in Redis for `dlq.list|replay|purge`.
+
+`describe` (pure) reads why and where from a dead-lettered message: the worker's own `x-scf-*` headers,
+or the broker's `x-death` record (delivery limit, expiry, overflow). The store keeps each letter as
+redacted JSON (`scf:dead:<id>`), its original body and properties sealed with the fleet's key
+(`scf:dead:<id>:sealed`), and an index by time (`scf:dead`), trimmed to `max_entries`, each entry
+expiring after `ttl` seconds.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from scf.fleet import keys
+from scf.fleet.crypto import SecretBox
+from scf.fleet.state import redis_errors
+from scf.schemas import topology
+from scf.schemas.dead_letters import DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetterQuery, DeadReason
+from scf.schemas.errors import ErrorCode, ErrorInfo, PermanentError, TransientError
+from scf.schemas.secrets import redact
+
+MAX_SHOWN_BODY = 16 * 1024
+
+
+@dataclass(frozen=True)
+class Original:
+    """What a replay needs: the body and properties exactly as they were (sealed at rest)."""
+
+    body: bytes
+    properties: dict[str, Any]
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
+
+
+def _broker_death(headers: Mapping[str, Any]) -> tuple[str | None, str | None, str | None, int]:
+    """(reason, exchange, routing key, count) of the broker's latest `x-death` record."""
+    deaths = headers.get("x-death")
+    if not isinstance(deaths, list) or not deaths or not isinstance(deaths[0], Mapping):
+        return None, None, None, 0
+    latest = deaths[0]
+    keys_ = latest.get("routing-keys")
+    key = _text(keys_[0]) if isinstance(keys_, list) and keys_ else None
+    count = latest.get("count")
+    return (
+        _text(latest.get("reason")),
+        _text(latest.get("exchange")),
+        key,
+        count if isinstance(count, int) else 0,
+    )
+
+
+def _reason(raw: str | None) -> DeadReason:
+    try:
+        return DeadReason(raw or "rejected")
+    except ValueError:
+        return DeadReason.REJECTED
+
+
+def _broker_error(reason: DeadReason, deliveries: int) -> ErrorInfo:
+    if reason is DeadReason.EXPIRED:
+        return TransientError(
+            "the request's deadline passed while it waited in a queue", code=ErrorCode.DEADLINE_EXCEEDED
+        ).to_info()
+    if reason is DeadReason.DELIVERY_LIMIT:
+        message = (
+            f"the request was delivered {deliveries or 'too many'} times without completing (the workers "
+            "running it stopped or crashed); it is kept as a dead letter"
+        )
+    else:
+        message = f"the broker dead-lettered the request ({reason.value}); it is kept as a dead letter"
+    return PermanentError(message, code=ErrorCode.DEAD_LETTERED).to_info()
+
+
+def _parsed_body(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
+def describe(
+    body: bytes, headers: Mapping[str, Any], message_type: str | None, message_id: str | None, now: float
+) -> DeadLetter:
+    """A dead letter from one message of `scf.dead`, secrets redacted (pure)."""
+    parsed = _parsed_body(body)
+    request = parsed.get("request", parsed) if isinstance(parsed, dict) else {}
+    request = request if isinstance(request, dict) else {}
+    broker_reason, broker_exchange, broker_key, deliveries = _broker_death(headers)
+    reason = _reason(_text(headers.get(topology.DEAD_REASON_HEADER)) or broker_reason)
+    raw_error = _text(headers.get(topology.DEAD_ERROR_HEADER))
+    error = ErrorInfo.model_validate_json(raw_error) if raw_error else _broker_error(reason, deliveries)
+    attempts = headers.get(topology.ATTEMPTS_HEADER)
+    service_type = parsed.get("service_type") if isinstance(parsed, dict) else None
+    shown_headers = {k: v for k, v in headers.items() if k != "x-death"}
+    shown_body = redact(parsed) if parsed is not None else body[:MAX_SHOWN_BODY].decode("utf-8", "replace")
+    if len(json.dumps(shown_body, default=str)) > MAX_SHOWN_BODY:
+        shown_body = {"truncated": True, "bytes": len(body)}
+    return DeadLetter(
+        id=f"dl_{uuid.uuid4().hex}",
+        reason=reason,
+        error=error,
+        attempts=attempts if isinstance(attempts, int) else deliveries,
+        message_type=message_type,
+        service_name=_str_or_none(request.get("service_name")),
+        service_type=_str_or_none(service_type),
+        operation_id=_str_or_none(request.get("operation_id")) or message_id,
+        exchange=_text(headers.get(topology.ORIGIN_EXCHANGE_HEADER)) or broker_exchange or "",
+        routing_key=_text(headers.get(topology.ORIGIN_ROUTING_KEY_HEADER)) or broker_key or "",
+        dead_lettered_at=now,
+        headers=redact(_plain(shown_headers)),
+        body=shown_body,
+    )
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _plain(value: Any) -> Any:
+    """AMQP header values made JSON-safe (bytes, datetimes and nested tables)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+class DeadLetterStore:
+    def __init__(self, client: aioredis.Redis, box: SecretBox, *, ttl: int, max_entries: int) -> None:
+        self.redis = client
+        self.box = box
+        self.ttl = ttl
+        self.max_entries = max_entries
+
+    async def put(self, letter: DeadLetter, original: Original) -> None:
+        sealed = self.box.seal(
+            {"body": base64.b64encode(original.body).decode(), "properties": _plain(original.properties)}
+        )
+        async with redis_errors(), self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(keys.dead_letter(letter.id), letter.model_dump_json(), ex=self.ttl)
+            pipe.set(keys.dead_letter_sealed(letter.id), sealed, ex=self.ttl)
+            pipe.zadd(keys.DEAD_LETTERS_INDEX, {letter.id: letter.dead_lettered_at})
+            await pipe.execute()
+        await self._trim()
+
+    async def _trim(self) -> None:
+        async with redis_errors():
+            expired = await self.redis.zrangebyscore(keys.DEAD_LETTERS_INDEX, 0, time.time() - self.ttl)
+            extra = await self.redis.zcard(keys.DEAD_LETTERS_INDEX) - self.max_entries
+            oldest = await self.redis.zrange(keys.DEAD_LETTERS_INDEX, 0, extra - 1) if extra > 0 else []
+            if expired or oldest:
+                await self.delete([*expired, *oldest])
+
+    async def letters(self, wanted: DeadLetterFilter, ids: list[str] | None = None) -> list[DeadLetter]:
+        """Newest first; `ids` restricts to those (missing ones are left out)."""
+        async with redis_errors():
+            if ids is None:
+                newest = await self.redis.zrevrange(keys.DEAD_LETTERS_INDEX, 0, self.max_entries - 1)
+                ids = [_text(i) or "" for i in newest]
+            raw = await self.redis.mget([keys.dead_letter(i) for i in ids]) if ids else []
+        letters = [DeadLetter.model_validate_json(r) for r in raw if r is not None]
+        return [letter for letter in letters if wanted.matches(letter)]
+
+    async def page(self, query: DeadLetterQuery) -> DeadLetterPage:
+        found = await self.letters(query)
+        return DeadLetterPage(dead_letters=found[query.offset : query.offset + query.limit], total=len(found))
+
+    async def original(self, letter_id: str) -> Original:
+        async with redis_errors():
+            sealed = await self.redis.get(keys.dead_letter_sealed(letter_id))
+        if sealed is None:
+            raise PermanentError(f"dead letter {letter_id!r} is gone", code=ErrorCode.NOT_FOUND)
+        document = self.box.open(_text(sealed) or "")
+        return Original(base64.b64decode(document["body"]), dict(document["properties"]))
+
+    async def delete(self, ids: list[str]) -> int:
+        if not ids:
+            return 0
+        async with redis_errors(), self.redis.pipeline(transaction=True) as pipe:
+            pipe.zrem(keys.DEAD_LETTERS_INDEX, *ids)
+            for letter_id in ids:
+                pipe.delete(keys.dead_letter(letter_id), keys.dead_letter_sealed(letter_id))
+            results = await pipe.execute()
+        return int(results[0])
+
+
+__all__ = ["DeadLetterStore", "Original", "describe"]
