@@ -44,12 +44,14 @@ class DeadLetterDesk:
         *,
         result_ttl: int,
         default_timeout: float,
+        delivery_limit: int,
     ) -> None:
         self.channel = channel
         self.store = store
         self.state = state
         self.result_ttl = result_ttl
         self.default_timeout = default_timeout
+        self.delivery_limit = delivery_limit
         self.handlers = {
             MessageType.DLQ_LIST: self.list_letters,
             MessageType.DLQ_REPLAY: self.replay_letters,
@@ -57,7 +59,14 @@ class DeadLetterDesk:
         }
 
     async def on_dead(self, message: AbstractIncomingMessage) -> None:
-        letter = describe(message.body, message.headers or {}, message.type, message.message_id, time.time())
+        letter = describe(
+            message.body,
+            message.headers or {},
+            message.type,
+            message.message_id,
+            time.time(),
+            self.delivery_limit,
+        )
         try:
             await self.store.put(letter, Original(message.body, _properties(message)))
         except ConnectorError as exc:

@@ -28,10 +28,19 @@ from scf.fleet.metrics import ORPHAN_REPLIES, QUEUE_DEPTH, REJECTED_TOTAL, REQUE
 from scf.fleet.rpc import RpcClient
 from scf.fleet.service import FleetService
 from scf.fleet.settings import Settings
+from scf.fleet.settle import Settler
 from scf.fleet.state import StateStore
 from scf.schemas import topology
 from scf.schemas.control import CheckEnvelope, ConnectorRef, FailedReply, MessageType
-from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, PermanentError, ResourceError
+from scf.schemas.dead_letters import DeadReason
+from scf.schemas.errors import (
+    ConfigurationError,
+    ConnectorError,
+    ErrorCode,
+    ErrorInfo,
+    PermanentError,
+    ResourceError,
+)
 from scf.schemas.operation import OperationEnvelope, OperationRequest, OperationResult
 from scf.schemas.plugins import known_types
 
@@ -119,6 +128,7 @@ class Dispatcher(FleetService):
             self.state,
             result_ttl=self.settings.scf_result_ttl,
             default_timeout=self.settings.scf_default_timeout,
+            delivery_limit=self.settings.scf_delivery_limit,
         )
         self.control.handlers.update(self.desk.handlers)
         await self.consume(await channel.get_queue(topology.DEAD_LETTER_QUEUE), self.desk.on_dead)
@@ -173,7 +183,9 @@ class Dispatcher(FleetService):
         decision = await self._decide(message)
         try:
             reply = await self._forward(message, decision) if isinstance(decision, Forward) else decision
-            if reply is not None:
+            if reply is not None and not message.reply_to:
+                await self._keep_if_failed(message, reply)
+            elif reply is not None:
                 await self._reply(message, reply)
         except ConnectorError as exc:
             # The broker connection failed mid-settlement: leave the request unacked for redelivery.
@@ -294,6 +306,16 @@ class Dispatcher(FleetService):
                 return amqp.encode(OperationResult.failed(forward.message_id or _fallback_id(message), exc))
             return amqp.encode(FailedReply.of(exc))
         return None
+
+    async def _keep_if_failed(self, message: AbstractIncomingMessage, reply: bytes) -> None:
+        """A refused request nobody waits for (no reply_to) is kept as a dead letter, not dropped."""
+        answer = json.loads(reply)
+        if answer.get("status") != "failed" or not isinstance(answer.get("error"), dict):
+            return
+        error = ErrorInfo.model_validate(answer["error"])
+        await Settler(self._channel_or_fail()).dead_letter(
+            message, DeadReason.FAILED_WITHOUT_REPLY, error, origin=topology.REQUEST_EXCHANGE
+        )
 
     async def _reply(self, message: AbstractIncomingMessage, body: bytes) -> None:
         try:

@@ -91,9 +91,18 @@ def _parsed_body(body: bytes) -> Any:
 
 
 def describe(
-    body: bytes, headers: Mapping[str, Any], message_type: str | None, message_id: str | None, now: float
+    body: bytes,
+    headers: Mapping[str, Any],
+    message_type: str | None,
+    message_id: str | None,
+    now: float,
+    delivery_limit: int = 0,
 ) -> DeadLetter:
-    """A dead letter from one message of `scf.dead`, secrets redacted (pure)."""
+    """A dead letter from one message of `scf.dead`, secrets redacted (pure).
+
+    The broker does not say how often it delivered a message it dead-lettered at the delivery limit;
+    that many is the queue's limit plus the one delivery that went over it.
+    """
     parsed = _parsed_body(body)
     request = parsed.get("request", parsed) if isinstance(parsed, dict) else {}
     request = request if isinstance(request, dict) else {}
@@ -102,6 +111,8 @@ def describe(
     raw_error = _text(headers.get(topology.DEAD_ERROR_HEADER))
     error = ErrorInfo.model_validate_json(raw_error) if raw_error else _broker_error(reason, deliveries)
     attempts = headers.get(topology.ATTEMPTS_HEADER)
+    if not isinstance(attempts, int):
+        attempts = delivery_limit + 1 if reason is DeadReason.DELIVERY_LIMIT else max(deliveries, 1)
     service_type = parsed.get("service_type") if isinstance(parsed, dict) else None
     shown_headers = {k: v for k, v in headers.items() if k != "x-death"}
     shown_body = redact(parsed) if parsed is not None else body[:MAX_SHOWN_BODY].decode("utf-8", "replace")
@@ -111,7 +122,7 @@ def describe(
         id=f"dl_{uuid.uuid4().hex}",
         reason=reason,
         error=error,
-        attempts=attempts if isinstance(attempts, int) else deliveries,
+        attempts=attempts,
         message_type=message_type,
         service_name=_str_or_none(request.get("service_name")),
         service_type=_str_or_none(service_type),

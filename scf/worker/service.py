@@ -38,6 +38,7 @@ from scf.fleet.metrics import (
 from scf.fleet.rpc import RpcClient
 from scf.fleet.service import FleetService
 from scf.fleet.settings import Settings
+from scf.fleet.settle import Settler, delayed_retries
 from scf.fleet.state import StateStore
 from scf.schemas import topology
 from scf.schemas.control import CheckEnvelope, FailedReply, MessageType
@@ -46,7 +47,6 @@ from scf.schemas.operation import ConnectionTestResult, OperationEnvelope, Opera
 from scf.worker.cache import ConnectorCache
 from scf.worker.keyed import KeyedRunner
 from scf.worker.result_cache import RedisResultCache
-from scf.worker.settle import Settler, delayed_retries
 from scf.worker.sink import FleetSink, ProgressPublisher
 
 log = structlog.get_logger(__name__)

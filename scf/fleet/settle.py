@@ -1,4 +1,4 @@
-"""Settling a message a worker ran: reply, send to a delayed-retry queue, or dead-letter it.
+"""Moving a message on instead of replying: to a delayed-retry queue, or to the dead letters.
 
 Each path publishes with confirms before the caller acks, so a crash in between leaves the message
 unacked and RabbitMQ delivers it again: nothing is lost, at worst something is repeated (which an
@@ -58,15 +58,20 @@ class Settler:
         DELAYED_RETRIES_TOTAL.labels(tier).inc()
 
     async def dead_letter(
-        self, message: AbstractIncomingMessage, reason: DeadReason, error: ErrorInfo
+        self,
+        message: AbstractIncomingMessage,
+        reason: DeadReason,
+        error: ErrorInfo,
+        origin: str = topology.OPS_EXCHANGE,
     ) -> None:
+        """To `scf.dlx` with why, how often and where from (`origin` exchange, the message's routing key)."""
         outgoing = copy_of(
             message,
             {
                 topology.DEAD_REASON_HEADER: reason.value,
                 topology.DEAD_ERROR_HEADER: error.model_dump_json(),
                 topology.ATTEMPTS_HEADER: amqp.delivery_count(message) + 1 + delayed_retries(message),
-                topology.ORIGIN_EXCHANGE_HEADER: topology.OPS_EXCHANGE,
+                topology.ORIGIN_EXCHANGE_HEADER: origin,
                 topology.ORIGIN_ROUTING_KEY_HEADER: message.routing_key or "",
             },
         )
