@@ -7,6 +7,7 @@ Every publish of the fleet waits for the broker's confirm and uses `mandatory=Tr
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -17,7 +18,16 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractRobustConnection,
 )
-from aio_pika.exceptions import DeliveryError, PublishError
+from aio_pika.exceptions import (
+    AMQPConnectionError,
+    ChannelClosed,
+    ChannelInvalidStateError,
+    ChannelNotFoundEntity,
+    ChannelPreconditionFailed,
+    DeliveryError,
+    PublishError,
+)
+from aiormq.exceptions import ChannelAccessRefused
 from pydantic import BaseModel
 
 from scf.schemas import topology
@@ -117,23 +127,46 @@ def build_message(
     )
 
 
+#: What a publish raises while the robust connection is down or being re-established.
+RECONNECTING = (ChannelInvalidStateError, AMQPConnectionError, ConnectionError, ChannelClosed)
+#: Waits between publish attempts while reconnecting (about 15 s in all).
+RECONNECT_WAITS = (0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 7.0)
+
+
 async def publish(
     exchange: AbstractExchange, message: aio_pika.Message, routing_key: str, timeout: float = 10
 ) -> None:
-    """Publish and wait for the broker's confirm; translate refusals into typed errors."""
-    try:
-        await exchange.publish(message, routing_key, mandatory=True, timeout=timeout)
-    except PublishError as exc:
-        raise UnroutableError(
-            f"no queue accepts routing key {routing_key!r}", code=ErrorCode.NO_WORKER, detail=str(exc)
-        ) from exc
-    except DeliveryError as exc:
-        raise BrokerRefusedError(
-            "the broker refused the message (queue full)",
-            code=ErrorCode.QUEUE_FULL,
-            retry_after=1.0,
-            detail=str(exc),
-        ) from exc
+    """Publish and wait for the broker's confirm; translate refusals into typed errors.
+
+    A publish that fails because the connection is being re-established is sent again, the same message
+    (same message id), once the robust connection is back; if it never comes back within the waits, a
+    `transient` CONNECTION_FAILED is raised and the caller leaves its own message unacked.
+    """
+    for wait in (*RECONNECT_WAITS, None):
+        try:
+            await exchange.publish(message, routing_key, mandatory=True, timeout=timeout)
+            return
+        except PublishError as exc:
+            raise UnroutableError(
+                f"no queue accepts routing key {routing_key!r}", code=ErrorCode.NO_WORKER, detail=str(exc)
+            ) from exc
+        except DeliveryError as exc:
+            raise BrokerRefusedError(
+                "the broker refused the message (queue full)",
+                code=ErrorCode.QUEUE_FULL,
+                retry_after=1.0,
+                detail=str(exc),
+            ) from exc
+        except (ChannelNotFoundEntity, ChannelPreconditionFailed, ChannelAccessRefused):
+            raise  # the broker answered: waiting for a reconnection will not change its answer
+        except RECONNECTING as exc:
+            if wait is None:
+                raise TransientError(
+                    "the broker connection did not come back",
+                    code=ErrorCode.CONNECTION_FAILED,
+                    detail=repr(exc),
+                ) from exc
+            await asyncio.sleep(wait)
 
 
 async def reply(

@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     scf_redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     scf_secret_key: SecretStr | None = None
     scf_data_dir: Path = Path(".scf-data")
-    scf_default_timeout: float = Field(default=30.0, gt=0, le=3600)
+    scf_default_timeout: float = Field(default=30.0, gt=0, le=1500)
     scf_result_ttl: int = Field(default=3600, ge=1)
     scf_delivery_limit: int = Field(default=5, ge=1, le=100)
     scf_queue_max_length: int = Field(default=100_000, ge=1)

@@ -24,7 +24,10 @@ OPERATION_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 OPERATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 STANDARD_OPERATIONS = frozenset({"ingest", "query", "insert", "update", "delete", "validate", "preview"})
 MIN_TIMEOUT_SECONDS = 0.001
-MAX_TIMEOUT_SECONDS = 3600.0
+#: One run of an operation stays well under RabbitMQ's consumer ack timeout (30 min by default), since a
+#: worker acks only after the reply: longer work goes in pages (`page_token`) or sink batches, each its
+#: own request. Raising this needs the broker's `consumer_timeout` raised with it.
+MAX_TIMEOUT_SECONDS = 1500.0
 
 
 def new_operation_id() -> str:

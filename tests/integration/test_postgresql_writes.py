@@ -234,3 +234,27 @@ async def test_cache_ttl_serves_a_repeated_read_from_the_cache(
     assert second.result_data["cached"] is True
     assert second.result_data["rows"] == first.result_data["rows"] == [{"sku": "k", "qty": 1}]
     assert len(uncached.result_data["rows"]) == 2
+
+
+async def test_a_pooled_connection_the_server_dropped_is_replaced_for_a_read_and_a_keyed_write(
+    admin: Admin, items: str
+) -> None:
+    pg = PostgreSQLOutputConnector(pg_connection(retry_attempts=0, custom_config={"max_connections": 1}))
+    pid_query = OperationRequest(operation="query", parameters={"query": "SELECT pg_backend_pid() AS pid"})
+    insert = keyed("insert", f"stale-{items}", {"table_name": items, "records": [{"sku": "s", "qty": 1}]})
+    try:
+        for request in (pid_query, insert):
+            pid = (await pg.execute(pid_query)).result_data["rows"][0]["pid"]
+            await admin.execute("SELECT pg_terminate_backend($1)", pid)
+            outcome = await pg.execute(request)
+            assert outcome is not None
+        unkeyed = keyed("insert", None, {"table_name": items, "records": [{"sku": "u", "qty": 1}]})
+        pid = (await pg.execute(pid_query)).result_data["rows"][0]["pid"]
+        await admin.execute("SELECT pg_terminate_backend($1)", pid)
+        with pytest.raises(ConnectorError) as caught:  # an unkeyed write is not silently repeated
+            await pg.execute(unkeyed)
+    finally:
+        await pg.close()
+
+    assert caught.value.category is ErrorCategory.TRANSIENT
+    assert await rows(admin, items) == [("s", 1)]

@@ -51,6 +51,16 @@ _SCHEMA_USAGE_SQL = (
 
 _Run = Callable[[Conn], Awaitable[OperationOutcome]]
 
+#: A pooled connection found dead on use (the pool discards it when it comes back closed).
+STALE_CONNECTION = (
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.ConnectionFailureError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InternalClientError,
+    ConnectionResetError,
+    BrokenPipeError,
+)
+
 
 class PostgreSQLOutputConnector(ServiceConnector):
     """PostgreSQL through an asyncpg pool (`min_size=1`, `max_size` from the configuration).
@@ -189,6 +199,20 @@ class PostgreSQLOutputConnector(ServiceConnector):
         return outcome.model_copy(update={"result_data": {**outcome.result_data, "cached": False}})
 
     async def _on_connection(self, request: OperationRequest, run: _Run) -> OperationOutcome:
+        """Run on a pooled connection. A pooled connection the server dropped (a restart, an idle
+        timeout) is discarded and the call run once more on a fresh one, when that cannot repeat an
+        effect: a read, or a keyed write (its ledger turns a repeat into a replay)."""
+        try:
+            return await self._on_one_connection(request, run)
+        except STALE_CONNECTION as exc:
+            if request.operation != "query" and request.idempotency_key is None:
+                raise
+            log.info(
+                "postgres_stale_connection_retried", service_name=self.service_name, error=type(exc).__name__
+            )
+            return await self._on_one_connection(request, run)
+
+    async def _on_one_connection(self, request: OperationRequest, run: _Run) -> OperationOutcome:
         async with self._acquire() as conn:
             try:
                 return await run(conn)

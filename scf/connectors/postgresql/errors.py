@@ -83,6 +83,8 @@ POSTGRES_ERROR_RULES: tuple[ErrorRule, ...] = (
         pg.PostgresConnectionError, _T, ErrorCode.CONNECTION_FAILED, "the database connection was lost"
     ),
     ErrorRule(ConnectionClosedError, _T, ErrorCode.CONNECTION_FAILED, "the database connection was closed"),
+    # asyncpg's state machine after the server dropped a pooled connection under it
+    ErrorRule(pg.InternalClientError, _T, ErrorCode.CONNECTION_FAILED, "the database connection broke"),
     ErrorRule(
         pg.QueryCanceledError, _T, ErrorCode.TIMEOUT, "the statement was cancelled (statement timeout)"
     ),
