@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import Awaitable, Callable
 from typing import ClassVar
@@ -110,8 +111,8 @@ class PostgreSQLOutputConnector(ServiceConnector):
                 init=self._init_connection,
                 **settings.connect,
             )
-        except asyncpg.InterfaceError:
-            raise  # ClientConfigurationError is a ValueError too; the error table classifies it
+        except (asyncpg.InterfaceError, ssl.SSLCertVerificationError):
+            raise  # both are ValueErrors too: the error table classifies them
         except ValueError as exc:  # asyncpg lets int()/urllib errors of a malformed DSN escape as-is
             raise ConfigurationError(
                 "invalid connection settings", code=ErrorCode.INVALID_CONFIG, detail=type(exc).__name__

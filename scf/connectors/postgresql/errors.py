@@ -9,6 +9,7 @@ dropped from the log detail as well.
 from __future__ import annotations
 
 import re
+import ssl
 from typing import Any
 
 import asyncpg.exceptions as pg
@@ -57,6 +58,12 @@ POSTGRES_ERROR_RULES: tuple[ErrorRule, ...] = (
         _C,
         ErrorCode.INVALID_CONFIG,
         "the server does not accept TLS connections (see ssl_enabled / custom_config.ssl_mode)",
+    ),
+    ErrorRule(
+        ssl.SSLCertVerificationError,
+        _C,
+        ErrorCode.INVALID_CONFIG,
+        "the server's TLS certificate was not accepted (check custom_config.ssl_root_cert and the host name)",
     ),
     ErrorRule(
         pg.InvalidCatalogNameError, _C, ErrorCode.INVALID_CONFIG, "the configured database does not exist"
