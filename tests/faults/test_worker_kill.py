@@ -28,6 +28,7 @@ async def kill_workers(fleet: Stack, load: asyncio.Future[Any], every: float = 1
     return kills
 
 
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize("keyed", [True, False], ids=["keyed", "unkeyed"])
 async def test_worker_killed_mid_insert_loses_nothing(fleet: Stack, client: FleetClient, keyed: bool) -> None:
     load = Load(client, SERVICE, TABLE, keyed=keyed, timeout=30)
