@@ -1,6 +1,7 @@
 """The fault suite's own stack: private PostgreSQL, Redis and RabbitMQ it may kill, and fleet processes.
 
 Nothing here touches the machine's shared services: every scenario may SIGKILL or restart any part.
+Redis keeps an fsynced append-only file, as the fleet's Redis must in production (it holds the registry).
 The stack is built once per test module; each scenario writes its own run of rows, told apart by run id.
 """
 
@@ -52,7 +53,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     logs = tmp_path_factory.mktemp("fault-logs")
-    with PrivatePostgres() as postgres, PrivateRedis() as redis, PrivateRabbit() as rabbit:
+    with PrivatePostgres() as postgres, PrivateRedis(persistent=True) as redis, PrivateRabbit() as rabbit:
         postgres.start()
         redis.start()
         rabbit.start()

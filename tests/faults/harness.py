@@ -44,6 +44,10 @@ OUTAGE_CODES = frozenset(
 )
 
 
+#: How often a caller asks again after IN_PROGRESS before it takes that as the answer.
+IN_PROGRESS_ASKS = 5
+
+
 @dataclass
 class Sent:
     index: int
@@ -52,6 +56,7 @@ class Sent:
     code: str | None = None  # "success", an error code, or None when no reply came
     replayed: bool = False
     stored: str | None = None  # what `operation.result` says afterwards, when no reply came
+    asked_again: int = 0  # times the fleet answered IN_PROGRESS and the caller asked again
 
 
 @dataclass
@@ -62,6 +67,7 @@ class Verdict:
     unexpected: list[int] = field(default_factory=list)
     dead_lettered: list[int] = field(default_factory=list)
     replies: Counter[str] = field(default_factory=Counter)
+    asked_again: int = 0
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -71,6 +77,7 @@ class Verdict:
             "unexpected": len(self.unexpected),
             "dead_lettered": len(self.dead_lettered),
             "replies": dict(self.replies),
+            "asked_again_after_in_progress": self.asked_again,
         }
 
 
@@ -113,15 +120,28 @@ class Load:
         return batch
 
     async def send(self, sent: Sent, client: FleetClient | None = None) -> None:
-        """One call; a client-side failure (no reply in time, could not publish) records nothing."""
+        """One call; a client-side failure (no reply in time, could not publish) records nothing.
+
+        IN_PROGRESS says "another delivery of this key is running, ask again": the caller does, as a
+        real one would, a few times.
+        """
         body = {"service_name": self.service, **self.request(sent)}
-        try:
-            reply = await (client or self.client).rpc.call(
-                MessageType.OPERATION_EXECUTE, body, timeout=self.timeout + 10, message_id=sent.operation_id
-            )
-        except ConnectorError:
-            return  # no reply: the checker looks for a stored result
-        record(sent, OperationResult.model_validate(reply))
+        for _ in range(IN_PROGRESS_ASKS):
+            try:
+                reply = await (client or self.client).rpc.call(
+                    MessageType.OPERATION_EXECUTE,
+                    body,
+                    timeout=self.timeout + 10,
+                    message_id=sent.operation_id,
+                )
+            except ConnectorError:
+                return  # no reply: the checker looks for a stored result
+            result = OperationResult.model_validate(reply)
+            record(sent, result)
+            if result.error is None or result.error.code != "IN_PROGRESS":
+                return
+            sent.asked_again += 1
+            await asyncio.sleep(result.error.retry_after or 1.0)
 
     async def run(self, count: int, concurrency: int, *, pace: float = 0.0) -> list[Sent]:
         batch = self.prepare(count)
@@ -176,6 +196,7 @@ def check(
     for s in sent:
         outcome = s.code or s.stored
         verdict.replies[outcome or "none"] += 1
+        verdict.asked_again += s.asked_again
         n = found.get(s.index, 0)
         if n > 1:
             verdict.duplicated.append(s.index)

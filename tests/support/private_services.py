@@ -584,11 +584,19 @@ class PrivatePostgres(PrivateService):
 
 
 class PrivateRedis(PrivateService):
-    """A `redis-server` without persistence: every restart (graceful or not) starts empty."""
+    """A `redis-server`, by default without persistence: every restart (graceful or not) starts empty.
+
+    `persistent=True` keeps an append-only file synced on every write, as a production fleet's Redis
+    would: what was written survives a restart or a SIGKILL.
+    """
 
     kind = "redis"
     start_timeout = 10.0
     stop_timeout = 10.0
+
+    def __init__(self, *, persistent: bool = False) -> None:
+        super().__init__()
+        self.persistent = persistent
 
     @property
     def url(self) -> str:
@@ -598,7 +606,8 @@ class PrivateRedis(PrivateService):
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         # fmt: off
         return [
-            binary, "--port", str(self.port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no",
+            binary, "--port", str(self.port), "--bind", LOOPBACK, "--save", "",
+            "--appendonly", "yes" if self.persistent else "no", "--appendfsync", "always",
             "--dir", str(self.dir), "--daemonize", "no", "--logfile", "",
         ]
         # fmt: on
