@@ -23,6 +23,7 @@ from scf.fleet.audit import record as audit_record
 from scf.fleet.client import FleetClient
 from scf.fleet.rpc import CALLER
 from scf.fleet.settings import Settings
+from scf.gateway import resilience
 from scf.gateway.catalog import ConnectorType, ValidationReport, connector_types, validate_config
 from scf.gateway.errors import http_status, retry_after_header
 from scf.schemas.asyncapi import build_asyncapi
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
     _install_audit(app)
     _connector_routes(app)
     _fleet_routes(app, settings)
+    resilience.install(app, ERRORS)
     return app
 
 

@@ -301,3 +301,20 @@ async def test_audit_trail_names_the_http_caller_and_logs_hold_no_secret(
         a["what"] == "operation.execute" and a["service_name"] == gw_db and a["outcome"] == "success"
         for a in audits
     )
+
+
+async def test_dead_letters_and_cancel_over_http(http: Recorder, gw_db: str) -> None:
+    cancelled = await http.post("/operations/op_gw_cancel_1/cancel")
+    listed = await http.get("/dead-letters", params={"service_name": gw_db, "reason": "expired", "limit": 5})
+    bad_reason = await http.get("/dead-letters", params={"reason": "bored"})
+    nothing_chosen = await http.post("/dead-letters/purge", json={})
+    missing = await http.post("/dead-letters/replay", json={"ids": ["dl_nope"]})
+
+    assert (cancelled.status_code, cancelled.json()) == (
+        202,
+        {"operation_id": "op_gw_cancel_1", "status": "cancel_requested"},
+    )
+    assert listed.status_code == 200 and listed.json()["total"] == len(listed.json()["dead_letters"])
+    assert bad_reason.status_code == 422
+    assert nothing_chosen.status_code == 422
+    assert (missing.status_code, missing.json()["missing"], missing.json()["done"]) == (200, ["dl_nope"], 0)
