@@ -64,16 +64,24 @@ def deadline_for(timeout: float | None, default_timeout: float, now: float) -> f
 
 
 def _depth(value: Any) -> int:
-    """Nesting depth, iteratively (a hostile body must not exhaust the stack)."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
+    """Nesting depth, iteratively (a hostile body must not exhaust the stack); a scalar is one level.
+
+    Only containers are pushed: a batch of a thousand flat records costs a thousand steps, not one per
+    value (this runs on every request).
+    """
+    if not isinstance(value, dict | list):
+        return 1
+    deepest = 1
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if deepest > MAX_JSON_DEPTH:
-            return deepest
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
+        children = item.values() if isinstance(item, dict) else item
+        if children and depth + 1 > deepest:
+            deepest = depth + 1
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+        stack.extend((child, depth + 1) for child in children if type(child) in _CONTAINERS)
     return deepest
+
+
+_CONTAINERS = (dict, list)
