@@ -135,8 +135,9 @@ class Execution:
             error = TransientError(
                 "the operation did not finish within its deadline", code=ErrorCode.DEADLINE_EXCEEDED
             )
-            await self.breakers.record(endpoint.key, ok=True, probe=probe)  # slow, not broken: no verdict
-            raise error from None
+            if probe:  # a probe that never answered proves nothing good: the breaker stays open
+                await self.breakers.record(endpoint.key, ok=False, probe=True)
+            raise error from None  # otherwise slow, not broken: no verdict either way
         except ConnectorError as exc:
             await self.breakers.record(endpoint.key, ok=not counts_as_failure(exc), probe=probe)
             raise

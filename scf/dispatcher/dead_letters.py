@@ -176,7 +176,7 @@ def _fresh_deadline(body: bytes, default_timeout: float) -> bytes:
     """A forwarded request gets a new deadline, its own timeout from now: the old one has passed."""
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return body
     if not isinstance(document, dict) or "deadline" not in document or "request" not in document:
         return body

@@ -37,7 +37,8 @@ def decode(message_type: str | None, content_type: str | None, raw: bytes, max_b
             f"unknown message type {message_type!r}; expected one of: {known}",
             code=ErrorCode.UNKNOWN_MESSAGE_TYPE,
         ) from None
-    if content_type not in ACCEPTED_CONTENT_TYPES:
+    media_type = (content_type or "").partition(";")[0].strip().lower()  # "; charset=utf-8" is fine
+    if media_type not in ACCEPTED_CONTENT_TYPES:
         raise PermanentError(
             f"content_type must be application/json, not {content_type!r}", code=ErrorCode.INVALID_REQUEST
         )

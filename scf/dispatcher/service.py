@@ -351,7 +351,7 @@ def _outcome_of(decision: Forward | bytes) -> str:
 def _service_name_of(message: AbstractIncomingMessage) -> str | None:
     try:
         body = json.loads(message.body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     name = body.get("service_name") if isinstance(body, dict) else None
     return name if isinstance(name, str) else None

@@ -86,7 +86,7 @@ def _broker_error(reason: DeadReason, deliveries: int) -> ErrorInfo:
 def _parsed_body(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # nested past the recursion limit: as unreadable as bad JSON
         return None
 
 

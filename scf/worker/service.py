@@ -42,6 +42,7 @@ from scf.fleet.settle import Settler, delayed_retries
 from scf.fleet.state import StateStore
 from scf.schemas import topology
 from scf.schemas.control import CheckEnvelope, FailedReply, MessageType
+from scf.schemas.dead_letters import DeadReason
 from scf.schemas.errors import ConnectorError, ErrorCode, ErrorInfo, PermanentError, TransientError
 from scf.schemas.operation import ConnectionTestResult, OperationEnvelope, OperationResult
 from scf.worker.cache import ConnectorCache
@@ -197,8 +198,11 @@ class Worker(FleetService):
                 remaining=remaining,
                 has_reply_to=bool(message.reply_to),
             )
+        unheard = _failure_of(body) if result is None and not message.reply_to else None
         if disposition.kind is not Kind.REPLY and result is not None and result.error is not None:
             settled = await self._move(message, disposition, result.error)
+        elif unheard is not None:  # a failed connection test (or a bug) nobody will hear about: keep it
+            settled = await self._move(message, UNHEARD, unheard)
         elif service_name is not None and result is not None:
             # Storing the result and replying are independent: do both at once, ack when both are done.
             settled, _ = await asyncio.gather(self._reply(message, body), self._record(service_name, result))
@@ -331,6 +335,17 @@ class Worker(FleetService):
         except ConnectorError as exc:
             log.warning("record_failed", service_name=result.service_name, code=exc.code)
         return _dump_test(result)
+
+
+#: A failure without a caller to tell is kept as a dead letter, never dropped (DESIGN.md §4).
+UNHEARD = Disposition(Kind.DEAD_LETTER, reason=DeadReason.FAILED_WITHOUT_REPLY)
+
+
+def _failure_of(body: bytes) -> ErrorInfo | None:
+    """The error of a failed reply body (`{"status": "failed", "error": {...}}`), else None."""
+    answer = json.loads(body)
+    error = answer.get("error") if isinstance(answer, dict) and answer.get("status") == "failed" else None
+    return ErrorInfo.model_validate(error) if isinstance(error, dict) else None
 
 
 def _dump_test(result: ConnectionTestResult) -> bytes:

@@ -36,7 +36,7 @@ async def run_and_check(
     fleet: Stack, client: FleetClient, count: int, names: list[str], every: float
 ) -> tuple[int, Verdict]:
     load = Load(client, SERVICE, TABLE, keyed=True, timeout=30)
-    running = asyncio.ensure_future(load.run(count, concurrency=64))
+    running = asyncio.ensure_future(load.run(count, concurrency=32, pace=0.1))
     kills = await kill_dispatchers(fleet, running, names, every)
     await running
     await settle_missing(client, load.sent, wait=15)
@@ -49,12 +49,12 @@ async def test_dispatcher_killed_between_consume_and_republish_loses_nothing(
     fleet: Stack, client: FleetClient
 ) -> None:
     fleet.spawn("dispatcher2", DISPATCHER)
-    kills, verdict = await run_and_check(fleet, client, 1500, ["dispatcher", "dispatcher2"], every=0.7)
+    kills, verdict = await run_and_check(fleet, client, 3000, ["dispatcher", "dispatcher2"], every=0.7)
 
     print(f"\ndispatcher kills: {kills}: {verdict.summary()}")
-    assert kills >= 2
+    assert kills >= 3
     assert (verdict.lost, verdict.duplicated, verdict.unexpected) == ([], [], [])
-    assert len(verdict.ok) == 1500
+    assert len(verdict.ok) == 3000
 
 
 @pytest.mark.timeout(300)

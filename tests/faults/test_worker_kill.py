@@ -14,6 +14,7 @@ from tests.faults.harness import Load, check, dead_letter_ids, effects, settle_m
 pytestmark = pytest.mark.faults
 
 WORKER = ["worker", "--types", "postgresql", "--concurrency", "16"]
+COUNT = 3000
 
 
 async def kill_workers(fleet: Stack, load: asyncio.Future[Any], every: float = 1.0) -> int:
@@ -32,7 +33,7 @@ async def kill_workers(fleet: Stack, load: asyncio.Future[Any], every: float = 1
 @pytest.mark.parametrize("keyed", [True, False], ids=["keyed", "unkeyed"])
 async def test_worker_killed_mid_insert_loses_nothing(fleet: Stack, client: FleetClient, keyed: bool) -> None:
     load = Load(client, SERVICE, TABLE, keyed=keyed, timeout=30)
-    running = asyncio.ensure_future(load.run(600, concurrency=24))
+    running = asyncio.ensure_future(load.run(COUNT, concurrency=24, pace=0.1))  # about 12 s of load
     kills = await kill_workers(fleet, running)
     await running
     await settle_missing(client, load.sent)
@@ -41,9 +42,9 @@ async def test_worker_killed_mid_insert_loses_nothing(fleet: Stack, client: Flee
     )
 
     print(f"\nworker kills: {kills}, {'keyed' if keyed else 'unkeyed'}: {verdict.summary()}")
-    assert kills >= 2
+    assert kills >= 3
     assert verdict.lost == []
     assert verdict.unexpected == []
     if keyed:
         assert verdict.duplicated == []
-    assert len(verdict.ok) + len(verdict.duplicated) + len(verdict.dead_lettered) == 600
+    assert len(verdict.ok) + len(verdict.duplicated) + len(verdict.dead_lettered) == COUNT

@@ -19,6 +19,7 @@ class FleetProcess:
         self.args = args
         self.log_path = log_path
         self._log = log_path.open("ab")
+        self._offset = self._log.tell()  # a restart under the same name appends: skip the old lines
         self.proc = subprocess.Popen(  # the command line is ours, not user input
             [sys.executable, "-m", "scf", *args],
             env=env,
@@ -29,7 +30,7 @@ class FleetProcess:
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if READY_LINE in self.output():
+            if READY_LINE in self.own_output():
                 return
             if self.proc.poll() is not None:
                 raise RuntimeError(f"scf {' '.join(self.args)} exited early:\n{self.output()[-4000:]}")
@@ -38,6 +39,12 @@ class FleetProcess:
 
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def own_output(self) -> str:
+        """What this process wrote (the log file may hold an earlier process's lines before it)."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._offset)
+            return log.read().decode(errors="replace")
 
     def kill(self) -> None:
         """SIGKILL: no draining, no goodbye; whatever it held unacked goes back to RabbitMQ."""

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from scf.dispatcher.routing import MAX_JSON_DEPTH, deadline_for, decode
+from scf.dispatcher.routing import MAX_JSON_DEPTH, _depth, deadline_for, decode
 from scf.schemas import topology
 from scf.schemas.control import MessageType
 from scf.schemas.errors import PermanentError
@@ -83,3 +83,21 @@ def test_queue_names_and_arguments() -> None:
 )
 def test_the_connector_is_read_back_from_an_event_key(routing_key: str, name: str) -> None:
     assert topology.connector_of_event(routing_key) == name
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "Application/JSON", None, ""])
+def test_json_media_types_with_parameters_are_accepted(content_type: str | None) -> None:
+    assert decode("operation.execute", content_type, b"{}", 1024).body == {}
+
+
+def test_depth_counts_scalars_as_a_level_and_stops_past_the_limit() -> None:
+    nested: list[object] = []
+    inner = nested
+    for _ in range(200):
+        deeper: list[object] = []
+        inner.append(deeper)
+        inner = deeper
+    assert _depth({"a": 1}) == 2
+    assert _depth({"records": [{"id": 1}]}) == 4
+    assert _depth({"a": {"b": []}}) == 3
+    assert _depth({"a": nested}) == MAX_JSON_DEPTH + 1
