@@ -210,6 +210,8 @@ class Worker(FleetService):
             settled = await self._reply(message, body)
         if settled:
             await message.ack()
+        else:
+            await _give_back(message)
         if result is not None:
             outcome = result.status if result.error is None else f"failed:{result.error.code}"
             if disposition.kind is not Kind.REPLY:
@@ -335,6 +337,16 @@ class Worker(FleetService):
         except ConnectorError as exc:
             log.warning("record_failed", service_name=result.service_name, code=exc.code)
         return _dump_test(result)
+
+
+async def _give_back(message: AbstractIncomingMessage) -> None:
+    """The broker would not take its reply (or retry, or dead letter): hand the message back at once
+    rather than hold it unacked. The queue's delivery limit bounds how often this can happen before the
+    broker dead-letters it; if the channel is gone, the broker redelivers it anyway."""
+    try:
+        await message.nack(requeue=True)
+    except Exception as exc:
+        log.info("nack_failed", message_id=message.message_id, error=repr(exc))
 
 
 #: A failure without a caller to tell is kept as a dead letter, never dropped (DESIGN.md §4).
