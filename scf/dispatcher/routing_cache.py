@@ -4,6 +4,8 @@ Routing needs both facts for every request; fetching them from Redis each time c
 round trip per message. Entries live `ttl` seconds and are dropped at once on a registry change this
 dispatcher makes or hears about on `scf.events`, so another dispatcher's change is seen within `ttl`.
 Only routable answers are cached: "not found" and "no live worker" are always asked again.
+While Redis cannot be reached, an expired entry younger than `stale_grace` still routes (`stale`): the
+registry rarely changes, and a Redis restart should not turn every request into an error.
 """
 
 from __future__ import annotations
@@ -21,14 +23,22 @@ class Route:
 
 
 class RoutingCache:
-    def __init__(self, ttl: float = 1.0, max_entries: int = 10_000) -> None:
+    def __init__(self, ttl: float = 1.0, max_entries: int = 10_000, stale_grace: float = 60.0) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
+        self.stale_grace = stale_grace
         self._routes: dict[str, Route] = {}
 
     def get(self, name: str, now: float) -> Route | None:
         route = self._routes.get(name)
         if route is None or route.expires <= now:
+            return None
+        return route
+
+    def stale(self, name: str, now: float) -> Route | None:
+        """An expired route still within `stale_grace` (for when Redis cannot be asked)."""
+        route = self._routes.get(name)
+        if route is None or now - route.expires > self.stale_grace:
             return None
         return route
 

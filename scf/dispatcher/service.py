@@ -271,7 +271,14 @@ class Dispatcher(FleetService):
         if cached is not None:
             entry, live = cached.entry, cached.live_workers
         else:
-            entry, live = await self.state.routing_entry(name, self._type_hints.get(name))
+            try:
+                entry, live = await self.state.routing_entry(name, self._type_hints.get(name))
+            except ConnectorError as exc:
+                stale = self._routes.stale(name, now)
+                if exc.code != ErrorCode.STATE_UNAVAILABLE or stale is None:
+                    raise
+                log.info("routing_from_stale_cache", service_name=name)  # Redis is away: route as last seen
+                return stale.entry
             self._type_hints[name] = entry.service_type
             self._routes.put(entry, live, now)
         if entry.paused and not allow_paused:

@@ -53,3 +53,14 @@ def test_a_zero_ttl_disables_caching() -> None:
     cache.put(entry("db"), live_workers=1, now=0.0)
 
     assert cache.get("db", now=0.0) is None
+
+
+def test_an_expired_route_serves_as_stale_within_the_grace_only() -> None:
+    cache = RoutingCache(ttl=1.0, stale_grace=30.0)
+    cache.put(entry("db"), 2, now=100.0)
+    assert cache.get("db", 101.5) is None
+    stale = cache.stale("db", 120.0)
+    assert stale is not None and stale.entry.service_name == "db"
+    assert cache.stale("db", 200.0) is None
+    cache.invalidate("db")
+    assert cache.stale("db", 102.0) is None  # a registry change drops it for good
