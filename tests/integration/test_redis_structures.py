@@ -6,32 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from scf.connectors.redis import RedisConnector
-from tests.support.redis_connectors import RedisBench, fails, ok, run
-from tests.support.services import RedisDb, claim_redis_db, require
+from tests.support.redis_connectors import RedisBench, bench, fails, ok, redis_db, run
 
 pytestmark = pytest.mark.integration
 
-
-@pytest.fixture(scope="module")
-def redis_db() -> Iterator[RedisDb]:
-    require("Redis", "127.0.0.1", 6379)
-    claimed = claim_redis_db()
-    yield claimed
-    claimed.release()
-
-
-@pytest.fixture
-async def bench(redis_db: RedisDb) -> AsyncIterator[RedisBench]:
-    bench = RedisBench(redis_db)
-    try:
-        yield bench
-    finally:
-        await bench.close()
+__all__ = ["bench", "redis_db"]  # fixtures used by name below
 
 
 @pytest.fixture

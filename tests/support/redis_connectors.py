@@ -7,14 +7,16 @@ and closes them all at the end; `ok` / `fails` run one operation and check its o
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import pytest
 from redis.asyncio import Redis
 
 from scf.connectors.redis import RedisConnector
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.operation import OperationResult
-from tests.support.services import RedisDb
+from tests.support.services import RedisDb, claim_redis_db, require
 
 
 def unique_prefix(label: str = "t") -> str:
@@ -67,3 +69,20 @@ async def fails(
     result = await run(connector, operation, data, **fields)
     assert result.status == "failed" and result.error is not None, (operation, result.result_data)
     return result.error.category.value, result.error.code, result.error.message
+
+
+@pytest.fixture(scope="module")
+def redis_db() -> Iterator[RedisDb]:
+    require("Redis", "127.0.0.1", 6379)
+    claimed = claim_redis_db()
+    yield claimed
+    claimed.release()
+
+
+@pytest.fixture
+async def bench(redis_db: RedisDb) -> AsyncIterator[RedisBench]:
+    bench = RedisBench(redis_db)
+    try:
+        yield bench
+    finally:
+        await bench.close()
