@@ -33,7 +33,7 @@ from scf.connectors.postgresql.sql import (
     conflict_target,
     group_by_columns,
 )
-from scf.connectors.postgresql.statements import affected_rows, limit_statement, param_types
+from scf.connectors.postgresql.statements import affected_rows, bounded_transaction, param_types
 from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.operation import OperationOutcome
 
@@ -52,8 +52,7 @@ async def run_write(
     """Run `apply` in one transaction; with a key, exactly once (see `ledger.py`)."""
     if key is not None:
         await ledger.ensure(conn)
-    async with conn.transaction():
-        await limit_statement(conn, timeout)
+    async with bounded_transaction(conn, readonly=False, timeout=timeout):
         if key is not None:
             stored = await ledger.claim(conn, service, key, digest)
             if stored is not None:

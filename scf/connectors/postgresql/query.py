@@ -16,8 +16,8 @@ from scf.connectors.postgresql.requests import QueryParameters
 from scf.connectors.postgresql.statements import (
     Stmt,
     affected_rows,
+    bounded_transaction,
     column_names,
-    limit_statement,
     param_types,
 )
 from scf.schemas.errors import ErrorCode, PermanentError
@@ -35,8 +35,7 @@ async def run_query(
     writable: bool,
     timeout: float | None,
 ) -> OperationOutcome:
-    async with conn.transaction(readonly=not writable):
-        await limit_statement(conn, timeout)
+    async with bounded_transaction(conn, readonly=not writable, timeout=timeout):
         stmt = await conn.prepare(params.query, timeout=timeout)
         columns = column_names(stmt)
         if not columns:  # a statement without a result: a utility (LOCK, SET, ...) or a write

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, TypeAlias
 
 if TYPE_CHECKING:
@@ -49,12 +52,23 @@ def statement_timeout_ms(timeout: float | None) -> int | None:
     return max(MIN_STATEMENT_TIMEOUT_MS, math.ceil(timeout * 1000))
 
 
-async def limit_statement(conn: Conn, timeout: float | None) -> None:
-    """Inside a transaction: the server cancels any statement still running when the time is up.
+@asynccontextmanager
+async def bounded_transaction(conn: Conn, *, readonly: bool, timeout: float | None) -> AsyncIterator[None]:
+    """A transaction whose every statement the server cancels when the time is up; COMMIT on success.
 
-    The client-side timeout alone would leave a runaway statement running on the server after the
-    caller gave up; this one stops it there (and ends with the transaction, `is_local`).
+    BEGIN and `SET LOCAL statement_timeout` go in one simple-query round trip (the number is ours, an
+    int). The server-side limit stops a runaway statement even after the caller gave up waiting; it ends
+    with the transaction. Any error rolls back (a broken connection is left to the pool to discard).
     """
     ms = statement_timeout_ms(timeout)
+    begin = "BEGIN READ ONLY" if readonly else "BEGIN"
     if ms is not None:
-        await conn.execute("SELECT pg_catalog.set_config('statement_timeout', $1, true)", f"{ms}ms")
+        begin += f"; SET LOCAL statement_timeout = {int(ms)}"
+    await conn.execute(begin)
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            await conn.execute("ROLLBACK")
+        raise
+    await conn.execute("COMMIT")
