@@ -83,6 +83,17 @@ def _broker_error(reason: DeadReason, deliveries: int) -> ErrorInfo:
     return PermanentError(message, code=ErrorCode.DEAD_LETTERED).to_info()
 
 
+def _recorded_error(headers: Mapping[str, Any]) -> ErrorInfo | None:
+    """The error a worker recorded; a header that is not one (anyone may publish to `scf.dlx`) is ignored."""
+    raw = _text(headers.get(topology.DEAD_ERROR_HEADER))
+    if not raw:
+        return None
+    try:
+        return ErrorInfo.model_validate_json(raw)
+    except ValueError:
+        return None
+
+
 def _parsed_body(body: bytes) -> Any:
     try:
         return json.loads(body)
@@ -108,8 +119,7 @@ def describe(
     request = request if isinstance(request, dict) else {}
     broker_reason, broker_exchange, broker_key, deliveries = _broker_death(headers)
     reason = _reason(_text(headers.get(topology.DEAD_REASON_HEADER)) or broker_reason)
-    raw_error = _text(headers.get(topology.DEAD_ERROR_HEADER))
-    error = ErrorInfo.model_validate_json(raw_error) if raw_error else _broker_error(reason, deliveries)
+    error = _recorded_error(headers) or _broker_error(reason, deliveries)
     attempts = headers.get(topology.ATTEMPTS_HEADER)
     if not isinstance(attempts, int):
         attempts = delivery_limit + 1 if reason is DeadReason.DELIVERY_LIMIT else max(deliveries, 1)

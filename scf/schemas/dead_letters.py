@@ -8,7 +8,7 @@ for replay only.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -16,6 +16,8 @@ from scf.schemas.connection import SERVICE_NAME_PATTERN
 from scf.schemas.errors import ErrorInfo
 
 MAX_DLQ_PAGE = 1_000
+#: The ids the store gives out: anything else cannot name a dead letter (nor another Redis key).
+DeadLetterId = Annotated[str, Field(pattern=r"^dl_[0-9a-f]{32}$")]
 
 
 class DeadReason(StrEnum):
@@ -64,7 +66,7 @@ class DeadLetterQuery(DeadLetterFilter):
 class DeadLetterSelection(DeadLetterFilter):
     """`ids`, or `all: true` (narrowed by the filter fields): never everything by accident."""
 
-    ids: list[str] = Field(default_factory=list, max_length=MAX_DLQ_PAGE)
+    ids: list[DeadLetterId] = Field(default_factory=list, max_length=MAX_DLQ_PAGE)
     all: bool = False
 
     @model_validator(mode="after")

@@ -19,6 +19,7 @@ import pytest
 import redis
 from cryptography.fernet import Fernet
 
+from scf.fleet import keys
 from scf.fleet.client import FleetClient
 from scf.schemas import topology
 from tests.support.fleet import FleetProcess, fleet_env
@@ -27,6 +28,7 @@ from tests.support.services import Vhost, claim_redis_db, create_vhost, delete_v
 pytestmark = pytest.mark.integration
 
 SERVICE = "dlq_csv"
+ABSENT = "dl_" + "0" * 32  # well formed, never given out
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,7 @@ def lonely_dispatcher(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
     try:
         dispatcher.wait_ready()
         state = redis.Redis.from_url(claimed.url)
-        state.zadd("scf:workers:csv", {"fake-worker": time.time() + 3600})  # "a csv worker is alive"
+        state.zadd(keys.workers_of_type("csv"), {"fake-worker": time.time() + 3600})
         state.close()
         yield vhost, claimed.url
     finally:
@@ -115,12 +117,12 @@ async def test_replay_republishes_the_original_with_a_fresh_deadline_then_forget
     page = await client.dead_letters(service_name=SERVICE, reason="expired")
     letter = next(d for d in page.dead_letters if d.operation_id == expired.operation_id)
 
-    outcome = await client.replay_dead_letters([letter.id, "dl_missing"])
+    outcome = await client.replay_dead_letters([letter.id, ABSENT])
     message = await work_queue.get(timeout=10, fail=True)
     assert message is not None
     await message.ack()
 
-    assert (outcome.done, outcome.missing) == (1, ["dl_missing"])
+    assert (outcome.done, outcome.missing) == (1, [ABSENT])
     envelope = json.loads(message.body)
     assert envelope["request"]["operation_id"] == expired.operation_id
     assert (

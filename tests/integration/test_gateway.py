@@ -308,7 +308,9 @@ async def test_dead_letters_and_cancel_over_http(http: Recorder, gw_db: str) -> 
     listed = await http.get("/dead-letters", params={"service_name": gw_db, "reason": "expired", "limit": 5})
     bad_reason = await http.get("/dead-letters", params={"reason": "bored"})
     nothing_chosen = await http.post("/dead-letters/purge", json={})
-    missing = await http.post("/dead-letters/replay", json={"ids": ["dl_nope"]})
+    absent = "dl_" + "0" * 32
+    missing = await http.post("/dead-letters/replay", json={"ids": [absent]})
+    malformed = await http.post("/dead-letters/replay", json={"ids": ["dl_nope:sealed"]})
 
     assert (cancelled.status_code, cancelled.json()) == (
         202,
@@ -317,4 +319,5 @@ async def test_dead_letters_and_cancel_over_http(http: Recorder, gw_db: str) -> 
     assert listed.status_code == 200 and listed.json()["total"] == len(listed.json()["dead_letters"])
     assert bad_reason.status_code == 422
     assert nothing_chosen.status_code == 422
-    assert (missing.status_code, missing.json()["missing"], missing.json()["done"]) == (200, ["dl_nope"], 0)
+    assert (missing.status_code, missing.json()["missing"], missing.json()["done"]) == (200, [absent], 0)
+    assert malformed.status_code == 422

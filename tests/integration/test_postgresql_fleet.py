@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
+from scf.fleet import keys
 from scf.fleet.client import FleetClient
 from scf.schemas.operation import OperationResult
 from tests.support.services import PG_DSN
@@ -172,7 +173,7 @@ async def test_cache_ttl_keeps_the_reply_in_the_fleets_redis(
     assert second.result_data["rows"] == [{"qty": 1}]
     state = aioredis.Redis.from_url(redis_url)
     try:
-        cached = [k async for k in state.scan_iter(match=f"scf:cache:{SERVICE}:*")]
+        cached = [k async for k in state.scan_iter(match=keys.cached_result(SERVICE, "*"))]
         ttl = await state.ttl(cached[0])
     finally:
         await state.aclose()

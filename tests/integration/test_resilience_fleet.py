@@ -61,14 +61,21 @@ async def test_a_transient_outage_shorter_than_the_deadline_is_ridden_out_by_a_d
     await proxy.stop()  # the database "is down": connections to the proxy port are refused
     name = f"flaky_{uuid.uuid4().hex[:6]}"
     await client.create_connector(pg_body(name, port, retry_attempts=0))
+    operation_id = f"op_{uuid.uuid4().hex}"
+    insert = {"table_name": table, "records": [{"id": 1}]}
     try:
         call = asyncio.create_task(
             client.execute_operation(
-                name,
-                {"operation": "insert", "data": {"table_name": table, "records": [{"id": 1}]}, "timeout": 20},
+                name, {"operation": "insert", "operation_id": operation_id, "data": insert, "timeout": 20}
             )
         )
-        await asyncio.sleep(0.3)  # the first try failed and went to the 1 s retry queue
+        for _ in range(100):  # until the worker says the first try went to a delayed-retry queue
+            if moved_to_retry(fleet["worker"], operation_id):
+                break
+            await asyncio.sleep(0.05)
+        assert moved_to_retry(fleet["worker"], operation_id), (
+            "the first try should have gone to a retry queue"
+        )
         restored = TcpProxy(5432)
         restored.port = port
         await restored.start()  # back up before the retry comes round
@@ -81,12 +88,10 @@ async def test_a_transient_outage_shorter_than_the_deadline_is_ridden_out_by_a_d
 
     assert result.status == "success", result.error
     assert await rows(table) == 1
-    moved = [
-        line
-        for line in fleet["worker"].output().splitlines()
-        if result.operation_id in line and "retry_later" in line
-    ]
-    assert moved, "the first try should have failed and gone to a delayed-retry queue"
+
+
+def moved_to_retry(worker: FleetProcess, operation_id: str) -> bool:
+    return any(operation_id in line and "retry_later" in line for line in worker.output().splitlines())
 
 
 async def test_a_cancelled_ingest_stops_between_batches(client: FleetClient, table: str) -> None:

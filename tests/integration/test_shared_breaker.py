@@ -8,6 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from scf.connectors.breaker import BreakerPolicy
+from scf.fleet import keys
 from scf.fleet.breakers import RedisBreakerBoard
 from tests.support.services import claim_redis_db
 
@@ -43,7 +44,7 @@ async def test_failures_of_two_workers_add_up_and_both_see_it_open(client: aiore
         admission = await b.admit("db")
         assert not admission.allowed
         assert admission.retry_after == pytest.approx(POLICY.cooldown)
-    assert await client.hget("scf:breaker:db", "state") == "open"
+    assert await client.hget(keys.breaker("db"), "state") == "open"
 
 
 async def test_exactly_one_worker_probes_and_its_success_closes_it_for_all(client: aioredis.Redis) -> None:
@@ -59,7 +60,7 @@ async def test_exactly_one_worker_probes_and_its_success_closes_it_for_all(clien
     await one.record("db", ok=True, probe=True)
 
     assert (await two.admit("db")).allowed
-    assert await client.exists("scf:breaker:db") == 0
+    assert await client.exists(keys.breaker("db")) == 0
 
 
 async def test_a_failed_probe_reopens_for_another_cooldown(client: aioredis.Redis) -> None:

@@ -75,3 +75,24 @@ def test_a_raw_request_and_unknown_reasons_and_junk_bodies_are_still_described()
     assert junk.operation_id == "msg_1" and isinstance(junk.body, str)
     huge = letter({"request": {"data": "x" * (MAX_SHOWN_BODY * 2)}}, {})
     assert huge.body == {"truncated": True, "bytes": MAX_SHOWN_BODY * 2 + len('{"request": {"data": ""}}')}
+
+
+def test_a_malformed_error_header_falls_back_to_the_reason() -> None:
+    found = letter(
+        ENVELOPE, {topology.DEAD_ERROR_HEADER: "{not json", topology.DEAD_REASON_HEADER: "nonsense"}
+    )
+    assert (found.reason, found.error.code) == (DeadReason.REJECTED, "DEAD_LETTERED")
+
+
+def test_only_ids_the_store_gives_out_can_be_selected() -> None:
+    from pydantic import ValidationError
+
+    from scf.schemas.dead_letters import DeadLetterSelection
+
+    DeadLetterSelection(ids=["dl_" + "0" * 32])
+    for bad in ("dl_abc:sealed", "scf:dead", "dl_" + "g" * 32):
+        try:
+            DeadLetterSelection(ids=[bad])
+        except ValidationError:
+            continue
+        raise AssertionError(f"{bad!r} was accepted as a dead letter id")
