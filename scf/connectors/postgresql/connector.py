@@ -21,6 +21,7 @@ from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
 from scf.connectors.postgresql.catalog import Catalog, Conn
 from scf.connectors.postgresql.coercion import json_text
 from scf.connectors.postgresql.errors import POSTGRES_ERROR_RULES, refine
+from scf.connectors.postgresql.guard import check_query
 from scf.connectors.postgresql.ledger import Ledger
 from scf.connectors.postgresql.operations import plan_write, run_write
 from scf.connectors.postgresql.query import run_query
@@ -109,6 +110,7 @@ class PostgreSQLOutputConnector(ServiceConnector):
                 max_size=settings.max_size,
                 command_timeout=settings.command_timeout,
                 init=self._init_connection,
+                reset=reset_session,
                 **settings.connect,
             )
         except (asyncpg.InterfaceError, ssl.SSLCertVerificationError):
@@ -169,6 +171,7 @@ class PostgreSQLOutputConnector(ServiceConnector):
     async def _query(self, request: OperationRequest) -> OperationOutcome:
         params = parse(QueryParameters, request.parameters, "parameters")
         max_rows, writable = self.config.max_rows, self.config.allow_writes_in_query
+        await check_query(params.query, writable=writable)  # before a connection or the cache
         timeout = time_left(request)
 
         def run(conn: Conn) -> Awaitable[OperationOutcome]:
@@ -230,6 +233,20 @@ class PostgreSQLOutputConnector(ServiceConnector):
             self._catalog.clear()
         if isinstance(exc, asyncpg.UndefinedTableError):
             self._ledger.forget()
+
+
+#: What a borrower may leave behind on a session, undone in one round trip before the next borrower:
+#: asyncpg's own reset (advisory locks, cursors, LISTEN, settings) plus temporary tables (which would
+#: shadow real tables on `search_path`) and cached sequence values. Prepared statements stay: they are
+#: asyncpg's statement cache.
+RESET_SESSION_SQL = (
+    "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL; DISCARD TEMP; DISCARD SEQUENCES"
+)
+
+
+async def reset_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
+    """The pool's reset: asyncpg has already ended any open transaction when this runs."""
+    await conn.execute(RESET_SESSION_SQL)
 
 
 def time_left(request: OperationRequest) -> float | None:

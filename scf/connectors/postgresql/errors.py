@@ -35,6 +35,13 @@ class ConnectionClosedError(Exception, metaclass=_MatchesMessage):
     fragments = ("connection is closed", "pool is closing", "pool is closed")
 
 
+class ArgumentCountError(Exception, metaclass=_MatchesMessage):
+    """asyncpg's plain `InterfaceError` when the arguments do not match the statement's placeholders."""
+
+    matches = pg.InterfaceError
+    fragments = ("the server expects",)
+
+
 class TLSRefusedError(Exception, metaclass=_MatchesMessage):
     """The server refused TLS that the configuration requires: retrying cannot help."""
 
@@ -84,6 +91,23 @@ POSTGRES_ERROR_RULES: tuple[ErrorRule, ...] = (
         _R,
         ErrorCode.LIMIT_EXCEEDED,
         "the database is out of resources (disk or memory)",
+    ),
+    # the request itself cannot be sent or read: answering again will not help, and it says nothing
+    # about the database's health (so it must never count toward the breaker)
+    ErrorRule(
+        pg.ProtocolViolationError,
+        _P,
+        ErrorCode.INVALID_REQUEST,
+        "the database could not read the request (a NUL character in the SQL text?)",
+    ),
+    ErrorRule(
+        UnicodeEncodeError, _P, ErrorCode.INVALID_REQUEST, "the request holds text that is not valid Unicode"
+    ),
+    ErrorRule(
+        ArgumentCountError,
+        _P,
+        ErrorCode.INVALID_REQUEST,
+        "the number of query_params does not match the statement's placeholders",
     ),
     # the connection went away or the server is restarting: try again
     ErrorRule(

@@ -20,6 +20,7 @@ from scf.connectors.postgresql.requests import (
     InsertData,
     InsertParameters,
     TransactionData,
+    TransactionStep,
     UpdateData,
     WriteParameters,
     parse,
@@ -150,18 +151,17 @@ def _column(rows: Sequence[tuple[int, Mapping[str, Any]]], column: ColumnInfo, t
 
 
 async def apply_update(
-    conn: Conn, catalog: Catalog, data: UpdateData, params: WriteParameters, timeout: float | None
+    conn: Conn, catalog: Catalog, data: UpdateData, timeout: float | None
 ) -> OperationOutcome:
-    require_filters(data, params, "update")
+    """`plan_write` has refused a change that may reach every row (`require_filters`)."""
     names = [*data.values, *(f.column for f in data.filters)]
     table = await catalog.table(conn, data.table_name, names)
     return await _write(conn, build_update(table, data.values, data.filters), timeout)
 
 
 async def apply_delete(
-    conn: Conn, catalog: Catalog, data: DeleteData, params: WriteParameters, timeout: float | None
+    conn: Conn, catalog: Catalog, data: DeleteData, timeout: float | None
 ) -> OperationOutcome:
-    require_filters(data, params, "delete")
     table = await catalog.table(conn, data.table_name, [f.column for f in data.filters])
     return await _write(conn, build_delete(table, data.filters), timeout)
 
@@ -182,10 +182,8 @@ def plan_write(
     if operation == "transaction":
         parse(WriteParameters, parameters, "parameters")  # no options yet: refuse unknown ones
         steps = parse(TransactionData, data, "data").steps
-        planned = [
-            plan_write(s.operation, s.data, s.parameters, catalog, ledger)
-            for s in steps  # validated up front: a bad step 7 fails before step 1 runs
-        ]
+        # validated up front: a bad step 7 fails before step 1 runs
+        planned = [_plan_step(index, step, catalog, ledger) for index, step in enumerate(steps)]
         return lambda timeout: _transaction([p(timeout) for p in planned], [s.operation for s in steps])
     if operation == "insert":
         rows = parse(InsertData, data, "data")
@@ -197,10 +195,23 @@ def plan_write(
     if operation == "update":
         change = parse(UpdateData, data, "data")
         check_names(change.table_name, [*change.values, *(f.column for f in change.filters)], ledger)
-        return lambda timeout: lambda conn: apply_update(conn, catalog, change, writes, timeout)
+        require_filters(change, writes, "update")
+        return lambda timeout: lambda conn: apply_update(conn, catalog, change, timeout)
     removal = parse(DeleteData, data, "data")
     check_names(removal.table_name, [f.column for f in removal.filters], ledger)
-    return lambda timeout: lambda conn: apply_delete(conn, catalog, removal, writes, timeout)
+    require_filters(removal, writes, "delete")
+    return lambda timeout: lambda conn: apply_delete(conn, catalog, removal, timeout)
+
+
+def _plan_step(
+    index: int, step: TransactionStep, catalog: Catalog, ledger: Ledger
+) -> Callable[[float | None], Apply]:
+    try:
+        return plan_write(step.operation, step.data, step.parameters, catalog, ledger)
+    except PermanentError as exc:
+        raise PermanentError(
+            f"data.steps[{index}] ({step.operation}): {exc.message}", code=exc.code, detail=exc.detail
+        ) from exc
 
 
 def _transaction(steps: list[Apply], names: list[str]) -> Apply:

@@ -115,11 +115,33 @@ class TransactionData(_Strict):
     steps: list[TransactionStep] = Field(min_length=1, max_length=MAX_TRANSACTION_STEPS)
 
 
+#: Operators that keep only rows whose column matches concrete values: a filter narrows only through one.
+#: `!=`, `not_in`, `is_null` and `is_not_null` can match every row (`id is_not_null`), so they do not
+#: count; ranges do (whether `id > -1` keeps every row depends on the data, which is the caller's call).
+_NARROWING: frozenset[str] = frozenset({"=", "<", "<=", ">", ">=", "in"})
+_LIKE_WILDCARDS = ("%", "_", "\\")
+
+
+def narrows(flt: Filter) -> bool:
+    """Can this condition leave rows out? Decided conservatively from its operator and value alone."""
+    if flt.operator == "like":  # a pattern with a literal start narrows; `%...` or `_%` may match all
+        return isinstance(flt.value, str) and flt.value != "" and not flt.value.startswith(_LIKE_WILDCARDS)
+    return flt.operator in _NARROWING
+
+
 def require_filters(data: DeleteData, parameters: WriteParameters, operation: str) -> None:
-    """Refuse a whole-table update/delete unless the caller said so explicitly."""
-    if not data.filters and not parameters.allow_all:
-        raise PermanentError(
-            f"{operation} without filters would change every row of {data.table_name!r}; "
-            "give data.filters or set parameters.allow_all to true",
-            code=ErrorCode.INVALID_REQUEST,
-        )
+    """Refuse a change that may reach every row unless the caller said so explicitly (`allow_all`).
+
+    Conditions are joined with AND, so one narrowing condition is enough; none means "all rows".
+    """
+    if parameters.allow_all or any(narrows(f) for f in data.filters):
+        return
+    if not data.filters:
+        reason = "without filters"
+    else:
+        reason = "with filters that can match every row (give one =, <, <=, >, >=, in or like 'prefix%')"
+    raise PermanentError(
+        f"{operation} {reason} would change every row of {data.table_name!r}; "
+        "give data.filters that narrow the rows or set parameters.allow_all to true",
+        code=ErrorCode.INVALID_REQUEST,
+    )
