@@ -11,7 +11,7 @@ connector's database role stays the real boundary (docs/postgresql.md).
 from __future__ import annotations
 
 import asyncio
-import json
+import re
 from collections.abc import Iterator
 
 from pglast import parser
@@ -115,6 +115,12 @@ _DENIED_STATEMENTS = frozenset(
 #: The only statements a read-only `query` runs: they return rows and change nothing themselves.
 _READ_STATEMENTS = frozenset({"SelectStmt", "ExplainStmt", "VariableShowStmt"})
 
+_CANDIDATE = re.compile(
+    r'\{"String":\{"sval":"((?i:'
+    + "|".join(re.escape(n) for n in sorted({*_DENIED_NAMES, *_WRITE_FUNCTIONS, *_DENIED_PREFIXES}))
+    + r')(?:[^"\\]|\\.)*)"'
+)
+
 READ_ONLY_MESSAGE = (
     "the query operation is read-only: it runs statements that return rows (SELECT, VALUES, ...); "
     "write with insert/update/delete (or enable custom_config.allow_writes_in_query)"
@@ -189,22 +195,16 @@ def _top_level_kinds(tree: str) -> list[str]:
 
 
 def _called_names(tree: str) -> Iterator[str]:
-    """The last name of every function call, and of every column reference (`x.f` is also `f(x)`).
+    """Every name node (function, column, type, schema) that starts like a refused function.
 
-    Scans the compact JSON that libpg_query writes: a node's key is always followed by `":{`, which a
-    string value (its quotes escaped as `\\"`) can never contain, so user text cannot fake or hide a node.
+    One regex pass over the compact JSON that libpg_query writes. A name node is `{"String":{"sval":`;
+    a string constant is written `{"sval":{"sval":`, and a quote inside user text is escaped as `\\"`,
+    so user text can neither fake nor hide a name node. Checking every name node, not only the called
+    one, also catches attribute notation (`t.lo_get` is `lo_get(t)`) at the price of refusing a column
+    or type that happens to be named like a refused function.
     """
-    decoder = json.JSONDecoder()
-    for marker in ('"FuncCall":{"funcname":', '"ColumnRef":{"fields":'):
-        position = tree.find(marker)
-        while position != -1:
-            start = position + len(marker)
-            names, end = decoder.raw_decode(tree, start)
-            if names:
-                last = names[-1]
-                if isinstance(last, dict) and "String" in last:
-                    yield str(last["String"].get("sval", ""))
-            position = tree.find(marker, end)
+    for match in _CANDIDATE.finditer(tree):
+        yield match.group(1)
 
 
 def _statement_kinds(tree: str) -> Iterator[str]:
