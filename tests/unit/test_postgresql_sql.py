@@ -634,6 +634,33 @@ def _pg_error(fields: dict[str, str]) -> pg.PostgresError:
         (_pg_error({"C": "42P01", "M": "no table"}), ErrorCategory.PERMANENT, ErrorCode.QUERY_FAILED),
         (_pg_error({"C": "XX000", "M": "internal"}), ErrorCategory.PERMANENT, ErrorCode.QUERY_FAILED),
         (ConnectionRefusedError(111, "refused"), ErrorCategory.TRANSIENT, ErrorCode.CONNECTION_FAILED),
+        # the caller's text or arguments: never transient, never counted toward the breaker
+        (
+            _pg_error({"C": "08P01", "M": "insufficient data left in message"}),
+            ErrorCategory.PERMANENT,
+            ErrorCode.INVALID_REQUEST,
+        ),
+        (
+            _pg_error({"C": "22021", "M": "invalid byte sequence"}),
+            ErrorCategory.PERMANENT,
+            ErrorCode.INVALID_DATA,
+        ),
+        (_pg_error({"C": "54000", "M": "null character"}), ErrorCategory.PERMANENT, ErrorCode.QUERY_FAILED),
+        (
+            UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed"),
+            ErrorCategory.PERMANENT,
+            ErrorCode.INVALID_REQUEST,
+        ),
+        (
+            pg.InterfaceError("the server expects 1 argument for this query, 2 were passed"),
+            ErrorCategory.PERMANENT,
+            ErrorCode.INVALID_REQUEST,
+        ),
+        (
+            pg.InterfaceError("the number of query arguments cannot exceed 32767"),
+            ErrorCategory.PERMANENT,
+            ErrorCode.INVALID_REQUEST,
+        ),
         (
             ConnectionError('PostgreSQL server at "db:5432" rejected SSL upgrade'),
             ErrorCategory.CONFIGURATION,

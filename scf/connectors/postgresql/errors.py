@@ -36,10 +36,10 @@ class ConnectionClosedError(Exception, metaclass=_MatchesMessage):
 
 
 class ArgumentCountError(Exception, metaclass=_MatchesMessage):
-    """asyncpg's plain `InterfaceError` when the arguments do not match the statement's placeholders."""
+    """asyncpg's plain `InterfaceError` when the arguments do not fit the statement's placeholders."""
 
     matches = pg.InterfaceError
-    fragments = ("the server expects",)
+    fragments = ("the server expects", "the number of query arguments cannot exceed")
 
 
 class TLSRefusedError(Exception, metaclass=_MatchesMessage):
@@ -107,7 +107,7 @@ POSTGRES_ERROR_RULES: tuple[ErrorRule, ...] = (
         ArgumentCountError,
         _P,
         ErrorCode.INVALID_REQUEST,
-        "the number of query_params does not match the statement's placeholders",
+        "query_params do not fit the statement's placeholders (count, or more than 32767)",
     ),
     # the connection went away or the server is restarting: try again
     ErrorRule(
