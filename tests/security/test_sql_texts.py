@@ -141,6 +141,20 @@ async def test_nul_bytes_are_permanent_and_never_open_the_breaker(
     assert valued.error is not None
     assert (valued.error.category, valued.error.retryable) == ("permanent", False)
     assert elapsed < 10, "refused without retries"
+    # NUL characters and lone surrogates in the values of writes: the caller's data, permanent too
+    writes: list[tuple[str, dict[str, Any]]] = [
+        ("insert", {"table_name": table, "records": [{"id": 7, "secret": "a\x00b"}]}),
+        ("insert", {"table_name": table, "records": [{"id": 7, "secret": "a\ud800b"}]}),
+        (
+            "update",
+            {"table_name": table, "values": {"secret": "\x00"}, "filters": [{"column": "id", "value": 1}]},
+        ),
+        ("delete", {"table_name": table, "filters": [{"column": "secret", "value": "real\x00"}]}),
+    ]
+    for operation, data in writes:
+        written = await client.execute_operation(SERVICE, {"operation": operation, "data": data})
+        assert written.error is not None, (operation, data)
+        assert (written.error.category, written.error.retryable) == ("permanent", False), written.error
     await answers_normally(client, table)
     redis = aioredis.Redis.from_url(redis_url, decode_responses=True)
     try:
