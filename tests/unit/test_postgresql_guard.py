@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from scf.connectors.postgresql.guard import check_statement, denied_function
+from scf.connectors.postgresql.guard import check_query, check_statement, denied_function
 from scf.connectors.postgresql.requests import DeleteData, Filter, WriteParameters, narrows, require_filters
 from scf.schemas.errors import ErrorCode, PermanentError
 
@@ -194,3 +194,21 @@ def test_only_non_narrowing_conditions_count_as_every_row() -> None:
     assert caught.value.code == ErrorCode.INVALID_REQUEST
     assert "every row" in caught.value.message
     require_filters(data, WriteParameters(allow_all=True), "delete")
+
+
+async def test_check_query_remembers_accepted_texts_only() -> None:
+    await check_query("SELECT 41 + 1 AS remembered", writable=False)
+    await check_query("SELECT 41 + 1 AS remembered", writable=False)
+    for _ in range(2):  # a refusal is never cached as an acceptance
+        with pytest.raises(PermanentError):
+            await check_query("SELECT pg_advisory_lock(41)", writable=False)
+    with pytest.raises(PermanentError):  # the cache key includes `writable`
+        await check_query("SELECT nextval('s')", writable=False)
+    await check_query("SELECT nextval('s')", writable=True)
+
+
+async def test_a_large_statement_is_checked_off_the_event_loop() -> None:
+    padding = " ".join(["x.a,"] * 5_000)
+    with pytest.raises(PermanentError):
+        await check_query(f"SELECT {padding} lo_import('/etc/passwd') FROM x", writable=False)
+    await check_query(f"SELECT {padding} 1 FROM x", writable=False)

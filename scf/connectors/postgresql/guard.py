@@ -11,6 +11,7 @@ connector's database role stays the real boundary (docs/postgresql.md).
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from collections.abc import Iterator
 
@@ -127,12 +128,24 @@ READ_ONLY_MESSAGE = (
 )
 
 
+#: Accepted statements up to this length are remembered (most callers repeat a few texts with new
+#: parameters), so the parse is paid once per text, not per request; refusals are not cached.
+CACHED_LENGTH = 4_096
+
+
 async def check_query(sql: str, *, writable: bool) -> None:
     """`check_statement`, off the event loop for a large statement. Raises `PermanentError`."""
-    if len(sql) > THREAD_THRESHOLD:
+    if len(sql) <= CACHED_LENGTH:
+        _accepted(sql, writable)
+    elif len(sql) > THREAD_THRESHOLD:
         await asyncio.to_thread(check_statement, sql, writable=writable)
     else:
         check_statement(sql, writable=writable)
+
+
+@functools.lru_cache(maxsize=1_024)
+def _accepted(sql: str, writable: bool) -> None:
+    check_statement(sql, writable=writable)
 
 
 def check_statement(sql: str, *, writable: bool) -> None:
