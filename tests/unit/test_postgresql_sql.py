@@ -591,6 +591,8 @@ def test_pool_settings_precedence_and_sizes() -> None:
     assert settings.connect["user"] == "svc"
     assert settings.connect["database"] == "analytics"
     assert settings.connect["server_settings"]["search_path"] == '"Reports"'
+    # the query guard parses literals as standard strings: the server must too (RESET ALL keeps it)
+    assert settings.connect["server_settings"]["standard_conforming_strings"] == "on"
     assert (settings.min_size, settings.max_size) == (1, 9)
     assert "s3cret" not in repr(settings)
 

@@ -44,6 +44,10 @@ _DENIED_NAMES = frozenset(
         "ts_stat",  # runs the SQL text it is given
         "ts_rewrite",  # idem (its two-argument form)
         "connectby",
+        # server configuration files
+        "pg_hba_file_rules",
+        "pg_ident_file_mappings",
+        "pg_show_all_file_settings",
     }
 )
 _DENIED_PREFIXES = (

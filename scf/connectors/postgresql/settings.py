@@ -79,6 +79,8 @@ def pool_settings(connection: ServiceConnection, config: PostgresConfig) -> Pool
         "server_settings": {
             "search_path": quote_ident(config.schema_),
             "application_name": _application_name(connection.service_name),
+            # the query guard parses with standard strings: the server must read literals the same way
+            "standard_conforming_strings": "on",
         },
     }
     if config.connection_string:
