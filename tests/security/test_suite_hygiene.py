@@ -48,6 +48,8 @@ REFUSED: list[tuple[str, str, str]] = [  # (id, path, source)
     ("fetch_delete", "tests/x.py", "await pg.fetch('DELETE FROM user_analytics RETURNING *')\n"),
     ("vhost_fixed", "bench/x.py", "vhost = 'production'\nrabbitmqctl('delete_vhost', vhost)\n"),
     ("vhost_inline", "bench/x.py", "rabbitmqctl('delete_vhost', '/')\n"),
+    ("bucket_fixed", "tests/x.py", "s3.drop_bucket('backups')\n"),
+    ("bucket_variable_fixed", "tests/x.py", "name = 'backups'\ns3.drop_bucket(name)\n"),
 ]
 
 ALLOWED: list[tuple[str, str, str]] = [
@@ -73,6 +75,7 @@ ALLOWED: list[tuple[str, str, str]] = [
         "bench/x.py",
         "self.vhost = f'b-{uuid.uuid4().hex}'\nrabbitmqctl('delete_vhost', self.vhost)\n",
     ),
+    ("own_bucket", "tests/x.py", "name = s3.new_bucket()\ns3.drop_bucket(name)\n"),
     ("hostile_corpus_text", "tests/x.py", "CASES = ['SELECT 1; DROP TABLE victim', 'TRUNCATE x']\n"),
     ("sent_to_connector", "tests/x.py", "await run(pg, 'query', parameters={'query': 'DROP TABLE t'})\n"),
     ("flush_in_private_helper", "tests/support/services.py", "client.flushdb()\n"),

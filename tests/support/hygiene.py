@@ -11,7 +11,8 @@ this finds that shape of mistake in source (no network), so it cannot come back.
   fixture of that name) uses `uuid`, `unique(`, `token_hex`, `schema_name(`, `create_schema(` or
   `make_table(`, and no assignment gives it a plain string (`TABLE = "csv_sink_target"`).
   `tests/support/pg_schema.py` is the named helper for schemas and marked fixed-name tables.
-* `rabbitmqctl(..., "delete_vhost" | "delete_user", name)` follows the same rule for `name`.
+* `rabbitmqctl(..., "delete_vhost" | "delete_user", name)` and `drop_bucket(name)` (S3: a real MinIO
+  may be named by SCF_TEST_MINIO_ENDPOINT) follow the same rule for `name` (`new_bucket(` mints).
 * A loop over `scan_iter(...)`/`keys(...)` must not delete what it finds (that deletes a user's keys).
 * Shell scripts contain none of FLUSHDB, FLUSHALL, DROP TABLE/SCHEMA/DATABASE, TRUNCATE.
 """
@@ -34,7 +35,7 @@ _DESTRUCTIVE = re.compile(
     re.IGNORECASE | re.DOTALL,
 )
 _TRAILER = re.compile(r"\s+(?:CASCADE|RESTRICT|WHERE|USING|RETURNING)\b.*$", re.IGNORECASE | re.DOTALL)
-_UNIQUE = re.compile(r"uuid|unique\(|token_hex|schema_name\(|create_schema\(|make_table\(")
+_UNIQUE = re.compile(r"uuid|unique\(|token_hex|schema_name\(|create_schema\(|make_table\(|new_bucket\(")
 _FLUSH = re.compile(r"flush(?:db|all)", re.IGNORECASE)
 _SQL_CALLS = frozenset({"execute", "executemany", "fetch", "fetchval", "fetchrow"})
 _SHELL_FORBIDDEN = re.compile(r"flushdb|flushall|drop\s+(?:table|schema|database)|truncate\s", re.IGNORECASE)
@@ -158,6 +159,13 @@ def _check_call(path: str, node: ast.Call, bindings: _Bindings) -> list[Finding]
         name = _key(ast.unparse(node.args[1]))
         if not _minted_unique(name, bindings):
             return [Finding(path, node.lineno, f"rabbitmqctl delete of {name}: not minted unique")]
+        return []
+    if func == "drop_bucket":
+        name = _key(ast.unparse(node.args[0]))
+        if not isinstance(node.args[0], ast.Name | ast.Attribute) or not _minted_unique(name, bindings):
+            return [
+                Finding(path, node.lineno, f"drop_bucket({ast.unparse(node.args[0])}): not minted unique")
+            ]
         return []
     sql = _template(node.args[0])
     if func not in _SQL_CALLS or sql is None or path in SQL_HELPERS:
