@@ -4,6 +4,7 @@ Plays the user the old suite hurt: keys in Redis databases that look free (the o
 `scf:*` keys and flushed the database at release), and the spec example's `user_analytics` /
 `user_events` tables in `test` and `analytics` (the old spec-example tests dropped them). Only what
 this test planted is removed afterwards; a table that already existed is compared, never touched.
+The benchmarks' Redis rule (bench/redis_target.py) is checked on a private server.
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ import asyncpg
 import pytest
 import redis
 
+from bench.redis_target import BenchRedis, RedisNotEmptyError
 from tests.support.hygiene import ROOT
 from tests.support.pg_schema import create_marked_table, drop_marked_table
+from tests.support.private_services import LOOPBACK, PrivateRedis
 from tests.support.services import PG_DSN, claim_redis_db
 
 pytestmark = pytest.mark.integration
@@ -152,3 +155,28 @@ async def test_the_spec_example_tests_leave_a_users_tables_alone(user_tables: li
     assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-2000:]
     assert "3 passed" in run.stdout, run.stdout[-2000:]
     assert after == {(t.dsn, t.name): t.before for t in user_tables}, "a user's table was dropped or changed"
+
+
+def test_a_benchmark_uses_only_an_empty_redis_database_and_flushes_only_its_own_claim() -> None:
+    with PrivateRedis() as server:
+        url = server.url.rsplit("/", 1)[0]
+        with redis.Redis(host=LOOPBACK, port=server.port, db=1) as users:
+            users.set("user-data", "keep")
+            with pytest.raises(RedisNotEmptyError):
+                BenchRedis.open(f"{url}/1")
+            kept = users.get("user-data")
+
+        bench = BenchRedis.open(f"{url}/2")
+        with redis.Redis.from_url(bench.url) as state:
+            state.set("scf:registry:bench", "the benchmark's")
+            bench.close()
+            flushed = state.dbsize()
+
+        taken = BenchRedis.open(f"{url}/3")  # a user flushes it mid-run and writes their own data
+        with redis.Redis.from_url(taken.url) as state:
+            state.flushdb()
+            state.set("user-data", "keep")
+            taken.close()
+            left = state.get("user-data")
+
+    assert (kept, flushed, left) == (b"keep", 0, b"keep")
