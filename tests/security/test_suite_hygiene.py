@@ -43,6 +43,11 @@ REFUSED: list[tuple[str, str, str]] = [  # (id, path, source)
         "tests/x.py",
         "name = f'{prefix}_table'\nawait pg.execute(f'DROP TABLE {name}')\n",
     ),
+    (
+        "fixed_suffix",
+        "tests/x.py",
+        "_S = 'v1'\nname = f'scf_sec_{_S}'\nawait a.execute(f'DROP TABLE IF EXISTS {name}')\n",
+    ),
     ("unknown_origin", "tests/x.py", "async def f(t):\n    await pg.execute(f'TRUNCATE {t}')\n"),
     ("mixed_targets", "tests/x.py", "t = unique('a')\nawait pg.execute(f'DROP TABLE {t}, user_analytics')\n"),
     ("fetch_delete", "tests/x.py", "await pg.fetch('DELETE FROM user_analytics RETURNING *')\n"),
@@ -74,6 +79,17 @@ ALLOWED: list[tuple[str, str, str]] = [
         "own_vhost",
         "bench/x.py",
         "self.vhost = f'b-{uuid.uuid4().hex}'\nrabbitmqctl('delete_vhost', self.vhost)\n",
+    ),
+    (
+        "unique_suffix",
+        "tests/x.py",
+        "_S = uuid.uuid4().hex[:8]\nname = f'scf_sec_{_S}'\nawait a.execute(f'DROP TABLE {name}')\n",
+    ),
+    (
+        "fixture_unpacked",
+        "tests/x.py",
+        "@pytest.fixture\ndef made():\n    yield unique('r'), unique('t')\n"
+        "async def test(made):\n    role, table = made\n    await a.execute(f'DROP TABLE {table}')\n",
     ),
     ("own_bucket", "tests/x.py", "name = s3.new_bucket()\ns3.drop_bucket(name)\n"),
     ("hostile_corpus_text", "tests/x.py", "CASES = ['SELECT 1; DROP TABLE victim', 'TRUNCATE x']\n"),

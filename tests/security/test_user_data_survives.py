@@ -20,7 +20,7 @@ import asyncpg
 import pytest
 import redis
 
-from bench.redis_target import BenchRedis, RedisNotEmptyError
+from bench.redis_target import CLAIM_KEY, BenchRedis, RedisNotEmptyError
 from tests.support.hygiene import ROOT
 from tests.support.pg_schema import create_marked_table, drop_marked_table
 from tests.support.private_services import LOOPBACK, PrivateRedis
@@ -172,9 +172,9 @@ def test_a_benchmark_uses_only_an_empty_redis_database_and_flushes_only_its_own_
             bench.close()
             flushed = state.dbsize()
 
-        taken = BenchRedis.open(f"{url}/3")  # a user flushes it mid-run and writes their own data
+        taken = BenchRedis.open(f"{url}/3")  # a user takes it over mid-run: our claim is gone
         with redis.Redis.from_url(taken.url) as state:
-            state.flushdb()
+            state.delete(CLAIM_KEY)
             state.set("user-data", "keep")
             taken.close()
             left = state.get("user-data")

@@ -77,22 +77,18 @@ def _placeholder_roots(target: str) -> list[str]:
 
 
 class _Bindings(ast.NodeVisitor):
-    """Every value assigned to each name in a file, and which names are fixtures minting unique names."""
+    """Every value assigned to each name in a file, and what each fixture returns or yields."""
 
     def __init__(self) -> None:
-        self.values: dict[str, list[str]] = {}
-        self.unique_fixtures: set[str] = set()
+        self.values: dict[str, list[ast.expr]] = {}
+        self.fixtures: dict[str, tuple[str, list[ast.expr]]] = {}  # name -> (source, returned values)
 
     def _bind(self, target: ast.expr, value: ast.expr) -> None:
-        literal = isinstance(value, ast.JoinedStr) or (
-            isinstance(value, ast.Constant) and isinstance(value.value, str)
-        )
-        source = ("literal:" if literal else "") + ast.unparse(value)
         for name in ast.walk(target):
             if isinstance(name, ast.Name):
-                self.values.setdefault(name.id, []).append(source)
+                self.values.setdefault(name.id, []).append(value)
             elif isinstance(name, ast.Attribute):
-                self.values.setdefault(name.attr, []).append(source)
+                self.values.setdefault(name.attr, []).append(value)
 
     def visit_Assign(self, node: ast.Assign) -> None:
         for target in node.targets:
@@ -109,20 +105,47 @@ class _Bindings(ast.NodeVisitor):
         self.generic_visit(node)
 
     def _function(self, node: ast.FunctionDef | ast.AsyncFunctionDef) -> None:
-        is_fixture = any("fixture" in ast.unparse(d) for d in node.decorator_list)
-        if is_fixture and _UNIQUE.search(ast.unparse(node)):
-            self.unique_fixtures.add(node.name)
+        if any("fixture" in ast.unparse(d) for d in node.decorator_list):
+            returned = [
+                n.value
+                for n in ast.walk(node)
+                if isinstance(n, ast.Return | ast.Yield) and n.value is not None
+            ]
+            self.fixtures[node.name] = (ast.unparse(node), returned)
         self.generic_visit(node)
 
     visit_FunctionDef = _function
     visit_AsyncFunctionDef = _function
 
+    def unique_value(self, value: ast.expr, depth: int = 0) -> bool:
+        """Does `value` mint a unique name (directly, or from names that are minted unique)?"""
+        if _UNIQUE.search(ast.unparse(value)):
+            return True
+        if isinstance(value, ast.Await):
+            return self.unique_value(value.value, depth)
+        if isinstance(value, ast.JoinedStr):
+            roots = _placeholder_roots(_template(value) or "")
+            return bool(roots) and all(self.minted_unique(r, depth + 1) for r in roots)
+        if isinstance(value, ast.Name | ast.Attribute | ast.Subscript):
+            return self.minted_unique(_key(ast.unparse(value)), depth + 1)
+        if isinstance(value, ast.Tuple):
+            return all(self.unique_value(e, depth) for e in value.elts)
+        return False
 
-def _minted_unique(name: str, bindings: _Bindings) -> bool:
-    values = bindings.values.get(name, [])
-    if any(v.startswith("literal:") and not _UNIQUE.search(v) for v in values):
-        return False  # somewhere it is a fixed name a user may own too
-    return name in bindings.unique_fixtures or any(_UNIQUE.search(v) for v in values)
+    def minted_unique(self, name: str, depth: int = 0) -> bool:
+        """`name` gets a unique value somewhere in the file and never a fixed string."""
+        if depth > 4:
+            return False
+        values = self.values.get(name, [])
+        fixed = [v for v in values if isinstance(v, ast.JoinedStr) or _template(v) is not None]
+        if any(not self.unique_value(v, depth) for v in fixed):
+            return False  # somewhere it is a fixed name a user may own too
+        if any(self.unique_value(v, depth) for v in values):
+            return True
+        fixture = self.fixtures.get(name)
+        return fixture is not None and (
+            bool(_UNIQUE.search(fixture[0])) or any(self.unique_value(v, depth + 1) for v in fixture[1])
+        )
 
 
 def check_python(path: str, source: str) -> list[Finding]:
@@ -157,12 +180,12 @@ def _check_call(path: str, node: ast.Call, bindings: _Bindings) -> list[Finding]
         if len(node.args) < 2 or not isinstance(node.args[1], ast.Name | ast.Attribute):
             return [Finding(path, node.lineno, "rabbitmqctl delete of a name not held in a variable")]
         name = _key(ast.unparse(node.args[1]))
-        if not _minted_unique(name, bindings):
+        if not bindings.minted_unique(name):
             return [Finding(path, node.lineno, f"rabbitmqctl delete of {name}: not minted unique")]
         return []
     if func == "drop_bucket":
         name = _key(ast.unparse(node.args[0]))
-        if not isinstance(node.args[0], ast.Name | ast.Attribute) or not _minted_unique(name, bindings):
+        if not isinstance(node.args[0], ast.Name | ast.Attribute) or not bindings.minted_unique(name):
             return [
                 Finding(path, node.lineno, f"drop_bucket({ast.unparse(node.args[0])}): not minted unique")
             ]
@@ -178,7 +201,7 @@ def _check_call(path: str, node: ast.Call, bindings: _Bindings) -> list[Finding]
         roots = _placeholder_roots(target)
         if not roots:
             found.append(Finding(path, node.lineno, f"destructive SQL on a literal name: {sql.strip()!r}"))
-        elif not all(_minted_unique(root, bindings) for root in roots):
+        elif not all(bindings.minted_unique(root) for root in roots):
             found.append(Finding(path, node.lineno, f"{sql.strip()!r}: {roots} not provably minted unique"))
     return found
 
