@@ -14,7 +14,7 @@ this finds that shape of mistake in source (no network), so it cannot come back.
 * `rabbitmqctl(..., "delete_vhost" | "delete_user", name)` and `drop_bucket(name)` (S3: a real MinIO
   may be named by SCF_TEST_MINIO_ENDPOINT) follow the same rule for `name` (`new_bucket(` mints).
 * A loop over `scan_iter(...)`/`keys(...)` must not delete what it finds (that deletes a user's keys).
-* Shell scripts contain none of FLUSHDB, FLUSHALL, DROP TABLE/SCHEMA/DATABASE, TRUNCATE.
+* Shell scripts (scripts/*.sh, .ci/) contain none of FLUSHDB, FLUSHALL, DROP TABLE/SCHEMA/DATABASE, TRUNCATE.
 """
 
 from __future__ import annotations
@@ -215,17 +215,17 @@ def check_shell(path: str, source: str) -> list[Finding]:
 
 
 def scan(root: Path = ROOT) -> tuple[list[Finding], int]:
-    """Every finding in tests/, bench/ and scripts/, and how many files were read."""
+    """Every finding in tests/, bench/, scripts/ and .ci/, and how many files were read."""
     found: list[Finding] = []
     files = 0
-    for folder in ("tests", "bench", "scripts"):
+    for folder in ("tests", "bench", "scripts", ".ci"):
         for file in sorted((root / folder).rglob("*")):
             relative = file.relative_to(root).as_posix()
             if relative in SELF or not file.is_file():
                 continue
             if file.suffix == ".py":
                 found.extend(check_python(relative, file.read_text()))
-            elif file.suffix == ".sh":
+            elif file.suffix == ".sh" or folder == ".ci":
                 found.extend(check_shell(relative, file.read_text()))
             else:
                 continue
