@@ -10,7 +10,7 @@
 * **point read**: `SELECT ... WHERE id = $1` for random ids at `--read-concurrency` in flight. Fleet: a
   `query` operation; direct: `fetchrow` on an asyncpg pool of the same size.
 
-Runs in a fresh RabbitMQ vhost and Redis database 13 (flushed before and after), with a dispatcher and a
+Runs in a fresh RabbitMQ vhost and a private Redis (bench/redis_target.py), with a dispatcher and a
 `--types postgresql` worker as subprocesses. Progress goes to stderr; stdout gets one JSON line.
 """
 
@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import redis
 from cryptography.fernet import Fernet
 
+from bench.redis_target import BenchRedis
 from bench.rpc import Phase, _ratio, rabbitmqctl, run_phase, say
 from scf.fleet.client import FleetClient
 from scf.fleet.logging import configure_logging
@@ -178,7 +178,11 @@ def main() -> int:
     parser.add_argument("--insert-concurrency", type=int, default=4, help="batches in flight (second phase)")
     parser.add_argument("--reads", type=int, default=None, help="point reads per side (5000)")
     parser.add_argument("--read-concurrency", type=int, default=16, help="point reads in flight")
-    parser.add_argument("--redis-db", type=int, default=13, help="Redis database (flushed before and after)")
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="an EMPTY Redis database to use (flushed after) instead of a private redis-server",
+    )
     args = parser.parse_args()
     args.rows = args.rows or (10_000 if args.quick else 100_000)
     args.reads = args.reads or (1_000 if args.quick else 5_000)
@@ -187,12 +191,11 @@ def main() -> int:
     started = time.perf_counter()
     vhost = f"scf-bench-{uuid.uuid4().hex[:8]}"
     amqp_url = f"amqp://guest:guest@127.0.0.1:5672/{urllib.parse.quote(vhost, safe='')}"
-    redis_url = f"redis://127.0.0.1:6379/{args.redis_db}"
     logs = Path(tempfile.mkdtemp(prefix="scf-bench-pg-"))
+    redis_state = BenchRedis.open(args.redis_url)  # first: if it refuses, nothing else was made yet
     rabbitmqctl("add_vhost", vhost)
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    redis.Redis.from_url(redis_url).flushdb()
-    env = fleet_env(amqp_url, redis_url, Fernet.generate_key().decode(), logs / "scf-data")
+    env = fleet_env(amqp_url, redis_state.url, Fernet.generate_key().decode(), logs / "scf-data")
     procs = [
         FleetProcess(["dispatcher"], env, logs / "dispatcher.log"),
         FleetProcess(["worker", "--types", "postgresql", "--concurrency", "32"], env, logs / "worker.log"),
@@ -215,7 +218,7 @@ def main() -> int:
         for proc in procs:
             proc.stop()
         rabbitmqctl("delete_vhost", vhost, check=False)
-        redis.Redis.from_url(redis_url).flushdb()
+        redis_state.close()
         say(f"process logs in {logs}")
     return status
 

@@ -3,8 +3,8 @@
     .venv/bin/python -m bench.rpc            # full run (about 40 s on 2 CPUs)
     .venv/bin/python -m bench.rpc --quick    # smoke run (under 10 s)
 
-What runs, all in a fresh RabbitMQ vhost (deleted at the end), a flushed Redis database and a fresh
-Fernet key:
+What runs, all in a fresh RabbitMQ vhost (deleted at the end), a private Redis (bench/redis_target.py)
+and a fresh Fernet key:
 
 * **fleet**: `FleetClient.execute_operation` of a `csv` `preview` on a one-line file (a no-op as far as
   data services go) through `scf` -> `scf.requests` -> dispatcher (validate, Redis lookup) -> `scf.ops`
@@ -47,7 +47,6 @@ from types import FrameType
 from typing import Any, Self
 
 import aio_pika
-import redis
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -58,6 +57,7 @@ from aio_pika.abc import (
 from aio_pika.exceptions import PublishError
 from cryptography.fernet import Fernet
 
+from bench.redis_target import BenchRedis
 from scf.fleet.client import FleetClient
 from scf.fleet.logging import configure_logging
 from scf.schemas.topology import QueueLimits, work_queue_arguments
@@ -423,8 +423,7 @@ class Config:
     prefetch: int
     timeout: float
     amqp_base: str
-    redis_base: str
-    redis_db: int
+    redis_url: str | None  # None: a private redis-server (see bench/redis_target.py)
     log_dir: Path | None
     quick: bool
 
@@ -443,25 +442,24 @@ class Environment:
         self.config = config
         self.vhost = f"scf-bench-{uuid.uuid4().hex[:8]}"
         self.amqp_url = f"{config.amqp_base.rstrip('/')}/{urllib.parse.quote(self.vhost, safe='')}"
-        self.redis_url = f"{config.redis_base.rstrip('/')}/{config.redis_db}"
+        self.redis: BenchRedis | None = None
         self._own_log_dir = config.log_dir is None
         self.log_dir = config.log_dir or Path(tempfile.mkdtemp(prefix="scf-bench-"))
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.fleet: list[FleetProcess] = []
         self.hops: list[HopProcess] = []
         self._vhost_created = False
-        self._redis_used = False
         self.keep_logs = False
 
     def open(self) -> None:
-        say(f"vhost {self.vhost}, redis db {self.config.redis_db}, logs in {self.log_dir}")
+        private = "a private redis-server" if self.config.redis_url is None else "the empty --redis-url db"
+        say(f"vhost {self.vhost}, {private}, logs in {self.log_dir}")
         rabbitmqctl("add_vhost", self.vhost)
         self._vhost_created = True
         rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
-        self._redis_used = True
-        self._flush_redis()
+        self.redis = BenchRedis.open(self.config.redis_url)
         env = fleet_env(
-            self.amqp_url, self.redis_url, Fernet.generate_key().decode(), self.log_dir / "scf-data"
+            self.amqp_url, self.redis.url, Fernet.generate_key().decode(), self.log_dir / "scf-data"
         )
         say(f"starting dispatcher and worker (--types csv --concurrency {self.config.worker_concurrency})")
         self.fleet.append(FleetProcess(["dispatcher"], env, self.log_dir / "dispatcher.log"))
@@ -483,13 +481,6 @@ class Environment:
         for hop in self.hops:
             hop.wait_ready()
 
-    def _flush_redis(self) -> None:
-        client = redis.Redis.from_url(self.redis_url, socket_timeout=10)
-        try:
-            client.flushdb()
-        finally:
-            client.close()
-
     def close(self) -> None:
         stoppers: list[tuple[str, Callable[..., int]]] = [
             *((hop.role, hop.stop) for hop in self.hops),
@@ -509,11 +500,11 @@ class Environment:
                 rabbitmqctl("delete_vhost", self.vhost, check=False)
             except Exception as exc:
                 say(f"could not delete vhost {self.vhost}: {exc!r}")
-        if self._redis_used:
+        if self.redis is not None:
             try:
-                self._flush_redis()
+                self.redis.close()
             except Exception as exc:
-                say(f"could not flush redis db {self.config.redis_db}: {exc!r}")
+                say(f"could not clean up redis: {type(exc).__name__}")
         if self._own_log_dir and not self.keep_logs:
             shutil.rmtree(self.log_dir, ignore_errors=True)
         else:
@@ -643,7 +634,7 @@ def drive(config: Config) -> int:
         # Cleanup must finish: a second Ctrl-C would leave processes, a vhost and Redis keys behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        say("cleaning up (stopping processes, deleting the vhost, flushing redis)")
+        say("cleaning up (stopping processes, deleting the vhost and our redis state)")
         env.close()
     say(f"done in {time.perf_counter() - started:.1f}s")
     return status
@@ -667,8 +658,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--prefetch", type=int, default=64, help="prefetch of the bare relay and responder")
     parser.add_argument("--timeout", type=float, default=30.0, help="per-call timeout in seconds")
     parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672", help="broker, sans vhost")
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379", help="Redis, sans database")
-    parser.add_argument("--redis-db", type=int, default=13, help="Redis database (flushed before and after)")
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="an EMPTY Redis database to use (flushed after) instead of a private redis-server",
+    )
     parser.add_argument("--log-dir", type=Path, default=None, help="keep process logs here")
     parser.add_argument(
         "--role", choices=["driver", "relay", "responder"], default="driver", help=argparse.SUPPRESS
@@ -694,8 +688,7 @@ def main(argv: list[str] | None = None) -> int:
         prefetch=args.prefetch,
         timeout=args.timeout,
         amqp_base=args.amqp_url,
-        redis_base=args.redis_url,
-        redis_db=args.redis_db,
+        redis_url=args.redis_url,
         log_dir=args.log_dir,
         quick=quick,
     )

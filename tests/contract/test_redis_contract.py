@@ -1,4 +1,4 @@
-"""The Redis connector against the standard contract (real Redis on 127.0.0.1:6379, a claimed database).
+"""The Redis connector against the standard contract (a real Redis: the session's own, a claimed database).
 
 Credentials are tested for real with ACL users this module creates and deletes: one the server refuses
 for its password, one that may only GET (a SET is refused, PERMISSION_DENIED), one limited to other keys
@@ -35,7 +35,7 @@ def redis_db() -> Iterator[RedisDb]:
 
 @pytest.fixture(scope="module")
 def acl_users(redis_db: RedisDb) -> Iterator[dict[str, str]]:
-    admin = redis.Redis(host="127.0.0.1", port=6379)
+    admin = redis.Redis(host=redis_db.host, port=redis_db.port)
     grants: dict[str, tuple[list[str], list[str]]] = {  # role -> (key patterns, commands)
         "full": (["*"], ["+@all"]),
         "get_only": (["*"], ["+get", "+ping", "+select", "+exists"]),
@@ -55,7 +55,8 @@ def acl_users(redis_db: RedisDb) -> Iterator[dict[str, str]]:
 
 def redis_connection(db: RedisDb, **fields: Any) -> ServiceConnection:
     custom = {"db": db.index, "key_prefix": f"contract-{uuid.uuid4().hex[:8]}:"}
-    body = {"service_type": "redis", "service_name": "contract_redis", "host": "127.0.0.1", **fields}
+    body = {"service_type": "redis", "service_name": "contract_redis", "host": db.host, "port": db.port}
+    body.update(fields)
     return ServiceConnection.model_validate({**body, "custom_config": custom})
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import random
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from tests.support.services import PG_DSN, Vhost, claim_redis_db, create_vhost, 
 pytestmark = pytest.mark.integration
 
 BIG_ROWS = 1_250_000
-TABLE = "csv_sink_target"
+TABLE = f"csv_sink_target_{uuid.uuid4().hex[:10]}"  # unique: a same-named user table is never touched
 
 
 def vm_kib(pid: int, field: str) -> int:
@@ -161,7 +162,6 @@ async def test_50_mb_csv_streams_from_s3_into_postgresql_with_bounded_worker_mem
     put(s3, lake.bucket, "big.csv", body)
     del body
     pg = await asyncpg.connect(PG_DSN)
-    await pg.execute(f"DROP TABLE IF EXISTS {TABLE}")
     await pg.execute(f"CREATE TABLE {TABLE} (id int, name text, amount numeric, created date)")
     updates: list[dict[str, Any]] = []
     peak_before = vm_kib(worker.proc.pid, "VmHWM")

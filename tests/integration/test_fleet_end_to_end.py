@@ -15,6 +15,7 @@ from scf.fleet.client import FleetClient
 from scf.fleet.rpc import RpcClient
 from scf.schemas.control import MessageType
 from scf.schemas.errors import ConfigurationError, PermanentError
+from tests.support.pg_schema import own_schema
 from tests.support.services import PG_DSN, Vhost
 from tests.support.spec import SPEC_CREATE_BODY, SPEC_INSERT_REQUEST, SPEC_METRICS_KEYS
 
@@ -22,14 +23,17 @@ pytestmark = pytest.mark.integration
 
 CANARY_PASSWORD = "secure_password-canary-7f3a9"
 
-# The spec's create body with two adjustments for this machine: the password is a canary we can search
-# for, and the local PostgreSQL serves no TLS, so ssl_enabled is false.
+# The spec's create body with three adjustments for this machine: the password is a canary we can search
+# for, the local PostgreSQL serves no TLS, so ssl_enabled is false, and the schema is one this module
+# created (a user who tried the spec has their own `analytics.public.user_analytics`: never touched).
 CREATE_BODY: dict[str, Any] = {**SPEC_CREATE_BODY, "password": CANARY_PASSWORD, "ssl_enabled": False}
+ANALYTICS_DSN = PG_DSN.rsplit("/", 1)[0] + "/analytics"
 
 
 @pytest.fixture(scope="module")
-async def analytics_db() -> AsyncIterator[None]:
-    """The spec's database and role, created for real (trust auth: the password is not checked here)."""
+async def analytics_db() -> AsyncIterator[str]:
+    """The spec's database and role (created if missing, never dropped: a user may own them), and the
+    spec's tables in a schema of this module's own, dropped at the end (trust auth: no password check)."""
     admin = await asyncpg.connect(PG_DSN)
     try:
         if not await admin.fetchval("SELECT 1 FROM pg_roles WHERE rolname = 'analyst'"):
@@ -38,28 +42,32 @@ async def analytics_db() -> AsyncIterator[None]:
             await admin.execute("CREATE DATABASE analytics OWNER analyst")
     finally:
         await admin.close()
-    db = await asyncpg.connect(PG_DSN.rsplit("/", 1)[0] + "/analytics", user="analyst")
-    try:
-        await db.execute("DROP TABLE IF EXISTS user_analytics, user_events")
-        await db.execute(
-            "CREATE TABLE user_analytics (user_id int PRIMARY KEY, action text, timestamp timestamptz)"
-        )
-        await db.execute(
-            "CREATE TABLE user_events (id serial PRIMARY KEY, user_id int, date date, kind text)"
-        )
-        await db.execute(
-            "INSERT INTO user_events (user_id, date, kind) VALUES (1, '2023-12-31', 'old'), "
-            "(2, '2024-01-01', 'new'), (3, '2024-02-01', 'new')"
-        )
-        yield
-    finally:
-        await db.close()
+    async with own_schema(ANALYTICS_DSN, owner="analyst") as schema:
+        db = await asyncpg.connect(ANALYTICS_DSN, user="analyst", server_settings={"search_path": schema})
+        try:
+            await db.execute(
+                "CREATE TABLE user_analytics (user_id int PRIMARY KEY, action text, timestamp timestamptz)"
+            )
+            await db.execute(
+                "CREATE TABLE user_events (id serial PRIMARY KEY, user_id int, date date, kind text)"
+            )
+            await db.execute(
+                "INSERT INTO user_events (user_id, date, kind) VALUES (1, '2023-12-31', 'old'), "
+                "(2, '2024-01-01', 'new'), (3, '2024-02-01', 'new')"
+            )
+        finally:
+            await db.close()
+        yield schema
 
 
 @pytest.fixture(scope="module")
-async def registered(client: FleetClient, analytics_db: None) -> dict[str, Any]:
-    connector = await client.create_connector(CREATE_BODY)
-    return connector.created.model_dump(mode="json")
+async def registered(client: FleetClient, analytics_db: str) -> AsyncIterator[dict[str, Any]]:
+    custom_config = {**SPEC_CREATE_BODY["custom_config"], "schema": analytics_db}
+    connector = await client.create_connector({**CREATE_BODY, "custom_config": custom_config})
+    try:
+        yield connector.created.model_dump(mode="json")
+    finally:  # its pool must let go of the schema before the schema is dropped
+        await client.delete_connector("analytics_db")
 
 
 async def test_spec_create_body_registers_and_reports_connected(registered: dict[str, Any]) -> None:
@@ -77,7 +85,7 @@ async def test_spec_create_body_registers_and_reports_connected(registered: dict
 
 
 async def test_spec_insert_reply_has_spec_shape_and_row_is_stored(
-    client: FleetClient, registered: dict[str, Any]
+    client: FleetClient, registered: dict[str, Any], analytics_db: str
 ) -> None:
     result = await client.execute_operation("analytics_db", SPEC_INSERT_REQUEST)
 
@@ -86,9 +94,11 @@ async def test_spec_insert_reply_has_spec_shape_and_row_is_stored(
     assert (result.records_processed, result.records_affected) == (1, 1)
     assert result.result_data == {"inserted_rows": 1, "updated_rows": 0}
     assert result.execution_time > 0
-    db = await asyncpg.connect(PG_DSN.rsplit("/", 1)[0] + "/analytics", user="analyst")
+    db = await asyncpg.connect(ANALYTICS_DSN, user="analyst")
     try:
-        row = await db.fetchrow("SELECT user_id, action, timestamp FROM user_analytics WHERE user_id = 123")
+        row = await db.fetchrow(
+            f"SELECT user_id, action, timestamp FROM {analytics_db}.user_analytics WHERE user_id = 123"
+        )
     finally:
         await db.close()
     assert row is not None

@@ -8,9 +8,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
+from tests.support.pg_schema import own_schema
+from tests.support.services import PG_DSN
 from tests.support.spec import SPEC_CREATE_BODY, SPEC_INSERT_REQUEST
 
 pytestmark = pytest.mark.integration
@@ -102,30 +105,39 @@ async def test_list_and_get_mask_secrets(http: Recorder, gw_db: str) -> None:
     assert fetched.json()["config"]["password"] == "**********"
 
 
-async def test_execute_the_spec_insert_and_fetch_its_stored_result(http: Recorder, gw_db: str) -> None:
-    async with httpx.AsyncClient(base_url=str(http.base_url)) as setup:
-        await setup.post(
-            f"/connectors/{gw_db}/execute",
-            json={
-                "operation": "query",
-                "parameters": {"query": "SELECT 1"},
-            },
-        )
-    import asyncpg
+@pytest.fixture(scope="module")
+async def spec_rows(http: Recorder) -> AsyncIterator[tuple[str, str]]:
+    """The spec's `user_analytics`, in a schema of this module's own (a user's table is never touched)."""
+    async with own_schema(PG_DSN) as schema:
+        conn = await asyncpg.connect(PG_DSN)
+        try:
+            await conn.execute(
+                f"CREATE TABLE {schema}.user_analytics "
+                "(user_id int PRIMARY KEY, action text, timestamp timestamptz)"
+            )
+        finally:
+            await conn.close()
+        body = {**PG, "service_name": "gw_spec_rows", "custom_config": {"schema": schema}}
+        response = await http.post("/connectors", json=body)
+        assert response.status_code == 201, response.text
+        try:
+            yield "gw_spec_rows", schema
+        finally:
+            await http.delete("/connectors/gw_spec_rows")
 
-    conn = await asyncpg.connect("postgresql://postgres@127.0.0.1/test")
+
+async def test_execute_the_spec_insert_and_fetch_its_stored_result(
+    http: Recorder, spec_rows: tuple[str, str]
+) -> None:
+    service, schema = spec_rows
+    request = {**SPEC_INSERT_REQUEST, "connection_id": service}
+
+    response = await http.post(f"/connectors/{service}/execute", json=request)
+    stored = await http.get(f"/operations/{response.json()['operation_id']}")
+    conn = await asyncpg.connect(PG_DSN)
     try:
-        await conn.execute("DROP TABLE IF EXISTS user_analytics")
-        await conn.execute(
-            "CREATE TABLE user_analytics (user_id int PRIMARY KEY, action text, timestamp timestamptz)"
-        )
-        request = {**SPEC_INSERT_REQUEST, "connection_id": gw_db}
-
-        response = await http.post(f"/connectors/{gw_db}/execute", json=request)
-        stored = await http.get(f"/operations/{response.json()['operation_id']}")
-        count = await conn.fetchval("SELECT count(*) FROM user_analytics")
+        count = await conn.fetchval(f"SELECT count(*) FROM {schema}.user_analytics")
     finally:
-        await conn.execute("DROP TABLE IF EXISTS user_analytics")
         await conn.close()
 
     assert response.status_code == 200, response.text

@@ -1,5 +1,5 @@
 """The Redis connector through the fleet: spec bodies over real RabbitMQ to the session's worker process,
-which reaches Redis on 127.0.0.1:6379 in a database claimed for this module (the fleet claims its own).
+which reaches the session's private Redis in a database claimed for this module (the fleet claims its own).
 
 One operation of every family runs as a caller would run it (AMQP RPC through `FleetClient`), and a
 typed error (WRONGTYPE) crosses the fleet as a failed reply.
@@ -35,8 +35,8 @@ async def cache(client: FleetClient, redis_db: RedisDb) -> AsyncIterator[str]:
         {
             "service_type": "redis",
             "service_name": SERVICE,
-            "host": "127.0.0.1",
-            "port": 6379,
+            "host": redis_db.host,
+            "port": redis_db.port,
             "connection_timeout": 5,
             "retry_attempts": 1,
             "custom_config": {"db": redis_db.index, "session_ttl": 300},

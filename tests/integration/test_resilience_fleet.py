@@ -13,7 +13,7 @@ import pytest
 from scf.fleet.client import FleetClient
 from tests.support.fleet import FleetProcess
 from tests.support.proxy import TcpProxy
-from tests.support.services import PG_DSN
+from tests.support.services import PG_DSN, claim_redis_db
 
 pytestmark = pytest.mark.integration
 
@@ -152,13 +152,14 @@ async def test_cancelling_before_it_runs_means_it_never_runs(client: FleetClient
 
 async def test_an_idempotency_key_makes_a_non_transactional_write_happen_once(client: FleetClient) -> None:
     name = f"cache_{uuid.uuid4().hex[:6]}"
+    db = claim_redis_db()  # the session's private Redis, not a user's db 3 on the shared one
     await client.create_connector(
         {
             "service_type": "redis",
             "service_name": name,
-            "host": "127.0.0.1",
-            "port": 6379,
-            "custom_config": {"db": 3},
+            "host": db.host,
+            "port": db.port,
+            "custom_config": {"db": db.index},
         }
     )
     key = f"counter-{uuid.uuid4().hex}"
@@ -171,6 +172,7 @@ async def test_an_idempotency_key_makes_a_non_transactional_write_happen_once(cl
         await client.execute_operation(name, {"operation": "delete", "data": {"keys": [key]}})
     finally:
         await client.delete_connector(name)
+        db.release()
 
     assert all(r.status == "success" for r in results), [r.error for r in results]
     assert sorted(r.replayed for r in results) == [False, True, True, True, True]

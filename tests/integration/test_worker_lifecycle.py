@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -229,9 +230,11 @@ async def test_readiness_follows_redis_reachability(
     crash_env: tuple[Vhost, dict[str, str]], tmp_path: Path
 ) -> None:
     _, env = crash_env
-    redis_proxy = TcpProxy(6379)
+    target = urllib.parse.urlsplit(env["SCF_REDIS_URL"])  # the session's private Redis
+    assert target.port is not None
+    redis_proxy = TcpProxy(target.port)
     await redis_proxy.start()
-    db = env["SCF_REDIS_URL"].rsplit("/", 1)[1]
+    db = target.path.lstrip("/")
     env = {**env, "SCF_REDIS_URL": f"redis://127.0.0.1:{redis_proxy.port}/{db}"}
     worker = FleetProcess(["worker", "--types", "csv"], env, tmp_path / "redis-watch.log")
     try:

@@ -26,7 +26,7 @@ def unique_prefix(label: str = "t") -> str:
 def redis_connection(db: RedisDb, name: str = "redis_test", **fields: Any) -> ServiceConnection:
     custom = {"db": db.index, **fields.pop("custom_config", {})}
     custom.setdefault("key_prefix", unique_prefix())
-    body = {"service_type": "redis", "service_name": name, "host": "127.0.0.1", "port": 6379, **fields}
+    body = {"service_type": "redis", "service_name": name, "host": db.host, "port": db.port, **fields}
     return ServiceConnection.model_validate({**body, "custom_config": custom})
 
 
@@ -35,7 +35,7 @@ class RedisBench:
 
     def __init__(self, db: RedisDb) -> None:
         self.db = db
-        self.raw = Redis(host="127.0.0.1", port=6379, db=db.index)
+        self.raw = Redis(host=db.host, port=db.port, db=db.index)
         self._connectors: list[RedisConnector] = []
 
     def connector(self, **fields: Any) -> RedisConnector:

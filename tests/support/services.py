@@ -1,25 +1,33 @@
 """Real services for tests: reachability checks that fail under CI (skip locally), and isolation.
 
-Each test session gets its own RabbitMQ vhost and Redis database so it never touches a developer's
-running fleet, and a fresh Fernet key.
+Each test session gets its own RabbitMQ vhost (created here, deleted at the end) and its own private
+`redis-server` (databases claimed from it), so it never reads, writes or flushes a user's data on the
+machine's shared services. PostgreSQL tests work in schemas or tables they created
+(tests/support/pg_schema.py).
 """
 
 from __future__ import annotations
 
+import atexit
+import itertools
 import os
+import shutil
 import socket
 import subprocess
+import threading
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis
 
+from tests.support.private_services import LOOPBACK, PrivateRedis
+
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PG_DSN = os.environ.get("SCF_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-#: Redis databases tests may claim (0 stays the developer's fleet; 13 is the benchmark's).
-TEST_REDIS_DBS = (15, 14, 12, 11, 10, 9, 8, 7, 6, 5)
-_CLAIM_KEY = "scf-test:claimed-by"
+#: Databases of the session's private Redis (one per claim; a session makes about ten claims).
+SESSION_REDIS_DATABASES = 64
 
 
 def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -69,36 +77,65 @@ def delete_vhost(vhost: Vhost) -> None:
     )
 
 
+class _SessionRedis(PrivateRedis):
+    """The test session's own `redis-server`: no persistence, enough databases for every claim."""
+
+    def _command(self) -> list[str]:
+        return [*super()._command(), "--databases", str(SESSION_REDIS_DATABASES)]
+
+
+_session_redis: _SessionRedis | None = None
+_next_db = itertools.count(1)  # db 0 stays unused, so a bare URL never lands in a claimed database
+_lock = threading.Lock()
+
+
+def session_redis() -> _SessionRedis:
+    """Start (once per process) the private Redis every claimed database lives on; it dies at exit."""
+    global _session_redis
+    with _lock:
+        if _session_redis is None or not _session_redis.running:
+            if shutil.which("redis-server") is None and not Path("/usr/bin/redis-server").exists():
+                message = "redis-server is not installed: the test session cannot run its own Redis"
+                if IN_CI:
+                    pytest.fail(message + " (CI requires it)")
+                pytest.skip(message)
+            server = _SessionRedis()
+            server.start()
+            atexit.register(server.close)
+            _session_redis = server
+        return _session_redis
+
+
 @dataclass(frozen=True)
 class RedisDb:
-    """A Redis database this test session owns until `release()`: empty at claim, flushed at release."""
+    """A database on the session's private Redis, owned by one fixture until `release()`.
+
+    The server is this process's own, so nothing a user stored can be in it: flushing at release is safe
+    by construction, and the machine's shared Redis (127.0.0.1:6379) is never written by a claim.
+    """
 
     index: int
-    token: str
+    port: int
+    host: str = LOOPBACK
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:6379/{self.index}"
+        return f"redis://{self.host}:{self.port}/{self.index}"
 
     def release(self) -> None:
-        client = redis.Redis.from_url(self.url)
+        client = redis.Redis(host=self.host, port=self.port, db=self.index)
         try:
-            if client.get(_CLAIM_KEY) == self.token.encode():
-                client.flushdb()
+            client.flushdb()
+        except redis.ConnectionError:
+            pass  # the private server is already gone (interpreter exit): nothing left to clean
         finally:
             client.close()
 
 
 def claim_redis_db() -> RedisDb:
-    """Claim a free test database, so concurrent test sessions never flush each other's state."""
-    token = uuid.uuid4().hex
-    for index in TEST_REDIS_DBS:
-        client = redis.Redis.from_url(f"redis://127.0.0.1:6379/{index}")
-        try:
-            if client.set(_CLAIM_KEY, token, nx=True, ex=3 * 3600):
-                for key in client.scan_iter("scf:*"):
-                    client.delete(key)
-                return RedisDb(index, token)
-        finally:
-            client.close()
-    raise RuntimeError(f"every test Redis database {TEST_REDIS_DBS} is claimed by another session")
+    """A fresh, empty database of this session's private Redis (never one of the shared server's)."""
+    server = session_redis()
+    index = next(_next_db)
+    if index >= SESSION_REDIS_DATABASES:
+        raise RuntimeError(f"this session claimed all {SESSION_REDIS_DATABASES - 1} private Redis databases")
+    return RedisDb(index, server.port)
