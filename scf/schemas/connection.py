@@ -1,7 +1,8 @@
 """`ServiceConnection`: the spec's `POST /connectors` body, validated per service type.
 
 The model keeps the password as a `SecretStr`; `public_view()` is the only shape that leaves the fleet
-(list/get replies, logs), `sealed_payload()` the only one that carries secrets (to be encrypted at rest).
+(list/get replies, the registry's public part, logs), masked by what each type's config model declares;
+`sealed_payload()` is the only one that carries secrets (to be encrypted at rest).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import (
 from scf.schemas.connection_types import ServiceType as ServiceType  # re-exported: the built-in types
 from scf.schemas.errors import ConfigurationError, ErrorCode
 from scf.schemas.plugins import known_types
+from scf.schemas.secret_fields import mask_text, public_config
 from scf.schemas.secrets import MASK, redact
 
 SERVICE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -99,11 +101,29 @@ class ServiceConnection(BaseModel):
         return self.password.get_secret_value() if self.password is not None else None
 
     def public_view(self) -> dict[str, Any]:
-        """The configuration with every secret masked: what list/get replies and logs may show."""
+        """The configuration with every secret masked: what list/get replies, the registry and logs show.
+
+        `custom_config` is masked by what its type's model declares (see `scf.schemas.secret_fields`),
+        not by guessing from key names; `redact` remains the fallback for keys no model declares.
+        """
         body = self.model_dump(mode="json", exclude={"password", "custom_config"})
+        body = {k: mask_text(v) if isinstance(v, str) else v for k, v in body.items()}
         body["password"] = MASK if self.password is not None else None
-        body["custom_config"] = redact(self.custom_config)
+        body["custom_config"] = self._public_custom_config()
         return body
+
+    def _public_custom_config(self) -> dict[str, Any]:
+        from scf.schemas.configs import parse_type_config
+
+        try:
+            parsed = parse_type_config(self.service_type, self.custom_config)
+        except ValidationError:
+            parsed = None  # validated at construction; a plugin model may still change under us
+        if parsed is None:
+            fallback = redact(self.custom_config)
+            assert isinstance(fallback, dict)
+            return {k: mask_text(v) if isinstance(v, str) else v for k, v in fallback.items()}
+        return public_config(parsed, self.custom_config)
 
     def sealed_payload(self) -> dict[str, Any]:
         """The full configuration, secrets included. Only ever handed to the encryption layer."""
