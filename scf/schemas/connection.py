@@ -22,7 +22,7 @@ from pydantic import (
 from scf.schemas.connection_types import ServiceType as ServiceType  # re-exported: the built-in types
 from scf.schemas.errors import ConfigurationError, ErrorCode
 from scf.schemas.plugins import known_types
-from scf.schemas.secret_fields import mask_text, public_config
+from scf.schemas.secret_fields import capped, mask_dsn, mask_headers, mask_text, public_config
 from scf.schemas.secrets import MASK, redact
 
 SERVICE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -120,7 +120,7 @@ class ServiceConnection(BaseModel):
         except ValidationError:
             parsed = None  # validated at construction; a plugin model may still change under us
         if parsed is None:
-            fallback = redact(self.custom_config)
+            fallback = redact(capped(self.custom_config))
             assert isinstance(fallback, dict)
             return {k: mask_text(v) if isinstance(v, str) else v for k, v in fallback.items()}
         return public_config(parsed, self.custom_config)
@@ -153,3 +153,44 @@ def describe_validation_error(exc: ValidationError, limit: int = 10) -> str:
     if more > 0:
         parts.append(f"... and {more} more")
     return "; ".join(parts)
+
+
+def public_request_body(body: Any) -> Any:
+    """A request body as a dead letter or log may show it: a connector config masked by its type's model.
+
+    For bodies that carry a connector configuration (connector.create/update, alone or under `request`);
+    any other body, and a config that does not validate, fall back to `redact` plus DSN masking of every
+    string under `custom_config` (over-masking a broken config is fine; echoing its secret is not).
+    """
+    if not isinstance(body, dict):
+        return redact(body)
+    if isinstance(body.get("request"), dict):
+        shown = redact({k: v for k, v in body.items() if k != "request"})
+        return {**shown, "request": public_request_body(body["request"])}
+    if "service_type" not in body and "custom_config" not in body:
+        return redact(body)
+    try:
+        return ServiceConnection.model_validate(body).public_view()
+    except (ValidationError, ValueError, TypeError):
+        shown = redact(body)
+        assert isinstance(shown, dict)
+        if "custom_config" in shown:
+            shown["custom_config"] = _mask_unmodelled(shown["custom_config"])
+        return shown
+
+
+def _mask_unmodelled(value: Any, depth: int = 0) -> Any:
+    if depth > 8:
+        return MASK
+    if isinstance(value, str):
+        return mask_dsn(value) if "=" in value or "://" in value else value
+    if isinstance(value, dict):
+        if any(str(k).lower() == "headers" for k in value):
+            value = {
+                k: mask_headers(v) if str(k).lower() == "headers" and isinstance(v, dict) else v
+                for k, v in value.items()
+            }
+        return {k: _mask_unmodelled(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_unmodelled(v, depth + 1) for v in value]
+    return value

@@ -9,6 +9,7 @@ cannot read (an unreadable DSN is masked whole).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, get_args
@@ -22,6 +23,7 @@ from scf.schemas.secrets import MASK, is_secret_key, redact
 #: Longer DSN/URL text is masked whole rather than scanned (config fields cap it well below this).
 MAX_DSN_CHARS = 16_384
 _MAX_PARAM_NAME = 128
+_SEPARATORS = re.compile(r"([&#;])")
 
 #: Headers that never carry credentials: their values are shown in list/get replies and sent to any
 #: origin. Every other configured header is a secret (masked, sent only to the connector's own origin).
@@ -114,17 +116,13 @@ def _mask_url(text: str) -> str:
 
 
 def _mask_query(query: str) -> str:
-    fragment = query.find("#")
-    tail = ""
-    if fragment >= 0:
-        query, tail = query[:fragment], "#" + _mask_query(query[fragment + 1 :])
-    pieces = []
-    for piece in query.split("&"):
-        name, sep, value = piece.partition("=")
+    """`a=1&password=x#token=y;sig=z`: secret-named parameters masked, in the query and the fragment."""
+    pieces = _SEPARATORS.split(query)  # a one-character class: linear, no backtracking
+    for index in range(0, len(pieces), 2):
+        name, sep, value = pieces[index].partition("=")
         if sep and value and param_is_secret(unquote_plus(name)):
-            piece = f"{name}={MASK}"
-        pieces.append(piece)
-    return "&".join(pieces) + tail
+            pieces[index] = f"{name}={MASK}"
+    return "".join(pieces)
 
 
 def _mask_keywords(text: str) -> str:
@@ -170,9 +168,10 @@ def mask_text(value: str) -> str:
 def public_config(parsed: BaseModel, raw: Mapping[str, Any]) -> dict[str, Any]:
     """`raw` (the config as given) with every secret the model `parsed` declares masked.
 
-    Walks the keys the caller gave (so the reply has the caller's shape), choosing the masking from the
-    parsed model's field: `SecretStr` -> MASK, `SecretDsn` -> `mask_dsn`, `HeaderMap` -> `mask_headers`,
-    nested models recursively. Keys the model does not declare fall back to `redact` by name.
+        Walks the keys the caller gave (so the reply has the caller's shape), choosing the masking from the
+        parsed model's field: `SecretStr` -> MASK, `SecretDsn` -> `mask_dsn`, `HeaderMap` -> `mask_headers`,
+        nested models recursively. Keys the model does not declare fall back to `redact` by name (strings
+    longer than `MAX_DSN_CHARS` are masked whole first, so no scan runs over megabytes of config).
     """
     fields = type(parsed).model_fields
     names = {(info.alias or name): name for name, info in fields.items()}
@@ -217,9 +216,22 @@ def _marks(info: FieldInfo | None) -> list[Any]:
 
 
 def _fallback(value: Any, key: str) -> Any:
-    masked = redact(value, key=key)
+    masked = redact(capped(value), key=key)
     if isinstance(masked, str):
         return mask_text(masked)
     if isinstance(masked, list):
         return [mask_text(v) if isinstance(v, str) else v for v in masked]
     return masked
+
+
+def capped(value: Any, depth: int = 0) -> Any:
+    """`value` with every string longer than `MAX_DSN_CHARS` masked whole, before any scan looks at it."""
+    if isinstance(value, str):
+        return MASK if len(value) > MAX_DSN_CHARS else value
+    if depth > 32:
+        return MASK
+    if isinstance(value, Mapping):
+        return {k: capped(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [capped(v, depth + 1) for v in value]
+    return value
