@@ -58,6 +58,8 @@ POSITIONS = [
     "gw_keyword_dsn",
     "gw_header",
     "gw_update",
+    "url_source_userinfo",
+    "url_source_query",
     "refused",
     "dead_letter",
 ]
@@ -171,6 +173,7 @@ def connectors() -> list[dict[str, Any]]:
                 "auth": {"type": "bearer", "token": CANARY["bearer_token"]},
             },
         },
+        {**base, "service_type": "csv", "service_name": name("csv")},
         {
             **base,
             "service_type": "api",
@@ -263,6 +266,16 @@ async def seen(client: FleetClient, gateway_url: str) -> AsyncIterator[Seen]:
         (name("api_headers"), {"operation": "preview", "data": {"api_endpoint": "/x"}}),
         (name("api_oauth"), {"operation": "preview", "data": {"api_endpoint": "/x"}}),
         (name("minio"), {"operation": "list_buckets"}),
+        (
+            name("csv"),
+            {
+                "operation": "preview",
+                "data": {
+                    "url": f"http://scf:{CANARY['url_source_userinfo']}@127.0.0.1:1/f.csv"
+                    f"?token={CANARY['url_source_query']}"
+                },
+            },
+        ),
     ]
     for service, request in operations:
         result = await client.execute_operation(service, {**request, "timeout": 20}, timeout=20)
