@@ -18,7 +18,7 @@ from urllib.parse import unquote_plus
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from scf.schemas.secrets import MASK, is_secret_key, redact
+from scf.schemas.secrets import MASK, is_secret_key, mask_url, redact
 
 #: Longer DSN/URL text is masked whole rather than scanned (config fields cap it well below this).
 MAX_DSN_CHARS = 16_384
@@ -85,11 +85,19 @@ def mask_dsn(text: str) -> str:
     """`text` with every secret masked: URL userinfo password, secret query parameters, keyword values."""
     if len(text) > MAX_DSN_CHARS:
         return MASK
-    if "://" in text:
+    if _starts_with_scheme(text):
         return _mask_url(text)
-    if "=" in text:
+    if "=" in text:  # keyword DSN, even when a value holds '://' (options='-c x=a://b')
         return _mask_keywords(text)
+    if "://" in text:  # free text quoting a URL
+        return mask_url(text)
     return text
+
+
+def _starts_with_scheme(text: str) -> bool:
+    end = text.find("://")
+    scheme = text[:end]
+    return end > 0 and scheme[0].isalpha() and all(ch.isalnum() or ch in "+.-" for ch in scheme)
 
 
 def _mask_url(text: str) -> str:

@@ -440,6 +440,8 @@ WORST_CASES: dict[str, Callable[[int], str]] = {
     "schemes": lambda n: "://" * (n // 3),
     "separators": lambda n: "http://h/?" + "#;&" * (n // 3),
     "letters": lambda n: "a" * n,
+    "letters_then_scheme": lambda n: " " + "a" * n + "://u:p@h",
+    "keyword_with_urls": lambda n: "password=x " + "o=a://b " * (n // 8),
 }
 
 

@@ -42,6 +42,8 @@ C = "c4n4ry-s3cr3t"
         (f"host=h password='{C}", MASK),  # unterminated quote: unreadable, masked whole
         (f"host=h {C}", MASK),
         ("a plain name", "a plain name"),
+        (f"host=h password={C} options='-c x=a://b'", f"host=h password={MASK} options='-c x=a://b'"),
+        (f"see postgresql://u:{C}@h/db for details", f"see postgresql://u:{MASK}@h/db for details"),
     ],
 )
 def test_mask_dsn_masks_every_secret_part(dsn: str, shown: str) -> None:
@@ -176,3 +178,15 @@ def test_api_headers_with_unusual_names_need_a_base_origin() -> None:
 )
 def test_a_request_body_shown_in_a_dead_letter_hides_config_secrets(body: dict[str, Any]) -> None:
     assert C not in str(public_request_body(body))
+
+
+def test_the_api_connector_sends_unusual_headers_only_to_its_own_origin() -> None:
+    from scf.connectors.api.settings import api_settings
+    from scf.schemas.configs.api import ApiConfig
+
+    custom = {"base_url": "https://a.example", "headers": {"Accept": "application/json", "X-Auth": C}}
+    conn = ServiceConnection.parse({"service_type": "api", "service_name": "s", "custom_config": custom})
+    settings = api_settings(conn, ApiConfig.model_validate(custom))
+    assert settings.headers == {"Accept": "application/json"}
+    assert settings.secret_headers == {"X-Auth": C}
+    assert C not in repr(settings) + repr(ApiConfig.model_validate(custom))
