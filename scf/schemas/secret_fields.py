@@ -106,6 +106,8 @@ def _mask_url(text: str) -> str:
     A password may hold unencoded '/', '?', '#' or '@': everything between the first ':' of the
     userinfo and the LAST '@' is masked, so a careless DSN over-masks rather than leaks.
     """
+    if any(ch.isspace() for ch in text):
+        return MASK  # not one URL: what follows the space may be anything (`url password=x`)
     start = text.index("://") + 3
     head, rest = text[:start], text[start:]
     at = rest.rfind("@")

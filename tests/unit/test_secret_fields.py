@@ -42,6 +42,7 @@ C = "c4n4ry-s3cr3t"
         (f"host=h password='{C}", MASK),  # unterminated quote: unreadable, masked whole
         (f"host=h {C}", MASK),
         ("a plain name", "a plain name"),
+        (f"postgresql://u@h/db password={C}", MASK),
         (f"host=h password={C} options='-c x=a://b'", f"host=h password={MASK} options='-c x=a://b'"),
         (f"see postgresql://u:{C}@h/db for details", f"see postgresql://u:{MASK}@h/db for details"),
     ],
