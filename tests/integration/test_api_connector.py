@@ -607,3 +607,17 @@ async def test_credentials_are_not_sent_to_another_origin(demo: RunningApi, othe
 
     failed(result, "permanent", "INVALID_REQUEST")
     assert len(other.server.requests) == before
+
+
+async def test_a_header_with_an_unusual_name_is_a_credential_for_its_origin_only(
+    demo: RunningApi, other: RunningApi
+) -> None:
+    before = len(other.server.requests)
+
+    result = await run(
+        connection(demo, allow=(other.server.host_port,), headers={"X-Auth": "unusual-secret-4"}),
+        data={"api_endpoint": f"{other.url}/records"},
+    )
+
+    failed(result, "permanent", "INVALID_REQUEST")
+    assert len(other.server.requests) == before
