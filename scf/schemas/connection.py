@@ -1,7 +1,8 @@
 """`ServiceConnection`: the spec's `POST /connectors` body, validated per service type.
 
 The model keeps the password as a `SecretStr`; `public_view()` is the only shape that leaves the fleet
-(list/get replies, logs), `sealed_payload()` the only one that carries secrets (to be encrypted at rest).
+(list/get replies, the registry's public part, logs), masked by what each type's config model declares;
+`sealed_payload()` is the only one that carries secrets (to be encrypted at rest).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from pydantic import (
 from scf.schemas.connection_types import ServiceType as ServiceType  # re-exported: the built-in types
 from scf.schemas.errors import ConfigurationError, ErrorCode
 from scf.schemas.plugins import known_types
+from scf.schemas.secret_fields import capped, mask_dsn, mask_headers, mask_text, public_config
 from scf.schemas.secrets import MASK, redact
 
 SERVICE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
@@ -99,11 +101,29 @@ class ServiceConnection(BaseModel):
         return self.password.get_secret_value() if self.password is not None else None
 
     def public_view(self) -> dict[str, Any]:
-        """The configuration with every secret masked: what list/get replies and logs may show."""
+        """The configuration with every secret masked: what list/get replies, the registry and logs show.
+
+        `custom_config` is masked by what its type's model declares (see `scf.schemas.secret_fields`),
+        not by guessing from key names; `redact` remains the fallback for keys no model declares.
+        """
         body = self.model_dump(mode="json", exclude={"password", "custom_config"})
+        body = {k: mask_text(v) if isinstance(v, str) else v for k, v in body.items()}
         body["password"] = MASK if self.password is not None else None
-        body["custom_config"] = redact(self.custom_config)
+        body["custom_config"] = self._public_custom_config()
         return body
+
+    def _public_custom_config(self) -> dict[str, Any]:
+        from scf.schemas.configs import parse_type_config
+
+        try:
+            parsed = parse_type_config(self.service_type, self.custom_config)
+        except ValidationError:
+            parsed = None  # validated at construction; a plugin model may still change under us
+        if parsed is None:
+            fallback = redact(capped(self.custom_config))
+            assert isinstance(fallback, dict)
+            return {k: mask_text(v) if isinstance(v, str) else v for k, v in fallback.items()}
+        return public_config(parsed, self.custom_config)
 
     def sealed_payload(self) -> dict[str, Any]:
         """The full configuration, secrets included. Only ever handed to the encryption layer."""
@@ -133,3 +153,44 @@ def describe_validation_error(exc: ValidationError, limit: int = 10) -> str:
     if more > 0:
         parts.append(f"... and {more} more")
     return "; ".join(parts)
+
+
+def public_request_body(body: Any) -> Any:
+    """A request body as a dead letter or log may show it: a connector config masked by its type's model.
+
+    For bodies that carry a connector configuration (connector.create/update, alone or under `request`);
+    any other body, and a config that does not validate, fall back to `redact` plus DSN masking of every
+    string under `custom_config` (over-masking a broken config is fine; echoing its secret is not).
+    """
+    if not isinstance(body, dict):
+        return redact(body)
+    if isinstance(body.get("request"), dict):
+        shown = redact({k: v for k, v in body.items() if k != "request"})
+        return {**shown, "request": public_request_body(body["request"])}
+    if "service_type" not in body and "custom_config" not in body:
+        return redact(body)
+    try:
+        return ServiceConnection.model_validate(body).public_view()
+    except (ValidationError, ValueError, TypeError):
+        shown = redact(body)
+        assert isinstance(shown, dict)
+        if "custom_config" in shown:
+            shown["custom_config"] = _mask_unmodelled(shown["custom_config"])
+        return shown
+
+
+def _mask_unmodelled(value: Any, depth: int = 0) -> Any:
+    if depth > 8:
+        return MASK
+    if isinstance(value, str):
+        return mask_dsn(value) if "=" in value or "://" in value else value
+    if isinstance(value, dict):
+        if any(str(k).lower() == "headers" for k in value):
+            value = {
+                k: mask_headers(v) if str(k).lower() == "headers" and isinstance(v, dict) else v
+                for k, v in value.items()
+            }
+        return {k: _mask_unmodelled(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask_unmodelled(v, depth + 1) for v in value]
+    return value

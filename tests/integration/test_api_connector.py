@@ -542,6 +542,30 @@ async def test_a_cross_origin_redirect_drops_the_credentials(demo: RunningApi, o
     assert "authorization" not in other.server.seen("/records")[-1].headers
 
 
+async def test_headers_with_unusual_names_do_not_follow_a_cross_origin_redirect(
+    demo: RunningApi, other: RunningApi
+) -> None:
+    headers = {"X-Auth": "unusual-secret-1", "Signature": "unusual-secret-2", "Accept": "application/json"}
+    conn = connection(demo, allow=(other.server.host_port,), headers=headers)
+    target = f"{other.url}/records"
+
+    data = ok(
+        await run(
+            conn,
+            data={"api_endpoint": f"/redirect?to={target}"},
+            parameters={"records_path": "data.items", "headers": {"X-Vault-Key": "unusual-secret-3"}},
+        )
+    )
+
+    assert data["records"] == ITEMS[:3]
+    sent, forwarded = demo.server.seen("/redirect")[-1].headers, other.server.seen("/records")[-1].headers
+    assert (sent["x-auth"], sent["signature"], sent["x-vault-key"]) == tuple(
+        f"unusual-secret-{i}" for i in (1, 2, 3)
+    )
+    assert {"x-auth", "signature", "x-vault-key"}.isdisjoint(forwarded.keys())
+    assert forwarded["accept"] == "application/json"
+
+
 async def test_redirects_are_capped_and_can_be_switched_off(demo: RunningApi) -> None:
     loop = "/redirect?to=/redirect%3Fto%3D/redirect%253Fto%253D/records"
 
@@ -578,6 +602,20 @@ async def test_credentials_are_not_sent_to_another_origin(demo: RunningApi, othe
 
     result = await run(
         connection(demo, allow=(other.server.host_port,), **custom),
+        data={"api_endpoint": f"{other.url}/records"},
+    )
+
+    failed(result, "permanent", "INVALID_REQUEST")
+    assert len(other.server.requests) == before
+
+
+async def test_a_header_with_an_unusual_name_is_a_credential_for_its_origin_only(
+    demo: RunningApi, other: RunningApi
+) -> None:
+    before = len(other.server.requests)
+
+    result = await run(
+        connection(demo, allow=(other.server.host_port,), headers={"X-Auth": "unusual-secret-4"}),
         data={"api_endpoint": f"{other.url}/records"},
     )
 

@@ -69,3 +69,14 @@ def test_phase_timeouts_are_clipped_to_the_remaining_budget() -> None:
     assert clipped(timeout, None) is timeout
     assert clipped(timeout, 2.0).as_dict() == {"connect": 2.0, "read": 2.0, "write": 2.0, "pool": 2.0}
     assert clipped(timeout, -1).connect == 0.001
+
+
+def test_headers_with_unusual_names_stay_on_the_same_origin() -> None:
+    headers = {"X-Auth": "a1", "X-Vault-Key": "v1", "Signature": "s1", "Accept": "application/json"}
+
+    other = hop(307, "https://cdn.example.net/file", headers=headers)
+    same = hop(307, "/elsewhere", headers=headers)
+
+    assert {"x-auth", "x-vault-key", "signature"}.isdisjoint(other.headers.keys())
+    assert other.headers["accept"] == "application/json"
+    assert same.headers["x-auth"] == "a1" and same.headers["signature"] == "s1"

@@ -21,12 +21,14 @@ from scf.connectors.api.bodies import ACCEPT_ENCODING, FetchedBody, read_capped
 from scf.connectors.api.policy import GuardPolicy, check_url, refusal
 from scf.connectors.api.transport import PinnedBackend, PinnedTransport, default_ssl_context
 from scf.schemas.errors import ErrorCode, PermanentError
-from scf.schemas.secrets import is_secret_key
+from scf.schemas.secret_fields import header_is_secret
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 #: Dropped from a redirected request that leaves the original origin, with any secret-looking header.
 CREDENTIAL_HEADERS = frozenset({"authorization", "cookie", "proxy-authorization"})
 _BODY_HEADERS = ("content-length", "content-type", "transfer-encoding")
+# Headers are credentials unless on the safe list (secret_fields); these describe the transfer, not a caller.
+_TRANSPORT_HEADERS = frozenset({"content-length", "transfer-encoding", "content-encoding", "accept-encoding"})
 USER_AGENT = "service-connector-factory/api"
 
 
@@ -55,7 +57,7 @@ def redirect_request(
     if origin(target) != origin(request.url):
         drop = CREDENTIAL_HEADERS | {h.lower() for h in sensitive_headers}
         for name in list(headers.keys()):
-            if name.lower() in drop or is_secret_key(name):
+            if name.lower() in drop or (header_is_secret(name) and name.lower() not in _TRANSPORT_HEADERS):
                 del headers[name]
     return httpx.Request(
         method, target, headers=headers, content=content or None, extensions=request.extensions

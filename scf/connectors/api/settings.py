@@ -15,7 +15,7 @@ from scf.connectors.api.policy import GuardPolicy, Resolver, parse_url, system_r
 from scf.schemas.configs.api import ApiConfig, PaginationSpec
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ErrorCode, PermanentError
-from scf.schemas.secrets import is_secret_key
+from scf.schemas.secret_fields import header_is_secret
 
 MAX_TOKEN_REPLY_BYTES = 1024 * 1024
 
@@ -83,7 +83,8 @@ def api_settings(connection: ServiceConnection, config: ApiConfig) -> ApiSetting
 
 
 def secret_header(name: str) -> bool:
-    return is_secret_key(name) or name.lower() in ("authorization", "cookie")
+    """Headers are credentials unless on the safe list: sent to the base origin only, masked in errors."""
+    return header_is_secret(name)
 
 
 def guard_policy(config: ApiConfig, resolver: Resolver | None = None) -> GuardPolicy:

@@ -40,7 +40,8 @@ def endpoint(connection: ServiceConnection, config: MinioConfig) -> str:
 
 
 def client_settings(connection: ServiceConnection, config: MinioConfig) -> ClientSettings:
-    access_key, secret_key = config.access_key, config.secret_key
+    access_key = config.access_key.get_secret_value() if config.access_key else None
+    secret_key = config.secret_key.get_secret_value() if config.secret_key else None
     if access_key is None and (connection.username or connection.password):
         access_key, secret_key = connection.username, connection.secret_password()
         if not access_key or not secret_key:
@@ -57,5 +58,5 @@ def client_settings(connection: ServiceConnection, config: MinioConfig) -> Clien
         read_timeout=config.read_timeout,
         access_key=access_key,
         secret_key=secret_key,
-        session_token=config.session_token,
+        session_token=config.session_token.get_secret_value() if config.session_token else None,
     )

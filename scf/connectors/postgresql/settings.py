@@ -47,7 +47,7 @@ def ssl_mode(connection: ServiceConnection, config: PostgresConfig) -> str | ssl
         return config.ssl_mode
     if connection.ssl_enabled:
         return "require"
-    if config.connection_string and _dsn_has_sslmode(config.connection_string):
+    if config.connection_string and _dsn_has_sslmode(config.connection_string.get_secret_value()):
         return None
     return "disable"
 
@@ -84,7 +84,7 @@ def pool_settings(connection: ServiceConnection, config: PostgresConfig) -> Pool
         },
     }
     if config.connection_string:
-        connect["dsn"] = config.connection_string
+        connect["dsn"] = config.connection_string.get_secret_value()
     explicit = {
         "host": connection.host,
         "port": connection.port,

@@ -15,6 +15,7 @@ from typing import Any
 
 from scf.schemas.configs.qdrant import Metric, QdrantConfig
 from scf.schemas.connection import ServiceConnection
+from scf.schemas.secret_fields import mask_dsn
 
 DEFAULT_PORT = 6333
 IN_MEMORY = ":memory:"
@@ -65,7 +66,7 @@ def client_settings(connection: ServiceConnection, config: QdrantConfig, base: P
     }
     if config.url is not None:
         kwargs["url"] = config.url
-        where = config.url
+        where = mask_dsn(config.url)  # shown in errors: a query string may carry a key
     else:
         https = config.https if config.https is not None else connection.ssl_enabled
         kwargs.update(host=connection.host, port=connection.port or DEFAULT_PORT, https=https)

@@ -58,7 +58,7 @@ class ConnectSettings:
 
 def connect_settings(connection: ServiceConnection, config: RabbitMQConfig) -> ConnectSettings:
     if config.url is not None:
-        parts = urlsplit(config.url)
+        parts = urlsplit(config.url.get_secret_value())
         tls = parts.scheme == "amqps"
         # A failover endpoint is this connection with another host (check_connection refuses host and
         # url together otherwise): the backup's address wins, the URL supplies the rest.

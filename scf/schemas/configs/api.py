@@ -1,8 +1,9 @@
 """`custom_config` of an `api` connector: base URL, one authentication method, SSRF exceptions and limits.
 
-Secrets (passwords, tokens, keys) are `SecretStr` fields kept out of reprs; `ServiceConnection.public_view`
-masks them by name. `parse_host_rule` is the one grammar of an `allowed_hosts` entry, shared by this
-model (to refuse a bad entry at create time) and by the connector's SSRF guard (to apply it).
+Secrets (passwords, tokens, keys) are `SecretStr` fields kept out of reprs, and every configured header
+value is a secret unless its name is in `secret_fields.SAFE_HEADERS`; `ServiceConnection.public_view`
+masks them by what this model declares. `parse_host_rule` is the one grammar of an `allowed_hosts`
+entry, shared by this model (to refuse a bad entry at create time) and by the connector's SSRF guard.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from scf.schemas.secrets import is_secret_key
+from scf.schemas.secret_fields import HeaderMap, header_is_secret
 
 if TYPE_CHECKING:
     from scf.schemas.connection import ServiceConnection
@@ -321,7 +322,7 @@ class ApiConfig(BaseModel):
 
     base_url: str | None = Field(default=None, max_length=2048)
     auth: ApiAuth | None = None
-    headers: dict[str, str] = Field(default_factory=dict, max_length=64)
+    headers: HeaderMap = Field(default_factory=dict, max_length=64, repr=False)
     records_path: str = Field(default="$", min_length=1, max_length=512)
     pagination: PaginationSpec | None = None
     health_path: str | None = Field(default=None, max_length=2048)
@@ -381,7 +382,7 @@ class ApiConfig(BaseModel):
                 raise ValueError("give the basic-auth username in the connection or in custom_config.auth")
             if not (self.auth.username or connection.username):
                 raise ValueError("basic authentication needs a username (connection or custom_config.auth)")
-        secret_headers = any(is_secret_key(name) for name in self.headers)
+        secret_headers = any(header_is_secret(name) for name in self.headers)
         has_credentials = self.auth is not None or bool(connection.username) or secret_headers
         if has_credentials and not (self.base_url or connection.host):
             raise ValueError(

@@ -11,7 +11,7 @@ import re
 import unicodedata
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from scf.schemas.errors import ErrorCode, PermanentError
 
@@ -139,9 +139,9 @@ class MinioConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     endpoint: str | None = Field(default=None, max_length=260, description="host:port, without a scheme")
-    access_key: str | None = Field(default=None, min_length=1, max_length=256, repr=False)
-    secret_key: str | None = Field(default=None, min_length=1, max_length=256, repr=False)
-    session_token: str | None = Field(default=None, min_length=1, max_length=8192, repr=False)
+    access_key: SecretStr | None = Field(default=None, min_length=1, max_length=256, repr=False)
+    secret_key: SecretStr | None = Field(default=None, min_length=1, max_length=256, repr=False)
+    session_token: SecretStr | None = Field(default=None, min_length=1, max_length=8192, repr=False)
     secure: bool | None = Field(default=None, description="HTTPS; defaults to the connection's ssl_enabled")
     cert_check: bool = True
     region: str | None = Field(default=None, description="skips the SDK's bucket-location lookup when set")

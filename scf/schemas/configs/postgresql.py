@@ -7,9 +7,12 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from scf.schemas.secret_fields import SecretDsn
+
 if TYPE_CHECKING:
     from scf.schemas.connection import ServiceConnection
 
+MAX_DSN_BYTES = 8192
 PG_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]{0,62}$")
 
 
@@ -18,7 +21,12 @@ class PostgresConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    connection_string: str | None = Field(default=None, repr=False)
+    connection_string: SecretDsn | None = Field(
+        default=None,
+        max_length=MAX_DSN_BYTES,
+        repr=False,
+        description="a postgresql:// URL (asyncpg); shown with its password and secret parameters masked",
+    )
     database: str | None = None
     schema_: str = Field(default="public", alias="schema", pattern=PG_IDENTIFIER.pattern)
     ssl_mode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = None

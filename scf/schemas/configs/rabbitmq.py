@@ -11,7 +11,9 @@ import unicodedata
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from scf.schemas.secret_fields import SecretDsn
 
 if TYPE_CHECKING:
     from scf.schemas.connection import ServiceConnection
@@ -66,7 +68,7 @@ class RabbitMQConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     vhost: str = Field(default="/", min_length=1)
-    url: str | None = Field(default=None, min_length=1, max_length=2048, repr=False)
+    url: SecretDsn | None = Field(default=None, min_length=1, max_length=2048, repr=False)
     ssl_ca_file: str | None = Field(default=None, min_length=1, max_length=4096)
     ssl_verify: bool = True
     heartbeat: int = Field(default=30, ge=0, le=600, description="seconds; 0 disables heartbeats")
@@ -91,8 +93,8 @@ class RabbitMQConfig(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _valid_url(cls, url: str | None) -> str | None:
-        problem = None if url is None else url_problem(url)
+    def _valid_url(cls, url: SecretStr | None) -> SecretStr | None:
+        problem = None if url is None else url_problem(url.get_secret_value())
         if problem is not None:
             raise ValueError(problem)
         return url
@@ -101,7 +103,7 @@ class RabbitMQConfig(BaseModel):
         """The vhost the URL names (None when its path is empty)."""
         if self.url is None:
             return None
-        path = urlsplit(self.url).path
+        path = urlsplit(self.url.get_secret_value()).path
         return unquote(path[1:]) if len(path) > 1 else None
 
     def check_connection(self, connection: ServiceConnection) -> None:
@@ -110,7 +112,7 @@ class RabbitMQConfig(BaseModel):
             raise ValueError("rabbitmq needs host or custom_config.url")
         if self.url is None:
             return
-        parts = urlsplit(self.url)
+        parts = urlsplit(self.url.get_secret_value())
         if connection.host is not None or connection.port is not None:
             raise ValueError("give either host/port or custom_config.url, not both")
         if (parts.username or parts.password) and (connection.username or connection.password):

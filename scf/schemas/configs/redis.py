@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from scf.schemas.secret_fields import SecretDsn
 
 if TYPE_CHECKING:
     from scf.schemas.connection import ServiceConnection
@@ -89,7 +91,7 @@ class RedisConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(default=None, min_length=1, max_length=2048, repr=False)
+    url: SecretDsn | None = Field(default=None, min_length=1, max_length=2048, repr=False)
     db: int | None = Field(default=None, ge=0, le=MAX_DB_INDEX)
     key_prefix: str | None = None
     tls: bool = False
@@ -106,9 +108,9 @@ class RedisConfig(BaseModel):
 
     @field_validator("url")
     @classmethod
-    def _check_url(cls, url: str | None) -> str | None:
+    def _check_url(cls, url: SecretStr | None) -> SecretStr | None:
         if url is not None:
-            parse_url(url)
+            parse_url(url.get_secret_value())
         return url
 
     @field_validator("key_prefix")
@@ -124,7 +126,7 @@ class RedisConfig(BaseModel):
         return self.key_prefix if self.key_prefix is not None else f"{service_name}:"
 
     def address(self) -> RedisAddress | None:
-        return None if self.url is None else parse_url(self.url)
+        return None if self.url is None else parse_url(self.url.get_secret_value())
 
     def use_tls(self, connection: ServiceConnection) -> bool:
         address = self.address()
