@@ -246,7 +246,9 @@ MINIO_CASES = [
 ]
 
 
-async def test_minio_refuses_hostile_inputs_without_moving_the_breaker(s3: S3Server) -> None:
+async def test_minio_refuses_hostile_inputs_without_moving_the_breaker(
+    s3: S3Server, capsys: pytest.CaptureFixture[str]
+) -> None:
     factory = strict_factory()
     bucket = s3.new_bucket()
     body = s3.connection("sec_s3", bucket, retry_attempts=0).model_dump(mode="json")
@@ -263,6 +265,7 @@ async def test_minio_refuses_hostile_inputs_without_moving_the_breaker(s3: S3Ser
     finally:
         await factory.close()
         s3.drop_bucket(bucket)
+    assert CANARY not in "".join(capsys.readouterr())  # the secret key is in no log line
 
 
 @contextlib.contextmanager
@@ -345,7 +348,7 @@ def es_cases(index: str) -> list[Case]:
 
 
 async def test_elasticsearch_refuses_hostile_inputs_without_moving_the_breaker(
-    noida_server: NoidaServer,
+    noida_server: NoidaServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     factory = strict_factory()
     index = f"sec-{uuid.uuid4().hex[:8]}"
@@ -369,6 +372,7 @@ async def test_elasticsearch_refuses_hostile_inputs_without_moving_the_breaker(
         )
     finally:
         await factory.close()
+    assert CANARY not in "".join(capsys.readouterr())  # the API key is in no log line
 
 
 # --- API --------------------------------------------------------------------------------------------
