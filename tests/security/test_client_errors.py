@@ -210,6 +210,38 @@ async def test_rabbitmq_refuses_hostile_inputs_without_moving_the_breaker(mq_vho
         await factory.close()
 
 
+async def test_through_the_fleet_oversized_headers_never_open_the_rabbitmq_breaker(
+    client: FleetClient, mq_vhost: Vhost
+) -> None:
+    """Before the fix each of these closed the connector's connection (FRAME_ERROR) as `transient`:
+    retried, and after five the fleet-wide breaker refused every caller's publishes."""
+    name = f"sec_mq_{uuid.uuid4().hex[:6]}"
+    queue = f"sec-{uuid.uuid4().hex[:8]}"
+    await client.create_connector(
+        {"service_type": "rabbitmq", "service_name": name, "host": "127.0.0.1", "port": 5672}
+        | {"username": "guest", "password": "guest", "test_on_create": False}
+        | {"custom_config": {"vhost": mq_vhost.name}}
+    )
+    made = await client.execute_operation(
+        name, {"operation": "declare_queue", "parameters": {"queue": queue}}
+    )
+    to_queue = {"exchange": "", "routing_key": queue}
+    hostile = {"operation": "publish", "data": {"message": 1}}
+    answers = [
+        await client.execute_operation(
+            name, hostile | {"parameters": to_queue | {"headers": {"a": "x" * 200_000}}}
+        )
+        for _ in range(7)
+    ]
+    normal = {"operation": "publish", "data": {"message": {"ok": True}}, "parameters": to_queue}
+    other = await client.execute_operation(name, normal)
+    await client.delete_connector(name)
+
+    assert made.status == "success", made.error
+    assert [(a.error.category, a.error.retryable) for a in answers if a.error] == [(P, False)] * 7
+    assert other.status == "success", other.error
+
+
 # --- MinIO / S3 -------------------------------------------------------------------------------------
 
 
