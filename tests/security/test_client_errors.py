@@ -1,11 +1,10 @@
-"""Hostile inputs per connector: each is a typed `permanent` refusal that never moves the breaker.
+"""Hostile inputs per connector (Redis, RabbitMQ, MinIO): each a typed `permanent` refusal that never
+moves the breaker (issue 11 item 3).
 
-Issue 11 item 3: a client-caused error classified `transient` is retried and counted by the fleet-wide
-breaker, so a trickle of bad requests opens it for every caller. Every connector here runs against its
-real server or stand-in (Redis, RabbitMQ, moto S3, noida-db, local HTTP servers, Qdrant local) with a
-breaker that opens on the FIRST counted failure: a case that counted would show as an open breaker (and
-the next case as CIRCUIT_OPEN). After every case the same connector must still serve a normal request,
-and no reply may carry the connector's secret canary.
+Every connector runs against its real server or stand-in (Redis, RabbitMQ, moto S3, a local server
+answering like a proxy) with a breaker that opens on the FIRST counted failure (`tests/support/hostile.py`).
+After every case the same connector must still serve a normal request, and no reply may carry the
+connector's secret canary. HTTP-shaped services: `test_client_errors_http.py`.
 """
 
 from __future__ import annotations
@@ -14,72 +13,18 @@ import contextlib
 import http.server
 import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 
-from scf.connectors.breaker import BreakerPolicy, LocalBreakerBoard
-from scf.factory import ServiceConnectorFactory
 from scf.fleet.client import FleetClient
-from scf.schemas.errors import ErrorCategory
-from tests.support.http_servers import RunningApi, json_reply, running_api
-from tests.support.hung import HungServer
-from tests.support.noida import NoidaServer, noida_server
+from tests.support.hostile import CANARY, Case, P, refuse_every_case, strict_factory
 from tests.support.s3 import S3Server, moto_server
 from tests.support.services import Vhost, create_vhost, delete_vhost
 
 pytestmark = pytest.mark.integration
-
-__all__ = ["noida_server"]  # a session fixture, found by name
-
-#: Opens on the first failure that counts, and stays open: one miscounted case is enough to see.
-STRICT = BreakerPolicy(window=600.0, min_failures=1, failure_rate=0.0, cooldown=600.0)
-CANARY = f"canary-{uuid.uuid4().hex[:12]}"
-P, S = ErrorCategory.PERMANENT, ErrorCategory.SECURITY
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    operation: str
-    data: dict[str, Any] = field(default_factory=dict)
-    parameters: dict[str, Any] = field(default_factory=dict)
-    category: ErrorCategory = P
-
-
-def strict_factory() -> ServiceConnectorFactory:
-    return ServiceConnectorFactory(breakers=LocalBreakerBoard(STRICT), retry_delay=0.01)
-
-
-def body(case: Case) -> dict[str, Any]:
-    return {"operation": case.operation, "data": case.data, "parameters": case.parameters, "timeout": 10}
-
-
-async def refuse_every_case(
-    factory: ServiceConnectorFactory, name: str, cases: list[Case], normal: dict[str, Any]
-) -> list[str]:
-    """Run each case, then a normal request; returns what went wrong (empty when all is well)."""
-    wrong: list[str] = []
-    for case in cases:
-        result = await factory.execute_operation(name, body(case))
-        error = result.error
-        if error is None:
-            wrong.append(f"{case.id}: succeeded")
-        elif error.category is not case.category or error.retryable:
-            wrong.append(f"{case.id}: {error.category.value} {error.code} {error.message[:80]!r}")
-        if factory.breakers.state(name) != "closed":
-            wrong.append(f"{case.id}: the breaker opened")
-            return wrong
-        if CANARY in result.model_dump_json():
-            wrong.append(f"{case.id}: the secret canary is in the reply")
-        after = await factory.execute_operation(name, normal)
-        if after.status != "success":
-            wrong.append(f"{case.id}: the next normal request failed: {after.error}")
-    return wrong
 
 
 # --- Redis ------------------------------------------------------------------------------------------
@@ -352,216 +297,7 @@ async def test_a_proxy_refusing_the_request_is_permanent_not_an_unwell_store(
     assert factory.breakers.state("sec_proxy") == "closed"
 
 
-# --- Elasticsearch (noida-db) -----------------------------------------------------------------------
-
-
-def es_cases(index: str) -> list[Case]:
-    target = {"index": index}
-    return [
-        Case("NaN in a document", "insert", {"documents": [{"n": float("nan")}]}, target),
-        Case("object for a number field", "insert", {"documents": [{"n": {"b": 1}}]}, target),
-        Case("id over 512 bytes", "insert", {"documents": [{"n": 1}], "ids": ["x" * 600]}, target),
-        Case("surrogate id", "get", {}, target | {"id": "\ud800"}),
-        Case("unknown query", "search", {}, target | {"query": {"bogus_query": {}}}),
-        Case(
-            "unparsable query string", "search", {}, target | {"query": {"query_string": {"query": "a:(((("}}}
-        ),
-        Case(
-            "number range on text",
-            "search",
-            {},
-            target | {"query": {"range": {"n": {"gte": "not-a-number"}}}},
-        ),
-        Case("surrogate in a query", "count", {}, target | {"query": {"term": {"a\ud800": 1}}}),
-        Case("unknown aggregation", "aggregate", {}, target | {"aggs": {"x": {"nope": {}}}}),
-        Case("update of nothing", "update", {"doc": {"n": 1}}, target | {"id": "missing"}),
-        Case("invalid index name", "search", {}, {"index": "UPPER,*"}),
-    ]
-
-
-async def test_elasticsearch_refuses_hostile_inputs_without_moving_the_breaker(
-    noida_server: NoidaServer, capsys: pytest.CaptureFixture[str]
-) -> None:
-    factory = strict_factory()
-    index = f"sec-{uuid.uuid4().hex[:8]}"
-    await factory.create_connector(
-        {"service_type": "elasticsearch", "service_name": "sec_es", "retry_attempts": 0}
-        | {"custom_config": {"hosts": [noida_server.url], "api_key": CANARY}}
-    )
-    try:
-        made = await factory.execute_operation(
-            "sec_es",
-            {
-                "operation": "create_index",
-                "parameters": {"index": index, "mappings": {"properties": {"n": {"type": "long"}}}},
-            },
-        )
-        assert made.status == "success", made.error
-        normal = {"operation": "count", "parameters": {"index": index}}
-        assert await refuse_every_case(factory, "sec_es", es_cases(index), normal) == []
-        await factory.execute_operation(
-            "sec_es", {"operation": "delete_index", "parameters": {"index": index}}
-        )
-    finally:
-        await factory.close()
-    assert CANARY not in "".join(capsys.readouterr())  # the API key is in no log line
-
-
-# --- API --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def api() -> Iterator[RunningApi]:
-    yield from running_api()
-
-
-API_CASES = [
-    Case(
-        "header injection", "preview", {"api_endpoint": "/root-list"}, {"headers": {"X-A": "v\r\nX-Evil: 1"}}
-    ),
-    Case("surrogate header", "preview", {"api_endpoint": "/root-list"}, {"headers": {"X-A": "v\ud800"}}),
-    Case("non-Latin-1 header", "preview", {"api_endpoint": "/root-list"}, {"headers": {"X-A": "café中"}}),
-    Case("bad header name", "preview", {"api_endpoint": "/root-list"}, {"headers": {"Bad Name": "v"}}),
-    Case(
-        "100 KB header (431)", "preview", {"api_endpoint": "/root-list"}, {"headers": {"X-A": "v" * 100_000}}
-    ),
-    Case("surrogate query", "preview", {"api_endpoint": "/root-list"}, {"query": {"q": "a\ud800"}}),
-    Case("200 KB query", "preview", {"api_endpoint": "/root-list"}, {"query": {"q": "x" * 200_000}}),
-    Case("NUL in path", "preview", {"api_endpoint": "/root-list\x00"}),
-    Case("line break in path", "preview", {"api_endpoint": "/rec ords\r\n"}),
-    Case("another scheme", "preview", {"api_endpoint": "ftp://127.0.0.1/x"}, category=S),
-    Case(
-        "surrogate body",
-        "preview",
-        {"api_endpoint": "/root-list"},
-        {"json": {"a": "\ud800"}, "method": "POST"},
-    ),
-    Case("not found", "preview", {"api_endpoint": "/missing"}),
-    Case("bad request", "preview", {"api_endpoint": "/invalid"}),
-    Case("not JSON", "preview", {"api_endpoint": "/not-json"}),
-]
-
-
-async def test_api_refuses_hostile_inputs_without_moving_the_breaker(api: RunningApi) -> None:
-    factory = strict_factory()
-    await factory.create_connector(
-        {"service_type": "api", "service_name": "sec_api", "retry_attempts": 0}
-        | {"custom_config": {"base_url": api.url, "allowed_hosts": [api.server.host_port]}}
-    )
-    try:
-        normal = {"operation": "preview", "data": {"api_endpoint": "/root-list"}}
-        assert await refuse_every_case(factory, "sec_api", API_CASES, normal) == []
-    finally:
-        await factory.close()
-
-
-# --- CSV and PDF by URL: the caller's URL is not the connector's service -----------------------------
-
-
-@pytest.fixture(scope="module")
-async def hung() -> AsyncIterator[HungServer]:
-    async with HungServer() as server:
-        yield server
-
-
-def url_cases(api: RunningApi, hung: HungServer) -> list[Case]:
-    api.server.route("/throttled", lambda seen: json_reply({"error": "slow"}, 429, [("Retry-After", "1")]))
-    urls = {
-        "a 500 at the URL": f"{api.url}/broken",
-        "a 503 at the URL": f"{api.url}/busy-no-hint",
-        "a 429 at the URL": f"{api.url}/throttled",
-        "a 404 at the URL": f"{api.url}/missing",
-        "an unresolvable host": "http://nonexistent.invalid/x.csv",
-        "a refused port": "http://127.0.0.1:1/x.csv",
-        "a host that never answers": f"http://127.0.0.1:{hung.port}/x.csv",
-    }
-    return [Case(name, "preview", {"url": url}) for name, url in urls.items()]
-
-
-CSV_FILE = {"file_data": "a,b\n1,2\n"}
-
-
-@pytest.mark.parametrize("service_type", ["csv", "pdf"])
-async def test_a_failing_url_is_the_requests_problem_not_the_connectors(
-    api: RunningApi, hung: HungServer, service_type: str
-) -> None:
-    """Before the fix: transient, retried, and counted by the connector's breaker (five of them opened
-    it for every caller, whatever file they sent)."""
-    factory = strict_factory()
-    allowed = [api.server.host_port, f"127.0.0.1:{hung.port}", "127.0.0.1:1", "nonexistent.invalid"]
-    config = {"url_allowed_hosts": allowed, "url_timeout": 1}
-    name = f"sec_{service_type}_url"
-    await factory.create_connector(
-        {"service_type": service_type, "service_name": name, "retry_attempts": 0, "custom_config": config}
-    )
-    if service_type == "csv":
-        normal: dict[str, Any] = {"operation": "preview", "data": CSV_FILE}
-    else:
-        normal = {"operation": "validate", "data": {"file_data": "bm90IGEgcGRm"}}  # answered: not a PDF
-    try:
-        assert await refuse_every_case(factory, name, url_cases(api, hung), normal) == []
-    finally:
-        await factory.close()
-
-
-async def test_through_the_fleet_a_dead_url_never_opens_the_csv_breaker(
-    client: FleetClient, api: RunningApi
-) -> None:
-    """The fleet's shared breaker opens after 5 counted failures in 10 s; 8 requests naming a failing
-    URL must each be a permanent refusal, and another caller's file must still be parsed."""
-    name = f"sec_csv_{uuid.uuid4().hex[:6]}"
-    await client.create_connector(
-        {"service_type": "csv", "service_name": name, "retry_attempts": 0, "test_on_create": False}
-        | {"custom_config": {"url_allowed_hosts": [api.server.host_port]}}
-    )
-    hostile = {"operation": "preview", "data": {"url": f"{api.url}/broken"}}
-    answers = [await client.execute_operation(name, hostile, timeout=20) for _ in range(8)]
-    other = await client.execute_operation(name, {"operation": "preview", "data": CSV_FILE}, timeout=20)
-
-    assert [(a.error.category, a.error.retryable) for a in answers if a.error] == [(P, False)] * 8
-    assert other.status == "success", other.error
-    await client.delete_connector(name)
-
-
-# --- Qdrant (local mode) ----------------------------------------------------------------------------
-
-QDRANT_CASES = [
-    Case("wrong dimension", "insert", {"vectors": [[1, 2]]}),
-    Case("NaN in a vector", "insert", {"vectors": [[float("nan"), 2, 3]]}),
-    Case("Infinity in a vector", "insert", {"vectors": [[1e309, 2, 3]]}),
-    Case("surrogate id", "insert", {"vectors": [[1, 2, 3]], "ids": ["\ud800"]}),
-    Case("id past 64 bits", "insert", {"vectors": [[1, 2, 3]], "ids": [2**80]}),
-    Case("negative id", "insert", {"vectors": [[1, 2, 3]], "ids": [-1]}),
-    Case("wrong dimension in a search", "search", {"vector": [1, 2]}),
-    Case("unknown filter clause", "search", {"vector": [1, 2, 3]}, {"filter": {"bogus": 1}}),
-    Case("surrogate payload path", "search", {"vector": [1, 2, 3]}, {"with_payload": ["\ud800"]}),
-    Case(
-        "surrogate filter key",
-        "search",
-        {"vector": [1, 2, 3]},
-        {"filter": {"must": [{"key": "a\ud800", "match": {"value": 1}}]}},
-    ),
-    Case("delete past 64 bits", "delete", {"ids": [2**80]}),
-]
-
-
-async def test_qdrant_refuses_hostile_inputs_without_moving_the_breaker(tmp_path: Path) -> None:
-    factory = strict_factory()
-    config = {"path": str(tmp_path / "qdrant"), "collection_name": "sec", "vector_dimension": 3}
-    await factory.create_connector(
-        {"service_type": "qdrant", "service_name": "sec_qdrant", "retry_attempts": 0, "custom_config": config}
-    )
-    try:
-        made = await factory.execute_operation("sec_qdrant", {"operation": "create_collection"})
-        assert made.status == "success", made.error
-        normal = {"operation": "insert", "data": {"vectors": [[1, 2, 3]]}}
-        assert await refuse_every_case(factory, "sec_qdrant", QDRANT_CASES, normal) == []
-    finally:
-        await factory.close()
-
-
 def test_the_corpus_sizes() -> None:
     """Kept in the report: how many hostile inputs each surface is held to."""
     sizes = {"redis": len(REDIS_CASES), "rabbitmq": len(rabbit_cases("q")), "minio": len(MINIO_CASES)}
-    sizes |= {"elasticsearch": len(es_cases("i")), "api": len(API_CASES), "qdrant": len(QDRANT_CASES)}
     assert all(size >= 10 for size in sizes.values()), sizes
