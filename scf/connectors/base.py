@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import structlog
 from pydantic import BaseModel, ValidationError
 
-from scf.connectors.sources import Bindings
+from scf.connectors.sources import DEADLINE, Bindings, time_left
 from scf.schemas.configs import parse_type_config
 from scf.schemas.connection import ServiceConnection, describe_validation_error
 from scf.schemas.errors import (
@@ -52,13 +52,29 @@ class ErrorRule:
     message: str
 
 
-#: Rows every connector gets after its own: network trouble is transient.
+#: Rows every connector gets after its own: network trouble is transient, a value the client library
+#: refuses is the request's fault, and anything else unknown is permanent INTERNAL (`classify`): an
+#: exception nobody listed is no proof that the service is down, so it never counts toward a breaker.
 BASE_ERROR_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(TimeoutError, ErrorCategory.TRANSIENT, ErrorCode.TIMEOUT, "the service did not answer in time"),
     ErrorRule(
         ConnectionError, ErrorCategory.TRANSIENT, ErrorCode.CONNECTION_FAILED, "cannot reach the service"
     ),
     ErrorRule(OSError, ErrorCategory.TRANSIENT, ErrorCode.CONNECTION_FAILED, "cannot reach the service"),
+    # a client library refusing a value before any I/O (a lone surrogate, a NUL, a number too large)
+    # says nothing about the service: the request is at fault, retrying or counting it would be wrong
+    ErrorRule(
+        UnicodeError,
+        ErrorCategory.PERMANENT,
+        ErrorCode.INVALID_DATA,
+        "a value of the request cannot be encoded for the service (invalid text)",
+    ),
+    ErrorRule(
+        ValueError, ErrorCategory.PERMANENT, ErrorCode.INVALID_DATA, "the client library refused a value"
+    ),
+    ErrorRule(
+        OverflowError, ErrorCategory.PERMANENT, ErrorCode.INVALID_DATA, "a number of the request is too large"
+    ),
 )
 
 
@@ -141,21 +157,37 @@ class ServiceConnector(ABC):
             except Exception as exc:
                 await self._close_quietly()
                 raise self.translate(exc) from exc
+            except asyncio.CancelledError:  # a deadline cut the connect short: leave nothing half open
+                await self._close_quietly()
+                raise
             self._opened = True
 
     async def check(self) -> ConnectionTestResult:
-        """Cheap connectivity test. Never raises: a failure is reported in the result."""
+        """Cheap connectivity test. Never raises: a failure is reported in the result.
+
+        The whole test (connect included) gets `connection_timeout`, and never more than the time its
+        request has left: every I/O call inside reads that budget through `time_left`.
+        """
         started = time.perf_counter()
         verdicts: dict[str, TestVerdict] = {
             "connection_test": "skipped",
             "authentication_test": "skipped",
             "permissions_test": "skipped",
         }
+        budget = time_left(self.connection.connection_timeout)
+        token = DEADLINE.set(time.time() + budget)
         try:
-            await self.open()
-            verdicts.update(await self._check())
+            async with asyncio.timeout(budget) as bound:
+                await self.open()
+                verdicts.update(await self._check())
         except Exception as exc:
             error = self.translate(exc)
+            if bound.expired():
+                error = TransientError(
+                    f"the connection test did not finish within {budget:.3g} s (connection_timeout, or "
+                    "the time its request had left)",
+                    code=ErrorCode.TIMEOUT,
+                )
             verdicts.update(_failed_verdicts(error))
             log.info(
                 "connector_check_failed", service_name=self.service_name, code=error.code, detail=error.detail
@@ -167,6 +199,8 @@ class ServiceConnector(ABC):
                 test_results=verdicts,
                 error=error.to_info(),
             )
+        finally:
+            DEADLINE.reset(token)
         status = "success" if all(v != "failed" for v in verdicts.values()) else "failed"
         return ConnectionTestResult(
             service_name=self.service_name,

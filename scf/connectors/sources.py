@@ -7,11 +7,12 @@ An ingestion connector reads a file by reference (`{"object": {"service_name", "
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, overload, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -111,6 +112,28 @@ class Bindings:
 
 #: The absolute deadline of the operation being run (set by the factory), for calls a connector makes.
 DEADLINE: ContextVar[float | None] = ContextVar("scf_deadline", default=None)
+
+
+@overload
+def time_left(limit: float) -> float: ...
+
+
+@overload
+def time_left(limit: float | None = None) -> float | None: ...
+
+
+def time_left(limit: float | None = None) -> float | None:
+    """Seconds until the running operation's deadline (`DEADLINE`), never more than `limit`.
+
+    Every I/O call a connector makes takes this as its timeout, so no call outlives the request (or
+    the connection test) it serves. None when neither is set; never below a millisecond.
+    """
+    deadline = DEADLINE.get()
+    if deadline is None:
+        return limit
+    left = max(0.001, deadline - time.time())
+    return left if limit is None else min(limit, left)
+
 
 #: Called with the records done so far by a long operation (set per operation by whoever runs it).
 PROGRESS: ContextVar[Callable[[int], None] | None] = ContextVar("scf_progress", default=None)

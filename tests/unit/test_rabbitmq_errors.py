@@ -96,7 +96,7 @@ def tls_failure() -> AMQPConnectionError:
         (returned("nowhere"), "permanent", "NOT_FOUND"),
         (DeliveryError(None, spec.Basic.Nack(delivery_tag=1)), "resource", "QUEUE_FULL"),
         (TimeoutError(), "transient", "TIMEOUT"),
-        (ValueError("something else"), "permanent", "INTERNAL"),
+        (ValueError("something else"), "permanent", "INVALID_DATA"),
     ],
 )
 def test_driver_exceptions_classify_by_the_table(exc: BaseException, category: str, code: str) -> None:

@@ -33,6 +33,7 @@ from scf.connectors.api.settings import (
 )
 from scf.connectors.api.transport import default_ssl_context
 from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
+from scf.connectors.sources import time_left
 from scf.schemas.configs.api import ApiConfig
 from scf.schemas.connection import ServiceConnection, ServiceType
 from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, PermanentError, TransientError
@@ -145,7 +146,7 @@ class ApiIngestionConnector(ServiceConnector):
     def _token_fetcher(self, client: GuardedClient) -> TokenFetcher:
         async def fetch_token(url: str, form: dict[str, str], headers: dict[str, str]) -> FetchedBody:
             request = client.build_request("POST", url, data=form, headers=headers)
-            deadline = asyncio.get_running_loop().time() + self.settings.total_timeout
+            deadline = asyncio.get_running_loop().time() + self._budget(None)
             return await client.send(
                 request,
                 max_bytes=MAX_TOKEN_REPLY_BYTES,
@@ -163,11 +164,17 @@ class ApiIngestionConnector(ServiceConnector):
         exchange = self._live()
         assert self.settings.health_url is not None
         call = ApiCall("GET", self.settings.health_url, credentials=True)
-        deadline = asyncio.get_running_loop().time() + self.settings.total_timeout
+        deadline = asyncio.get_running_loop().time() + self._budget(None)
         reply = await exchange.reply(call, deadline)
         if reply.status_code in (401, 403, 429) or reply.status_code >= 500:
             raise exchange.error(call, reply)
         return reply.status_code
+
+    def _budget(self, limit: float | None) -> float:
+        """Seconds an exchange may take: total_timeout (or `limit`), within the request's deadline."""
+        total = self.settings.total_timeout
+        cap = total if limit is None else min(total, limit)
+        return time_left(cap)
 
     def _live(self) -> ApiExchange:
         if self._exchange is None:
@@ -178,8 +185,7 @@ class ApiIngestionConnector(ServiceConnector):
 
     async def _execute(self, request: OperationRequest) -> OperationOutcome:
         plan = self._plan(request)  # parse and resolve the endpoint before any I/O
-        budget = min(self.settings.total_timeout, request.timeout or self.settings.total_timeout)
-        deadline = asyncio.get_running_loop().time() + budget
+        deadline = asyncio.get_running_loop().time() + self._budget(request.timeout)
         self._in_flight += 1
         try:
             async with asyncio.timeout_at(deadline):

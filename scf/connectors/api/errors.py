@@ -36,6 +36,11 @@ API_ERROR_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(httpx.NetworkError, _T, ErrorCode.CONNECTION_FAILED, "the connection to the API failed"),
     ErrorRule(httpx.InvalidURL, _P, ErrorCode.INVALID_REQUEST, "the URL is not valid"),
     ErrorRule(httpx.DecodingError, _P, ErrorCode.INVALID_DATA, "the API's response could not be decoded"),
+    # the client refused to send what the request asked for: the request's fault, not the API's
+    ErrorRule(
+        httpx.LocalProtocolError, _P, ErrorCode.INVALID_REQUEST, "the request cannot be sent over HTTP"
+    ),
+    ErrorRule(httpx.UnsupportedProtocol, _P, ErrorCode.INVALID_REQUEST, "the URL's scheme is not HTTP(S)"),
     ErrorRule(httpx.HTTPError, _T, ErrorCode.CONNECTION_FAILED, "the exchange with the API failed"),
 )
 

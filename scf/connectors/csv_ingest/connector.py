@@ -27,7 +27,7 @@ from scf.connectors.csv_ingest.sink import StreamOptions, inline_chunks, stream_
 from scf.connectors.csv_parsing import (
     CsvLimits,
 )
-from scf.connectors.sources import DEADLINE, ObjectRef, SinkTarget
+from scf.connectors.sources import DEADLINE, ObjectRef, SinkTarget, time_left
 from scf.connectors.url_source import fetch_url_bytes
 from scf.schemas.configs.csv import CsvConfig
 from scf.schemas.connection import ServiceType, describe_validation_error
@@ -156,7 +156,7 @@ class CSVIngestionConnector(ServiceConnector):
             allowed_hosts=config.url_allowed_hosts,
             allow_private=config.url_allow_private,
             max_bytes=config.max_bytes,
-            timeout=min(config.url_timeout, request.timeout or config.url_timeout),
+            timeout=time_left(min(config.url_timeout, request.timeout or config.url_timeout)),
         )
 
     def _run(

@@ -36,6 +36,7 @@ from scf.connectors.elasticsearch.requests import (
 )
 from scf.connectors.elasticsearch.search import run_aggregate, run_count, run_search
 from scf.connectors.elasticsearch.settings import client_settings
+from scf.connectors.sources import time_left
 from scf.schemas.configs.elasticsearch import ElasticsearchConfig
 from scf.schemas.connection import ServiceConnection, ServiceType
 from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, PermanentError, TransientError
@@ -113,7 +114,8 @@ class ElasticsearchConnector(ServiceConnector):
             raise ConfigurationError(
                 f"invalid client settings: {exc}", code=ErrorCode.INVALID_CONFIG, detail=type(exc).__name__
             ) from exc
-        info = await self._client.info()  # cheap: an unreachable or refusing cluster fails here
+        # cheap: an unreachable or refusing cluster fails here
+        info = await self._client.options(request_timeout=self._timeout()).info()
         self._opened_total += 1
         version = (info.body.get("version") or {}).get("number")
         if not self.config.verify_certs and any(n.startswith("https://") for n in self._settings.nodes):
@@ -127,7 +129,7 @@ class ElasticsearchConnector(ServiceConnector):
         )
 
     async def _check(self) -> dict[str, TestVerdict]:
-        es = self._api()
+        es = self._api(self._timeout())
         health = (await es.cluster.health()).body
         status = health.get("status")
         log.info(
@@ -157,6 +159,11 @@ class ElasticsearchConnector(ServiceConnector):
         if client is not None:
             await client.close()
 
+    def _timeout(self, limit: float | None = None) -> float:
+        """Seconds each call may take: the client's request_timeout (or `limit`), within the deadline."""
+        cap = self._settings.request_timeout if limit is None else min(limit, self._settings.request_timeout)
+        return time_left(cap)
+
     def _api(self, timeout: float | None = None) -> AsyncElasticsearch:
         if self._client is None:
             raise TransientError("the connector is closed", code=ErrorCode.CONNECTION_FAILED)
@@ -170,7 +177,7 @@ class ElasticsearchConnector(ServiceConnector):
         run = self._plan(request)  # parse and check names before any I/O
         self._in_flight += 1
         try:
-            return await run(self._api(request.timeout))
+            return await run(self._api(self._timeout(request.timeout)))
         finally:
             self._in_flight -= 1
 

@@ -116,6 +116,15 @@ def s3_rule(code: str | None, status: int | None) -> S3Rule:
     return _SERVER_FAILED if status is None or status >= 500 else _UNKNOWN_REFUSAL
 
 
+def non_s3_rule(status: int | None) -> S3Rule:
+    """A reply that is not S3 XML (a proxy's HTML page): a 4xx still refuses this request (a body too
+    large, a URI too long), so it is judged by its status; only a 5xx or no status says the endpoint
+    is unwell."""
+    if status is not None and 400 <= status < 500:
+        return s3_rule(None, status)
+    return _NOT_S3
+
+
 def classify_store_answer(exc: BaseException) -> ConnectorError | None:
     """A typed error for an exception the store's answer caused, or None for anything else."""
     if isinstance(exc, S3Error):
@@ -125,8 +134,7 @@ def classify_store_answer(exc: BaseException) -> ConnectorError | None:
         return _typed(s3_rule(None, exc.status_code), exc)
     if isinstance(exc, InvalidResponseError):
         status = getattr(exc, "_code", None)  # the SDK keeps the status only here
-        rule = S3_STATUSES[429] if status == 429 else _NOT_S3
-        return _typed(rule, exc)
+        return _typed(non_s3_rule(status if isinstance(status, int) else None), exc)
     return None
 
 

@@ -18,7 +18,7 @@ from scf.connectors.pdf.requests import build_job, parse_parameters
 from scf.connectors.pdf.results import not_a_pdf_report, pages_outcome, validate_outcome
 from scf.connectors.pdf.sandbox import ParserRun, SandboxLimits, run_parser
 from scf.connectors.pdf.source import FetchSource, load_pdf_bytes, pdf_version
-from scf.connectors.sources import ObjectRef
+from scf.connectors.sources import ObjectRef, time_left
 from scf.connectors.url_source import fetch_url_bytes
 from scf.schemas.configs.pdf import PdfConfig
 from scf.schemas.connection import ServiceConnection, ServiceType
@@ -78,7 +78,7 @@ class PDFIngestionConnector(ServiceConnector):
             allowed_hosts=config.url_allowed_hosts,
             allow_private=config.url_allow_private,
             max_bytes=reference["max_bytes"],
-            timeout=config.url_timeout,
+            timeout=time_left(config.url_timeout),
         )
 
     # --- life cycle ---------------------------------------------------------------------------------
@@ -91,7 +91,7 @@ class PDFIngestionConnector(ServiceConnector):
 
     async def _check(self) -> dict[str, TestVerdict]:
         """Start a parser process on this worker and ask it what it can do."""
-        limits = SandboxLimits.from_config(self.config, PROBE_TIMEOUT_SECONDS)
+        limits = SandboxLimits.from_config(self.config, time_left(PROBE_TIMEOUT_SECONDS))
         run = await self._parse({"mode": "probe"}, b"", limits)
         probe = run.first("probe")
         if probe is None:
@@ -117,7 +117,7 @@ class PDFIngestionConnector(ServiceConnector):
         job = build_job(request.operation, params, self.config)  # checks the page selection before I/O
         data = await load_pdf_bytes(request, self.config, self.fetch_source)
         version = pdf_version(data)
-        limits = SandboxLimits.from_config(self.config, request.timeout)
+        limits = SandboxLimits.from_config(self.config, time_left(request.timeout))
         if request.operation == "validate":
             if version is None:
                 return not_a_pdf_report()

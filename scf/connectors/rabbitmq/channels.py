@@ -16,6 +16,7 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractConnection
 
 from scf.connectors.rabbitmq.settings import ConnectSettings, tls_context
+from scf.connectors.sources import time_left
 
 log = structlog.get_logger(__name__)
 
@@ -114,9 +115,11 @@ class Link:
                 return
             reconnect = self._connection is not None
             await self._drop()
-            connection = await aio_pika.connect(
-                ssl_context=tls_context(self.settings), **self.settings.connect_kwargs()
-            )
+            # aio-pika's own timeout does not cover a host that accepts and never speaks AMQP
+            async with asyncio.timeout(time_left(self.settings.timeout)):
+                connection = await aio_pika.connect(
+                    ssl_context=tls_context(self.settings), **self.settings.connect_kwargs()
+                )
             self._connection = connection
             self._pool = ChannelPool(connection, self._pool_size, self._confirms)
             self.connects_total += 1

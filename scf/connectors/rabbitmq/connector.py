@@ -15,6 +15,7 @@ from scf.connectors.rabbitmq.channels import Link
 from scf.connectors.rabbitmq.errors import RABBITMQ_ERROR_RULES, classify_amqp, timeout_error
 from scf.connectors.rabbitmq.plans import OPERATIONS, plan
 from scf.connectors.rabbitmq.settings import connect_settings
+from scf.connectors.sources import time_left
 from scf.schemas.configs.rabbitmq import RabbitMQConfig
 from scf.schemas.connection import ServiceConnection, ServiceType
 from scf.schemas.errors import ConfigurationError, ConnectorError
@@ -80,7 +81,8 @@ class RabbitMQConnector(ServiceConnector):
         """Connected and logged in means the vhost admitted the user; a channel that can see the probe
         exchange (the configured default exchange, if any) means it can work there."""
         probe = self.config.default_exchange or PROBE_EXCHANGE
-        async with asyncio.timeout(self.connection.connection_timeout), self._link.channel() as channel:
+        budget = time_left(self.connection.connection_timeout)
+        async with asyncio.timeout(budget), self._link.channel() as channel:
             await channel.declare_exchange(probe, passive=True)
         return {"connection_test": "passed", "authentication_test": "passed", "permissions_test": "passed"}
 
@@ -90,7 +92,7 @@ class RabbitMQConnector(ServiceConnector):
     # --- operations ---------------------------------------------------------------------------------
 
     async def _execute(self, request: OperationRequest) -> OperationOutcome:
-        budget = request.timeout or DEFAULT_OPERATION_TIMEOUT
+        budget = time_left(request.timeout or DEFAULT_OPERATION_TIMEOUT)
         run = plan(request, self.config, budget)  # parse, check names and encode before any I/O
         async with asyncio.timeout(budget):
             return await run(self._link)

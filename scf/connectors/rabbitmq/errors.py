@@ -20,8 +20,13 @@ from aiormq.exceptions import (
     ChannelNotFoundEntity,
     ChannelPreconditionFailed,
     ConnectionClosed,
+    ConnectionCommandInvalid,
+    ConnectionFrameError,
     ConnectionNotAllowed,
+    ConnectionNotImplemented,
     ConnectionResourceError,
+    ConnectionSyntaxError,
+    ConnectionUnexpectedFrame,
     DeliveryError,
     IncompatibleProtocolError,
     InvalidFrameError,
@@ -68,6 +73,15 @@ class ReservedNameRefusedError(Exception, metaclass=_Matching):
         return isinstance(exc, ChannelAccessRefused) and "reserved prefix" in str(exc)
 
 
+#: Connection.Close 501-505/540: the frames sent were malformed, illegal or not implemented.
+_PROTOCOL_REFUSALS = (
+    ConnectionSyntaxError,
+    ConnectionFrameError,
+    ConnectionCommandInvalid,
+    ConnectionUnexpectedFrame,
+    ConnectionNotImplemented,
+)
+
 RABBITMQ_ERROR_RULES: tuple[ErrorRule, ...] = (
     # connecting
     ErrorRule(ProbableAuthenticationError, _S, ErrorCode.AUTHENTICATION_FAILED, "RabbitMQ refused the login"),
@@ -97,6 +111,17 @@ RABBITMQ_ERROR_RULES: tuple[ErrorRule, ...] = (
     ),
     ErrorRule(ssl.SSLError, _C, ErrorCode.INVALID_CONFIG, "the TLS handshake with the broker failed"),
     ErrorRule(ConnectionResourceError, _R, ErrorCode.TOO_MANY_CONNECTIONS, "the broker is out of resources"),
+    # the broker closed the connection over what was sent (a frame too large, an illegal field): the
+    # request's fault, not the broker's, so never retried and never counted by the breaker
+    *(
+        ErrorRule(
+            kind,
+            _P,
+            ErrorCode.INVALID_REQUEST,
+            "the broker refused what was sent (an AMQP protocol error) and closed the connection",
+        )
+        for kind in _PROTOCOL_REFUSALS
+    ),
     ErrorRule(ConnectionClosed, _T, ErrorCode.CONNECTION_FAILED, "the broker closed the connection"),
     ErrorRule(AMQPConnectionError, _T, ErrorCode.CONNECTION_FAILED, "cannot reach RabbitMQ"),
     # channel errors: the channel is gone, the connector replaces it

@@ -7,8 +7,11 @@ INVALID_REQUEST naming the field, never silently ignored. Queue arguments are an
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Self
+import math
+from typing import Annotated, Any, Literal, Self, cast
 
+from pamqp import encode
+from pamqp.common import FieldTable
 from pydantic import (
     AfterValidator,
     AliasChoices,
@@ -27,6 +30,9 @@ from scf.schemas.validation import parse_model
 parse = parse_model
 
 MAX_HEADERS = 128
+#: Encoded bytes of a headers or arguments table: well inside the 128 KiB frame RabbitMQ negotiates.
+MAX_TABLE_BYTES = 64 * 1024
+MAX_TABLE_KEY_BYTES = 128
 INT64 = (-(2**63), 2**63 - 1)
 #: The largest per-message TTL RabbitMQ accepts (milliseconds).
 MAX_EXPIRATION_MS = 2**32 - 1
@@ -43,21 +49,51 @@ def _checked_name(value: str) -> str:
 Name = Annotated[str, AfterValidator(_checked_name)]
 #: A queue or exchange that must be named.
 EntityName = Annotated[str, Field(min_length=1), AfterValidator(_checked_name)]
-ShortStr = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+def _fits_shortstr(value: str) -> str:
+    if len(value.encode("utf-8", errors="replace")) > 255:
+        raise ValueError("is longer than 255 bytes in UTF-8 (an AMQP short string)")
+    return value
+
+
+ShortStr = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_fits_shortstr)]
 
 
 def _check_ints(value: Any, where: str) -> None:
-    """AMQP tables carry signed 64-bit integers at most."""
+    """AMQP tables carry signed 64-bit integers at most, finite numbers only (RabbitMQ closes the whole
+    connection with INTERNAL_ERROR on an Infinity), and keys of at most 128 bytes (pamqp cuts longer)."""
     if isinstance(value, bool):
         return
     if isinstance(value, int) and not INT64[0] <= value <= INT64[1]:
         raise ValueError(f"{where} holds an integer outside the signed 64-bit range")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} holds NaN or Infinity, which AMQP tables cannot carry")
     if isinstance(value, dict):
         for key, item in value.items():
+            if len(str(key).encode("utf-8", errors="replace")) > MAX_TABLE_KEY_BYTES:
+                raise ValueError(f"{where} has a key longer than {MAX_TABLE_KEY_BYTES} bytes")
             _check_ints(item, f"{where}.{key}")
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _check_ints(item, f"{where}[{index}]")
+
+
+def _check_table(table: dict[str, JsonValue] | None, where: str) -> dict[str, JsonValue] | None:
+    """A table (headers, binding arguments) that the broker can take: checked values, and an encoded
+    size that fits one frame. Larger, the broker closes the connection with FRAME_ERROR, failing every
+    operation that shares it: a request error, so it is refused here, before any I/O."""
+    if not table:
+        return table
+    for key, value in table.items():
+        _check_ints(value, f"{where}.{key}")
+    try:
+        size = len(encode.field_table(cast(FieldTable, table)))
+    except UnicodeError:
+        raise ValueError(f"{where} holds text that is not valid Unicode") from None
+    if size > MAX_TABLE_BYTES:
+        raise ValueError(f"{where} is {size} bytes encoded; at most {MAX_TABLE_BYTES} fit a frame")
+    return table
 
 
 class _Strict(BaseModel):
@@ -80,9 +116,7 @@ class _Properties(_Strict):
     @field_validator("headers")
     @classmethod
     def _headers_fit_amqp(cls, headers: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
-        for key, value in (headers or {}).items():
-            _check_ints(value, f"headers.{key}")
-        return headers
+        return _check_table(headers, "headers")
 
 
 class PublishData(_Strict):
@@ -188,6 +222,4 @@ class BindParameters(_Strict):
     @field_validator("arguments")
     @classmethod
     def _arguments_fit_amqp(cls, arguments: dict[str, JsonValue] | None) -> dict[str, JsonValue] | None:
-        for key, value in (arguments or {}).items():
-            _check_ints(value, f"arguments.{key}")
-        return arguments
+        return _check_table(arguments, "arguments")
