@@ -30,6 +30,10 @@ class GatewayServer:
             log_config=None,
             access_log=False,
             lifespan="on",
+            # X-Forwarded-For names the audit caller: believe it only from the proxies we were told of
+            # (uvicorn's own default would trust any loopback peer, i.e. every local client).
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=settings.trusted_proxies or [],
         )
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None

@@ -1,0 +1,183 @@
+"""Request bodies at the gateway's edge: refused over the size limit before they are read whole, counted
+against a budget of bytes held at once, and read within a deadline.
+
+A pure ASGI middleware that reads the body itself, so a refusal never reaches FastAPI's parser, then
+replays it to the app in one piece (the app reads JSON bodies whole anyway: no extra copy).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from scf.gateway.errors import http_status, refusal_body, retry_after_header
+from scf.schemas.errors import ConnectorError, ErrorCode, PermanentError, ResourceError
+
+log = structlog.get_logger(__name__)
+
+#: Bodies up to this size are always admitted (they still count), so probes and ordinary calls never
+#: wait behind a few large uploads.
+ALWAYS_ADMITTED_BYTES = 64 * 1024
+
+
+class ByteBudget:
+    """Bytes of request bodies the gateway holds at once; a large body that would overflow it is refused."""
+
+    def __init__(self, limit: int, always_admitted: int = ALWAYS_ADMITTED_BYTES) -> None:
+        self.limit = limit
+        self.always_admitted = always_admitted
+        self.held = 0
+
+    def take(self, size: int, request_total: int) -> bool:
+        """Reserve `size` more bytes for a request that then holds `request_total`; False: refuse it."""
+        if request_total > self.always_admitted and self.held + size > self.limit:
+            return False
+        self.held += size
+        return True
+
+    def give_back(self, size: int) -> None:
+        self.held -= size
+
+
+class BodyRefusedError(Exception):
+    def __init__(self, error: ConnectorError, *, close: bool) -> None:
+        super().__init__(error.message)
+        self.error = error
+        self.close = close  # the rest of the body is unbounded or never coming: drop the connection
+
+
+class BodyGuard:
+    """Refuses bodies over `max_bytes` (413), over the budget (503 + Retry-After) or too slow (408)."""
+
+    def __init__(self, app: ASGIApp, *, max_bytes: int, budget: ByteBudget, read_timeout: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.budget = budget
+        self.read_timeout = read_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _has_body(scope):
+            await self.app(scope, receive, send)
+            return
+        try:
+            body, held = await self._read(scope, receive)
+        except BodyRefusedError as refused:
+            await _refuse(scope, send, refused)
+            return
+        except _GoneError:
+            return  # the client went away: nobody to answer
+        try:
+            await self.app(scope, _replay(body, receive), send)
+        finally:
+            self.budget.give_back(held)
+
+    async def _read(self, scope: Scope, receive: Receive) -> tuple[bytes, int]:
+        """The whole body and the bytes reserved for it; on any refusal the reservation is given back."""
+        declared = _content_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            # Refused on the header alone; uvicorn discards the declared rest without buffering it.
+            raise BodyRefusedError(_too_large(self.max_bytes), close=False)
+        held = received = 0
+        chunks: list[bytes] = []
+        try:
+            if declared:
+                if not self.budget.take(declared, declared):
+                    raise BodyRefusedError(_busy(), close=False)
+                held = declared
+            async with asyncio.timeout(self.read_timeout):
+                more = True
+                while more:
+                    message = await receive()
+                    if message["type"] == "http.disconnect":
+                        raise _GoneError
+                    chunk: bytes = message.get("body", b"")
+                    more = bool(message.get("more_body", False))
+                    received += len(chunk)
+                    if received > self.max_bytes:  # chunked: the length is only known as it comes
+                        raise BodyRefusedError(_too_large(self.max_bytes), close=True)
+                    if declared is None and chunk:
+                        if not self.budget.take(len(chunk), received):
+                            raise BodyRefusedError(_busy(), close=True)
+                        held += len(chunk)
+                    if chunk:
+                        chunks.append(chunk)
+        except TimeoutError:
+            self.budget.give_back(held)
+            raise BodyRefusedError(_too_slow(self.read_timeout), close=True) from None
+        except (BodyRefusedError, _GoneError):
+            self.budget.give_back(held)
+            raise
+        return b"".join(chunks), held
+
+
+class _GoneError(Exception):
+    """The client disconnected before its body was complete."""
+
+
+def _has_body(scope: Scope) -> bool:
+    return any(name in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"])
+
+
+def _content_length(scope: Scope) -> int | None:
+    """The declared length (uvicorn's HTTP parser has already refused malformed or conflicting ones)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            return int(value)
+    return None
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()  # after the body: the client's disconnect, as usual
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+async def _refuse(scope: Scope, send: Send, refused: BodyRefusedError) -> None:
+    info = refused.error.to_info()
+    log.warning("request_body_refused", code=info.code, path=scope.get("path", "")[:200])
+    content = json.dumps(refusal_body(scope["method"], scope.get("path", ""), info)).encode()
+    headers: list[tuple[bytes, bytes]] = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(content)).encode()),
+    ]
+    headers += [(k.lower().encode(), v.encode()) for k, v in retry_after_header(info).items()]
+    if refused.close:
+        headers.append((b"connection", b"close"))
+    start: dict[str, Any] = {"type": "http.response.start", "status": _status(refused), "headers": headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": content})
+
+
+def _status(refused: BodyRefusedError) -> int:
+    if refused.error.code == ErrorCode.TIMEOUT:
+        return 408
+    return http_status(refused.error.to_info())
+
+
+def _too_large(limit: int) -> ConnectorError:
+    return PermanentError(
+        f"request body exceeds the limit of {limit} bytes", code=ErrorCode.REQUEST_TOO_LARGE
+    )
+
+
+def _busy() -> ConnectorError:
+    return ResourceError(
+        "the gateway holds as many large request bodies as it may; try again shortly",
+        code=ErrorCode.GATEWAY_BUSY,
+        retry_after=1,
+    )
+
+
+def _too_slow(timeout: float) -> ConnectorError:
+    return PermanentError(f"request body not received within {timeout:g} s", code=ErrorCode.TIMEOUT)
