@@ -50,6 +50,7 @@ FAILED = {
     "model": FailedReply,
     "description": "a typed error: category, code, message, retryable, retry_after",
 }
+MAX_AUDITED_PATH = 256
 ERRORS: dict[int | str, dict[str, Any]] = {code: FAILED for code in (400, 404, 409, 413, 422, 429, 503, 504)}
 
 
@@ -154,7 +155,7 @@ def _install_audit(app: FastAPI) -> None:
         finally:
             CALLER.reset(token)
         if not request.url.path.startswith(("/healthz", "/readyz", "/metrics/prometheus")):
-            what = f"{request.method} {request.url.path}"
+            what = f"{request.method} {request.url.path[:MAX_AUDITED_PATH]}"  # a path may be 64 KiB long
             audit_record(user=None, caller=caller, what=what, started=started, outcome=response.status_code)
         return response
 

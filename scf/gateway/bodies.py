@@ -19,6 +19,11 @@ from scf.schemas.errors import ConnectorError, ErrorCode, PermanentError, Resour
 
 log = structlog.get_logger(__name__)
 
+#: The request line and headers together; uvicorn's parser only bounds a block that arrives in pieces.
+MAX_HEADER_BYTES = 64 * 1024
+#: After refusing a body mid-stream, how long the rest is read and discarded before the connection is
+#: closed: closing on unread data makes the kernel send a reset that can destroy the refusal in flight.
+LINGER_SECONDS = 2.0
 #: Bodies up to this size are always admitted (they still count), so probes and ordinary calls never
 #: wait behind a few large uploads.
 ALWAYS_ADMITTED_BYTES = 64 * 1024
@@ -44,14 +49,19 @@ class ByteBudget:
 
 
 class BodyRefusedError(Exception):
-    def __init__(self, error: ConnectorError, *, close: bool) -> None:
+    def __init__(
+        self, error: ConnectorError, *, close: bool, linger: bool = False, status: int | None = None
+    ) -> None:
         super().__init__(error.message)
         self.error = error
         self.close = close  # the rest of the body is unbounded or never coming: drop the connection
+        self.linger = linger  # the client may still be sending: discard a while before closing
+        self.status = status or http_status(error.to_info())
 
 
 class BodyGuard:
-    """Refuses bodies over `max_bytes` (413), over the budget (503 + Retry-After) or too slow (408)."""
+    """Refuses bodies over `max_bytes` (413), over the budget (503 + Retry-After), too slow (408), and
+    header blocks over MAX_HEADER_BYTES (431)."""
 
     def __init__(self, app: ASGIApp, *, max_bytes: int, budget: ByteBudget, read_timeout: float) -> None:
         self.app = app
@@ -60,13 +70,22 @@ class BodyGuard:
         self.read_timeout = read_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not _has_body(scope):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if _header_bytes(scope) > MAX_HEADER_BYTES:
+            too_large = PermanentError(
+                f"request headers exceed {MAX_HEADER_BYTES} bytes", code=ErrorCode.REQUEST_TOO_LARGE
+            )
+            await _refuse(scope, receive, send, BodyRefusedError(too_large, close=True, status=431))
+            return
+        if not _has_body(scope):
             await self.app(scope, receive, send)
             return
         try:
             body, held = await self._read(scope, receive)
         except BodyRefusedError as refused:
-            await _refuse(scope, send, refused)
+            await _refuse(scope, receive, send, refused)
             return
         except _GoneError:
             return  # the client went away: nobody to answer
@@ -98,16 +117,16 @@ class BodyGuard:
                     more = bool(message.get("more_body", False))
                     received += len(chunk)
                     if received > self.max_bytes:  # chunked: the length is only known as it comes
-                        raise BodyRefusedError(_too_large(self.max_bytes), close=True)
+                        raise BodyRefusedError(_too_large(self.max_bytes), close=True, linger=True)
                     if declared is None and chunk:
                         if not self.budget.take(len(chunk), received):
-                            raise BodyRefusedError(_busy(), close=True)
+                            raise BodyRefusedError(_busy(), close=True, linger=True)
                         held += len(chunk)
                     if chunk:
                         chunks.append(chunk)
         except TimeoutError:
             self.budget.give_back(held)
-            raise BodyRefusedError(_too_slow(self.read_timeout), close=True) from None
+            raise BodyRefusedError(_too_slow(self.read_timeout), close=True, status=408) from None
         except (BodyRefusedError, _GoneError):
             self.budget.give_back(held)
             raise
@@ -116,6 +135,11 @@ class BodyGuard:
 
 class _GoneError(Exception):
     """The client disconnected before its body was complete."""
+
+
+def _header_bytes(scope: Scope) -> int:
+    line = len(scope.get("raw_path", b"")) + len(scope.get("query_string", b""))
+    return line + sum(len(name) + len(value) + 4 for name, value in scope["headers"])
 
 
 def _has_body(scope: Scope) -> bool:
@@ -143,7 +167,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
     return replay
 
 
-async def _refuse(scope: Scope, send: Send, refused: BodyRefusedError) -> None:
+async def _refuse(scope: Scope, receive: Receive, send: Send, refused: BodyRefusedError) -> None:
     info = refused.error.to_info()
     log.warning("request_body_refused", code=info.code, path=scope.get("path", "")[:200])
     content = json.dumps(refusal_body(scope["method"], scope.get("path", ""), info)).encode()
@@ -154,15 +178,27 @@ async def _refuse(scope: Scope, send: Send, refused: BodyRefusedError) -> None:
     headers += [(k.lower().encode(), v.encode()) for k, v in retry_after_header(info).items()]
     if refused.close:
         headers.append((b"connection", b"close"))
-    start: dict[str, Any] = {"type": "http.response.start", "status": _status(refused), "headers": headers}
+    start: dict[str, Any] = {"type": "http.response.start", "status": refused.status, "headers": headers}
     await send(start)
-    await send({"type": "http.response.body", "body": content})
+    if not refused.linger:
+        await send({"type": "http.response.body", "body": content})
+        return
+    # The whole refusal goes out now (Content-Length is complete); the final empty part, which makes
+    # uvicorn close the connection, waits until the client stopped sending or LINGER_SECONDS passed.
+    await send({"type": "http.response.body", "body": content, "more_body": True})
+    await _discard_rest(receive)
+    await send({"type": "http.response.body", "body": b""})
 
 
-def _status(refused: BodyRefusedError) -> int:
-    if refused.error.code == ErrorCode.TIMEOUT:
-        return 408
-    return http_status(refused.error.to_info())
+async def _discard_rest(receive: Receive) -> None:
+    try:
+        async with asyncio.timeout(LINGER_SECONDS):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect" or not message.get("more_body", False):
+                    return
+    except TimeoutError:
+        return
 
 
 def _too_large(limit: int) -> ConnectorError:
