@@ -13,7 +13,7 @@ from scf.dispatcher.service import MAX_REQUEST_BYTES as DISPATCHER_LIMIT
 from scf.fleet.settings import MAX_REQUEST_BYTES, Settings
 from scf.gateway.bodies import ByteBudget
 from scf.gateway.errors import http_status, refusal_body
-from scf.gateway.strict_json import MAX_JSON_DEPTH, BodyRefusedHTTPError, parse_body
+from scf.gateway.strict_json import MAX_JSON_DEPTH, BodyRefusedHTTPError, max_nesting, parse_body
 from scf.schemas.errors import ErrorCode, PermanentError, ResourceError
 
 
@@ -74,6 +74,20 @@ def test_depth_is_counted_as_the_dispatcher_counts_it() -> None:
     assert parse_body(empty_at_the_limit.encode()) is not None
 
 
+@pytest.mark.parametrize(
+    ("text", "nesting"),
+    [
+        ("1", 0),
+        ("[]", 1),
+        ("[[1], {}]", 2),
+        ('{"a": "[[[[{{{{", "b": [{}]}', 3),  # brackets inside strings do not count
+        ('["\\\\", "\\"[[[", [[]]]', 3),  # nor after escaped quotes and backslashes
+    ],
+)
+def test_nesting_is_counted_outside_strings(text: str, nesting: int) -> None:
+    assert max_nesting(text.encode()) == nesting
+
+
 def test_malformed_json_is_left_to_fastapi_as_a_field_error() -> None:
     with pytest.raises(json.JSONDecodeError):
         parse_body(b'{"a": ')
@@ -106,6 +120,8 @@ def _refusal_or_value(raw: bytes) -> Callable[[], object]:
         "[[],{}],",  # brackets: the depth walk runs over many small containers
         '{"\\ud83d\\ude00":"é"},',  # non-ASCII keys and values
         "\\u" * 4 + ",",  # escape starts outside strings (malformed)
+        '"\\"\\\\[{\\"",',  # escaped quotes and backslashes: the string scanner's worst case
+        "[" * 62 + "0" + "]" * 62 + ",",  # deep, just under the limit: the walk runs all of it
     ],
 )
 def test_strict_json_is_linear_on_worst_case_input(unit: str) -> None:
