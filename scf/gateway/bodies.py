@@ -147,10 +147,13 @@ def _has_body(scope: Scope) -> bool:
 
 
 def _content_length(scope: Scope) -> int | None:
-    """The declared length (uvicorn's HTTP parser has already refused malformed or conflicting ones)."""
+    """The declared length; None when absent or unreadable (then bytes are counted as they come).
+
+    uvicorn's parser has already refused malformed or conflicting lengths; another server might not.
+    """
     for name, value in scope["headers"]:
         if name == b"content-length":
-            return int(value)
+            return int(value) if value.isdigit() else None
     return None
 
 
