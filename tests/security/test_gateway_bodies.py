@@ -427,6 +427,8 @@ CORPUS = [
     ),
     Case("huge path parameter", "GET", "/connectors/" + "n" * 8000, 422, "INVALID_REQUEST"),
     Case("NUL in a path parameter", "GET", "/connectors/a%00b", 422, "INVALID_REQUEST"),
+    Case("a percent-encoded surrogate in the path", "GET", "/connectors/%ED%A0%80", 422, "INVALID_REQUEST"),
+    Case("a percent-encoded surrogate in the query", "GET", "/connectors?service_type=%ED%A0%80", 200, ""),
     Case("a 60 KB query string", "GET", "/connectors", 200, "", params=(("service_type", "q" * 60_000),)),
     Case("unknown path", "GET", "/connectors/x/y/z", 404, "NOT_FOUND"),
     Case("wrong method", "PATCH", "/connectors", 405, "INVALID_REQUEST"),
@@ -568,7 +570,8 @@ async def test_a_forged_x_forwarded_for_does_not_name_the_audit_caller(
     gateway: Gateway, http: httpx.AsyncClient
 ) -> None:
     path = f"/connectors/xff_{uuid.uuid4().hex[:12]}"
-    await http.get(path, headers={"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https"})
+    forged = {"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https", "X-Scf-Caller": "http:admin"}
+    await http.get(path, headers=forged)
 
     assert await wait_for_audit(gateway.process, f"GET {path}") == ["http:127.0.0.1"]
 
