@@ -77,7 +77,8 @@ class Settings(BaseSettings):
     scf_unsafe_early_ack: bool = False
     # the gateway's edge (issue 11): body size, bodies in flight, slow bodies, forwarded headers
     scf_max_request_bytes: int = Field(default=MAX_REQUEST_BYTES, ge=1024, le=512 * 1024 * 1024)
-    scf_max_body_bytes_in_flight: int = Field(default=4 * MAX_REQUEST_BYTES, ge=1024)
+    #: memory request bodies may take at once in a gateway: bytes read plus what they parse into
+    scf_max_body_memory: int = Field(default=16 * MAX_REQUEST_BYTES, ge=1024)
     scf_body_read_timeout: float = Field(default=60.0, gt=0, le=3600)
     #: IPs/CIDRs whose X-Forwarded-For / X-Forwarded-Proto the gateway believes; empty: nobody's.
     scf_trusted_proxies: str = ""

@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
     app.add_middleware(
         BodyGuard,
         max_bytes=settings.scf_max_request_bytes,
-        budget=ByteBudget(settings.scf_max_body_bytes_in_flight),
+        budget=ByteBudget(settings.scf_max_body_memory),
         read_timeout=settings.scf_body_read_timeout,
     )
     _install_error_handlers(app)

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from scf.dispatcher.service import MAX_REQUEST_BYTES as DISPATCHER_LIMIT
 from scf.fleet.settings import MAX_REQUEST_BYTES, Settings
-from scf.gateway.bodies import ByteBudget
+from scf.gateway.bodies import ByteBudget, object_weight
 from scf.gateway.errors import http_status, refusal_body
 from scf.gateway.strict_json import MAX_JSON_DEPTH, BodyRefusedHTTPError, max_nesting, parse_body
 from scf.schemas.errors import ErrorCode, PermanentError, ResourceError
@@ -34,8 +34,27 @@ def test_a_chunked_body_is_refused_once_its_running_total_is_large_and_the_budge
 
     assert budget.take(15, 15)
     assert budget.take(5, 5)  # a small body's first chunk
-    assert budget.take(5, 10)  # still small
-    assert not budget.take(1, 11)  # now large, and 25 + 1 > 20
+    assert budget.take(5, 10, holding=5)  # still small
+    assert not budget.take(1, 11, holding=10)  # now large, and 25 + 1 > 20
+
+
+def test_a_body_alone_is_admitted_whatever_it_weighs() -> None:
+    budget = ByteBudget(limit=10, always_admitted=1)
+
+    assert budget.take(50, 50)  # nothing else held: one body is bounded by the size limit
+    assert not budget.take(5, 5)  # but nobody joins it
+    assert budget.take(100, 50, holding=50)  # it may grow (its parse weight) while still alone
+    budget.give_back(150)
+    assert budget.held == 0
+
+
+def test_the_parse_weight_counts_the_objects_a_body_becomes() -> None:
+    tiny_containers = b"[" + b"{}," * 999 + b"{}]"
+    one_string = b'{"pad": "' + b"a" * 2990 + b'"}'
+
+    assert len(tiny_containers) == len(one_string) == 3001
+    assert object_weight(tiny_containers) > 90_000  # ~1000 dicts of 64 B and their pointers
+    assert object_weight(one_string) < 500  # two strings and a dict
 
 
 def test_strict_json_accepts_what_json_accepts() -> None:
