@@ -19,7 +19,6 @@ from scf.fleet.logging import configure_logging
 from scf.fleet.runner import Roles, progress, run
 from scf.fleet.settings import Settings
 from scf.schemas.errors import ConnectorError
-from scf.schemas.secrets import mask_url
 
 T = TypeVar("T")
 
@@ -313,14 +312,14 @@ def discover(register: bool) -> None:
 @click.option("--out", "out_dir", default="docs", show_default=True, type=click.Path(path_type=Path))
 def docs(out_dir: Path) -> None:
     """Write the HTTP (OpenAPI) and AMQP (AsyncAPI) documents, both generated from the same models."""
-    from scf.gateway.app import create_app  # only this command needs FastAPI
+    from scf.gateway.app import PUBLIC_BROKER_URL, create_app  # only this command needs FastAPI
     from scf.schemas.asyncapi import build_asyncapi
 
     settings = _settings()
     out_dir.mkdir(parents=True, exist_ok=True)
     documents = {
         "openapi.json": create_app(settings).openapi(),
-        "asyncapi.json": build_asyncapi(server_url=mask_url(settings.amqp_url)),
+        "asyncapi.json": build_asyncapi(server_url=PUBLIC_BROKER_URL),  # never the real broker or user
     }
     for name, document in documents.items():
         (out_dir / name).write_text(json.dumps(document, indent=2) + "\n")

@@ -6,13 +6,21 @@ Defaults work on a developer machine with RabbitMQ and Redis on loopback.
 from __future__ import annotations
 
 from functools import cached_property
+from ipaddress import ip_network
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scf.connectors.breaker import BreakerPolicy
 from scf.schemas.topology import QueueLimits
+
+#: The largest request body any door takes (the dispatcher's own limit on an AMQP message).
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+
+
+def _split(value: str) -> list[str]:
+    return [entry.strip() for entry in value.split(",") if entry.strip()]
 
 
 class Settings(BaseSettings):
@@ -67,6 +75,20 @@ class Settings(BaseSettings):
     scf_dead_letter_max: int = Field(default=10_000, ge=10)
     #: test-only negative control of the fault suite: ack a request BEFORE its republish is confirmed.
     scf_unsafe_early_ack: bool = False
+    # the gateway's edge (issue 11): body size, bodies in flight, slow bodies, forwarded headers
+    scf_max_request_bytes: int = Field(default=MAX_REQUEST_BYTES, ge=1024, le=512 * 1024 * 1024)
+    #: memory request bodies may take at once in a gateway: bytes read plus what they parse into
+    scf_max_body_memory: int = Field(default=16 * MAX_REQUEST_BYTES, ge=1024)
+    scf_body_read_timeout: float = Field(default=60.0, gt=0, le=3600)
+    #: IPs/CIDRs whose X-Forwarded-For / X-Forwarded-Proto the gateway believes; empty: nobody's.
+    scf_trusted_proxies: str = ""
+
+    @field_validator("scf_trusted_proxies")
+    @classmethod
+    def _proxies_are_addresses(cls, value: str) -> str:
+        for entry in _split(value):
+            ip_network(entry, strict=False)  # a typo must stop the gateway, not trust the wrong host
+        return value
 
     @property
     def amqp_url(self) -> str:
@@ -88,6 +110,10 @@ class Settings(BaseSettings):
             failure_rate=self.scf_breaker_failure_rate,
             cooldown=self.scf_breaker_cooldown,
         )
+
+    @property
+    def trusted_proxies(self) -> list[str]:
+        return _split(self.scf_trusted_proxies)
 
     @property
     def worker_ttl(self) -> float:

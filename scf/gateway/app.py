@@ -24,8 +24,10 @@ from scf.fleet.client import FleetClient
 from scf.fleet.rpc import CALLER
 from scf.fleet.settings import Settings
 from scf.gateway import resilience
+from scf.gateway.bodies import BodyGuard, ByteBudget
 from scf.gateway.catalog import ConnectorType, ValidationReport, connector_types, validate_config
-from scf.gateway.errors import http_status, retry_after_header
+from scf.gateway.errors import http_status, refusal_body, retry_after_header
+from scf.gateway.strict_json import BodyRefusedHTTPError, StrictJSONRoute
 from scf.schemas.asyncapi import build_asyncapi
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.control import (
@@ -40,7 +42,6 @@ from scf.schemas.control import (
 )
 from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, ErrorInfo, PermanentError
 from scf.schemas.operation import ConnectionTestResult, OperationRequest, OperationResult
-from scf.schemas.secrets import mask_url
 
 log = structlog.get_logger(__name__)
 
@@ -49,7 +50,8 @@ FAILED = {
     "model": FailedReply,
     "description": "a typed error: category, code, message, retryable, retry_after",
 }
-ERRORS: dict[int | str, dict[str, Any]] = {code: FAILED for code in (400, 404, 409, 422, 429, 503, 504)}
+MAX_AUDITED_PATH = 256
+ERRORS: dict[int | str, dict[str, Any]] = {code: FAILED for code in (400, 404, 409, 413, 422, 429, 503, 504)}
 
 
 def create_app(settings: Settings | None = None, client_factory: ClientFactory | None = None) -> FastAPI:
@@ -71,6 +73,13 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
         version="0.1.0",
         description="One uniform, resilient way to reach data services. Each call goes through the fleet.",
         lifespan=lifespan,
+    )
+    app.router.route_class = StrictJSONRoute  # before any route: every JSON body is parsed strictly
+    app.add_middleware(
+        BodyGuard,
+        max_bytes=settings.scf_max_request_bytes,
+        budget=ByteBudget(settings.scf_max_body_memory),
+        read_timeout=settings.scf_body_read_timeout,
     )
     _install_error_handlers(app)
     _install_audit(app)
@@ -111,6 +120,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if isinstance(exc, BodyRefusedHTTPError):  # a strict-JSON refusal, typed where it was raised
+            return _refuse(request, exc.error, status=exc.status_code)
         # FastAPI's own refusals (unreadable JSON, unknown path, wrong method) get the typed body too.
         code, category = _HTTP_REFUSALS.get(exc.status_code, (ErrorCode.INVALID_REQUEST, PermanentError))
         return _refuse(request, category(str(exc.detail), code=code), status=exc.status_code)
@@ -120,16 +131,14 @@ _HTTP_REFUSALS: dict[int, tuple[ErrorCode, type[ConnectorError]]] = {
     400: (ErrorCode.INVALID_JSON, PermanentError),
     404: (ErrorCode.NOT_FOUND, ConfigurationError),
     405: (ErrorCode.INVALID_REQUEST, PermanentError),
+    413: (ErrorCode.REQUEST_TOO_LARGE, PermanentError),
 }
 
 
 def _refuse(request: Request, error: ConnectorError, status: int | None = None) -> JSONResponse:
     """Refuse a request: execute answers an OperationResult failure (as over AMQP), the rest FailedReply."""
     info = error.to_info()
-    body: Any = None
-    if request.url.path.endswith("/execute") and request.method == "POST":
-        body = OperationResult.failed("op_unparsed", info).model_dump(mode="json")
-    response = failure(info, body)
+    response = failure(info, refusal_body(request.method, request.url.path, info))
     if status is not None:
         response.status_code = status
     return response
@@ -146,7 +155,7 @@ def _install_audit(app: FastAPI) -> None:
         finally:
             CALLER.reset(token)
         if not request.url.path.startswith(("/healthz", "/readyz", "/metrics/prometheus")):
-            what = f"{request.method} {request.url.path}"
+            what = f"{request.method} {request.url.path[:MAX_AUDITED_PATH]}"  # a path may be 64 KiB long
             audit_record(user=None, caller=caller, what=what, started=started, outcome=response.status_code)
         return response
 
@@ -190,7 +199,7 @@ def _connector_routes(app: FastAPI) -> None:
     @app.post(
         "/connectors/{service_name}/execute",
         response_model=OperationResult,
-        responses={code: {"model": OperationResult} for code in (400, 404, 409, 422, 429, 503, 504)},
+        responses={code: {"model": OperationResult} for code in (400, 404, 409, 413, 422, 429, 503, 504)},
         tags=["operations"],
     )
     async def execute(
@@ -255,9 +264,11 @@ def _connector_routes(app: FastAPI) -> None:
         return await fleet(request).get_metrics(service_name)
 
 
-def _fleet_routes(app: FastAPI, settings: Settings) -> None:
-    public_amqp_url = mask_url(settings.amqp_url)
+#: What `/asyncapi.json` names as the broker: a placeholder, never the real host, port or user.
+PUBLIC_BROKER_URL = "amqp://rabbitmq.example/"
 
+
+def _fleet_routes(app: FastAPI, settings: Settings) -> None:
     @app.get(
         "/operations/{operation_id}", response_model=OperationResult, responses=ERRORS, tags=["operations"]
     )
@@ -294,7 +305,7 @@ def _fleet_routes(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/asyncapi.json", tags=["docs"])
     async def asyncapi() -> dict[str, Any]:
-        return build_asyncapi(server_url=public_amqp_url)
+        return build_asyncapi(server_url=PUBLIC_BROKER_URL)
 
     @app.get("/healthz", tags=["monitoring"])
     async def healthz() -> dict[str, str]:

@@ -6,7 +6,11 @@ The body of every error response is the same typed JSON AMQP callers get (`Faile
 
 from __future__ import annotations
 
+from typing import Any
+
+from scf.schemas.control import FailedReply
 from scf.schemas.errors import ErrorCategory, ErrorCode, ErrorInfo
+from scf.schemas.operation import OperationResult
 
 STATUS_BY_CODE: dict[str, int] = {
     ErrorCode.CONNECTOR_NOT_FOUND: 404,
@@ -16,11 +20,14 @@ STATUS_BY_CODE: dict[str, int] = {
     ErrorCode.CONNECTOR_PAUSED: 409,
     ErrorCode.IDEMPOTENCY_CONFLICT: 409,
     ErrorCode.IN_PROGRESS: 409,
+    ErrorCode.OPERATION_ID_IN_USE: 409,
+    ErrorCode.REQUEST_TOO_LARGE: 413,
     ErrorCode.INVALID_CONFIG: 422,
     ErrorCode.INVALID_REQUEST: 422,
     ErrorCode.NO_WORKER: 503,
     ErrorCode.STATE_UNAVAILABLE: 503,
     ErrorCode.CIRCUIT_OPEN: 503,
+    ErrorCode.GATEWAY_BUSY: 503,
     ErrorCode.TIMEOUT: 504,
     ErrorCode.DEADLINE_EXCEEDED: 504,
     ErrorCode.INTERNAL: 500,
@@ -44,3 +51,10 @@ def retry_after_header(error: ErrorInfo) -> dict[str, str]:
     if error.retry_after is None:
         return {}
     return {"Retry-After": str(max(1, round(error.retry_after)))}
+
+
+def refusal_body(method: str, path: str, error: ErrorInfo) -> dict[str, Any]:
+    """A refusal's body: `execute` answers a failed OperationResult (as over AMQP), the rest FailedReply."""
+    if method == "POST" and path.endswith("/execute"):
+        return OperationResult.failed("op_unparsed", error).model_dump(mode="json")
+    return FailedReply(error=error).model_dump(mode="json")

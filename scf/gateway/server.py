@@ -10,6 +10,7 @@ import uvicorn
 
 from scf.fleet.settings import Settings
 from scf.gateway.app import create_app
+from scf.gateway.bodies import MAX_HEADER_BYTES
 
 
 class _Server(uvicorn.Server):
@@ -30,6 +31,13 @@ class GatewayServer:
             log_config=None,
             access_log=False,
             lifespan="on",
+            # X-Forwarded-For names the audit caller: believe it only from the proxies we were told of
+            # (uvicorn's own default would trust any loopback peer, i.e. every local client).
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=settings.trusted_proxies or [],
+            # One bound on header blocks whether they arrive whole (BodyGuard: typed 431) or in pieces
+            # (h11: plain 400); h11's own default, 16 KiB, only bounded the second.
+            h11_max_incomplete_event_size=MAX_HEADER_BYTES,
         )
         self._server = _Server(config)
         self._task: asyncio.Task[None] | None = None
