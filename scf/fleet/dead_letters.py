@@ -28,13 +28,16 @@ from scf.fleet.state import redis_errors
 from scf.schemas import topology
 from scf.schemas.dead_letters import DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetterQuery, DeadReason
 from scf.schemas.errors import ErrorCode, ErrorInfo, PermanentError, TransientError
-from scf.schemas.secrets import encodable, mask_url, redact
+from scf.schemas.secrets import MASK, encodable, mask_url, redact
 
 MAX_SHOWN_BODY = 16 * 1024
 #: A body larger than this is not parsed nor scanned: the letter shows its size (the original is sealed).
 MAX_PARSED_BODY = 256 * 1024
 #: Header values (and the ids read from a body) are shown cut to this many characters.
 MAX_SHOWN_HEADER = 1024
+#: Headers whose values are shown: the fleet's own and the broker's. Any other header may be a caller's
+#: credential under a name nobody can guess, so its value is masked.
+SHOWN_HEADER_PREFIXES = ("x-scf-", "x-first-death-", "x-last-death-", "x-delivery-count")
 #: AMQP tables nest; deeper ones are shown and sealed as a marker (no real header nests this deep).
 MAX_HEADER_DEPTH = 16
 
@@ -48,7 +51,7 @@ class Original:
 
 
 def _text(value: Any) -> str | None:
-    if isinstance(value, bytes):
+    if isinstance(value, bytes | bytearray):
         return value.decode("utf-8", "replace")
     return value if isinstance(value, str) else None
 
@@ -135,7 +138,11 @@ def describe(
     if not isinstance(attempts, int):
         attempts = delivery_limit + 1 if reason is DeadReason.DELIVERY_LIMIT else max(deliveries, 1)
     service_type = parsed.get("service_type") if isinstance(parsed, dict) else None
-    shown_headers = {k: v for k, v in headers.items() if k != "x-death"}
+    shown_headers = {
+        k: v if k.lower().startswith(SHOWN_HEADER_PREFIXES) or v in (None, "", b"") else MASK
+        for k, v in headers.items()
+        if k != "x-death"
+    }
     return DeadLetter(
         id=f"dl_{uuid.uuid4().hex}",
         reason=reason,
@@ -204,7 +211,7 @@ def _plain(value: Any, *, limit: int | None = None, depth: int = 0) -> Any:
         return {str(k): _plain(v, limit=limit, depth=depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v, limit=limit, depth=depth + 1) for v in value]
-    if isinstance(value, bytes):
+    if isinstance(value, bytes | bytearray):
         value = value.decode("utf-8", "replace")
     if isinstance(value, str):
         return value if limit is None else mask_url(value, limit=limit)

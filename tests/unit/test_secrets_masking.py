@@ -128,3 +128,9 @@ def test_a_minimal_letter_carries_only_safe_facts() -> None:
     letter = minimal(b"x" * 10, "m\ud800", 5.0, "ValueError")
     assert letter.body == {"truncated": True, "bytes": 10} and letter.operation_id == "m?"
     letter.model_dump_json()
+
+
+def test_dead_letter_headers_show_only_the_fleets_and_brokers_values() -> None:
+    headers = {"X-Auth": "tok-1", "Signature": "sig-2", "x-scf-attempts": 3, "x-first-death-queue": "q"}
+    shown = describe(b"{}", headers, None, None, 1.0).headers
+    assert shown == {"X-Auth": MASK, "Signature": MASK, "x-scf-attempts": 3, "x-first-death-queue": "q"}
