@@ -3,6 +3,8 @@
 For every dead letter: keep it (redacted, the original sealed) in the store, record its failed result under
 the operation id, send the caller its one typed error reply, then ack. If the store is unreachable the
 message stays in `scf.dead` (nacked back after a pause, never in a tight loop) so nothing is dropped.
+Whatever else goes wrong with one message (a body or header nobody could describe), it is stored as a
+minimal letter and acked: no message ever keeps a prefetch slot of the desk.
 `dlq.replay` re-publishes the original to the queue it came from, with a fresh deadline for a request
 that had one; `dlq.purge` deletes.
 """
@@ -19,7 +21,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import BaseModel
 
 from scf.fleet import amqp
-from scf.fleet.dead_letters import DeadLetterStore, Original, describe
+from scf.fleet.dead_letters import MAX_PARSED_BODY, DeadLetterStore, Original, describe, minimal
 from scf.fleet.metrics import DEAD_LETTERS_TOTAL, ORPHAN_REPLIES
 from scf.fleet.state import StateStore
 from scf.schemas import topology
@@ -59,20 +61,15 @@ class DeadLetterDesk:
         }
 
     async def on_dead(self, message: AbstractIncomingMessage) -> None:
-        letter = describe(
-            message.body,
-            message.headers or {},
-            message.type,
-            message.message_id,
-            time.time(),
-            self.delivery_limit,
-        )
         try:
-            await self.store.put(letter, Original(message.body, _properties(message)))
+            letter = await self._keep(message)
         except ConnectorError as exc:
             log.warning("dead_letter_not_stored", code=exc.code, pause=STORE_RETRY_PAUSE)
-            await asyncio.sleep(STORE_RETRY_PAUSE)
-            await message.nack(requeue=True)
+            await self._offer_again(message)
+            return
+        except Exception as exc:  # a bug, not an outage: nacked back slowly, never held
+            log.error("dead_letter_not_stored", error=repr(exc)[:500], pause=STORE_RETRY_PAUSE)
+            await self._offer_again(message)
             return
         DEAD_LETTERS_TOTAL.labels(letter.reason.value).inc()
         log.warning(
@@ -90,7 +87,35 @@ class DeadLetterDesk:
             # Stored, not answered: leaving it unacked would store it twice on redelivery, so the
             # stored failed result is what the caller can still fetch by operation id.
             log.warning("dead_letter_reply_failed", id=letter.id, code=exc.code)
+        except Exception as exc:  # stored is what matters; an odd message must not stay unacked
+            log.warning("dead_letter_reply_failed", id=letter.id, error=repr(exc)[:500])
         await message.ack()
+
+    async def _keep(self, message: AbstractIncomingMessage) -> DeadLetter:
+        """Describe and store one message; a message that cannot be described is kept as a minimal letter."""
+        now = time.time()
+        original = Original(message.body, _properties(message))
+        try:
+            letter = describe(
+                message.body,
+                message.headers or {},
+                message.type,
+                message.message_id,
+                now,
+                self.delivery_limit,
+            )
+            await self.store.put(letter, original)
+        except ConnectorError:
+            raise
+        except Exception as exc:
+            log.warning("dead_letter_undescribable", error=type(exc).__name__, bytes=len(message.body))
+            letter = minimal(message.body, message.message_id, now, type(exc).__name__)
+            await self.store.put(letter, original)
+        return letter
+
+    async def _offer_again(self, message: AbstractIncomingMessage) -> None:
+        await asyncio.sleep(STORE_RETRY_PAUSE)
+        await message.nack(requeue=True)
 
     async def _answer(self, message: AbstractIncomingMessage, letter: DeadLetter) -> None:
         if message.type == MessageType.OPERATION_EXECUTE or letter.operation_id:
@@ -147,7 +172,7 @@ class DeadLetterDesk:
         headers[topology.REPLAYED_FROM_HEADER] = letter.id
         headers.pop(topology.DELAYED_RETRIES_HEADER, None)
         outgoing = amqp.build_message(
-            _fresh_deadline(original.body, self.default_timeout),
+            await _fresh_deadline(original.body, self.default_timeout),
             message_type=props.get("type") or "",
             correlation_id=props.get("correlation_id"),
             reply_to=props.get("reply_to"),
@@ -172,8 +197,14 @@ def _properties(message: AbstractIncomingMessage) -> dict[str, Any]:
     }
 
 
-def _fresh_deadline(body: bytes, default_timeout: float) -> bytes:
+async def _fresh_deadline(body: bytes, default_timeout: float) -> bytes:
     """A forwarded request gets a new deadline, its own timeout from now: the old one has passed."""
+    if len(body) > MAX_PARSED_BODY:  # parsing and dumping megabytes would stall the shared event loop
+        return await asyncio.to_thread(_with_fresh_deadline, body, default_timeout)
+    return _with_fresh_deadline(body, default_timeout)
+
+
+def _with_fresh_deadline(body: bytes, default_timeout: float) -> bytes:
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):

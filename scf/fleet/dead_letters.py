@@ -4,11 +4,14 @@
 or the broker's `x-death` record (delivery limit, expiry, overflow). The store keeps each letter as
 redacted JSON (`scf:dead:<id>`), its original body and properties sealed with the fleet's key
 (`scf:dead:<id>:sealed`), and an index by time (`scf:dead`), trimmed to `max_entries`, each entry
-expiring after `ttl` seconds.
+expiring after `ttl` seconds. Anyone may publish to `scf.dlx`, so describing is bounded: a body over
+`MAX_PARSED_BODY` is never parsed (shown as its size), header values are cut, and `minimal` builds a
+letter from nothing but safe facts when describing fails anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -25,9 +28,18 @@ from scf.fleet.state import redis_errors
 from scf.schemas import topology
 from scf.schemas.dead_letters import DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetterQuery, DeadReason
 from scf.schemas.errors import ErrorCode, ErrorInfo, PermanentError, TransientError
-from scf.schemas.secrets import redact
+from scf.schemas.secrets import MASK, encodable, mask_url, redact
 
 MAX_SHOWN_BODY = 16 * 1024
+#: A body larger than this is not parsed nor scanned: the letter shows its size (the original is sealed).
+MAX_PARSED_BODY = 256 * 1024
+#: Header values (and the ids read from a body) are shown cut to this many characters.
+MAX_SHOWN_HEADER = 1024
+#: Headers whose values are shown: the fleet's own and the broker's. Any other header may be a caller's
+#: credential under a name nobody can guess, so its value is masked.
+SHOWN_HEADER_PREFIXES = ("x-scf-", "x-first-death-", "x-last-death-", "x-delivery-count")
+#: AMQP tables nest; deeper ones are shown and sealed as a marker (no real header nests this deep).
+MAX_HEADER_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -39,7 +51,7 @@ class Original:
 
 
 def _text(value: Any) -> str | None:
-    if isinstance(value, bytes):
+    if isinstance(value, bytes | bytearray):
         return value.decode("utf-8", "replace")
     return value if isinstance(value, str) else None
 
@@ -95,6 +107,8 @@ def _recorded_error(headers: Mapping[str, Any]) -> ErrorInfo | None:
 
 
 def _parsed_body(body: bytes) -> Any:
+    if len(body) > MAX_PARSED_BODY:
+        return None
     try:
         return json.loads(body)
     except (ValueError, RecursionError):  # nested past the recursion limit: as unreadable as bad JSON
@@ -124,10 +138,11 @@ def describe(
     if not isinstance(attempts, int):
         attempts = delivery_limit + 1 if reason is DeadReason.DELIVERY_LIMIT else max(deliveries, 1)
     service_type = parsed.get("service_type") if isinstance(parsed, dict) else None
-    shown_headers = {k: v for k, v in headers.items() if k != "x-death"}
-    shown_body = redact(parsed) if parsed is not None else body[:MAX_SHOWN_BODY].decode("utf-8", "replace")
-    if len(json.dumps(shown_body, default=str)) > MAX_SHOWN_BODY:
-        shown_body = {"truncated": True, "bytes": len(body)}
+    shown_headers = {
+        k: v if k.lower().startswith(SHOWN_HEADER_PREFIXES) or v in (None, "", b"") else MASK
+        for k, v in headers.items()
+        if k != "x-death"
+    }
     return DeadLetter(
         id=f"dl_{uuid.uuid4().hex}",
         reason=reason,
@@ -136,28 +151,71 @@ def describe(
         message_type=message_type,
         service_name=_str_or_none(request.get("service_name")),
         service_type=_str_or_none(service_type),
-        operation_id=_str_or_none(request.get("operation_id")) or message_id,
-        exchange=_text(headers.get(topology.ORIGIN_EXCHANGE_HEADER)) or broker_exchange or "",
-        routing_key=_text(headers.get(topology.ORIGIN_ROUTING_KEY_HEADER)) or broker_key or "",
+        operation_id=_str_or_none(request.get("operation_id")) or _str_or_none(message_id),
+        exchange=_shown(_text(headers.get(topology.ORIGIN_EXCHANGE_HEADER)) or broker_exchange or ""),
+        routing_key=_shown(_text(headers.get(topology.ORIGIN_ROUTING_KEY_HEADER)) or broker_key or ""),
         dead_lettered_at=now,
-        headers=redact(_plain(shown_headers)),
-        body=shown_body,
+        headers=redact(_plain(shown_headers, limit=MAX_SHOWN_HEADER)),
+        body=_shown_body(body, parsed),
     )
 
 
+def minimal(body: bytes, message_id: str | None, now: float, reason: str) -> DeadLetter:
+    """A letter from safe facts only (size, id, when), for a message `describe` could not read."""
+    return DeadLetter(
+        id=f"dl_{uuid.uuid4().hex}",
+        reason=DeadReason.REJECTED,
+        error=PermanentError(
+            f"the dead letter could not be described ({reason}); its original is kept sealed",
+            code=ErrorCode.DEAD_LETTERED,
+        ).to_info(),
+        attempts=1,
+        message_type=None,
+        service_name=None,
+        service_type=None,
+        operation_id=_str_or_none(message_id),
+        exchange="",
+        routing_key="",
+        dead_lettered_at=now,
+        headers={},
+        body={"truncated": True, "bytes": len(body)},
+    )
+
+
+def _shown_body(body: bytes, parsed: Any) -> Any:
+    """The body as callers may see it: redacted, and only if small; otherwise its size."""
+    too_big = {"truncated": True, "bytes": len(body)}
+    if len(body) > MAX_PARSED_BODY:
+        return too_big
+    if parsed is None:
+        return mask_url(encodable(body.decode("utf-8", "replace")), limit=MAX_SHOWN_BODY)
+    shown = redact(parsed)
+    if len(json.dumps(shown, default=str)) > MAX_SHOWN_BODY:
+        return too_big
+    return shown
+
+
+def _shown(text: str) -> str:
+    return encodable(mask_url(text, limit=MAX_SHOWN_HEADER))
+
+
 def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
+    return _shown(value) if isinstance(value, str) else None
 
 
-def _plain(value: Any) -> Any:
-    """AMQP header values made JSON-safe (bytes, datetimes and nested tables)."""
+def _plain(value: Any, *, limit: int | None = None, depth: int = 0) -> Any:
+    """AMQP header values made JSON-safe (bytes, datetimes and nested tables); `limit` cuts strings."""
+    if depth > MAX_HEADER_DEPTH:
+        return "[nested too deep]"
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): _plain(v, limit=limit, depth=depth + 1) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if value is None or isinstance(value, bool | int | float | str):
+        return [_plain(v, limit=limit, depth=depth + 1) for v in value]
+    if isinstance(value, bytes | bytearray):
+        value = value.decode("utf-8", "replace")
+    if isinstance(value, str):
+        return value if limit is None else mask_url(value, limit=limit)
+    if value is None or isinstance(value, bool | int | float):
         return value
     return str(value)
 
@@ -170,15 +228,24 @@ class DeadLetterStore:
         self.max_entries = max_entries
 
     async def put(self, letter: DeadLetter, original: Original) -> None:
-        sealed = self.box.seal(
-            {"body": base64.b64encode(original.body).decode(), "properties": _plain(original.properties)}
+        shown = letter.model_dump_json()
+        sealed = (
+            # Sealing megabytes (base64, JSON, Fernet) takes long enough to stall the shared event loop.
+            await asyncio.to_thread(self._seal, original)
+            if len(original.body) > MAX_PARSED_BODY
+            else self._seal(original)
         )
         async with redis_errors(), self.redis.pipeline(transaction=True) as pipe:
-            pipe.set(keys.dead_letter(letter.id), letter.model_dump_json(), ex=self.ttl)
+            pipe.set(keys.dead_letter(letter.id), shown, ex=self.ttl)
             pipe.set(keys.dead_letter_sealed(letter.id), sealed, ex=self.ttl)
             pipe.zadd(keys.DEAD_LETTERS_INDEX, {letter.id: letter.dead_lettered_at})
             await pipe.execute()
         await self._trim()
+
+    def _seal(self, original: Original) -> str:
+        return self.box.seal(
+            {"body": base64.b64encode(original.body).decode(), "properties": _plain(original.properties)}
+        )
 
     async def _trim(self) -> None:
         async with redis_errors():
@@ -221,4 +288,4 @@ class DeadLetterStore:
         return int(results[0])
 
 
-__all__ = ["DeadLetterStore", "Original", "describe"]
+__all__ = ["DeadLetterStore", "Original", "describe", "minimal"]

@@ -2,6 +2,10 @@
 
 A value is secret when its key looks like a credential (password, token, secret, api key, ...) or when
 it is a URL/DSN carrying a password in its userinfo. Masking never fails and never returns the secret.
+Everything here sees untrusted text on the event loop, so every scan is linear (no backtracking
+pattern) and bounded: a string is scanned up to `MAX_SCANNED_CHARS`, and `redact` visits at most
+`MAX_REDACT_NODES` values and `MAX_REDACT_CHARS` characters; what lies past a bound is replaced by a
+marker, never left in clear.
 """
 
 from __future__ import annotations
@@ -13,43 +17,196 @@ from urllib.parse import urlsplit, urlunsplit
 
 MASK = "**********"
 
+#: Longest string masked in full; a longer one is cut there (marked), never returned unscanned.
+MAX_SCANNED_CHARS = 64 * 1024
+#: `redact`'s budget for one call: values visited, and characters of strings and keys scanned.
+MAX_REDACT_NODES = 20_000
+MAX_REDACT_CHARS = 1024 * 1024
+MAX_REDACT_DEPTH = 32
+#: Keys longer than this are treated as secret-bearing (no credential name is that long).
+MAX_KEY_CHARS = 1024
+#: What stands where redaction stopped (over budget); the rest of a container is dropped.
+OVER_BUDGET = "[redacted: too large to inspect]"
+
 _SECRET_KEY = re.compile(
     r"(pass(word|wd)?|secret|token|api[_-]?key|access[_-]?key|private[_-]?key|credential|authorization"
     r"|client[_-]?secret|session[_-]?token|cookie|fernet)",
     re.IGNORECASE,
 )
-_URL_WITH_PASSWORD = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
+# Single-character classes only: each search is one linear pass, with no backtracking.
+_SPACE = re.compile(r"\s")
+_USER_END = re.compile(r"[:/@\s]")
+_SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 
 
 def is_secret_key(key: str) -> bool:
-    return bool(_SECRET_KEY.search(key))
+    return len(key) > MAX_KEY_CHARS or bool(_SECRET_KEY.search(key))
 
 
-def mask_url(value: str) -> str:
-    """Replace the password of every `scheme://user:password@` in the text by the mask."""
-    return _URL_WITH_PASSWORD.sub(lambda m: f"{m['scheme']}{m['user']}:{MASK}@", value)
+class _NextIndex:
+    """The next position of a pattern at or after a growing start, searched again only when passed.
+
+    Starts only move forward during one masking pass, so every character is searched at most once.
+    """
+
+    def __init__(self, text: str, pattern: re.Pattern[str]) -> None:
+        self.text = text
+        self.pattern = pattern
+        self.found = -2  # not searched yet
+
+    def at_or_after(self, start: int) -> int:
+        if self.found == -1 or (self.found >= start):
+            return self.found
+        match = self.pattern.search(self.text, start)
+        self.found = match.start() if match else -1
+        return self.found
+
+
+def _has_scheme_before(text: str, end: int, floor: int) -> bool:
+    """A scheme (`[a-zA-Z][a-zA-Z0-9+.-]*`) ends at `end`: the run of scheme characters holds a letter."""
+    i = end - 1
+    while i >= floor and text[i] in _SCHEME_CHARS:
+        if text[i].isascii() and text[i].isalpha():
+            return True
+        i -= 1
+    return False
+
+
+def _mask_scanned(text: str) -> str:
+    """Every `scheme://user:password@` with the password masked; one linear pass over `text`."""
+    pieces: list[str] = []
+    done = 0  # text[:done] is already in pieces
+    at = _NextIndex(text, re.compile("@"))
+    space = _NextIndex(text, _SPACE)
+    search_from = 0
+    while (sep := text.find("://", search_from)) != -1:
+        search_from = sep + 3
+        # The scheme's run cannot reach back past `done` or the previous '://' (':' and '/' end it).
+        if not _has_scheme_before(text, sep, done):
+            continue
+        start = sep + 3
+        user_end = _USER_END.search(text, start)
+        if user_end is None or text[user_end.start()] != ":":
+            continue
+        end = at.at_or_after(user_end.start())
+        blank = space.at_or_after(user_end.start())
+        if end == -1 or (blank != -1 and blank < end):
+            continue
+        pieces += [text[done : user_end.start() + 1], MASK]
+        done = end
+        search_from = end + 1
+    if not pieces:
+        return text
+    pieces.append(text[done:])
+    return "".join(pieces)
+
+
+def _cut(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, dropping a last URL-like word the cut may have split."""
+    kept = text[:limit]
+    word_start = _after_last_space(kept)
+    if ":" in kept[word_start:] or "@" in kept[word_start:]:
+        kept = kept[:word_start]
+    return f"{kept}[truncated: {len(text)} characters]"
+
+
+def _after_last_space(text: str) -> int:
+    """Where the last word of `text` starts (searched backwards in windows, so linear overall)."""
+    end = len(text)
+    while end > 0:
+        begin = max(0, end - 4096)
+        last = max((m.end() for m in _SPACE.finditer(text, begin, end)), default=-1)
+        if last != -1:
+            return last
+        end = begin
+    return 0
+
+
+def mask_url(value: str, *, limit: int = MAX_SCANNED_CHARS) -> str:
+    """Replace the password of every `scheme://user:password@` in the text by the mask.
+
+    Linear in the text; a text longer than `limit` is cut there (and says so) before masking.
+    """
+    if len(value) > limit:
+        value = _cut(value, limit)
+    if "://" not in value:
+        return value
+    return _mask_scanned(value)
 
 
 def mask_dsn(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    if parts.password is None:
+    if len(dsn) > MAX_SCANNED_CHARS:
+        return mask_url(dsn)
+    try:
+        parts = urlsplit(dsn)
+        password, port = parts.password, parts.port
+    except ValueError:  # not a URL urllib can read (a bad port, say): mask it as text
+        return mask_url(dsn)
+    if password is None:
         return dsn
     netloc = f"{parts.username or ''}:{MASK}@{parts.hostname or ''}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
+    if port is not None:
+        netloc += f":{port}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
+class _Budget:
+    """What one `redact` call may still visit."""
+
+    def __init__(self) -> None:
+        self.nodes = MAX_REDACT_NODES
+        self.chars = MAX_REDACT_CHARS
+
+    def spend(self, chars: int = 0) -> bool:
+        self.nodes -= 1
+        self.chars -= chars
+        return self.nodes >= 0 and self.chars >= 0
+
+
 def redact(value: Any, *, key: str | None = None, depth: int = 0) -> Any:
-    """Return a copy of `value` with every secret masked (keys by name, URLs by userinfo)."""
-    if depth > 32:
+    """Return a copy of `value` with every secret masked (keys by name, URLs by userinfo).
+
+    Bounded: past `MAX_REDACT_DEPTH` levels a value is masked; past the node or character budget the
+    rest of each container is replaced by `OVER_BUDGET`. Strings come back encodable as UTF-8.
+    """
+    return _redact(value, key, depth, _Budget())
+
+
+def _redact(value: Any, key: str | None, depth: int, budget: _Budget) -> Any:
+    if depth > MAX_REDACT_DEPTH:
         return MASK
     if key is not None and is_secret_key(key) and value not in (None, "", {}, []):
         return MASK
     if isinstance(value, Mapping):
-        return {k: redact(v, key=str(k), depth=depth + 1) for k, v in value.items()}
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            name = str(k)
+            if not budget.spend(min(len(name), MAX_SCANNED_CHARS)):
+                out[OVER_BUDGET] = MASK
+                break
+            out[encodable(mask_url(name, limit=MAX_KEY_CHARS))] = _redact(v, name, depth + 1, budget)
+        return out
     if isinstance(value, list | tuple):
-        return [redact(v, depth=depth + 1) for v in value]
+        items: list[Any] = []
+        for v in value:
+            if not budget.spend():
+                items.append(OVER_BUDGET)
+                break
+            items.append(_redact(v, None, depth + 1, budget))
+        return items
     if isinstance(value, str):
-        return mask_url(value)
+        if not budget.spend(min(len(value), MAX_SCANNED_CHARS)):
+            return OVER_BUDGET
+        return encodable(mask_url(value))
     return value
+
+
+def encodable(text: str) -> str:
+    """`text` as valid UTF-8 can carry it: a lone surrogate (from JSON's `\\ud800`) becomes `?`."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "replace").decode("utf-8")
+    return text
