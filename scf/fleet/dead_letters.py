@@ -26,6 +26,7 @@ from scf.fleet import keys
 from scf.fleet.crypto import SecretBox
 from scf.fleet.state import redis_errors
 from scf.schemas import topology
+from scf.schemas.connection import public_request_body
 from scf.schemas.dead_letters import DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetterQuery, DeadReason
 from scf.schemas.errors import ErrorCode, ErrorInfo, PermanentError, TransientError
 from scf.schemas.secrets import MASK, encodable, mask_url, redact
@@ -189,7 +190,7 @@ def _shown_body(body: bytes, parsed: Any) -> Any:
         return too_big
     if parsed is None:
         return mask_url(encodable(body.decode("utf-8", "replace")), limit=MAX_SHOWN_BODY)
-    shown = redact(parsed)
+    shown = public_request_body(parsed)  # a connector config masked by its type's model
     if len(json.dumps(shown, default=str)) > MAX_SHOWN_BODY:
         return too_big
     return shown

@@ -387,11 +387,6 @@ async def test_no_redis_value_holds_a_canary_in_clear(seen: Seen, redis_url: str
     assert not found, f"Redis values carried canaries: {found}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the one-line hook in scf/fleet/dead_letters.py (REDACT's): describe() shows "
-    "scf.schemas.connection.public_request_body(parsed) instead of redact(parsed)",
-)
 async def test_no_dead_letter_shows_a_canary(client: FleetClient, vhost: Vhost, seen: Seen) -> None:
     """A create without a reply queue that fails (the name exists) is kept as a dead letter, masked."""
     secret = CANARY["dead_letter"]
