@@ -22,11 +22,11 @@ from scf.dispatcher.health_monitor import HealthMonitor
 from scf.dispatcher.routing import Decoded, deadline_for, decode
 from scf.dispatcher.routing_cache import RoutingCache
 from scf.fleet import amqp
-from scf.fleet.audit import audit
+from scf.fleet.audit import audit, trust_forwarders
 from scf.fleet.dead_letters import DeadLetterStore
 from scf.fleet.metrics import ORPHAN_REPLIES, QUEUE_DEPTH, REJECTED_TOTAL, REQUESTS_TOTAL
 from scf.fleet.rpc import RpcClient
-from scf.fleet.service import FleetService
+from scf.fleet.service import FleetService, give_back
 from scf.fleet.settings import Settings
 from scf.fleet.settle import Settler
 from scf.fleet.state import StateStore
@@ -74,6 +74,7 @@ class Dispatcher(FleetService):
         self._ops: AbstractExchange | None = None
         self._events: AbstractExchange | None = None
         self._rpc = RpcClient(connection)
+        trust_forwarders(settings.trusted_forwarders)
         # A connector's type rarely changes: guessing it lets one Redis round trip fetch the entry and
         # the live-worker count together (a wrong guess costs one more round trip, never a wrong route).
         self._type_hints: dict[str, str] = {}
@@ -131,7 +132,8 @@ class Dispatcher(FleetService):
             delivery_limit=self.settings.scf_delivery_limit,
         )
         self.control.handlers.update(self.desk.handlers)
-        await self.consume(await channel.get_queue(topology.DEAD_LETTER_QUEUE), self.desk.on_dead)
+        dead = await channel.get_queue(topology.DEAD_LETTER_QUEUE)
+        await self.consume(dead, self.desk.on_dead, dead_letters_on_reject=False)
 
     async def _listen_for_registry_changes(self) -> None:
         """Drop cached routes when any dispatcher changes the registry (another replica, say)."""
@@ -188,11 +190,14 @@ class Dispatcher(FleetService):
             elif reply is not None:
                 await self._reply(message, reply)
         except ConnectorError as exc:
-            # The broker connection failed mid-settlement: leave the request unacked for redelivery.
+            # The broker failed us mid-settlement: hand the request back at once (never hold it unacked;
+            # the queue's delivery limit bounds the repeats, then the dead letters have it).
             log.warning("settle_failed", type=message.type, code=exc.code, detail=exc.detail)
+            await give_back(message)
             return
         except Exception as exc:
             log.warning("settle_failed", type=message.type, error=repr(exc))
+            await give_back(message)
             return
         if not self.settings.scf_unsafe_early_ack:
             await message.ack()
@@ -302,7 +307,7 @@ class Dispatcher(FleetService):
             correlation_id=message.correlation_id,
             reply_to=message.reply_to,
             message_id=forward.message_id or message.message_id,
-            headers={"x-scf-forwarded-at": time.time()},
+            headers={amqp.FORWARDED_AT_HEADER: amqp.forwarded_at_value(time.time())},
             expiration=forward.expires_in,
         )
         try:
