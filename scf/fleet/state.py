@@ -274,6 +274,20 @@ class StateStore:
                 )
             await pipe.execute()
 
+    async def claim_operation(self, operation_id: str, identity: str, ttl: int) -> bool:
+        """Claim `operation_id` for the request `identity`; False when another request holds it."""
+        claim = keys.operation_claim(operation_id)
+        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(claim, identity, nx=True, ex=max(1, ttl))
+            pipe.get(claim)
+            _, holder = await pipe.execute()
+        return holder is None or _text(holder) == identity
+
+    async def release_operation(self, operation_id: str, identity: str) -> None:
+        """Give up a claim this request holds (it was refused before it was forwarded)."""
+        async with redis_errors():
+            await self.redis.eval(_RELEASE_IF_HELD, 1, keys.operation_claim(operation_id), identity)
+
     async def begin_operation(self, operation_id: str, identity: str, ttl: int) -> tuple[bool, bool]:
         """Claim `operation_id` for the request `identity` and read its cancel mark, in one round trip.
 
@@ -316,6 +330,13 @@ class StateStore:
                 code=ErrorCode.RESULT_NOT_FOUND,
             )
         return OperationResult.model_validate_json(raw)
+
+
+#: Delete a claim only if the given request still holds it (never someone else's).
+_RELEASE_IF_HELD = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
 
 
 def _text(value: bytes | str | None) -> str:

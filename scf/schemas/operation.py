@@ -84,6 +84,15 @@ def delivery_identity(reply_to: str | None, correlation_id: str | None, request:
     return "d" + request_digest(request)
 
 
+def operation_id_in_use(operation_id: str) -> PermanentError:
+    """The refusal of a request whose operation id another request holds."""
+    return PermanentError(
+        f"operation_id {operation_id!r} is already in use by another request; choose a new one (or "
+        "fetch that one's result with operation.result)",
+        code=ErrorCode.OPERATION_ID_IN_USE,
+    )
+
+
 def prepare_request(request: OperationRequest | Mapping[str, Any], service_name: str) -> OperationRequest:
     """The request validated, addressed to `service_name` and given an operation id.
 

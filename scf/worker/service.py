@@ -51,6 +51,7 @@ from scf.schemas.operation import (
     OperationRequest,
     OperationResult,
     delivery_identity,
+    operation_id_in_use,
 )
 from scf.worker.cache import ConnectorCache
 from scf.worker.keyed import KeyedRunner
@@ -277,11 +278,7 @@ class Worker(FleetService):
             # Not recorded (service_name None): the stored result under this id is its owner's.
             REJECTED_TOTAL.labels(ErrorCode.OPERATION_ID_IN_USE).inc()
             log.info("operation_id_in_use", operation_id=request.operation_id)
-            taken = PermanentError(
-                f"operation_id {request.operation_id!r} is already in use by another request; choose a "
-                "new one (or fetch that one's result with operation.result)",
-                code=ErrorCode.OPERATION_ID_IN_USE,
-            )
+            taken = operation_id_in_use(request.operation_id)
             return None, OperationResult.failed(request.operation_id, taken), envelope.remaining()
         if envelope.remaining() <= 0:
             late = TransientError(

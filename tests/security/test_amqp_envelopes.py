@@ -391,7 +391,7 @@ async def test_a_second_request_with_an_operation_id_in_use_is_refused_and_canno
     await raw.publish(elsewhere.encode(), message_type="operation.execute", reply=False)
     await wait_settled(vhost)
 
-    assert code_of(second) == ErrorCode.OPERATION_ID_IN_USE
+    assert code_of(second) == "OPERATION_ID_IN_USE"
     assert second["error"]["category"] == "permanent"
     stored = await client.get_result(operation_id)
     assert stored.status == "success" and stored.result_data == first["result_data"]
@@ -451,34 +451,34 @@ async def test_the_forward_time_header_is_exact(raw: RawAmqp, service: str) -> N
     assert copy is not None
     stamp = float((copy.headers or {})["x-scf-forwarded-at"])  # type: ignore[arg-type]
 
-    assert abs(stamp - sent) < 5.0, stamp - sent
+    # At today's times a 32-bit float is a multiple of 128 s: never within a second of the truth for long.
+    assert abs(stamp - sent) < 1.0, stamp - sent
+    assert stamp % 128 != 0
 
 
-async def test_a_caller_header_from_an_untrusted_user_is_a_claim_not_the_caller(
+async def test_a_caller_header_without_a_verified_user_is_a_claim_not_the_caller(
     raw: RawAmqp, service: str, fleet: dict[str, FleetProcess]
 ) -> None:
+    """The session fleet trusts its gateway's user (guest); a message with no broker-verified user_id
+    is nobody's forwarder, so its header is only a claim. (Defaults: test_amqp_edge_defaults.py.)"""
     forged = f"admin-{uuid.uuid4().hex[:8]}"
     reply = await raw.call(
         json.dumps({"service_name": service}).encode(),
         message_type="connector.get",
         headers={"x-scf-caller": forged},
-        user_id="guest",  # the broker checks it against the login: the one fact the audit can trust
     )
     assert reply["service_name"] == service
 
     line = None
     for _ in range(100):
-        lines = [
-            json.loads(x)
-            for x in fleet["dispatcher"].output().splitlines()
-            if forged in x and x.startswith("{")
-        ]
+        texts = fleet["dispatcher"].output().splitlines()
+        lines = [json.loads(x) for x in texts if forged in x and x.startswith("{")]
         line = next((x for x in lines if x.get("event") == "audit"), None)
         if line is not None:
             break
         await asyncio.sleep(0.05)
     assert line is not None
-    assert line["user"] == "guest" and line["caller"] is None and line["claimed_caller"] == forged
+    assert line["user"] == "unknown" and line["caller"] is None and line["claimed_caller"] == forged
 
 
 async def test_the_broker_refuses_a_forged_user_id(vhost: Vhost) -> None:
