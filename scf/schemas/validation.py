@@ -66,13 +66,38 @@ def refuse_unencodable(raw: bytes, body: Any, where: str = "request body") -> No
     """
     if not SURROGATE_ESCAPE.search(raw):
         return
-    path = unencodable_path(body)
+    if _all_encodable(body):
+        return
+    path = unencodable_path(body)  # only now: naming the place costs a string per step
     if path is not None:
         raise PermanentError(
             f"{where} holds text that is not valid Unicode (a lone UTF-16 surrogate) at "
             + path[:MAX_SHOWN_PATH],
             code=ErrorCode.INVALID_REQUEST,
         )
+
+
+def _all_encodable(value: Any) -> bool:
+    """The fast walk: containers pushed, strings checked in place, no path kept."""
+    stack: list[Any] = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if not _encodable(item):
+                return False
+            continue
+        children = item.items() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        for child in children:
+            if isinstance(child, tuple):  # a dict's (key, value)
+                key, child = child
+                if isinstance(key, str) and not _encodable(key):
+                    return False
+            if isinstance(child, str):
+                if not _encodable(child):
+                    return False
+            elif isinstance(child, dict | list):
+                stack.append(child)
+    return True
 
 
 def _encodable(text: str) -> bool:
