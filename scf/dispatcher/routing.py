@@ -12,6 +12,7 @@ from typing import Any
 
 from scf.schemas.control import WORKER_CALLS, MessageType
 from scf.schemas.errors import ErrorCode, PermanentError
+from scf.schemas.validation import refuse_unencodable
 
 ACCEPTED_CONTENT_TYPES = frozenset({None, "", "application/json"})
 MAX_JSON_DEPTH = 64
@@ -48,7 +49,8 @@ def decode(message_type: str | None, content_type: str | None, raw: bytes, max_b
             code=ErrorCode.LIMIT_EXCEEDED,
         )
     try:
-        body = json.loads(raw)
+        # Strict UTF-8 first: `json.loads(bytes)` would accept encoded surrogates ("surrogatepass").
+        body = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError):
         raise PermanentError("request body is not valid UTF-8 JSON", code=ErrorCode.INVALID_JSON) from None
     if not isinstance(body, dict):
@@ -57,6 +59,7 @@ def decode(message_type: str | None, content_type: str | None, raw: bytes, max_b
         raise PermanentError(
             f"request body nests deeper than {MAX_JSON_DEPTH} levels", code=ErrorCode.LIMIT_EXCEEDED
         )
+    refuse_unencodable(raw, body)
     return Decoded(kind, body)
 
 

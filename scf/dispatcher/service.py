@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -22,11 +23,11 @@ from scf.dispatcher.health_monitor import HealthMonitor
 from scf.dispatcher.routing import Decoded, deadline_for, decode
 from scf.dispatcher.routing_cache import RoutingCache
 from scf.fleet import amqp
-from scf.fleet.audit import audit
+from scf.fleet.audit import audit, trust_forwarders
 from scf.fleet.dead_letters import DeadLetterStore
-from scf.fleet.metrics import ORPHAN_REPLIES, QUEUE_DEPTH, REJECTED_TOTAL, REQUESTS_TOTAL
+from scf.fleet.metrics import DROPPED_TOTAL, ORPHAN_REPLIES, QUEUE_DEPTH, REJECTED_TOTAL, REQUESTS_TOTAL
 from scf.fleet.rpc import RpcClient
-from scf.fleet.service import FleetService
+from scf.fleet.service import FleetService, give_back
 from scf.fleet.settings import Settings
 from scf.fleet.settle import Settler
 from scf.fleet.state import StateStore
@@ -41,7 +42,13 @@ from scf.schemas.errors import (
     PermanentError,
     ResourceError,
 )
-from scf.schemas.operation import OperationEnvelope, OperationRequest, OperationResult
+from scf.schemas.operation import (
+    OperationEnvelope,
+    OperationRequest,
+    OperationResult,
+    delivery_identity,
+    operation_id_in_use,
+)
 from scf.schemas.plugins import known_types
 
 log = structlog.get_logger(__name__)
@@ -50,16 +57,30 @@ MAX_REQUEST_BYTES = 16 * 1024 * 1024
 DEAD_LETTER_PREFETCH = 16
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A caller-chosen operation id this dispatcher claimed for one request (`identity`)."""
+
+    operation_id: str
+    identity: str
+
+
 class Forward:
     """Settlement: republish to the work queue of `service_type`."""
 
     def __init__(
-        self, service_type: str, body: bytes, message_id: str | None, expires_in: float | None = None
+        self,
+        service_type: str,
+        body: bytes,
+        message_id: str | None,
+        expires_in: float | None = None,
+        claim: Claim | None = None,
     ) -> None:
         self.service_type = service_type
         self.body = body
         self.message_id = message_id
         self.expires_in = expires_in  # the request's remaining budget: it dies in the queue after that
+        self.claim = claim  # released if the broker refuses the forward
 
 
 class Dispatcher(FleetService):
@@ -74,6 +95,7 @@ class Dispatcher(FleetService):
         self._ops: AbstractExchange | None = None
         self._events: AbstractExchange | None = None
         self._rpc = RpcClient(connection)
+        trust_forwarders(settings.trusted_forwarders)
         # A connector's type rarely changes: guessing it lets one Redis round trip fetch the entry and
         # the live-worker count together (a wrong guess costs one more round trip, never a wrong route).
         self._type_hints: dict[str, str] = {}
@@ -131,7 +153,8 @@ class Dispatcher(FleetService):
             delivery_limit=self.settings.scf_delivery_limit,
         )
         self.control.handlers.update(self.desk.handlers)
-        await self.consume(await channel.get_queue(topology.DEAD_LETTER_QUEUE), self.desk.on_dead)
+        dead = await channel.get_queue(topology.DEAD_LETTER_QUEUE)
+        await self.consume(dead, self.desk.on_dead, dead_letters_on_reject=False)
 
     async def _listen_for_registry_changes(self) -> None:
         """Drop cached routes when any dispatcher changes the registry (another replica, say)."""
@@ -188,11 +211,14 @@ class Dispatcher(FleetService):
             elif reply is not None:
                 await self._reply(message, reply)
         except ConnectorError as exc:
-            # The broker connection failed mid-settlement: leave the request unacked for redelivery.
+            # The broker failed us mid-settlement: hand the request back at once (never hold it unacked;
+            # the queue's delivery limit bounds the repeats, then the dead letters have it).
             log.warning("settle_failed", type=message.type, code=exc.code, detail=exc.detail)
+            await give_back(message)
             return
         except Exception as exc:
             log.warning("settle_failed", type=message.type, error=repr(exc))
+            await give_back(message)
             return
         if not self.settings.scf_unsafe_early_ack:
             await message.ack()
@@ -206,9 +232,11 @@ class Dispatcher(FleetService):
             decoded = decode(message.type, message.content_type, message.body, MAX_REQUEST_BYTES)
             if decoded.message_type is MessageType.OPERATION_EXECUTE:
                 request = parse(OperationRequest, decoded.body)
+                chosen = request.operation_id is not None
                 operation_id = (request.with_defaults()).operation_id
                 forward = await self._route_operation(
-                    request.model_copy(update={"operation_id": operation_id})
+                    request.model_copy(update={"operation_id": operation_id}),
+                    message if chosen else None,
                 )
             elif decoded.message_type is MessageType.CONNECTOR_TEST:
                 forward = await self._route_test(decoded)
@@ -234,12 +262,32 @@ class Dispatcher(FleetService):
         REQUESTS_TOTAL.labels(decoded.message_type.value, "forwarded").inc()
         return forward
 
-    async def _route_operation(self, request: OperationRequest) -> Forward:
+    async def _route_operation(
+        self, request: OperationRequest, claim_for: AbstractIncomingMessage | None
+    ) -> Forward:
+        """`claim_for`: the message whose caller chose the operation id; the id is claimed for it, at the
+        same time as the route is looked up (a fresh id of our own needs no claim here)."""
         if request.service_name is None:
             raise PermanentError(
                 "service_name (or connection_id) is required", code=ErrorCode.INVALID_REQUEST
             )
-        entry = await self._routable_entry(request.service_name)
+        claim: Claim | None = None
+        if claim_for is None:
+            entry = await self._routable_entry(request.service_name)
+        else:
+            both: tuple[Any, Any] = await asyncio.gather(
+                self._routable_entry(request.service_name),
+                self._claim(request, claim_for),
+                return_exceptions=True,
+            )
+            routed, claimed = both
+            claim = claimed if isinstance(claimed, Claim) else None
+            if isinstance(routed, BaseException):
+                await self._release(claim)  # refused before it existed: the caller may use the id again
+                raise routed
+            if isinstance(claimed, BaseException):
+                raise claimed
+            entry = routed
         now = time.time()
         envelope = OperationEnvelope(
             request=request,
@@ -252,7 +300,33 @@ class Dispatcher(FleetService):
             amqp.encode(envelope),
             request.operation_id,
             expires_in=envelope.deadline - now,
+            claim=claim,
         )
+
+    async def _claim(self, request: OperationRequest, message: AbstractIncomingMessage) -> Claim | None:
+        """Claim a caller-chosen operation id, so the operation exists (can be cancelled) while queued
+        and a second request with the same id is refused before it is forwarded. None: Redis is away
+        (the worker claims it again anyway)."""
+        assert request.operation_id is not None
+        identity = delivery_identity(message.reply_to, message.correlation_id, request)
+        try:
+            ours = await self.state.claim_operation(
+                request.operation_id, identity, self.settings.scf_result_ttl
+            )
+        except ConnectorError as exc:
+            log.info("operation_claim_skipped", code=exc.code)
+            return None
+        if not ours:
+            raise operation_id_in_use(request.operation_id)
+        return Claim(request.operation_id, identity)
+
+    async def _release(self, claim: Claim | None) -> None:
+        if claim is None:
+            return
+        try:
+            await self.state.release_operation(claim.operation_id, claim.identity)
+        except ConnectorError as exc:
+            log.info("operation_release_failed", code=exc.code)
 
     async def _route_test(self, decoded: Decoded) -> Forward:
         name = parse(ConnectorRef, decoded.body).service_name
@@ -302,13 +376,14 @@ class Dispatcher(FleetService):
             correlation_id=message.correlation_id,
             reply_to=message.reply_to,
             message_id=forward.message_id or message.message_id,
-            headers={"x-scf-forwarded-at": time.time()},
+            headers={amqp.FORWARDED_AT_HEADER: amqp.forwarded_at_value(time.time())},
             expiration=forward.expires_in,
         )
         try:
             await amqp.publish(self._ops, outgoing, forward.service_type)
         except (amqp.UnroutableError, amqp.BrokerRefusedError) as exc:
             log.warning("forward_refused", service_type=forward.service_type, code=exc.code)
+            await self._release(forward.claim)
             if message.type == MessageType.OPERATION_EXECUTE:
                 return amqp.encode(OperationResult.failed(forward.message_id or _fallback_id(message), exc))
             return amqp.encode(FailedReply.of(exc))
@@ -320,6 +395,10 @@ class Dispatcher(FleetService):
         if answer.get("status") != "failed" or not isinstance(answer.get("error"), dict):
             return
         error = ErrorInfo.model_validate(answer["error"])
+        if error.code == ErrorCode.OPERATION_ID_IN_USE:
+            # A dead letter would record its failure under the id's owner: a counted drop instead.
+            DROPPED_TOTAL.labels(ErrorCode.OPERATION_ID_IN_USE.value).inc()
+            return
         await Settler(self._channel_or_fail()).dead_letter(
             message, DeadReason.FAILED_WITHOUT_REPLY, error, origin=topology.REQUEST_EXCHANGE
         )

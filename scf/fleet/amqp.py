@@ -185,6 +185,26 @@ async def reply(
     await publish(channel.default_exchange, message, request.reply_to, timeout=timeout)
 
 
+#: When the dispatcher forwarded a request. A decimal string of Unix seconds: a float header is sent as a
+#: 32-bit float by the AMQP encoder (pamqp), a minute off at today's times; a string is exact.
+FORWARDED_AT_HEADER = "x-scf-forwarded-at"
+
+
+def forwarded_at_value(now: float) -> str:
+    return f"{now:.6f}"
+
+
+def forwarded_at(message: AbstractIncomingMessage) -> float | None:
+    """The forward time of a message, as either the string written now or a number written before."""
+    raw = (message.headers or {}).get(FORWARDED_AT_HEADER)
+    if isinstance(raw, bytes):
+        raw = raw.decode("ascii", "replace")
+    try:
+        return float(raw) if isinstance(raw, str | int | float) and not isinstance(raw, bool) else None
+    except ValueError:
+        return None
+
+
 def delivery_count(message: AbstractIncomingMessage) -> int:
     """How many times the broker delivered this message before (quorum queues count it)."""
     raw = (message.headers or {}).get("x-delivery-count", 0)

@@ -1,12 +1,15 @@
 """The audit trail: one structured `audit` event per control-plane change and per operation.
 
-Who: the AMQP `user_id` (RabbitMQ checks it against the login) and, for calls made on someone's behalf
-(the HTTP gateway), the caller header. Never a secret: bodies are not logged, only names and outcomes.
+Who: the AMQP `user_id`, which RabbitMQ checks against the connection's login, so it cannot be forged.
+The caller header (`x-scf-caller`, set by the HTTP gateway for its callers) is believed only when the
+message comes from a configured trusted forwarder (`SCF_TRUSTED_FORWARDERS`, AMQP user names); from
+anyone else it is recorded as `claimed_caller`, never as `caller`. Never a secret: bodies are not logged.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import structlog
@@ -16,10 +19,29 @@ from scf.fleet.rpc import CALLER_HEADER
 
 _log = structlog.get_logger("scf.audit")
 
+#: A header value is a claim, so it is cut short: a hostile one must not bloat every audit line.
+MAX_CALLER_CHARS = 200
+
+_trusted: frozenset[str] = frozenset()
+
+
+def trust_forwarders(users: Iterable[str]) -> None:
+    """The AMQP users whose caller header is believed (the gateway's, typically)."""
+    global _trusted
+    _trusted = frozenset(u for u in users if u)
+
 
 def who(message: AbstractIncomingMessage) -> dict[str, Any]:
-    caller = (message.headers or {}).get(CALLER_HEADER)
-    return {"user": message.user_id or "unknown", "caller": str(caller) if caller is not None else None}
+    """`user` (broker-verified), `caller` (only from a trusted forwarder) and `claimed_caller`."""
+    user = message.user_id or None
+    raw = (message.headers or {}).get(CALLER_HEADER)
+    claimed = _shown(raw) if raw is not None else None
+    if user is not None and user in _trusted:
+        return {"user": user, "caller": claimed}
+    found: dict[str, Any] = {"user": user or "unknown", "caller": None}
+    if claimed is not None:
+        found["claimed_caller"] = claimed
+    return found
 
 
 def audit(message: AbstractIncomingMessage, started: float, **fields: Any) -> None:
@@ -36,3 +58,8 @@ def record(*, user: str | None, caller: str | None, what: str | None, started: f
         duration=round(time.perf_counter() - started, 6),
         **fields,
     )
+
+
+def _shown(value: Any) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")[:MAX_CALLER_CHARS]

@@ -19,7 +19,8 @@ from scf.schemas.topology import retry_tier_seconds
 #: Answered at once even though retryable: retrying later cannot help, or the caller asked for speed.
 FAIL_FAST = frozenset({ErrorCode.CIRCUIT_OPEN, ErrorCode.DEADLINE_EXCEEDED, ErrorCode.IN_PROGRESS})
 #: Never dead-lettered: the caller chose this ending.
-NOT_DEAD = frozenset({ErrorCode.CANCELLED})
+#: OPERATION_ID_IN_USE: a dead letter would record its failure under the id's rightful owner.
+NOT_DEAD = frozenset({ErrorCode.CANCELLED, ErrorCode.OPERATION_ID_IN_USE})
 
 
 class Kind(StrEnum):

@@ -68,6 +68,11 @@ def dead_letter_sealed(letter_id: str) -> str:
     return f"{PREFIX}dead:{letter_id}:sealed"
 
 
+def operation_claim(operation_id: str) -> str:
+    """Which request holds an operation id (a digest of its delivery identity), with the result's TTL."""
+    return f"{PREFIX}opid:{operation_id}"
+
+
 def cancelled(operation_id: str) -> str:
     return f"{PREFIX}cancel:{operation_id}"
 

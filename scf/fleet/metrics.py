@@ -50,3 +50,9 @@ DELAYED_RETRIES_TOTAL = Counter(
 IDEMPOTENT_REPLAYS_TOTAL = Counter(
     "scf_idempotent_replays_total", "Requests answered with a stored result for their idempotency key."
 )
+DROPPED_TOTAL = Counter(
+    "scf_messages_dropped_total",
+    "Messages settled without a reply or a dead letter (a handler crashed on a queue without dead "
+    "letters, or a refusal nobody may hear about), by queue or reason.",
+    ["queue"],
+)

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
     scf_idempotency_ttl: int = Field(default=86_400, ge=60)
     scf_dead_letter_ttl: int = Field(default=7 * 86_400, ge=60)
     scf_dead_letter_max: int = Field(default=10_000, ge=10)
+    #: AMQP users (comma-separated) whose `x-scf-caller` header the audit log believes (the gateway's).
+    scf_trusted_forwarders: str = ""
     #: test-only negative control of the fault suite: ack a request BEFORE its republish is confirmed.
     scf_unsafe_early_ack: bool = False
     # the gateway's edge (issue 11): body size, bodies in flight, slow bodies, forwarded headers
@@ -97,6 +99,10 @@ class Settings(BaseSettings):
     @property
     def redis_url(self) -> str:
         return self.scf_redis_url.get_secret_value()
+
+    @property
+    def trusted_forwarders(self) -> frozenset[str]:
+        return frozenset(u.strip() for u in self.scf_trusted_forwarders.split(",") if u.strip())
 
     @cached_property
     def queue_limits(self) -> QueueLimits:

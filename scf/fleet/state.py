@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
+import structlog
 from redis.exceptions import RedisError, WatchError
 
 from scf.fleet import keys, latency
@@ -22,6 +23,9 @@ from scf.schemas.connection import ServiceConnection
 from scf.schemas.control import ConnectorMetrics, ConnectorState
 from scf.schemas.errors import ConfigurationError, ErrorCode, ErrorInfo, PermanentError, TransientError
 from scf.schemas.operation import OperationResult
+from scf.schemas.validation import SURROGATE_ESCAPE, unencodable_path
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -142,7 +146,7 @@ class StateStore:
             raw = await self.redis.hgetall(keys.connector(name))
         if not raw:
             raise _not_found(name)
-        return _state_of(name, text_map(raw))
+        return _listed_state_of(name, text_map(raw))
 
     async def list_connectors(self, service_type: str | None = None) -> list[ConnectorState]:
         async with redis_errors():
@@ -151,7 +155,7 @@ class StateStore:
                 for name in names:
                     pipe.hgetall(keys.connector(name))
                 rows = await pipe.execute()
-        states = [_state_of(n, text_map(raw)) for n, raw in zip(names, rows, strict=True) if raw]
+        states = [_listed_state_of(n, text_map(raw)) for n, raw in zip(names, rows, strict=True) if raw]
         return [s for s in states if service_type is None or s.service_type == service_type]
 
     async def delete_connector(self, name: str) -> None:
@@ -246,11 +250,18 @@ class StateStore:
 
     # --- results -------------------------------------------------------------------------------------
 
-    async def finish_operation(self, service_name: str, result: OperationResult, ttl: int) -> None:
-        """Store the result and count it in the connector's metrics, in one round trip."""
+    async def finish_operation(
+        self, service_name: str, result: OperationResult, ttl: int, *, claimed: bool = False
+    ) -> None:
+        """Store the result and count it in the connector's metrics, in one round trip.
+
+        `claimed`: the caller holds the operation id's claim (a worker that ran it), so its result
+        replaces any stored one. Otherwise (a refusal kept as a dead letter, say) the result is stored
+        only where none is: a request that reuses an id must not overwrite its owner's result.
+        """
         key = keys.metrics(service_name)
         async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(keys.result(result.operation_id), result.model_dump_json(), ex=ttl)
+            pipe.set(keys.result(result.operation_id), result.model_dump_json(), ex=ttl, nx=not claimed)
             pipe.hincrby(key, "total_operations", 1)
             pipe.hincrby(key, "successful_operations" if result.ok else "failed_operations", 1)
             pipe.hincrbyfloat(key, "response_time_sum", result.execution_time)
@@ -263,9 +274,47 @@ class StateStore:
                 )
             await pipe.execute()
 
-    async def cancel(self, operation_id: str, ttl: int) -> None:
-        """Mark an operation cancelled (a worker that has not started it yet will not run it)."""
+    async def claim_operation(self, operation_id: str, identity: str, ttl: int) -> bool:
+        """Claim `operation_id` for the request `identity`; False when another request holds it."""
+        claim = keys.operation_claim(operation_id)
+        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(claim, identity, nx=True, ex=max(1, ttl))
+            pipe.get(claim)
+            _, holder = await pipe.execute()
+        return holder is None or _text(holder) == identity
+
+    async def release_operation(self, operation_id: str, identity: str) -> None:
+        """Give up a claim this request holds (it was refused before it was forwarded)."""
         async with redis_errors():
+            await self.redis.eval(_RELEASE_IF_HELD, 1, keys.operation_claim(operation_id), identity)
+
+    async def begin_operation(self, operation_id: str, identity: str, ttl: int) -> tuple[bool, bool]:
+        """Claim `operation_id` for the request `identity` and read its cancel mark, in one round trip.
+
+        Returns (ours, cancelled): `ours` is False when another request holds the id. A redelivery of
+        the same request (same identity) finds its own claim and goes on.
+        """
+        claim = keys.operation_claim(operation_id)
+        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
+            pipe.set(claim, identity, nx=True, ex=max(1, ttl))
+            pipe.get(claim)
+            pipe.exists(keys.cancelled(operation_id))
+            _, holder, cancelled = await pipe.execute()
+        return holder is None or _text(holder) == identity, bool(cancelled)
+
+    async def cancel(self, operation_id: str, ttl: int) -> None:
+        """Mark a known operation cancelled (a worker that has not started it yet will not run it).
+
+        An id no request holds is refused NOT_FOUND: a mark set in advance would stop whoever uses
+        the id next, someone else's request included.
+        """
+        async with redis_errors():
+            known = await self.redis.exists(keys.operation_claim(operation_id), keys.result(operation_id))
+            if not known:
+                raise PermanentError(
+                    f"no operation {operation_id!r} is running or finished (unknown, or expired)",
+                    code=ErrorCode.NOT_FOUND,
+                )
             await self.redis.set(keys.cancelled(operation_id), "1", ex=ttl)
 
     async def is_cancelled(self, operation_id: str) -> bool:
@@ -281,6 +330,13 @@ class StateStore:
                 code=ErrorCode.RESULT_NOT_FOUND,
             )
         return OperationResult.model_validate_json(raw)
+
+
+#: Delete a claim only if the given request still holds it (never someone else's).
+_RELEASE_IF_HELD = """
+if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
+return 0
+"""
 
 
 def _text(value: bytes | str | None) -> str:
@@ -302,6 +358,32 @@ def _entry_of(name: str, raw: list[bytes | str | None]) -> RegistryEntry:
 
 def _not_found(name: str) -> ConfigurationError:
     return ConfigurationError(f"no connector named {name!r}", code=ErrorCode.CONNECTOR_NOT_FOUND)
+
+
+def _listed_state_of(name: str, raw: dict[str, str]) -> ConnectorState:
+    """One entry of a listing: an unreadable entry is shown as such, never a failure of the whole list.
+
+    (An entry stored before the edges refused unencodable text, or written by hand, must not break
+    `connector.list` for every caller.)
+    """
+    try:
+        state = _state_of(name, raw)
+        if SURROGATE_ESCAPE.search(raw["public"].encode()) and unencodable_path(state.config) is not None:
+            raise ValueError("unencodable text in the public view")
+        return state
+    except (KeyError, ValueError, TypeError, RecursionError) as exc:
+        log.warning("registry_entry_unreadable", service_name=_shown_name(name), error=type(exc).__name__)
+        return ConnectorState(
+            service_name=_shown_name(name),
+            service_type=raw.get("service_type", "unknown").encode("utf-8", "replace").decode(),
+            version=int(raw["version"]) if raw.get("version", "").isdigit() else 0,
+            paused=raw.get("paused") == "1",
+            config={"unreadable": True},
+        )
+
+
+def _shown_name(name: str) -> str:
+    return name.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _state_of(name: str, raw: dict[str, str]) -> ConnectorState:

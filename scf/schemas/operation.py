@@ -73,6 +73,26 @@ def request_digest(request: OperationRequest) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def delivery_identity(reply_to: str | None, correlation_id: str | None, request: OperationRequest) -> str:
+    """Which request holds an operation id: its reply queue and correlation id, which every redelivery,
+    delayed retry and dead-letter replay of the same message keeps (a new call gets a new correlation
+    id); a message with neither is identified by its content, so only the same request matches.
+    """
+    if correlation_id:
+        text = f"c\x00{reply_to or ''}\x00{correlation_id}"
+        return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
+    return "d" + request_digest(request)
+
+
+def operation_id_in_use(operation_id: str) -> PermanentError:
+    """The refusal of a request whose operation id another request holds."""
+    return PermanentError(
+        f"operation_id {operation_id!r} is already in use by another request; choose a new one (or "
+        "fetch that one's result with operation.result)",
+        code=ErrorCode.OPERATION_ID_IN_USE,
+    )
+
+
 def prepare_request(request: OperationRequest | Mapping[str, Any], service_name: str) -> OperationRequest:
     """The request validated, addressed to `service_name` and given an operation id.
 

@@ -23,7 +23,7 @@ from scf.connectors.base import ServiceConnector
 from scf.connectors.sources import CANCELLED, PROGRESS
 from scf.factory import ServiceConnectorFactory
 from scf.fleet import amqp
-from scf.fleet.audit import audit
+from scf.fleet.audit import audit, trust_forwarders
 from scf.fleet.breakers import RedisBreakerBoard
 from scf.fleet.disposition import REPLY, Disposition, Kind, decide
 from scf.fleet.health import HealthStore
@@ -33,10 +33,11 @@ from scf.fleet.metrics import (
     ORPHAN_REPLIES,
     POOL_SIZE,
     REDELIVERED_TOTAL,
+    REJECTED_TOTAL,
     RETRIES_TOTAL,
 )
 from scf.fleet.rpc import RpcClient
-from scf.fleet.service import FleetService
+from scf.fleet.service import FleetService, give_back
 from scf.fleet.settings import Settings
 from scf.fleet.settle import Settler, delayed_retries
 from scf.fleet.state import StateStore
@@ -44,7 +45,14 @@ from scf.schemas import topology
 from scf.schemas.control import CheckEnvelope, FailedReply, MessageType
 from scf.schemas.dead_letters import DeadReason
 from scf.schemas.errors import ConnectorError, ErrorCode, ErrorInfo, PermanentError, TransientError
-from scf.schemas.operation import ConnectionTestResult, OperationEnvelope, OperationResult
+from scf.schemas.operation import (
+    ConnectionTestResult,
+    OperationEnvelope,
+    OperationRequest,
+    OperationResult,
+    delivery_identity,
+    operation_id_in_use,
+)
 from scf.worker.cache import ConnectorCache
 from scf.worker.keyed import KeyedRunner
 from scf.worker.result_cache import RedisResultCache
@@ -75,6 +83,7 @@ class Worker(FleetService):
         self.service_types = sorted(service_types)
         self.concurrency = concurrency
         self.worker_id = new_worker_id()
+        trust_forwarders(settings.trusted_forwarders)
         self._rpc = RpcClient(connection)
         self.factory = ServiceConnectorFactory(
             default_timeout=settings.scf_default_timeout,
@@ -211,7 +220,7 @@ class Worker(FleetService):
         if settled:
             await message.ack()
         else:
-            await _give_back(message)
+            await give_back(message)
         if result is not None:
             outcome = result.status if result.error is None else f"failed:{result.error.code}"
             if disposition.kind is not Kind.REPLY:
@@ -263,12 +272,20 @@ class Worker(FleetService):
             return None, OperationResult.failed(message.message_id or "op_unknown", error), 0.0
         request = envelope.request
         assert request.operation_id is not None and request.service_name is not None
+        # The claim comes first: nothing (not even a refusal) may be recorded under someone else's id.
+        ours, cancelled = await self._begin(message, request)
+        if not ours:
+            # Not recorded (service_name None): the stored result under this id is its owner's.
+            REJECTED_TOTAL.labels(ErrorCode.OPERATION_ID_IN_USE).inc()
+            log.info("operation_id_in_use", operation_id=request.operation_id)
+            taken = operation_id_in_use(request.operation_id)
+            return None, OperationResult.failed(request.operation_id, taken), envelope.remaining()
         if envelope.remaining() <= 0:
             late = TransientError(
                 "the request's deadline passed before it could run", code=ErrorCode.DEADLINE_EXCEEDED
             )
             result = OperationResult.failed(request.operation_id, late)
-        elif await self._was_cancelled(request.operation_id):
+        elif cancelled:
             stopped = PermanentError("the operation was cancelled before it ran", code=ErrorCode.CANCELLED)
             result = OperationResult.failed(request.operation_id, stopped)
         else:
@@ -303,18 +320,28 @@ class Worker(FleetService):
             CANCELLED.reset(cancelled)
             PROGRESS.reset(progress)
 
-    async def _was_cancelled(self, operation_id: str) -> bool:
+    async def _begin(self, message: AbstractIncomingMessage, request: OperationRequest) -> tuple[bool, bool]:
+        """(the operation id is ours, it was cancelled): one Redis round trip, the one the cancel check
+        always cost. Both are advisory: Redis trouble must not stop the work."""
+        assert request.operation_id is not None
+        identity = delivery_identity(message.reply_to, message.correlation_id, request)
         try:
-            return await self.state.is_cancelled(operation_id)
+            return await self.state.begin_operation(
+                request.operation_id, identity, self.settings.scf_result_ttl
+            )
         except ConnectorError:
-            return False  # the cancel marker is advisory: Redis trouble must not stop the work
+            return True, False
 
     async def _record(self, service_name: str, result: OperationResult) -> None:
         """Store the result and count it; Redis trouble must not cost the caller its reply."""
         try:
-            await self.state.finish_operation(service_name, result, self.settings.scf_result_ttl)
+            await self.state.finish_operation(
+                service_name, result, self.settings.scf_result_ttl, claimed=True
+            )
         except ConnectorError as exc:
             log.warning("record_failed", operation_id=result.operation_id, code=exc.code)
+        except Exception as exc:  # e.g. a result that cannot be encoded: the reply still goes out
+            log.error("record_failed", operation_id=result.operation_id, error=type(exc).__name__)
 
     async def _run_test(self, message: AbstractIncomingMessage) -> bytes:
         try:
@@ -337,16 +364,6 @@ class Worker(FleetService):
         except ConnectorError as exc:
             log.warning("record_failed", service_name=result.service_name, code=exc.code)
         return _dump_test(result)
-
-
-async def _give_back(message: AbstractIncomingMessage) -> None:
-    """The broker would not take its reply (or retry, or dead letter): hand the message back at once
-    rather than hold it unacked. The queue's delivery limit bounds how often this can happen before the
-    broker dead-letters it; if the channel is gone, the broker redelivers it anyway."""
-    try:
-        await message.nack(requeue=True)
-    except Exception as exc:
-        log.info("nack_failed", message_id=message.message_id, error=repr(exc))
 
 
 #: A failure without a caller to tell is kept as a dead letter, never dropped (DESIGN.md §4).

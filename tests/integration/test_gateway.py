@@ -316,6 +316,11 @@ async def test_audit_trail_names_the_http_caller_and_logs_hold_no_secret(
 
 
 async def test_dead_letters_and_cancel_over_http(http: Recorder, gw_db: str) -> None:
+    unknown = await http.post("/operations/op_gw_cancel_1/cancel")  # a cancel binds to an operation
+    executed = await http.post(
+        f"/connectors/{gw_db}/execute",
+        json={"operation": "query", "operation_id": "op_gw_cancel_1", "parameters": {"query": "SELECT 1"}},
+    )
     cancelled = await http.post("/operations/op_gw_cancel_1/cancel")
     listed = await http.get("/dead-letters", params={"service_name": gw_db, "reason": "expired", "limit": 5})
     bad_reason = await http.get("/dead-letters", params={"reason": "bored"})
@@ -324,6 +329,7 @@ async def test_dead_letters_and_cancel_over_http(http: Recorder, gw_db: str) -> 
     missing = await http.post("/dead-letters/replay", json={"ids": [absent]})
     malformed = await http.post("/dead-letters/replay", json={"ids": ["dl_nope:sealed"]})
 
+    assert unknown.status_code == 404 and executed.status_code == 200
     assert (cancelled.status_code, cancelled.json()) == (
         202,
         {"operation_id": "op_gw_cancel_1", "status": "cancel_requested"},

@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from scf.fleet.client import FleetClient
+from scf.schemas.errors import ConnectorError
 from tests.support.fleet import FleetProcess
 from tests.support.proxy import TcpProxy
 from tests.support.services import PG_DSN, claim_redis_db
@@ -129,12 +130,17 @@ async def test_a_cancelled_ingest_stops_between_batches(client: FleetClient, tab
     assert 0 < written < total  # what was written before the cancel stays; the rest never ran
 
 
-async def test_cancelling_before_it_runs_means_it_never_runs(client: FleetClient, table: str) -> None:
+async def test_a_cancel_sent_before_the_operation_exists_is_refused_and_stops_nothing(
+    client: FleetClient, table: str
+) -> None:
+    """A cancel binds to an existing operation: one sent in advance would stop whoever used the id next.
+    (Cancelling a queued operation: tests/security/test_amqp_envelopes.py.)"""
     name = f"pg_{uuid.uuid4().hex[:6]}"
     await client.create_connector(pg_body(name, 5432))
     operation_id = f"op_{uuid.uuid4().hex}"
     try:
-        await client.cancel_operation(operation_id)
+        with pytest.raises(ConnectorError) as refused:
+            await client.cancel_operation(operation_id)
         result = await client.execute_operation(
             name,
             {
@@ -146,8 +152,9 @@ async def test_cancelling_before_it_runs_means_it_never_runs(client: FleetClient
     finally:
         await client.delete_connector(name)
 
-    assert result.error is not None and result.error.code == "CANCELLED"
-    assert await rows(table) == 0
+    assert refused.value.code == "NOT_FOUND"
+    assert result.status == "success", result.error
+    assert await rows(table) == 1
 
 
 async def test_an_idempotency_key_makes_a_non_transactional_write_happen_once(client: FleetClient) -> None:
