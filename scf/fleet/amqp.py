@@ -187,7 +187,7 @@ async def reply(
 
 #: When the dispatcher forwarded a request. A decimal string of Unix seconds: a float header is sent as a
 #: 32-bit float by the AMQP encoder (pamqp), a minute off at today's times; a string is exact.
-FORWARDED_AT_HEADER = "x-scf-forwarded-at"
+FORWARDED_AT_HEADER = topology.FORWARDED_AT_HEADER
 
 
 def forwarded_at_value(now: float) -> str:

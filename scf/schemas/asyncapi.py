@@ -71,7 +71,7 @@ EVENT_TYPE: Final = "event"
 #: The actions of `connector.<action>.<name>` events (see `topology.connector_event`).
 CONNECTOR_EVENT_ACTIONS: Final = ("created", "updated", "deleted", "paused", "resumed")
 #: Header the dispatcher adds to what it forwards to `scf.ops` (Unix time of the forward).
-FORWARDED_AT_HEADER: Final = "x-scf-forwarded-at"
+FORWARDED_AT_HEADER: Final = topology.FORWARDED_AT_HEADER
 
 #: The body of each request on `scf.requests` (DESIGN.md §2).
 REQUEST_BODIES: Final[Mapping[MessageType, type[BaseModel]]] = {
@@ -468,8 +468,10 @@ def build_asyncapi(
                 reply_to=True,
                 headers={
                     FORWARDED_AT_HEADER: {
-                        "type": "number",
-                        "description": "Unix time the dispatcher forwarded the request.",
+                        "type": "string",
+                        "pattern": "^[0-9]+(\\.[0-9]+)?$",
+                        "description": "Unix time the dispatcher forwarded the request, as decimal text "
+                        "(a float header would travel as 32 bits, a minute off).",
                     }
                 },
             ),

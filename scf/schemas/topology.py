@@ -102,6 +102,7 @@ ATTEMPTS_HEADER = "x-scf-attempts"  # deliveries plus delayed retries when it wa
 ORIGIN_EXCHANGE_HEADER = "x-scf-origin-exchange"  # where a replay re-publishes it
 ORIGIN_ROUTING_KEY_HEADER = "x-scf-origin-routing-key"
 REPLAYED_FROM_HEADER = "x-scf-replayed-from"  # the dead letter id a replayed message came from
+FORWARDED_AT_HEADER = "x-scf-forwarded-at"  # when the dispatcher forwarded it (decimal text, see fleet/amqp)
 
 
 def retry_tier_seconds() -> list[tuple[str, float]]:
