@@ -19,13 +19,25 @@ from redis.exceptions import RedisError, WatchError
 
 from scf.fleet import keys, latency
 from scf.fleet.crypto import SecretBox
-from scf.schemas.connection import ServiceConnection
+from scf.schemas.connection import ServiceConnection, public_request_body
 from scf.schemas.control import ConnectorMetrics, ConnectorState
 from scf.schemas.errors import ConfigurationError, ErrorCode, ErrorInfo, PermanentError, TransientError
 from scf.schemas.operation import OperationResult
 from scf.schemas.validation import SURROGATE_ESCAPE, unencodable_path
 
 log = structlog.get_logger(__name__)
+
+#: How an entry's public view was masked. Entries written before masking followed each type's model
+#: (keyword DSNs, `?password=` and unusual header names were shown in clear) have no mark: they are
+#: re-masked when read, and the stored view is replaced unless the entry changed meanwhile.
+PUBLIC_VIEW = "2"
+_REPLACE_PUBLIC_VIEW = """
+if redis.call('hget', KEYS[1], 'version') == ARGV[1] then
+  redis.call('hset', KEYS[1], 'public', ARGV[2], 'view', ARGV[3])
+  return 1
+end
+return 0
+"""
 
 
 @dataclass(frozen=True)
@@ -102,6 +114,7 @@ class StateStore:
                             "version": version,
                             "paused": "0",
                             "public": json.dumps(connection.public_view()),
+                            "view": PUBLIC_VIEW,
                             "sealed": self._box.seal(connection.sealed_payload()),
                             "updated_at": time.time(),
                         },
@@ -146,7 +159,7 @@ class StateStore:
             raw = await self.redis.hgetall(keys.connector(name))
         if not raw:
             raise _not_found(name)
-        return _listed_state_of(name, text_map(raw))
+        return _listed_state_of(name, await self._current_view(name, text_map(raw)))
 
     async def list_connectors(self, service_type: str | None = None) -> list[ConnectorState]:
         async with redis_errors():
@@ -155,8 +168,27 @@ class StateStore:
                 for name in names:
                     pipe.hgetall(keys.connector(name))
                 rows = await pipe.execute()
-        states = [_listed_state_of(n, text_map(raw)) for n, raw in zip(names, rows, strict=True) if raw]
+        states = [
+            _listed_state_of(n, await self._current_view(n, text_map(raw)))
+            for n, raw in zip(names, rows, strict=True)
+            if raw
+        ]
         return [s for s in states if service_type is None or s.service_type == service_type]
+
+    async def _current_view(self, name: str, raw: dict[str, str]) -> dict[str, str]:
+        """`raw` with a public view masked as today's models mask it (an older entry is re-masked)."""
+        if raw.get("view") == PUBLIC_VIEW or "public" not in raw:
+            return raw
+        try:
+            public = json.dumps(public_request_body(json.loads(raw["public"])))
+        except (ValueError, TypeError, RecursionError):
+            return raw  # unreadable: `_listed_state_of` shows it as such
+        async with redis_errors():
+            await self.redis.eval(
+                _REPLACE_PUBLIC_VIEW, 1, keys.connector(name), raw.get("version", ""), public, PUBLIC_VIEW
+            )
+        log.info("registry_view_remasked", service_name=_shown_name(name))
+        return {**raw, "public": public, "view": PUBLIC_VIEW}
 
     async def delete_connector(self, name: str) -> None:
         async with redis_errors(), self.redis.pipeline(transaction=True) as pipe:
