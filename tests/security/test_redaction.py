@@ -9,7 +9,6 @@ measures about 1,000x (the sizes' ratio) and quadratic work about 1,000,000x (th
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +16,7 @@ import pytest
 
 from scf.fleet.dead_letters import describe
 from scf.schemas.secrets import MASK, mask_url, redact
+from tests.support.timing import best_of
 
 KB = 1024
 MB = 1024 * 1024
@@ -24,19 +24,10 @@ MAX_RATIO = 10_000
 MAX_SECONDS = 3.0
 
 
-def fastest(run: Callable[[], Any], times: int = 5) -> float:
-    best = float("inf")
-    for _ in range(times):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 def guard(make: Callable[[int], Any], use: Callable[[Any], Any]) -> tuple[float, float]:
     small, large = make(KB), make(MB)
-    small_time = max(fastest(lambda: use(small)), 1e-6)
-    large_time = fastest(lambda: use(large), times=2)
+    small_time = max(best_of(5, lambda: use(small)), 1e-6)
+    large_time = best_of(2, lambda: use(large))
     assert large_time < MAX_SECONDS, f"1 MB took {large_time:.2f}s"
     assert large_time / small_time < MAX_RATIO, f"1 MB {large_time:.4f}s vs 1 KB {small_time:.6f}s"
     return small_time, large_time

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from scf.schemas.secret_fields import MAX_DSN_CHARS, mask_dsn
 from scf.schemas.secrets import MASK
 from tests.support.fleet import FleetProcess
 from tests.support.services import Vhost
+from tests.support.timing import best_of
 
 pytestmark = pytest.mark.integration
 
@@ -440,22 +440,13 @@ WORST_CASES: dict[str, Callable[[int], str]] = {
 }
 
 
-def _best_of(runs: int, call: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 @pytest.mark.parametrize("kind", sorted(WORST_CASES))
 def test_dsn_masking_is_linear_and_bounded(kind: str) -> None:
     make = WORST_CASES[kind]
     small, capped, huge = make(1024), make(MAX_DSN_CHARS - 64)[:MAX_DSN_CHARS], make(1024 * 1024)
-    base = _best_of(5, lambda: mask_dsn(small))
-    assert _best_of(3, lambda: mask_dsn(capped)) < max(base, 1e-5) * 2000
-    huge_time = _best_of(3, lambda: mask_dsn(huge))
+    base = best_of(5, lambda: mask_dsn(small))
+    assert best_of(3, lambda: mask_dsn(capped)) < max(base, 1e-5) * 2000
+    huge_time = best_of(3, lambda: mask_dsn(huge))
     assert huge_time < max(base, 1e-5) * 2000 and huge_time < 2.0
     for text in (capped, huge):
         assert mask_dsn(text) == MASK or "secret" not in mask_dsn(text + " password=secret")
@@ -472,6 +463,6 @@ def test_public_view_of_a_megabyte_config_is_bounded() -> None:
         return ServiceConnection.parse({"service_type": "api", "service_name": "t", "custom_config": custom})
 
     small, big = config(1024), config(1024 * 1024)
-    base = _best_of(5, small.public_view)
-    took = _best_of(3, big.public_view)
+    base = best_of(5, small.public_view)
+    took = best_of(3, big.public_view)
     assert took < max(base, 1e-4) * 2000 and took < 3.0

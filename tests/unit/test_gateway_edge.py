@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 
 import pytest
@@ -15,6 +14,7 @@ from scf.gateway.bodies import ByteBudget, object_weight
 from scf.gateway.errors import http_status, refusal_body
 from scf.gateway.strict_json import MAX_JSON_DEPTH, BodyRefusedHTTPError, max_nesting, parse_body
 from scf.schemas.errors import ErrorCode, PermanentError, ResourceError
+from tests.support.timing import best_of
 
 
 def test_small_bodies_are_always_admitted_and_large_ones_only_within_the_budget() -> None:
@@ -112,15 +112,6 @@ def test_malformed_json_is_left_to_fastapi_as_a_field_error() -> None:
         parse_body(b'{"a": ')
 
 
-def _best_of(runs: int, work: Callable[[], object]) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        started = time.perf_counter()
-        work()
-        best = min(best, time.perf_counter() - started)
-    return best
-
-
 def _refusal_or_value(raw: bytes) -> Callable[[], object]:
     def work() -> object:
         try:
@@ -147,10 +138,10 @@ def test_strict_json_is_linear_on_worst_case_input(unit: str) -> None:
     def body(size: int) -> bytes:
         return ("[" + unit * (size // len(unit)) + "0]").encode()
 
-    small = _best_of(5, _refusal_or_value(body(1024)))
-    large = _best_of(2, _refusal_or_value(body(1024 * 1024)))
-    stdlib_small = _best_of(5, _loads_or_error(body(1024)))
-    stdlib_large = _best_of(2, _loads_or_error(body(1024 * 1024)))
+    small = best_of(5, _refusal_or_value(body(1024)))
+    large = best_of(2, _refusal_or_value(body(1024 * 1024)))
+    stdlib_small = best_of(5, _loads_or_error(body(1024)))
+    stdlib_large = best_of(2, _loads_or_error(body(1024 * 1024)))
 
     # Linear means scaling like json.loads does on the same text (itself ~4000-8000x from 1 KB to 1 MB
     # on many small containers: allocator and GC, so a bare "under 2000x" would fail the stdlib too).
