@@ -22,7 +22,8 @@ from scf.schemas.errors import ErrorCode, PermanentError
 DEFAULT_PARAM = {"page": "page", "offset": "offset", "cursor": "cursor"}
 DEFAULT_START = {"page": 1, "offset": 0}
 MAX_CURSOR_CHARS = 4096
-_LINK = re.compile(r"<([^>]*)>\s*((?:;\s*[^;,]*)*)")
+# `[^<>]`, not `[^>]`: a run of `<` without `>` made every `<` scan to the end (quadratic in the header).
+_LINK = re.compile(r"<([^<>]*)>\s*((?:;\s*[^;,]*)*)")
 _REL = re.compile(r"""rel\s*=\s*(?:"([^"]*)"|([^\s;,]+))""", re.IGNORECASE)
 
 
