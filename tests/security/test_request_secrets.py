@@ -1,6 +1,8 @@
-"""A credential in a URL's query or fragment (`?token=`, presigned `X-Amz-Signature=`, `#access_token=`)
-is masked wherever a URL is shown, not only in connector configs: an operation request kept as a dead
-letter showed `data.url`'s token in clear (dead-letter replies and the `scf:dead:*` value in Redis).
+"""Secrets in an operation request are masked wherever it is shown, not only in connector configs.
+
+A credential in a URL's query or fragment (`?token=`, presigned `X-Amz-Signature=`, `#access_token=`)
+and the values of request headers with unusual names (api `parameters.headers`: `X-Auth`, `Signature`)
+showed in clear when the request was kept as a dead letter (dead-letter replies, `scf:dead:*` in Redis).
 """
 
 from __future__ import annotations
@@ -105,20 +107,28 @@ def test_parameter_masking_is_linear(shape: str) -> None:
 
 
 @pytest.mark.integration
-async def test_a_dead_lettered_request_never_shows_a_url_credential(
+async def test_a_dead_lettered_request_never_shows_its_secrets(
     client: FleetClient, vhost: Vhost, redis_url: str
 ) -> None:
     """An operation request nobody waits for, refused (no such connector), is kept as a dead letter:
-    its URL's token and signature are masked in the reply and in Redis, and the fleet still answers."""
-    secrets = {p: canary(p) for p in ("dltoken", "dlsig", "dlfrag")}
+    its URL's token and signature and its secret headers are masked in the reply and in Redis (a safe
+    header stays readable), and the fleet still answers."""
+    secrets = {p: canary(p) for p in ("dltoken", "dlamzsig", "dlfrag", "dlxauth", "dlsignature")}
     operation_id = f"op_dl_url_{RUN}"
     body = {
         "service_name": f"missing_{RUN}",
         "operation_id": operation_id,
         "operation": "preview",
         "data": {
-            "url": f"https://h.example/f.csv?token={secrets['dltoken']}&X-Amz-Signature={secrets['dlsig']}",
+            "url": f"https://h.example/f.csv?token={secrets['dltoken']}&X-Amz-Signature={secrets['dlamzsig']}",
             "callback": f"https://h.example/cb#access_token={secrets['dlfrag']}",
+        },
+        "parameters": {
+            "headers": {
+                "X-Auth": secrets["dlxauth"],
+                "Signature": secrets["dlsignature"],
+                "Accept": "application/json",
+            }
         },
     }
     connection = await aio_pika.connect_robust(vhost.amqp_url)
@@ -143,7 +153,7 @@ async def test_a_dead_lettered_request_never_shows_a_url_credential(
         await asyncio.sleep(0.1)
     assert letters, "the refused request was not kept as a dead letter"
     shown = json.dumps([d.model_dump(mode="json") for d in letters])
-    assert "h.example" in shown, "the dead letter should still show the request (masked)"
+    assert "h.example" in shown and "application/json" in shown, "the dead letter shows the request, masked"
     assert not [p for p, c in secrets.items() if c in shown], shown
     stored = [v for v in await _redis_values(redis_url, "scf:dead:*") if operation_id in v]
     assert stored, "the dead letter was not found where expected (scf/fleet/keys.py)"
