@@ -221,11 +221,10 @@ async def test_a_temporary_table_never_outlives_its_request(client: FleetClient,
     await answers_normally(client, table, WRITABLE)
 
 
-async def test_writes_allowed_still_cannot_define_code_the_guard_cannot_read(
-    client: FleetClient, table: str
-) -> None:
+async def test_writes_allowed_still_cannot_define_code_or_reach_out(client: FleetClient, table: str) -> None:
     """With writes allowed in `query`, a function body is text the guard never parses: creating one
-    (persistent, public schema) and calling it later would run any refused function."""
+    (persistent, public schema) and calling it later would run any refused function. Nor may the
+    server be made to connect out (subscriptions, foreign servers) or place files (tablespaces)."""
     function, procedure = f"scf_sec_fn_{_SUFFIX}", f"scf_sec_proc_{_SUFFIX}"
     body = f"SELECT pg_advisory_lock({LOCK_KEY}); SELECT lo_import('/etc/passwd')"
     attempts = [
@@ -233,6 +232,10 @@ async def test_writes_allowed_still_cannot_define_code_the_guard_cannot_read(
         f"CREATE OR REPLACE PROCEDURE public.{procedure}() LANGUAGE sql AS $$ {body} $$",
         f"ALTER FUNCTION public.{function}() SECURITY DEFINER",
         "CREATE EVENT TRIGGER scf_sec_evt ON ddl_command_start EXECUTE FUNCTION pg_catalog.now()",
+        # the server connecting out or placing files (none of these can succeed here, even unrefused)
+        f"CREATE SUBSCRIPTION scf_sec_sub_{_SUFFIX} CONNECTION 'host=127.0.0.1 port=1' PUBLICATION p",
+        f"CREATE TABLESPACE scf_sec_ts_{_SUFFIX} LOCATION '/nonexistent/scf_{_SUFFIX}'",
+        "IMPORT FOREIGN SCHEMA public FROM SERVER scf_no_such_server INTO public",
     ]
     admin = await asyncpg.connect(PG_DSN)
     try:

@@ -120,6 +120,15 @@ _DENIED_STATEMENTS = frozenset(
         "CreateFunctionStmt",
         "AlterFunctionStmt",
         "CreateEventTrigStmt",
+        # The server connecting out (subscriptions, foreign servers) or placing files (tablespaces).
+        "CreateSubscriptionStmt",
+        "AlterSubscriptionStmt",
+        "CreateTableSpaceStmt",
+        "CreateForeignServerStmt",
+        "AlterForeignServerStmt",
+        "CreateUserMappingStmt",
+        "AlterUserMappingStmt",
+        "ImportForeignSchemaStmt",
     }
 )
 #: The only statements a read-only `query` runs: they return rows and change nothing themselves.
