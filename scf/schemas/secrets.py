@@ -134,6 +134,10 @@ def _mask_scanned(text: str) -> str:
         blank = space.at_or_after(user_end.start())
         if end == -1 or (blank != -1 and blank < end):
             continue
+        # A password may hold an unencoded '@' (`u:p@ss@h`): mask up to the word's LAST '@', so a careless
+        # DSN over-masks rather than leaks. Linear: what lies past that '@' has none, so a later URL in
+        # the same word finds its first '@' past the blank and is skipped without another scan.
+        end = text.rfind("@", end, blank if blank != -1 else len(text))
         pieces += [text[done : user_end.start() + 1], MASK]
         done = end
         search_from = end + 1

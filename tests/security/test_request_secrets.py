@@ -70,6 +70,18 @@ def test_a_url_as_a_keyword_value_keeps_none_of_its_secrets() -> None:
     )
 
 
+def test_an_at_sign_in_a_password_never_leaves_a_piece_in_clear() -> None:
+    secret = canary("at")
+    for text in (
+        f"postgres://u:{secret}@x@h/db",
+        f"postgres://u:a@{secret}@h/db",
+        f"see amqp://u:p@{secret}@h now",
+    ):
+        assert secret not in mask_url(text), mask_url(text)
+        assert secret not in json.dumps(redact({"note": text})), text
+    assert mask_url("postgres://u:p@h/db mail x@y") == f"postgres://u:{MASK}@h/db mail x@y"
+
+
 def test_plain_parameters_stay_readable() -> None:
     for text in ("https://h/f.csv?a=1&b=2#top", "no url here password=x", "https://h/p?sort=name&page=2"):
         assert mask_url(text) == text
@@ -89,6 +101,9 @@ SHAPES: dict[str, Callable[[int], str]] = {
     "one url, many params": lambda n: ("a://h?" + "k=v&" * (n // 4 + 1))[:n],
     "one url, long names": lambda n: "a://h?" + "p" * n + "=v",
     "many separators": lambda n: "a://h?" + "&" * n + "=",
+    "many at signs in a password": lambda n: "a://u:" + "p@" * (n // 2),
+    "many userinfos in one word": lambda n: ("ab://c:d@" * (n // 9 + 1))[:n],
+    "many userinfos, no at sign": lambda n: ("ab://c:d" * (n // 8 + 1))[:n] + "@",
 }
 
 
@@ -113,7 +128,7 @@ async def test_a_dead_lettered_request_never_shows_its_secrets(
     """An operation request nobody waits for, refused (no such connector), is kept as a dead letter:
     its URL's token and signature and its secret headers are masked in the reply and in Redis (a safe
     header stays readable), and the fleet still answers."""
-    secrets = {p: canary(p) for p in ("dltoken", "dlamzsig", "dlfrag", "dlxauth", "dlsignature")}
+    secrets = {p: canary(p) for p in ("dltoken", "dlamzsig", "dlfrag", "dlat", "dlxauth", "dlsignature")}
     operation_id = f"op_dl_url_{RUN}"
     body = {
         "service_name": f"missing_{RUN}",
@@ -122,6 +137,7 @@ async def test_a_dead_lettered_request_never_shows_its_secrets(
         "data": {
             "url": f"https://h.example/f.csv?token={secrets['dltoken']}&X-Amz-Signature={secrets['dlamzsig']}",
             "callback": f"https://h.example/cb#access_token={secrets['dlfrag']}",
+            "dsn": f"postgres://u:p@{secrets['dlat']}@h.example/db",
         },
         "parameters": {
             "headers": {
