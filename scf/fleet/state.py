@@ -338,16 +338,23 @@ class StateStore:
         """Mark a known operation cancelled (a worker that has not started it yet will not run it).
 
         An id no request holds is refused NOT_FOUND: a mark set in advance would stop whoever uses
-        the id next, someone else's request included.
+        the id next, someone else's request included. For the same reason the mark never outlives the
+        claim (the id is free again once it expires), and a finished operation whose claim is gone
+        gets no mark at all: nothing is left to stop.
         """
-        async with redis_errors():
-            known = await self.redis.exists(keys.operation_claim(operation_id), keys.result(operation_id))
-            if not known:
+        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
+            pipe.pttl(keys.operation_claim(operation_id))
+            pipe.exists(keys.result(operation_id))
+            claim_ms, finished = await pipe.execute()
+            if claim_ms == -2 and not finished:
                 raise PermanentError(
                     f"no operation {operation_id!r} is running or finished (unknown, or expired)",
                     code=ErrorCode.NOT_FOUND,
                 )
-            await self.redis.set(keys.cancelled(operation_id), "1", ex=ttl)
+            if claim_ms == -2:
+                return
+            mark_ms = ttl * 1000 if claim_ms < 0 else min(ttl * 1000, claim_ms)
+            await self.redis.set(keys.cancelled(operation_id), "1", px=max(1, mark_ms))
 
     async def is_cancelled(self, operation_id: str) -> bool:
         async with redis_errors():

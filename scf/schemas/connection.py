@@ -168,7 +168,9 @@ def public_request_body(body: Any) -> Any:
         shown = redact({k: v for k, v in body.items() if k != "request"})
         return {**shown, "request": public_request_body(body["request"])}
     if "service_type" not in body and "custom_config" not in body:
-        return redact(body)
+        # An operation request: its header maps (api `parameters.headers`) are secrets unless safe, as
+        # in a config; masking them by key name left `X-Auth` or `Signature` in clear.
+        return _mask_header_maps(redact(body))
     try:
         return ServiceConnection.model_validate(body).public_view()
     except (ValidationError, ValueError, TypeError):
@@ -177,6 +179,22 @@ def public_request_body(body: Any) -> Any:
         if "custom_config" in shown:
             shown["custom_config"] = _mask_unmodelled(shown["custom_config"])
         return shown
+
+
+def _mask_header_maps(value: Any, depth: int = 0) -> Any:
+    """`value` with every mapping held under a key named `headers` masked as headers are."""
+    if depth > 8:
+        return value  # already redacted: only header maps nested this deep stay masked by name
+    if isinstance(value, dict):
+        return {
+            k: mask_headers(v)
+            if str(k).lower() == "headers" and isinstance(v, dict)
+            else _mask_header_maps(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_mask_header_maps(v, depth + 1) for v in value]
+    return value
 
 
 def _mask_unmodelled(value: Any, depth: int = 0) -> Any:

@@ -13,17 +13,19 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, get_args
-from urllib.parse import unquote_plus
 
 from pydantic import BaseModel, SecretStr
 from pydantic.fields import FieldInfo
 
-from scf.schemas.secrets import MASK, is_secret_key, mask_url, redact
+from scf.schemas.secrets import MASK, mask_query, mask_url, redact
+
+# Defined with the other name rules in `secrets` (mask_url needs them too); re-exported for callers.
+from scf.schemas.secrets import SECRET_PARAMS as SECRET_PARAMS
+from scf.schemas.secrets import param_is_secret as param_is_secret
 
 #: Longer DSN/URL text is masked whole rather than scanned (config fields cap it well below this).
 MAX_DSN_CHARS = 16_384
-_MAX_PARAM_NAME = 128
-_SEPARATORS = re.compile(r"([&#;])")
+_QUERY_START = re.compile(r"[?#]")
 
 #: Headers that never carry credentials: their values are shown in list/get replies and sent to any
 #: origin. Every other configured header is a secret (masked, sent only to the connector's own origin).
@@ -44,10 +46,6 @@ SAFE_HEADERS = frozenset(
         "x-request-id",
         "x-correlation-id",
     }
-)
-#: DSN parameters (libpq keywords and URL query names) that hold a secret, beyond `is_secret_key` names.
-SECRET_PARAMS = frozenset(
-    {"password", "passwd", "pwd", "pass", "sslpassword", "sslkey", "auth", "key", "sig"}
 )
 
 
@@ -73,12 +71,6 @@ def mask_headers(headers: Mapping[str, Any]) -> dict[str, Any]:
     return {
         str(k): (MASK if header_is_secret(str(k)) and v not in (None, "") else v) for k, v in headers.items()
     }
-
-
-def param_is_secret(name: str) -> bool:
-    if len(name) > _MAX_PARAM_NAME:
-        return True
-    return name.strip().lower() in SECRET_PARAMS or is_secret_key(name)
 
 
 def mask_dsn(text: str) -> str:
@@ -119,20 +111,10 @@ def _mask_url(text: str) -> str:
         elif colon >= 0:
             rest = f"{rest[:colon]}:{MASK}{rest[at:]}"
             at = colon + 1 + len(MASK)
-    query = rest.find("?", max(at, 0))
-    if query < 0:
+    query = _QUERY_START.search(rest, max(at, 0))  # a fragment alone may carry one (`#access_token=`)
+    if query is None:
         return head + rest
-    return head + rest[: query + 1] + _mask_query(rest[query + 1 :])
-
-
-def _mask_query(query: str) -> str:
-    """`a=1&password=x#token=y;sig=z`: secret-named parameters masked, in the query and the fragment."""
-    pieces = _SEPARATORS.split(query)  # a one-character class: linear, no backtracking
-    for index in range(0, len(pieces), 2):
-        name, sep, value = pieces[index].partition("=")
-        if sep and value and param_is_secret(unquote_plus(name)):
-            pieces[index] = f"{name}={MASK}"
-    return "".join(pieces)
+    return head + rest[: query.end()] + mask_query(rest[query.end() :])
 
 
 def _mask_keywords(text: str) -> str:
@@ -167,7 +149,11 @@ def _mask_keywords(text: str) -> str:
             while i < n and not text[i].isspace():
                 i += 2 if text[i] == "\\" else 1
         value = text[value_start : min(i, n)]
-        parts.append(f"{key}={MASK}" if value and param_is_secret(key) else f"{key}={value}")
+        if value and param_is_secret(key):
+            value = MASK
+        elif "://" in value:  # a URL as a value (`x=postgres://u:p@h`) keeps none of its secrets
+            value = mask_url(value)
+        parts.append(f"{key}={value}")
 
 
 def mask_text(value: str) -> str:

@@ -1,7 +1,8 @@
 """Pure helpers that decide what is a secret and mask it, for replies, logs, metrics and dead letters.
 
 A value is secret when its key looks like a credential (password, token, secret, api key, ...) or when
-it is a URL/DSN carrying a password in its userinfo. Masking never fails and never returns the secret.
+it is a URL/DSN carrying a password in its userinfo or a credential in a query/fragment parameter
+(`?token=`, `?X-Amz-Signature=`). Masking never fails and never returns the secret.
 Everything here sees untrusted text on the event loop, so every scan is linear (no backtracking
 pattern) and bounded: a string is scanned up to `MAX_SCANNED_CHARS`, and `redact` visits at most
 `MAX_REDACT_NODES` values and `MAX_REDACT_CHARS` characters; what lies past a bound is replaced by a
@@ -13,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 MASK = "**********"
 
@@ -36,11 +37,52 @@ _SECRET_KEY = re.compile(
 # Single-character classes only: each search is one linear pass, with no backtracking.
 _SPACE = re.compile(r"\s")
 _USER_END = re.compile(r"[:/@\s]")
+_WORD_BREAK = re.compile(r"(\s)")
+_PARAM_SEPARATORS = re.compile(r"([&#;])")
+_QUERY_START = re.compile(r"[?#]")
+_MAX_PARAM_NAME = 128
+#: URL parameters (libpq keywords, query and fragment names) that hold a secret, beyond `is_secret_key`
+#: names; so does any name ending in "signature" (`X-Amz-Signature`: a presigned URL's credential).
+SECRET_PARAMS = frozenset(
+    {"password", "passwd", "pwd", "pass", "sslpassword", "sslkey", "auth", "key", "sig", "jwt", "assertion"}
+)
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-")
 
 
 def is_secret_key(key: str) -> bool:
     return len(key) > MAX_KEY_CHARS or bool(_SECRET_KEY.search(key))
+
+
+def param_is_secret(name: str) -> bool:
+    if len(name) > _MAX_PARAM_NAME:
+        return True
+    lowered = name.strip().lower()
+    return lowered in SECRET_PARAMS or lowered.endswith(("signature", "_assertion")) or is_secret_key(name)
+
+
+def mask_query(query: str) -> str:
+    """`a=1&password=x#token=y;sig=z`: secret-named parameters masked, in the query and the fragment."""
+    pieces = _PARAM_SEPARATORS.split(query)  # a one-character class: linear, no backtracking
+    for index in range(0, len(pieces), 2):
+        name, sep, value = pieces[index].partition("=")
+        if sep and value and param_is_secret(unquote_plus(name)):
+            pieces[index] = f"{name}={MASK}"
+    return "".join(pieces)
+
+
+def _mask_url_params(text: str) -> str:
+    """Each URL's secret query/fragment parameters masked, wherever a URL sits in free text (one pass
+    over whitespace-separated words; only a word holding '://' and then '?' or '#' is looked into)."""
+    words = _WORD_BREAK.split(text)
+    for index in range(0, len(words), 2):
+        word = words[index]
+        scheme_end = word.find("://")
+        if scheme_end < 0 or "=" not in word:
+            continue
+        start = _QUERY_START.search(word, scheme_end + 3)
+        if start is not None:
+            words[index] = word[: start.end()] + mask_query(word[start.end() :])
+    return "".join(words)
 
 
 class _NextIndex:
@@ -92,6 +134,10 @@ def _mask_scanned(text: str) -> str:
         blank = space.at_or_after(user_end.start())
         if end == -1 or (blank != -1 and blank < end):
             continue
+        # A password may hold an unencoded '@' (`u:p@ss@h`): mask up to the word's LAST '@', so a careless
+        # DSN over-masks rather than leaks. Linear: what lies past that '@' has none, so a later URL in
+        # the same word finds its first '@' past the blank and is skipped without another scan.
+        end = text.rfind("@", end, blank if blank != -1 else len(text))
         pieces += [text[done : user_end.start() + 1], MASK]
         done = end
         search_from = end + 1
@@ -123,7 +169,8 @@ def _after_last_space(text: str) -> int:
 
 
 def mask_url(value: str, *, limit: int = MAX_SCANNED_CHARS) -> str:
-    """Replace the password of every `scheme://user:password@` in the text by the mask.
+    """Replace the password of every `scheme://user:password@` in the text by the mask, and the value of
+    every secret-named query or fragment parameter of a URL in it (`?token=`, `#access_token=`).
 
     Linear in the text; a text longer than `limit` is cut there (and says so) before masking.
     """
@@ -131,7 +178,8 @@ def mask_url(value: str, *, limit: int = MAX_SCANNED_CHARS) -> str:
         value = _cut(value, limit)
     if "://" not in value:
         return value
-    return _mask_scanned(value)
+    masked = _mask_scanned(value)
+    return _mask_url_params(masked) if "=" in masked else masked
 
 
 def mask_dsn(dsn: str) -> str:

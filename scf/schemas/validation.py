@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -38,25 +39,49 @@ def parse_model(model: type[M], body: Any, where: str = "request") -> M:
 
 
 def unencodable_path(value: Any) -> str | None:
-    """The key path of the first key or string that is not encodable as UTF-8, else None.
+    """The key path of the first key or string (in document order) not encodable as UTF-8, else None.
 
-    Iterative (a hostile body must not exhaust the stack) and linear: one `encode` per string.
+    Iterative (a hostile body must not exhaust the stack) and linear: one `encode` per string, and only
+    the path being walked is kept (at most the nesting depth), so a wide container deep in the body
+    costs no copy of its parents' path per element (that took 0.7 s and 700 MB on a 1 MB body).
     """
-    stack: list[tuple[Any, str]] = [(value, "")]
-    while stack:
-        item, path = stack.pop()
-        if isinstance(item, str):
-            if not _encodable(item):
-                return path or "(body)"
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                where = f"{path}.{_shown(key)}" if path else _shown(key)
-                if isinstance(key, str) and not _encodable(key):
-                    return where
-                stack.append((child, where))
-        elif isinstance(item, list):
-            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(item))
+    if isinstance(value, str):
+        return None if _encodable(value) else "(body)"
+    path: list[str] = []  # one shown segment per container entered below the top
+    walks: list[Iterator[tuple[Any, Any, bool]]] = [_entries(value)]
+    while walks:
+        entry = next(walks[-1], None)
+        if entry is None:
+            walks.pop()
+            if path:
+                path.pop()
+            continue
+        key, child, is_index = entry
+        if not is_index and isinstance(key, str) and not _encodable(key):
+            return _joined(path, key, is_index)
+        if isinstance(child, str):
+            if not _encodable(child):
+                return _joined(path, key, is_index)
+        elif isinstance(child, dict | list):
+            path.append(_segment(key, is_index))
+            walks.append(_entries(child))
     return None
+
+
+def _entries(item: Any) -> Iterator[tuple[Any, Any, bool]]:
+    if isinstance(item, dict):
+        return ((k, v, False) for k, v in item.items())
+    if isinstance(item, list):
+        return ((i, v, True) for i, v in enumerate(item))
+    return iter(())
+
+
+def _segment(key: Any, is_index: bool) -> str:
+    return f"[{key}]" if is_index else f".{_shown(key)}"
+
+
+def _joined(path: list[str], key: Any, is_index: bool) -> str:
+    return ("".join(path) + _segment(key, is_index)).removeprefix(".")
 
 
 def refuse_unencodable(raw: bytes, body: Any, where: str = "request body") -> None:

@@ -221,6 +221,40 @@ async def test_a_temporary_table_never_outlives_its_request(client: FleetClient,
     await answers_normally(client, table, WRITABLE)
 
 
+async def test_writes_allowed_still_cannot_define_code_or_reach_out(client: FleetClient, table: str) -> None:
+    """With writes allowed in `query`, a function body is text the guard never parses: creating one
+    (persistent, public schema) and calling it later would run any refused function. Nor may the
+    server be made to connect out (subscriptions, foreign servers) or place files (tablespaces)."""
+    function, procedure = f"scf_sec_fn_{_SUFFIX}", f"scf_sec_proc_{_SUFFIX}"
+    body = f"SELECT pg_advisory_lock({LOCK_KEY}); SELECT lo_import('/etc/passwd')"
+    attempts = [
+        f"CREATE FUNCTION public.{function}() RETURNS oid LANGUAGE sql AS $$ {body} $$",
+        f"CREATE OR REPLACE PROCEDURE public.{procedure}() LANGUAGE sql AS $$ {body} $$",
+        f"ALTER FUNCTION public.{function}() SECURITY DEFINER",
+        "CREATE EVENT TRIGGER scf_sec_evt ON ddl_command_start EXECUTE FUNCTION pg_catalog.now()",
+        # the server connecting out or placing files (none of these can succeed here, even unrefused)
+        f"CREATE SUBSCRIPTION scf_sec_sub_{_SUFFIX} CONNECTION 'host=127.0.0.1 port=1' PUBLICATION p",
+        f"CREATE TABLESPACE scf_sec_ts_{_SUFFIX} LOCATION '/nonexistent/scf_{_SUFFIX}'",
+        "IMPORT FOREIGN SCHEMA public FROM SERVER scf_no_such_server INTO public",
+    ]
+    admin = await asyncpg.connect(PG_DSN)
+    try:
+        for sql in attempts:
+            result = await query(client, sql, WRITABLE)
+            assert result.status == "failed", sql
+            assert result.error is not None and result.error.code == "PERMISSION_DENIED", (sql, result.error)
+            assert result.error.category == "permanent", (sql, result.error)
+        defined = await admin.fetchval(
+            "SELECT count(*) FROM pg_proc WHERE proname = ANY($1::text[])", [function, procedure]
+        )
+        assert defined == 0, "a function body the guard cannot read was stored"
+        await answers_normally(client, table, WRITABLE)
+    finally:  # undo what the old code let through
+        await admin.execute(f"DROP FUNCTION IF EXISTS public.{function}()")
+        await admin.execute(f"DROP PROCEDURE IF EXISTS public.{procedure}()")
+        await admin.close()
+
+
 def _worst_cases(size: int) -> list[str]:
     """Statements of about `size` characters that stress the parse and the name scan."""
     calls = ", ".join(f"f(a{i}, b.c)" for i in range(size // 12))

@@ -21,8 +21,10 @@ from scf.schemas.secrets import (
     redact,
 )
 
-# The pattern mask_url used to be: the reference for what is masked (it was right, only slow).
-REFERENCE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^@\s]*)@")
+# The pattern mask_url used to be, the reference for what is masked (it was right, only slow), except
+# that a password may now hold '@' (`u:p@ss@h`): it runs to the word's last '@' (`[^\s]*`, not `[^@\s]*`),
+# so the part after an unencoded '@' no longer shows.
+REFERENCE = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<pw>[^\s]*)@")
 
 
 def reference(text: str) -> str:
@@ -46,6 +48,7 @@ def reference(text: str) -> str:
         ("http://user@host", "http://user@host"),
         ("1://a:b@c", "1://a:b@c"),
         ("http://a:b c@d", "http://a:b c@d"),
+        ("postgres://u:p@ss@h/db", f"postgres://u:{MASK}@h/db"),
         ("", ""),
     ],
 )

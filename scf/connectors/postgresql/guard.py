@@ -115,6 +115,20 @@ _DENIED_STATEMENTS = frozenset(
         "AlterDatabaseSetStmt",
         "CreateExtensionStmt",
         "AlterExtensionStmt",
+        # A function or procedure body is text the guard cannot read (any language): defining one, or
+        # changing how one runs (SECURITY DEFINER, SET), would let a later call do what is refused here.
+        "CreateFunctionStmt",
+        "AlterFunctionStmt",
+        "CreateEventTrigStmt",
+        # The server connecting out (subscriptions, foreign servers) or placing files (tablespaces).
+        "CreateSubscriptionStmt",
+        "AlterSubscriptionStmt",
+        "CreateTableSpaceStmt",
+        "CreateForeignServerStmt",
+        "AlterForeignServerStmt",
+        "CreateUserMappingStmt",
+        "AlterUserMappingStmt",
+        "ImportForeignSchemaStmt",
     }
 )
 #: The only statements a read-only `query` runs: they return rows and change nothing themselves.
