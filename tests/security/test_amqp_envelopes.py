@@ -11,7 +11,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,10 +98,13 @@ def code_of(reply: dict[str, Any]) -> str:
 @dataclass(frozen=True)
 class Case:
     name: str
-    body: bytes
+    body: bytes | Callable[[], bytes]  # a callable is built when sent (an envelope's deadline starts then)
     code: ErrorCode
     message_type: str | None = "operation.execute"
     props: dict[str, Any] = field(default_factory=dict)
+
+    def payload(self) -> bytes:
+        return self.body() if callable(self.body) else self.body
 
 
 def _query(**extra: Any) -> bytes:
@@ -208,7 +211,7 @@ REQUEST_CORPUS = [
 async def test_hostile_request_gets_one_typed_refusal(
     case: Case, raw: RawAmqp, client: FleetClient, service: str, vhost: Vhost
 ) -> None:
-    reply = await raw.call(case.body, message_type=case.message_type, **case.props)
+    reply = await raw.call(case.payload(), message_type=case.message_type, **case.props)
 
     assert code_of(reply) == case.code, reply
     await wait_settled(vhost)
@@ -230,7 +233,7 @@ OPS_CORPUS = [
     Case("a bare request, not an envelope", _query(operation_id="op_bare"), ErrorCode.INVALID_REQUEST),
     Case(
         "an envelope for a connector that does not exist",
-        json.dumps(
+        lambda: json.dumps(
             envelope(
                 "sec_no_such_connector", {"operation": "query", "operation_id": f"op_{uuid.uuid4().hex}"}
             )
@@ -261,7 +264,10 @@ async def test_hostile_work_message_gets_one_typed_refusal(
     case: Case, raw: RawAmqp, client: FleetClient, service: str, vhost: Vhost
 ) -> None:
     reply = await raw.call(
-        case.body, message_type=case.message_type, exchange=topology.OPS_EXCHANGE, routing_key="postgresql"
+        case.payload(),
+        message_type=case.message_type,
+        exchange=topology.OPS_EXCHANGE,
+        routing_key="postgresql",
     )
 
     assert code_of(reply) == case.code, reply
