@@ -22,7 +22,7 @@ from tests.support.fleet import FleetProcess
 MiB = 1024 * 1024
 LIMIT = 16 * MiB  # SCF_MAX_REQUEST_BYTES's default: the gateways here run with it
 BUDGET = 16 * LIMIT  # SCF_MAX_BODY_MEMORY's default
-HELD_PER_BYTE = 3  # what the budget reserves per body byte before parsing (scf.gateway.bodies)
+HELD_PER_BYTE = 5  # what the budget reserves per body byte before parsing (scf.gateway.bodies)
 READ_TIMEOUT = 4.0
 CANARY = "gw-body-canary-pw-5d1e"
 JSON_HEADERS = {"content-type": "application/json"}
