@@ -74,12 +74,20 @@ def request_digest(request: OperationRequest) -> str:
 
 
 def delivery_identity(reply_to: str | None, correlation_id: str | None, request: OperationRequest) -> str:
-    """Which request holds an operation id: its reply queue and correlation id, which every redelivery,
-    delayed retry and dead-letter replay of the same message keeps (a new call gets a new correlation
-    id); a message with neither is identified by its content, so only the same request matches.
+    """Which request holds an operation id.
+
+    A keyed request is its connector and idempotency key: a caller asking again with the same key (after
+    IN_PROGRESS, or after its reply was lost to a broker restart) is the same request, and what repeats
+    is decided by the key. Otherwise the correlation id, which every redelivery, delayed retry,
+    dead-letter replay and reconnection re-publish keeps (the reply queue may be re-declared under a new
+    name after a broker restart, so it is not part of it); a message with neither is its content.
+    `reply_to` stays in the signature for callers; it no longer decides anything.
     """
+    if request.idempotency_key:
+        text = f"k\x00{request.service_name or ''}\x00{request.idempotency_key}"
+        return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
     if correlation_id:
-        text = f"c\x00{reply_to or ''}\x00{correlation_id}"
+        text = f"c\x00{correlation_id}"
         return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()
     return "d" + request_digest(request)
 

@@ -418,6 +418,32 @@ async def test_the_same_message_delivered_again_is_not_refused_as_in_use(raw: Ra
     assert first["status"] == "success" and again["status"] == "success", (first, again)
 
 
+async def test_a_keyed_caller_asking_again_with_its_own_key_is_not_refused_as_in_use(
+    raw: RawAmqp, service: str
+) -> None:
+    """Asking again (after IN_PROGRESS, or a reply lost to a broker restart) is a new call, a new
+    correlation id: with the same idempotency key it is the same request, and the key decides what
+    repeats. Another key with the same operation id is someone else's request."""
+    operation_id = f"op_keyed_{uuid.uuid4().hex[:8]}"
+    key = f"key_{uuid.uuid4().hex[:8]}"
+
+    async def ask(idempotency_key: str) -> dict[str, Any]:
+        request = {
+            "service_name": service,
+            "operation": "query",
+            "operation_id": operation_id,
+            "idempotency_key": idempotency_key,
+            "parameters": {"query": "SELECT 1 AS n"},
+        }
+        return await raw.call(json.dumps(request).encode(), message_type="operation.execute")
+
+    first, again, other = await ask(key), await ask(key), await ask(f"{key}_other")
+
+    assert first["status"] == "success", first
+    assert again["status"] == "success" and again["result_data"] == first["result_data"], again
+    assert code_of(other) == "OPERATION_ID_IN_USE"
+
+
 async def test_a_cancel_sent_in_advance_is_refused_and_does_not_stop_the_later_request(
     raw: RawAmqp, client: FleetClient, service: str
 ) -> None:

@@ -104,11 +104,23 @@ def test_the_forward_time_is_exact_and_old_float_headers_still_read() -> None:
     assert read("soon") is None
 
 
-def test_delivery_identity_is_the_reply_queue_and_correlation_id_else_the_content() -> None:
+def test_delivery_identity_is_the_key_else_the_correlation_id_else_the_content() -> None:
     one = OperationRequest(operation="query", parameters={"query": "SELECT 1"}, operation_id="op_1")
     two = OperationRequest(operation="query", parameters={"query": "SELECT 2"}, operation_id="op_1")
     assert delivery_identity("q", "c1", one) == delivery_identity("q", "c1", two)
     assert delivery_identity("q", "c1", one) != delivery_identity("q", "c2", one)
-    assert delivery_identity("q", "c1", one) != delivery_identity("other", "c1", one)
+    # a reply queue re-declared under a new name after a broker restart: the same request
+    assert delivery_identity("q", "c1", one) == delivery_identity("other", "c1", one)
+    keyed = {"service_name": "db", "idempotency_key": "k1"}
+    ask = one.model_copy(update=keyed)
+    # asking again with the same key (a new call, a new correlation id) is the same request ...
+    assert delivery_identity("q", "c1", ask) == delivery_identity("q2", "c9", ask)
+    # ... another key, or the same key on another connector, is not
+    assert delivery_identity("q", "c1", ask) != delivery_identity(
+        "q", "c1", ask.model_copy(update={"idempotency_key": "k2"})
+    )
+    assert delivery_identity("q", "c1", ask) != delivery_identity(
+        "q", "c1", ask.model_copy(update={"service_name": "db2"})
+    )
     assert delivery_identity(None, None, one) == delivery_identity(None, None, one)
     assert delivery_identity(None, None, one) != delivery_identity(None, None, two)
