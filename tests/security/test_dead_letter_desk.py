@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -26,6 +25,7 @@ from scf.fleet.client import FleetClient
 from scf.schemas import topology
 from scf.schemas.dead_letters import DeadLetter
 from scf.schemas.secrets import MASK
+from tests.security.amqp_raw import queue_stats
 from tests.support.fleet import FleetProcess
 from tests.support.services import Vhost
 
@@ -131,27 +131,9 @@ async def stored(client: FleetClient, wanted: set[str], within: float = 60) -> d
 
 def unsettled(vhost: Vhost) -> tuple[int, int]:
     """(ready, unacked) messages of `scf.dead`, as the broker counts them."""
-    out = subprocess.run(
-        [
-            "rabbitmqctl",
-            "-q",
-            "list_queues",
-            "-p",
-            vhost.name,
-            "name",
-            "messages_ready",
-            "messages_unacknowledged",
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout
-    for line in out.splitlines():
-        parts = line.split()
-        if parts and parts[0] == topology.DEAD_LETTER_QUEUE:
-            return int(parts[1]), int(parts[2])
-    raise AssertionError(f"{topology.DEAD_LETTER_QUEUE} not listed: {out}")
+    stats = queue_stats(vhost)
+    assert topology.DEAD_LETTER_QUEUE in stats, f"{topology.DEAD_LETTER_QUEUE} not listed: {stats}"
+    return stats[topology.DEAD_LETTER_QUEUE]
 
 
 async def settled(vhost: Vhost, within: float = 30) -> None:
