@@ -34,7 +34,8 @@ async def test_a_caller_gone_before_its_replies_then_resubmitting_the_same_keys_
     ]
     await asyncio.sleep(0.3)  # some published, some answered, most still on their way
     await gone.close()  # the caller vanishes: its reply queue goes with it
-    await asyncio.gather(*calls, return_exceptions=True)
+    outcomes = await asyncio.gather(*calls, return_exceptions=True)
+    unanswered = sum(isinstance(o, BaseException) for o in outcomes)
 
     # The caller comes back with the same keys (a fresh operation id each time, as a new attempt has).
     again = [Sent(s.index, f"{s.operation_id}_again", s.key) for s in batch]
@@ -45,10 +46,14 @@ async def test_a_caller_gone_before_its_replies_then_resubmitting_the_same_keys_
 
     replayed = sum(s.replayed for s in again)
     print(f"\ncaller gone + resubmit: {verdict.summary()}, replayed {replayed}, orphaned replies {orphans}")
+    print(f"calls unanswered when the caller left: {unanswered}")
     assert (verdict.lost, verdict.duplicated, verdict.unexpected) == ([], [], [])
     assert len(verdict.ok) == 400
     assert replayed > 0  # the first attempts did run; the resubmits were answered from their results
-    assert orphans > 0  # replies to the vanished queue were counted (and the requests still acked)
+    # Replies to the vanished queue were counted (and the requests still acked). Whether any call was
+    # still unanswered when the caller left depends on the machine's speed: on a fast run all 400 were
+    # answered within the 0.3 s, and then there is nothing to orphan.
+    assert orphans > 0 or unanswered == 0, (unanswered, orphans)
 
 
 @pytest.mark.timeout(300)
