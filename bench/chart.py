@@ -183,5 +183,13 @@ def cpu_panel(
 ) -> Panel:
     """A stacked CPU panel from `(label, cpu breakdown, is_fleet)` rows; absent groups are left out."""
     present = [g for g in CPU_GROUPS if any(cpu and cpu.get(g) is not None for _, cpu, _ in rows)]
-    bars = tuple(Bar(label, {g: (cpu or {}).get(g) for g in present}, fleet) for label, cpu, fleet in rows)
+    bars = tuple(
+        Bar(label, {g: _stackable((cpu or {}).get(g)) for g in present}, fleet) for label, cpu, fleet in rows
+    )
     return Panel(title, f"CPU µs per {unit}, by process group", tuple(present), bars, stacked=True)
+
+
+def _stackable(value: float | None) -> float | None:
+    """A negative CPU figure is a counting artefact (the peers' meter loses processes that exit during a
+    phase): a stacked bar shows it as 0, the JSON keeps it as measured."""
+    return None if value is None else max(0.0, value)
