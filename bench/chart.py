@@ -143,9 +143,9 @@ def _draw(ax: object, panel: Panel) -> None:
     ax.set_axisbelow(True)
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
-    if panel.stacked:  # beside the axes: a stacked bar may run to the right edge
+    if unique and panel.stacked:  # beside the axes: a stacked bar may run to the right edge
         ax.legend(unique.values(), unique.keys(), fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    elif grouped:  # above the axes' right end, clear of the bars
+    elif unique and grouped:  # above the axes' right end, clear of the bars
         ax.legend(
             unique.values(), unique.keys(), fontsize=8, loc="lower right", bbox_to_anchor=(1.0, 1.0),
             ncol=len(unique), frameon=False,

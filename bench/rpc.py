@@ -603,6 +603,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "aio_pika": metadata.version("aio-pika"),
         "rabbitmq": rabbit,
+        "loadavg_1m": round(os.getloadavg()[0], 2),  # other tenants' load shows here (and in each peer's env)
     }
 
 

@@ -168,3 +168,34 @@ def test_route_counter_reads_the_dispatcher_counter() -> None:
         "via_dispatcher": None,
         "direct_to_ops": None,
     }
+
+
+def test_the_json_keys_issue_12_names_are_kept() -> None:
+    phase = rpc.Phase("p", 1, latencies=[0.001, 0.002], elapsed=0.5)
+    fleet = rpc.Side(phases=[phase], latency=phase, throughput=phase, cpu={"client": 1.0})
+    bare = rpc.Side(phases=[phase], latency=phase, throughput=phase)
+    config = rpc.Config(
+        warmup=0, calls=2, throughput_calls=2, concurrency=64, worker_concurrency=64, prefetch=64,
+        timeout=1.0, amqp_base="amqp://", redis_url=None, log_dir=None, quick=True,
+    )  # fmt: skip
+    line = rpc.result_line(config, fleet, bare, {})
+    assert line["fleet"]["throughput_rps"] == 4.0 and line["bare_two_hop"]["throughput_rps"] == 4.0
+    assert line["ratios"]["throughput_fleet_over_bare_two_hop"] == 1.0
+    assert line["peers"]["celery_prefork2"] is None  # no peers ran: null, not absent
+    assert line["goals"]["throughput_fleet_over_celery_prefork2"]["met"] is None
+    args = postgres.parse_args(["--quick", "--no-peers", "--no-chart"])
+    pg = postgres.result_line(args, {"insert": PG_LINE["insert"], "point_read": PG_LINE["point_read"]}, {})
+    assert pg["point_read"]["fleet"]["per_second"] == 1600.0
+    assert pg["insert"]["ratio_rows_per_second_c4"] == 0.4
+    assert pg["peers"]["point_read"]["minimal_worker"] is None
+    assert pg["ratios"]["insert_c4_fleet_over_copy"] == 0.4
+
+
+def test_a_chart_without_peers_still_draws(tmp_path: Path) -> None:
+    line = {key: value for key, value in RPC_LINE.items() if key != "peers"}
+    path = chart.write_chart(tmp_path / "rpc.png", "no peers", rpc.chart_panels(line))
+    assert imread(path).std() > 0.05
+    bare_pg = {"point_read": {}, "insert": {}, "concurrency": {"read": 16, "insert": 4}}
+    assert (
+        chart.write_chart(tmp_path / "pg.png", "nothing", postgres.chart_panels(bare_pg)).stat().st_size > 0
+    )
