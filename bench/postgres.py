@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import signal
 import sys
@@ -347,7 +348,9 @@ def chart_panels(line: dict[str, Any]) -> list[chart.Panel]:
     ]  # fmt: skip
 
 
-def finish(args: argparse.Namespace, measured: dict[str, Any], started: float) -> dict[str, Any]:
+def finish(
+    args: argparse.Namespace, measured: dict[str, Any], started: float, background: float | None = None
+) -> dict[str, Any]:
     """After the fleet is stopped: run the peers, print the tables and the JSON line, draw the chart."""
     jobs = peers.pg_jobs(
         read_concurrency=args.read_concurrency,
@@ -357,7 +360,7 @@ def finish(args: argparse.Namespace, measured: dict[str, Any], started: float) -
         quick=args.quick,
     )
     line = result_line(args, measured, peers.run_peers(args.peers_dir, jobs))
-    line["machine"] = machine()
+    line["machine"] = {**machine(), "bg_cores_busy_before": background}
     say(
         "ratios (issue 12; p50 ratios: lower is better):\n"
         + report.ratio_table(line["ratios"], report.PG_GOALS)
@@ -398,7 +401,8 @@ def finish(args: argparse.Namespace, measured: dict[str, Any], started: float) -
         try:
             stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             footer = (
-                f"{line['machine']['cpus']} CPUs shared by client, broker, PostgreSQL, Redis, all processes; "
+                f"{line['machine']['cpus']} CPUs shared by client, broker, PostgreSQL, Redis, all processes "
+                f"({background} busy before the run, load average {line['machine']['loadavg_1m']}); "
                 f"{'--quick' if args.quick else 'full'} run; peers from ../shared/peers in the same run\n"
                 + report.goal_summary(line["ratios"], report.PG_GOALS)
             )
@@ -460,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging("warning", json_output=False)
     signal.signal(signal.SIGTERM, _sigterm_outside_loop)
     started = time.perf_counter()
+    background = procstat.cores_busy_over(1.0)
+    say(f"machine: {background} of {os.cpu_count()} cores busy before the run (other tenants)")
     vhost = f"scf-bench-{uuid.uuid4().hex[:8]}"
     amqp_url = f"amqp://guest:guest@127.0.0.1:5672/{urllib.parse.quote(vhost, safe='')}"
     logs = Path(tempfile.mkdtemp(prefix="scf-bench-pg-"))
@@ -512,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
             say("peers skipped: the fleet's figures are not valid with failed calls")
             args.peers_dir = None
         try:
-            print(json.dumps(finish(args, measured, started)), flush=True)
+            print(json.dumps(finish(args, measured, started, background)), flush=True)
         except KeyboardInterrupt:
             say("interrupted")
             status = 130

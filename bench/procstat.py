@@ -121,6 +121,16 @@ def machine_ticks() -> tuple[int, int]:
     return sum(values) - values[3] - values[4], sum(values)
 
 
+def cores_busy_over(seconds: float = 1.0, cpus: int | None = None) -> float | None:
+    """How many cores the machine kept busy over the next `seconds` (other tenants' load, before a run)."""
+    busy0, total0 = machine_ticks()
+    time.sleep(seconds)
+    busy1, total1 = machine_ticks()
+    if total1 <= total0:
+        return None
+    return round((busy1 - busy0) / (total1 - total0) * (cpus or os.cpu_count() or 1), 2)
+
+
 # === groups and snapshots ==============================================================================
 
 

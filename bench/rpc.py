@@ -687,11 +687,13 @@ def chart_panels(line: dict[str, Any]) -> list[chart.Panel]:
     ]  # fmt: skip
 
 
-def finish(config: Config, fleet: Side, bare: Side, started: float) -> dict[str, Any]:
+def finish(
+    config: Config, fleet: Side, bare: Side, started: float, background: float | None = None
+) -> dict[str, Any]:
     """After the fleet is stopped: run the peers, print the tables and the JSON line, draw the chart."""
     runs = peers.run_peers(config.peers_dir, peers.rpc_jobs(config.concurrency, config.quick))
     line = result_line(config, fleet, bare, runs)
-    line["machine"] = machine()
+    line["machine"] = {**machine(), "bg_cores_busy_before": background}
     say(
         "ratios (issue 12; p50 ratios: lower is better):\n"
         + report.ratio_table(line["ratios"], report.RPC_GOALS)
@@ -712,7 +714,8 @@ def finish(config: Config, fleet: Side, bare: Side, started: float) -> dict[str,
         try:
             stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
             footer = (
-                f"{line['machine']['cpus']} CPUs shared by client, broker, Redis and every process; "
+                f"{line['machine']['cpus']} CPUs shared by client, broker, Redis and every process "
+                f"({background} busy before the run, load average {line['machine']['loadavg_1m']}); "
                 f"{'--quick' if config.quick else 'full'} run; peers from ../shared/peers in the same run\n"
                 + report.goal_summary(line["ratios"], report.RPC_GOALS)
             )
@@ -730,6 +733,8 @@ def drive(config: Config) -> int:
     started = time.perf_counter()
     configure_logging("info", json_output=False)  # the client's log lines go to stderr; stdout is the result
     signal.signal(signal.SIGTERM, _sigterm_outside_loop)
+    background = procstat.cores_busy_over(1.0)
+    say(f"machine: {background} of {os.cpu_count()} cores busy before the run (other tenants)")
     env = Environment(config)
     status = 0
     measured: tuple[Side, Side] | None = None
@@ -763,7 +768,7 @@ def drive(config: Config) -> int:
             say("peers skipped: the fleet's figures are not valid with failed calls")
         config_now = config if status == 0 else replace(config, peers_dir=None)
         try:
-            print(json.dumps(finish(config_now, *measured, started)), flush=True)
+            print(json.dumps(finish(config_now, *measured, started, background)), flush=True)
         except KeyboardInterrupt:
             say("interrupted")
             status = 130

@@ -100,3 +100,8 @@ def test_groups_by_name_and_of_a_gone_process() -> None:
     assert groups["worker"]() == []
     me = parse_stat(Path(f"/proc/{os.getpid()}/stat").read_text())[0]
     assert os.getpid() in procstat.pids_by_name([me])
+
+
+def test_background_load_is_a_share_of_the_machine() -> None:
+    busy = procstat.cores_busy_over(0.05, cpus=2)
+    assert busy is not None and 0.0 <= busy <= 2.0
