@@ -1,7 +1,7 @@
 """PostgreSQL through the fleet against asyncpg used directly and against the peers, in one run.
 
     .venv/bin/python -m bench.postgres            # full: 100,000 rows, 5,000 point reads (~3 min with peers)
-    .venv/bin/python -m bench.postgres --quick    # smoke run: 10,000 rows, 1,000 point reads (~1.5 min)
+    .venv/bin/python -m bench.postgres --quick    # smoke run: 10,000 rows, 1,000 point reads (~1-2 min)
 
 * **insert**: `--rows` rows in `--batch`-row batches. Fleet: one `insert` operation per batch (JSON
   records -> dispatcher -> worker -> one transaction). Direct: asyncpg `copy_records_to_table` per batch.

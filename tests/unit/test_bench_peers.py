@@ -207,3 +207,17 @@ def test_run_peer_parses_the_last_line_and_reports_failures(tmp_path: Path) -> N
     failed = peers.run_peer(tmp_path, PeerJob("bad", "bad.py", ()))
     assert failed.error == "exit status 3" and failed.data == {"bench": "half"}
     assert json.dumps(peers.rpc_peers({"raw_rpc": failed}, 64))  # serialisable whatever happened
+
+
+def test_a_peer_past_its_timeout_is_ended_with_its_whole_session(tmp_path: Path) -> None:
+    pids = tmp_path / "pids"
+    run = tmp_path / "run"
+    run.write_text(f"#!/bin/sh\nsleep 60 &\necho $$ $! > {pids}\nwait\n")
+    run.chmod(0o755)
+    result = peers.run_peer(tmp_path, PeerJob("slow", "slow.py", ()), timeout=1.0)
+    assert result.error == "timed out after 1s" and result.data is None
+    started = [int(pid) for pid in pids.read_text().split()]
+    assert len(started) == 2
+    for pid in started:  # the script and the worker it started: gone, not orphaned
+        stat = Path(f"/proc/{pid}/stat")
+        assert not stat.exists() or stat.read_text().split(") ")[1].startswith("Z")
