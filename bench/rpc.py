@@ -1,7 +1,7 @@
 """Round-trip cost of the fleet path against a bare aio-pika two-hop RPC on the same broker.
 
-    .venv/bin/python -m bench.rpc            # full run (about 40 s on 2 CPUs)
-    .venv/bin/python -m bench.rpc --quick    # smoke run (under 10 s)
+    .venv/bin/python -m bench.rpc            # full run (about 40 s on 2 CPUs, then ~1 min of peers)
+    .venv/bin/python -m bench.rpc --quick    # smoke run (about 1 min with the peers; --no-peers: ~15 s)
 
 What runs, all in a fresh RabbitMQ vhost (deleted at the end), a private Redis (bench/redis_target.py)
 and a fresh Fernet key:
