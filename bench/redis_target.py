@@ -48,6 +48,11 @@ class BenchRedis:
             client.close()
         return target
 
+    @property
+    def pid(self) -> int | None:
+        """The private redis-server's pid (None with --redis-url: that server is not ours to measure)."""
+        return self._server.pid if self._server is not None else None
+
     def close(self) -> None:
         if self._server is not None:
             self._server.close()

@@ -1,7 +1,7 @@
 """Round-trip cost of the fleet path against a bare aio-pika two-hop RPC on the same broker.
 
-    .venv/bin/python -m bench.rpc            # full run (about 40 s on 2 CPUs)
-    .venv/bin/python -m bench.rpc --quick    # smoke run (under 10 s)
+    .venv/bin/python -m bench.rpc            # full run (about 40 s on 2 CPUs, then ~1 min of peers)
+    .venv/bin/python -m bench.rpc --quick    # smoke run (about 1 min with the peers; --no-peers: ~15 s)
 
 What runs, all in a fresh RabbitMQ vhost (deleted at the end), a private Redis (bench/redis_target.py)
 and a fresh Fernet key:
@@ -17,7 +17,10 @@ and a fresh Fernet key:
   are not (exactly like the fleet's, whose reply queue is an exclusive, non-durable queue); each hop
   acks only after its own publish is confirmed; consumers use prefetch 64.
 
-Each side gets a warm-up, then latency at concurrency 1 (p50/p99/mean) and throughput at concurrency 64.
+Each side gets a warm-up, then latency at concurrency 1 (p50/p99/mean) and throughput at concurrency 64,
+with the CPU each process group spent per call during the throughput phase (bench/procstat.py). Then
+the peers run (bench/peers.py: bare aio-pika with and without a hop, Celery prefork 2), the ratios of
+issue 12 are printed (bench/report.py) and a PNG chart is written (bench/chart.py).
 Progress goes to stderr; stdout gets exactly one JSON line. Any failed call makes the exit status 1.
 
 The same module is also the relay/responder processes of the bare path (`--role relay|responder`).
@@ -40,7 +43,7 @@ import time
 import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 from types import FrameType
@@ -57,6 +60,8 @@ from aio_pika.abc import (
 from aio_pika.exceptions import PublishError
 from cryptography.fernet import Fernet
 
+from bench import chart, peers, procstat, report
+from bench.fleetstats import RouteCounter, metrics_port
 from bench.redis_target import BenchRedis
 from scf.fleet.client import FleetClient
 from scf.fleet.logging import configure_logging
@@ -185,6 +190,8 @@ class Side:
     phases: list[Phase] = field(default_factory=list)
     latency: Phase | None = None
     throughput: Phase | None = None
+    cpu: dict[str, float | None] | None = None  # µs per call by process group, throughput phase
+    routing: dict[str, int | None] | None = None  # fleet only: calls via the dispatcher / straight to ops
 
     @property
     def failures(self) -> int:
@@ -201,7 +208,10 @@ class Side:
             "throughput_p50_ms": tput.percentile_ms(50) if tput else None,
             "throughput_p99_ms": tput.percentile_ms(99) if tput else None,
             "failures": self.failures,
+            "cpu_us_per_op": self.cpu,
         }
+        if self.routing is not None:
+            out["routing"] = self.routing
         errors = [e for p in self.phases for e in p.errors]
         if errors:
             out["failure_examples"] = errors[:5]
@@ -426,6 +436,9 @@ class Config:
     redis_url: str | None  # None: a private redis-server (see bench/redis_target.py)
     log_dir: Path | None
     quick: bool
+    worker_processes: int | None = None  # scf worker --processes N (None: the worker's default)
+    peers_dir: Path | None = None  # None: no peers (the peer fields stay null)
+    chart: Path | None = None  # None: no chart
 
 
 def rabbitmqctl(*args: str, check: bool = True) -> str:
@@ -461,15 +474,12 @@ class Environment:
         env = fleet_env(
             self.amqp_url, self.redis.url, Fernet.generate_key().decode(), self.log_dir / "scf-data"
         )
-        say(f"starting dispatcher and worker (--types csv --concurrency {self.config.worker_concurrency})")
+        worker = ["worker", "--types", "csv", "--concurrency", str(self.config.worker_concurrency)]
+        if self.config.worker_processes is not None:
+            worker += ["--processes", str(self.config.worker_processes)]
+        say(f"starting dispatcher and `scf {' '.join(worker)}`")
         self.fleet.append(FleetProcess(["dispatcher"], env, self.log_dir / "dispatcher.log"))
-        self.fleet.append(
-            FleetProcess(
-                ["worker", "--types", "csv", "--concurrency", str(self.config.worker_concurrency)],
-                env,
-                self.log_dir / "worker.log",
-            )
-        )
+        self.fleet.append(FleetProcess(worker, env, self.log_dir / "worker.log"))
         for proc in self.fleet:
             proc.wait_ready()
         # The fleet declared scf.dlx (the dead-letter exchange of the work-queue arguments) by now.
@@ -480,6 +490,19 @@ class Environment:
             )
         for hop in self.hops:
             hop.wait_ready()
+
+    def cpu_groups(self, side: str) -> dict[str, procstat.PidSource]:
+        """The process groups whose CPU a throughput phase of `side` ("fleet" or "bare") is charged."""
+        own = (
+            {proc.args[0]: proc.proc.pid for proc in self.fleet}
+            if side == "fleet"
+            else {hop.role: hop.proc.pid for hop in self.hops}
+        )
+        return procstat.standard_groups(processes=own, redis_pid=self.redis.pid if self.redis else None)
+
+    def route_counter(self) -> RouteCounter:
+        dispatcher = next((p for p in self.fleet if p.args[0] == "dispatcher"), None)
+        return RouteCounter(metrics_port(dispatcher.own_output()) if dispatcher else None)
 
     def close(self) -> None:
         stoppers: list[tuple[str, Callable[..., int]]] = [
@@ -552,10 +575,19 @@ async def measure(config: Config, env: Environment) -> tuple[Side, Side]:
         for name, side, call in sides:
             side.latency = await run_phase(f"{name} latency", call, config.calls, 1)
             side.phases.append(side.latency)
+        routes = env.route_counter()
         for name, side, call in sides:
+            meter = procstat.CpuMeter(env.cpu_groups(name))
+            if side is fleet:
+                routes.start()
+            meter.start()
             side.throughput = await run_phase(
                 f"{name} throughput", call, config.throughput_calls, config.concurrency
             )
+            side.cpu = meter.stop(side.throughput.done)
+            if side is fleet:
+                side.routing = routes.stop(side.throughput.done)
+                say(f"fleet throughput routing: {side.routing}")
             side.phases.append(side.throughput)
     return fleet, bare
 
@@ -571,6 +603,7 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "aio_pika": metadata.version("aio-pika"),
         "rabbitmq": rabbit,
+        "loadavg_1m": round(os.getloadavg()[0], 2),  # other tenants' load shows here (and in each peer's env)
     }
 
 
@@ -586,38 +619,129 @@ async def measure_until_terminated(config: Config, env: Environment) -> tuple[Si
     return await measure(config, env)
 
 
+def result_line(config: Config, fleet: Side, bare: Side, runs: dict[str, peers.PeerRun]) -> dict[str, Any]:
+    """The JSON line: both sides, the peers, every ratio of issue 12 and the goals they are held to."""
+    f, b = fleet.summary(), bare.summary()
+    line: dict[str, Any] = {
+        "fleet": f,
+        "bare_two_hop": b,
+        "ratio": {
+            "p50": _ratio(f["p50_ms"], b["p50_ms"]),
+            "p99": _ratio(f["p99_ms"], b["p99_ms"]),
+            "throughput": _ratio(f["throughput_rps"], b["throughput_rps"]),
+        },
+        "peers": peers.rpc_peers(runs, config.concurrency),
+        "calls": {
+            "warmup": config.warmup,
+            "latency": config.calls,
+            "latency_concurrency": 1,
+            "throughput": config.throughput_calls,
+            "throughput_concurrency": config.concurrency,
+            "worker_concurrency": config.worker_concurrency,
+            "worker_processes": config.worker_processes,
+            "quick": config.quick,
+        },
+    }
+    line["ratios"] = report.rpc_ratios(line)
+    line["goals"] = report.judge(line["ratios"], report.RPC_GOALS)
+    return line
+
+
+def chart_panels(line: dict[str, Any]) -> list[chart.Panel]:
+    """Throughput, latency at 1 and under load (p50/p99), and CPU per call, fleet first."""
+    p = line.get("peers") or {}
+    concurrency = report.dig(line, "calls", "throughput_concurrency")
+    systems = [
+        ("fleet (FleetClient)", line.get("fleet"), True),
+        ("bare two-hop (in-run)", line.get("bare_two_hop"), False),
+        ("raw aio-pika hop, durable", p.get("raw_hop_durable"), False),
+        ("raw aio-pika direct, durable", p.get("raw_direct_durable"), False),
+        ("Celery prefork 2, Redis", p.get("celery_prefork2"), False),
+    ]
+
+    def value(row: Any, key: str) -> float | None:
+        return report.number(report.dig(row, key))
+
+    def bars(*keys: tuple[str, str]) -> tuple[chart.Bar, ...]:
+        return tuple(
+            chart.Bar(label, {s: value(row, k) for s, k in keys}, fleet) for label, row, fleet in systems
+        )
+
+    return [
+        chart.Panel(
+            f"No-op RPC throughput, {concurrency} in flight", "calls/s (higher is better)", ("calls/s",),
+            bars(("calls/s", "throughput_rps")),
+        ),
+        chart.Panel(
+            "Latency, one call at a time", "ms (lower is better)", ("p50", "p99"),
+            bars(("p50", "p50_ms"), ("p99", "p99_ms")),
+        ),
+        chart.Panel(
+            f"Latency under load, {concurrency} in flight", "ms (lower is better)", ("p50", "p99"),
+            bars(("p50", "throughput_p50_ms"), ("p99", "throughput_p99_ms")),
+        ),
+        chart.cpu_panel(
+            f"CPU per call during the throughput phase ({concurrency} in flight)",
+            [(label, report.dig(row, "cpu_us_per_op"), fleet) for label, row, fleet in systems],
+        ),
+    ]  # fmt: skip
+
+
+def finish(
+    config: Config, fleet: Side, bare: Side, started: float, background: float | None = None
+) -> dict[str, Any]:
+    """After the fleet is stopped: run the peers, print the tables and the JSON line, draw the chart."""
+    runs = peers.run_peers(config.peers_dir, peers.rpc_jobs(config.concurrency, config.quick))
+    line = result_line(config, fleet, bare, runs)
+    line["machine"] = {**machine(), "bg_cores_busy_before": background}
+    say(
+        "ratios (issue 12; p50 ratios: lower is better):\n"
+        + report.ratio_table(line["ratios"], report.RPC_GOALS)
+    )
+    say(
+        "CPU per call by process group (throughput phase):\n"
+        + report.cpu_table(
+            [
+                ("fleet", line["fleet"]["cpu_us_per_op"]),
+                ("bare_two_hop", line["bare_two_hop"]["cpu_us_per_op"]),
+                *((name, report.dig(line, "peers", name, "cpu_us_per_op")) for name in
+                  ("raw_hop_durable", "raw_direct_durable", "celery_prefork2")),
+            ]
+        )
+    )  # fmt: skip
+    line["chart"] = None
+    if config.chart is not None:
+        try:
+            stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+            footer = (
+                f"{line['machine']['cpus']} CPUs shared by client, broker, Redis and every process "
+                f"({background} busy before the run, load average {line['machine']['loadavg_1m']}); "
+                f"{'--quick' if config.quick else 'full'} run; peers from ../shared/peers in the same run\n"
+                + report.goal_summary(line["ratios"], report.RPC_GOALS)
+            )
+            line["chart"] = str(chart.write_chart(
+                config.chart, f"bench.rpc: the fleet beside its peers ({stamp})", chart_panels(line), footer
+            ))  # fmt: skip
+            say(f"chart: {line['chart']}")
+        except Exception as exc:  # a chart that cannot be drawn must not lose the figures
+            say(f"chart not written: {type(exc).__name__}: {exc}")
+    line["elapsed_s"] = round(time.perf_counter() - started, 1)
+    return line
+
+
 def drive(config: Config) -> int:
     started = time.perf_counter()
     configure_logging("info", json_output=False)  # the client's log lines go to stderr; stdout is the result
     signal.signal(signal.SIGTERM, _sigterm_outside_loop)
+    background = procstat.cores_busy_over(1.0)
+    say(f"machine: {background} of {os.cpu_count()} cores busy before the run (other tenants)")
     env = Environment(config)
     status = 0
+    measured: tuple[Side, Side] | None = None
     try:
         env.open()
-        fleet, bare = asyncio.run(measure_until_terminated(config, env))
-        signal.signal(signal.SIGTERM, _sigterm_outside_loop)  # the closed loop reset it to SIG_DFL
-        f, b = fleet.summary(), bare.summary()
-        line = {
-            "fleet": f,
-            "bare_two_hop": b,
-            "ratio": {
-                "p50": _ratio(f["p50_ms"], b["p50_ms"]),
-                "p99": _ratio(f["p99_ms"], b["p99_ms"]),
-                "throughput": _ratio(f["throughput_rps"], b["throughput_rps"]),
-            },
-            "calls": {
-                "warmup": config.warmup,
-                "latency": config.calls,
-                "latency_concurrency": 1,
-                "throughput": config.throughput_calls,
-                "throughput_concurrency": config.concurrency,
-                "worker_concurrency": config.worker_concurrency,
-                "quick": config.quick,
-            },
-            "machine": machine(),
-            "elapsed_s": round(time.perf_counter() - started, 1),
-        }
-        print(json.dumps(line), flush=True)
+        measured = asyncio.run(measure_until_terminated(config, env))
+        fleet, bare = measured
         if fleet.failures or bare.failures:
             say(f"FAILED calls: fleet {fleet.failures}, bare {bare.failures}")
             env.keep_logs = True
@@ -636,6 +760,18 @@ def drive(config: Config) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         say("cleaning up (stopping processes, deleting the vhost and our redis state)")
         env.close()
+    if measured is not None and status in (0, 1):
+        # The fleet is stopped before the peers run: they get the machine to themselves, as it had.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _sigterm_outside_loop)
+        if status == 1:
+            say("peers skipped: the fleet's figures are not valid with failed calls")
+        config_now = config if status == 0 else replace(config, peers_dir=None)
+        try:
+            print(json.dumps(finish(config_now, *measured, started, background)), flush=True)
+        except KeyboardInterrupt:
+            say("interrupted")
+            status = 130
     say(f"done in {time.perf_counter() - started:.1f}s")
     return status
 
@@ -664,11 +800,43 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="an EMPTY Redis database to use (flushed after) instead of a private redis-server",
     )
     parser.add_argument("--log-dir", type=Path, default=None, help="keep process logs here")
+    add_common_arguments(parser)
     parser.add_argument(
         "--role", choices=["driver", "relay", "responder"], default="driver", help=argparse.SUPPRESS
     )
     parser.add_argument("--hop-url", default="", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """--worker-processes, --peers/--no-peers and --chart/--no-chart (bench.rpc and bench.postgres)."""
+    parser.add_argument(
+        "--worker-processes",
+        type=int,
+        default=None,
+        help="pass `--processes N` to scf worker (default: not passed, the worker's own default)",
+    )
+    parser.add_argument(
+        "--peers",
+        default=None,
+        metavar="DIR",
+        help="the peer benchmarks' folder (default: ../shared/peers beside the repository, if it exists)",
+    )
+    parser.add_argument("--no-peers", action="store_true", help="do not run the peers (peer fields null)")
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        default=None,
+        metavar="PATH",
+        help="PNG to write (default: bench/out/<bench>-<UTC>.png)",
+    )
+    parser.add_argument("--no-chart", action="store_true", help="do not draw the chart")
+
+
+def chart_path(args: argparse.Namespace, bench: str) -> Path | None:
+    if args.no_chart:
+        return None
+    return Path(args.chart) if args.chart is not None else chart.default_path(bench)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -691,10 +859,15 @@ def main(argv: list[str] | None = None) -> int:
         redis_url=args.redis_url,
         log_dir=args.log_dir,
         quick=quick,
+        worker_processes=args.worker_processes,
+        peers_dir=peers.resolve_peers_dir(args.peers, disabled=args.no_peers),
+        chart=chart_path(args, "rpc"),
     )
     for name in ("warmup", "calls", "throughput_calls", "concurrency", "worker_concurrency", "prefetch"):
         if getattr(config, name) < (0 if name == "warmup" else 1):
             raise SystemExit(f"--{name.replace('_', '-')} must be positive")
+    if config.worker_processes is not None and config.worker_processes < 1:
+        raise SystemExit("--worker-processes must be positive")
     return drive(config)
 
 
