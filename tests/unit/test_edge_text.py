@@ -66,7 +66,7 @@ def test_the_surrogate_check_is_linear(unit: str) -> None:
 
     small, large = body(1024), body(1024 * 1024)
     small_time = min(_timed(*small) for _ in range(5))
-    large_time = _timed(*large)
+    large_time = min(_timed(*large) for _ in range(3))  # best of 3: one busy-machine pause is not a verdict
     assert large_time < 3.0
     assert large_time / max(small_time, 1e-6) < 2000
 
