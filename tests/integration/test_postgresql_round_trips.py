@@ -73,29 +73,42 @@ async def test_a_repeated_point_read_is_one_round_trip(wire: PgWireCounter, item
     assert trips == 1
 
 
-async def test_a_write_resets_the_session_and_the_read_after_it_does_not(
-    wire: PgWireCounter, items: str
+async def test_only_a_borrower_that_may_leave_session_state_pays_for_a_reset(
+    wire: PgWireCounter, admin: Admin, items: str
 ) -> None:
+    """The connector's own write SQL (committed) and guarded reads leave nothing: no reset query. A
+    connector that lets `query` write may leave anything the guard allows: the pool resets."""
     pg = one_session(wire)
+    writable = one_session(wire, allow_writes_in_query=True)
     try:
-        await pg.open()
         await read(pg, f"SELECT name FROM {items} WHERE id = $1", 1)
         mark = wire.mark()
         await pg.execute(
             OperationRequest(
-                operation="insert", data={"table_name": items, "records": [{"id": 100, "name": "n"}]}
+                operation="insert",
+                data={"table_name": items, "records": [{"id": 100, "name": "n"}]},
+                timeout=30,
             )
         )
         after_write = wire.since(mark)
         mark = wire.mark()
         await read(pg, f"SELECT name FROM {items} WHERE id = $1", 100)
         after_read = wire.since(mark)
+        await read(writable, "SELECT 1 AS one")
+        mark = wire.mark()
+        await read(writable, "SELECT 1 AS one")
+        after_writable_read = wire.since(mark)
     finally:
         await pg.close()
+        await writable.close()
 
-    assert after_write[-1] == "Q"  # the reset query, once the write gave its session back
-    assert after_read.count("Q") <= 1  # at most the backstop SET again (RESET ALL dropped it); no reset
-    assert after_read[-3:] == ["B", "E", "S"]
+    # BEGIN READ WRITE + SET LOCAL; the table's columns (once per table); asyncpg's COPY (its column
+    # types, then COPY FROM STDIN + CopyData + CopyDone); COMMIT. No reset query after the COMMIT.
+    assert "".join(after_write) == "Q" + "PDHBES" + "PDH" + "Qdc" + "Q"
+    assert after_read == ["B", "E", "S"]
+    # BEGIN + SET LOCAL, Parse/Describe, Bind/Execute, COMMIT, the reset query
+    assert after_writable_read[-2:] == ["Q", "Q"] and after_writable_read.count("Q") == 3
+    assert await admin.fetchval(f"SELECT name FROM {items} WHERE id = 100") == "n"
 
 
 async def test_read_only_holds_on_the_server_for_what_the_guard_cannot_see(

@@ -6,7 +6,8 @@ on`, so the statement's implicit transaction is read-only; writes open `BEGIN RE
 no `SET LOCAL statement_timeout` (the driver's timeout cancels the statement on the server at the
 deadline; a session-level `statement_timeout` rounded up to a power of two seconds is the backstop when
 the worker itself dies, set again only when that bucket changes), and no reset query when the borrower
-ran nothing but guarded reads and gave the session back idle (`reset_session`).
+ran nothing that leaves session state and gave the session back idle with the settings the server
+reports unchanged (`reset_session`).
 
 Private asyncpg calls are confined to this module: `Connection._prepare(use_cache=True)` (what asyncpg's
 own `fetch` uses, so the statement stays cached and is never Closed) and a prepared statement's
@@ -79,7 +80,8 @@ def _session(conn: Conn) -> SessionConnection:
 
 
 def mark_untouched(conn: Conn) -> None:
-    """The borrower ran only statements the read-only guard let through: no reset is owed."""
+    """The borrower ran only statements that leave no session state behind (a guarded read on a
+    read-only connector, or the connector's own write SQL, committed): no reset is owed."""
     _session(conn).scf_mark_untouched()
 
 
@@ -106,9 +108,10 @@ async def ensure_backstop(conn: Conn, timeout: float | None) -> None:
 async def reset_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
     """The pool's reset: asyncpg has already rolled back any open transaction when this runs.
 
-    Skipped (no round trip) when the borrower ran only guarded reads on a read-only session, the session
-    is idle and the settings the server reports are still as the connection started; otherwise one
-    round trip undoes whatever the borrower may have left.
+    Skipped (no round trip) when the borrower ran only statements that leave no session state (guarded
+    reads on a read-only session, the connector's own insert/update/delete SQL), the session is idle
+    and the settings the server reports are still as the connection started; otherwise one round trip
+    undoes whatever the borrower may have left.
     """
     session = cast(SessionConnection, conn)
     if session.scf_take_untouched() and not conn.is_in_transaction() and _settings_intact(conn):
@@ -139,13 +142,8 @@ def reported_settings(conn: asyncpg.Connection[asyncpg.Record]) -> tuple[str | N
 
 
 def _settings_intact(conn: asyncpg.Connection[asyncpg.Record]) -> bool:
-    """Every reported setting as the session started, and the session read-only."""
-    session = cast(SessionConnection, conn)
-    settings = conn.get_settings()
-    return (
-        reported_settings(conn) == session.scf_reported()
-        and getattr(settings, "default_transaction_read_only", "on") == "on"
-    )
+    """Every reported setting as the session started (read-only still on for a read-only connector)."""
+    return reported_settings(conn) == cast(SessionConnection, conn).scf_reported()
 
 
 async def cached_statement(conn: Conn, query: str, timeout: float | None) -> Stmt:
