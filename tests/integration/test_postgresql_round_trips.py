@@ -16,7 +16,9 @@ from scf.schemas.operation import OperationOutcome, OperationRequest
 from tests.support.pg_wire import PgWireCounter
 from tests.support.postgres import PG_PORT, Admin, MakeTable, admin, make_table, pg_connection, unique
 
-__all__ = ["admin", "make_table"]
+pytestmark = pytest.mark.integration
+
+__all__ = ["admin", "make_table"]  # fixtures used by name below
 
 
 @pytest.fixture
