@@ -19,6 +19,7 @@ from scf.connectors.postgresql.coercion import (
     coerce_column,
 )
 from scf.connectors.postgresql.requests import InsertData, parse
+from scf.connectors.postgresql.session import backstop_ms
 from scf.connectors.postgresql.sql import group_by_columns
 from scf.schemas.errors import ErrorCode, PermanentError
 
@@ -167,3 +168,18 @@ def test_malformed_column_oriented_data(body: dict[str, Any], problem: str) -> N
         parse(InsertData, body, "data")
     assert caught.value.code == ErrorCode.INVALID_REQUEST
     assert problem in caught.value.message, caught.value.message
+
+
+def test_the_statement_timeout_backstop_is_the_time_left_rounded_up_to_a_power_of_two() -> None:
+    assert [backstop_ms(t) for t in (0.001, 1, 1.5, 2, 3, 29.99, 30, 32, 33, 1500)] == [
+        1000,
+        1000,
+        2000,
+        2000,
+        4000,
+        32000,
+        32000,
+        32000,
+        64000,
+        2048000,
+    ]

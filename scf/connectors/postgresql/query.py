@@ -7,6 +7,7 @@ A reply holds at most `page_size` (or `max_rows`) rows; when there are more it c
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -68,7 +69,10 @@ async def _run(
     timeout: float | None,
     prepare: Prepare,
 ) -> OperationOutcome:
+    started = time.monotonic()
     stmt = await prepare(conn, params.query, timeout)
+    if timeout is not None:  # a Parse that took a while leaves the Execute only what is left
+        timeout = max(0.001, timeout - (time.monotonic() - started))
     columns = column_names(stmt)
     if not columns:  # a statement without a result: a utility (LOCK, SET, ...) or a write
         if not writable:
