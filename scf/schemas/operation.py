@@ -46,7 +46,15 @@ class OperationRequest(BaseModel):
     )
     operation: str = Field(pattern=OPERATION_PATTERN)
     data_format: str = Field(default="json", pattern=r"^[a-z0-9_-]{1,32}$")
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "The operation's input; its shape is the connector's (docs/<type>.md). PostgreSQL `insert` "
+            'takes `{"table_name", "records": [{column: value}, ...]}` or, column-oriented, '
+            '`{"table_name", "columns": [name, ...], "rows": [[value, ...], ...]}` (each row one value '
+            "per column, in order; names unique)."
+        ),
+    )
     parameters: dict[str, Any] = Field(default_factory=dict)
     operation_id: str | None = Field(default=None, pattern=OPERATION_ID_PATTERN)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)

@@ -106,6 +106,20 @@ def _to_decimal(value: Any) -> Decimal:
         raise CoercionError("a decimal number") from None
 
 
+def _to_decimal_fast(value: Any) -> Decimal:
+    """`_to_decimal` for the common case, a plain finite ASCII number in a string, without the regex:
+    what `Decimal` parses finite, in ASCII and without `_` is exactly what `_NUMBER` accepts (NaN and
+    infinities, other digits and underscores take the checked path)."""
+    if type(value) is str:
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            raise CoercionError("a decimal number") from None
+        if number.is_finite() and value.isascii() and "_" not in value:
+            return number
+    return _to_decimal(value)
+
+
 def _to_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
@@ -152,6 +166,27 @@ def _to_timestamptz(value: Any) -> datetime:
     """A timestamp without an offset is taken as UTC."""
     parsed = _to_datetime(value, "an ISO 8601 timestamp")
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _to_timestamptz_fast(value: Any) -> datetime:
+    """`_to_timestamptz` without the detours for an ISO 8601 string `fromisoformat` reads as it is
+    (Python 3.11 reads a trailing `Z` itself); anything else takes the checked path."""
+    if type(value) is str:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return _to_timestamptz(value)
+        return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return _to_timestamptz(value)
+
+
+def _to_timestamp_fast(value: Any) -> datetime:
+    if type(value) is str:
+        try:
+            return datetime.fromisoformat(value).replace(tzinfo=None)
+        except ValueError:
+            pass
+    return _to_timestamp(value)
 
 
 def _to_timestamp(value: Any) -> datetime:
@@ -231,11 +266,11 @@ _COERCERS: dict[str, Callable[[Any], Any]] = {
     "int8": _integer(64),
     "float4": _to_float,
     "float8": _to_float,
-    "numeric": _to_decimal,
+    "numeric": _to_decimal_fast,
     "bool": _to_bool,
     "date": _to_date,
-    "timestamp": _to_timestamp,
-    "timestamptz": _to_timestamptz,
+    "timestamp": _to_timestamp_fast,
+    "timestamptz": _to_timestamptz_fast,
     "time": _to_time,
     "timetz": _to_timetz,
     "uuid": _to_uuid,
@@ -277,16 +312,18 @@ def coerce_column(values: Sequence[Any], type_name: str, where: Callable[[int], 
     coercer = _COERCERS.get(type_name)
     if coercer is None:
         return list(values)
-    out: list[Any] = []
-    append = out.append
     try:
-        for value in values:
-            append(None if value is None else coercer(value))
-    except CoercionError as exc:
-        raise PermanentError(
-            f"{where(len(out))}: expected {exc.expected}", code=ErrorCode.INVALID_DATA
-        ) from None
-    return out
+        return [None if value is None else coercer(value) for value in values]
+    except CoercionError:
+        pass
+    for index, value in enumerate(values):  # again, one by one, to name the first value that fails
+        try:
+            coerce_value(value, type_name)
+        except CoercionError as exc:
+            raise PermanentError(
+                f"{where(index)}: expected {exc.expected}", code=ErrorCode.INVALID_DATA
+            ) from None
+    raise AssertionError("a coercer failed once and not again")  # pragma: no cover - coercers are pure
 
 
 def _coerce_elements(values: list[Any] | tuple[Any, ...], element: str) -> list[Any]:

@@ -26,6 +26,7 @@ from scf.connectors.postgresql.ledger import Ledger
 from scf.connectors.postgresql.operations import plan_write, run_write
 from scf.connectors.postgresql.query import run_query
 from scf.connectors.postgresql.requests import QueryParameters, parse
+from scf.connectors.postgresql.session import SessionConnection, reset_session
 from scf.connectors.postgresql.settings import pool_settings
 from scf.connectors.result_cache import cache_key
 from scf.connectors.sources import DEADLINE
@@ -111,6 +112,7 @@ class PostgreSQLOutputConnector(ServiceConnector):
                 command_timeout=settings.command_timeout,
                 init=self._init_connection,
                 reset=reset_session,
+                connection_class=SessionConnection,
                 **settings.connect,
             )
         except (asyncpg.InterfaceError, ssl.SSLCertVerificationError):
@@ -233,20 +235,6 @@ class PostgreSQLOutputConnector(ServiceConnector):
             self._catalog.clear()
         if isinstance(exc, asyncpg.UndefinedTableError):
             self._ledger.forget()
-
-
-#: What a borrower may leave behind on a session, undone in one round trip before the next borrower:
-#: asyncpg's own reset (advisory locks, cursors, LISTEN, settings) plus temporary tables (which would
-#: shadow real tables on `search_path`) and cached sequence values. Prepared statements stay: they are
-#: asyncpg's statement cache.
-RESET_SESSION_SQL = (
-    "SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL; DISCARD TEMP; DISCARD SEQUENCES"
-)
-
-
-async def reset_session(conn: asyncpg.Connection[asyncpg.Record]) -> None:
-    """The pool's reset: asyncpg has already ended any open transaction when this runs."""
-    await conn.execute(RESET_SESSION_SQL)
 
 
 def time_left(request: OperationRequest) -> float | None:

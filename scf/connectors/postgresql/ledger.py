@@ -15,6 +15,7 @@ import time
 from scf.connectors.postgresql.catalog import Conn
 from scf.connectors.postgresql.coercion import json_text
 from scf.connectors.postgresql.identifiers import qualified_name
+from scf.connectors.postgresql.statements import bounded_transaction
 from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.operation import OperationOutcome
 
@@ -35,7 +36,7 @@ class Ledger:
         """Create the table once per connector; an advisory lock serialises concurrent creators."""
         if self._ready:
             return
-        async with conn.transaction():
+        async with bounded_transaction(conn, readonly=False, timeout=None):
             await conn.execute("SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext($1))", self.name)
             await conn.execute(
                 f"CREATE TABLE IF NOT EXISTS {self.name} ("
@@ -93,8 +94,9 @@ class Ledger:
         if now - self._purged_at < PURGE_INTERVAL:
             return
         self._purged_at = now
-        await conn.execute(
-            f"DELETE FROM {self.name} "  # noqa: S608
-            "WHERE created_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)",
-            float(self.ttl),
-        )
+        async with bounded_transaction(conn, readonly=False, timeout=None):
+            await conn.execute(
+                f"DELETE FROM {self.name} "  # noqa: S608
+                "WHERE created_at < pg_catalog.now() - pg_catalog.make_interval(secs => $1)",
+                float(self.ttl),
+            )

@@ -8,7 +8,7 @@ order in that one transaction: all of them commit or none does.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from scf.connectors.postgresql.catalog import Catalog, ColumnInfo, Conn, TableInfo
@@ -26,6 +26,7 @@ from scf.connectors.postgresql.requests import (
     parse,
     require_filters,
 )
+from scf.connectors.postgresql.session import mark_untouched
 from scf.connectors.postgresql.sql import (
     Statement,
     build_delete,
@@ -63,6 +64,7 @@ async def run_write(
             await ledger.record(conn, service, key, outcome)
     if key is not None:
         await ledger.purge_expired(conn)
+    mark_untouched(conn)  # committed; nothing but the connector's own SQL ran (SET LOCAL ended with it)
     return outcome
 
 
@@ -85,42 +87,71 @@ def check_names(table_name: str, columns: Iterable[str], ledger: Ledger) -> None
 async def apply_insert(
     conn: Conn, catalog: Catalog, data: InsertData, params: InsertParameters, timeout: float | None
 ) -> OperationOutcome:
-    """Insert all records set-based (`unnest` of typed arrays), `batch_size` rows per statement.
+    """Insert all rows set-based, `batch_size` rows per statement: binary COPY for plain inserts of
+    built-in types, else `INSERT ... SELECT FROM unnest(...)` of typed arrays.
 
-    A key a record lacks gets the column's DEFAULT (records are grouped by key set); an explicit null
-    is NULL.
+    Records: a key a record lacks gets the column's DEFAULT (records are grouped by key set); an
+    explicit null is NULL. Column-oriented rows are one group, transposed at C speed.
     """
-    keys = {k for record in data.records for k in record}
-    wanted = keys | set(params.conflict_columns or ())
+    wanted = {*data.column_names(), *(params.conflict_columns or ())}
     table = await catalog.table(conn, data.table_name, sorted(wanted))
     target = conflict_target(table, params)
-    indexed = list(enumerate(data.records))
     inserted = updated = 0
-    for start in range(0, len(indexed), params.batch_size):
-        for columns, rows in group_by_columns(indexed[start : start + params.batch_size], table):
-            new, changed = await _insert_group(conn, table, columns, rows, params, target, timeout)
-            inserted, updated = inserted + new, updated + changed
+    for columns, vectors, where in _batches(data, table, params.batch_size):
+        new, changed = await _insert_group(conn, table, columns, vectors, where, params, target, timeout)
+        inserted, updated = inserted + new, updated + changed
     return OperationOutcome(
-        records_processed=len(data.records),
+        records_processed=data.row_count,
         records_affected=inserted + updated,
         result_data={"inserted_rows": inserted, "updated_rows": updated},
     )
+
+
+#: Where value `i` of column `name` came from in the request, for an error message.
+Where = Callable[[int, str], str]
+_Batch = tuple[Sequence[str], list[list[Any]], Where]
+
+
+def _batches(data: InsertData, table: TableInfo, batch_size: int) -> Iterator[_Batch]:
+    """Each statement's columns, their values one list per column, and where each value came from."""
+    if data.columns is not None and data.rows is not None:
+        columns = [table.column(c).name for c in data.columns]
+        for start in range(0, len(data.rows), batch_size):
+            vectors = [list(v) for v in zip(*data.rows[start : start + batch_size], strict=True)]
+            yield columns, vectors, _row_place(start, columns)
+        return
+    indexed = list(enumerate(data.records or ()))
+    for start in range(0, len(indexed), batch_size):
+        for names, rows in group_by_columns(indexed[start : start + batch_size], table):
+            vectors = [[record[name] for _, record in rows] for name in names]
+            yield names, vectors, _record_place(rows)
+
+
+def _row_place(start: int, columns: Sequence[str]) -> Where:
+    positions = {name: index for index, name in enumerate(columns)}
+    return lambda i, name: f"data.rows[{start + i}][{positions[name]}]"
+
+
+def _record_place(rows: Sequence[tuple[int, Mapping[str, Any]]]) -> Where:
+    return lambda i, name: f"data.records[{rows[i][0]}].{name}"
 
 
 async def _insert_group(
     conn: Conn,
     table: TableInfo,
     columns: Sequence[str],
-    rows: Sequence[tuple[int, Mapping[str, Any]]],
+    vectors: list[list[Any]],
+    where: Where,
     params: InsertParameters,
     target: Sequence[str],
     timeout: float | None,
 ) -> tuple[int, int]:
-    """One statement for records sharing a key set: COPY when it can (plain inserts of built-in
+    """One statement for rows sharing their columns: COPY when it can (plain inserts of built-in
     types), else `INSERT ... SELECT FROM unnest(...)`. Returns (inserted, updated)."""
     infos = [table.column(c) for c in columns]
+    count = len(vectors[0]) if vectors else 0
     if params.on_conflict == "error" and all(c.native and c.type_name not in _TEXT_CODECS for c in infos):
-        values = [_column(rows, c, c.type_name) for c in infos]
+        values = [_column(v, c, c.type_name, where) for v, c in zip(vectors, infos, strict=True)]
         await conn.copy_records_to_table(
             table.name,
             schema_name=table.schema,
@@ -128,12 +159,12 @@ async def _insert_group(
             records=zip(*values, strict=True),
             timeout=timeout,
         )
-        return len(rows), 0
+        return count, 0
     plan = build_insert(table, columns, params.on_conflict, target)
     stmt = await conn.prepare(plan.sql, timeout=timeout)
     arrays = [
-        _column(rows, column, param.element or param.name)
-        for column, param in zip(plan.columns, param_types(stmt), strict=True)
+        _column(vector, column, param.element or param.name, where)
+        for vector, column, param in zip(vectors, plan.columns, param_types(stmt), strict=True)
     ]
     row = await stmt.fetchrow(*arrays, timeout=timeout)
     return (int(row["inserted"]), int(row["updated"])) if row is not None else (0, 0)
@@ -143,11 +174,11 @@ async def _insert_group(
 _TEXT_CODECS = frozenset({"json", "jsonb"})
 
 
-def _column(rows: Sequence[tuple[int, Mapping[str, Any]]], column: ColumnInfo, type_name: str) -> list[Any]:
+def _column(values: list[Any], column: ColumnInfo, type_name: str, where: Where) -> list[Any]:
     """One column of the batch, coerced to `type_name` (non-native columns travel as text)."""
     name = column.name
-    raw = [record[name] for _, record in rows] if column.native else [pg_text(r[name]) for _, r in rows]
-    return coerce_column(raw, type_name, lambda i: f"data.records[{rows[i][0]}].{name}")
+    raw = values if column.native else [pg_text(v) for v in values]
+    return coerce_column(raw, type_name, lambda i: where(i, name))
 
 
 async def apply_update(
@@ -188,8 +219,7 @@ def plan_write(
     if operation == "insert":
         rows = parse(InsertData, data, "data")
         options = parse(InsertParameters, parameters, "parameters")
-        keys = {k for record in rows.records for k in record}
-        check_names(rows.table_name, [*sorted(keys), *(options.conflict_columns or ())], ledger)
+        check_names(rows.table_name, [*rows.column_names(), *(options.conflict_columns or ())], ledger)
         return lambda timeout: lambda conn: apply_insert(conn, catalog, rows, options, timeout)
     writes = parse(WriteParameters, parameters, "parameters")
     if operation == "update":

@@ -7,12 +7,17 @@ A reply holds at most `page_size` (or `max_rows`) rows; when there are more it c
 
 from __future__ import annotations
 
+import time
+from collections.abc import Awaitable, Callable
 from typing import Any
+
+import asyncpg
 
 from scf.connectors.postgresql.catalog import Conn
 from scf.connectors.postgresql.coercion import NATIVE_TYPES, coerce_params, to_json_safe
 from scf.connectors.postgresql.paging import PageToken, page_sql, query_digest
 from scf.connectors.postgresql.requests import QueryParameters
+from scf.connectors.postgresql.session import cached_statement, ensure_backstop, fetch_limited, mark_untouched
 from scf.connectors.postgresql.statements import (
     Stmt,
     affected_rows,
@@ -35,28 +40,68 @@ async def run_query(
     writable: bool,
     timeout: float | None,
 ) -> OperationOutcome:
-    async with bounded_transaction(conn, readonly=not writable, timeout=timeout):
-        stmt = await conn.prepare(params.query, timeout=timeout)
-        columns = column_names(stmt)
-        if not columns:  # a statement without a result: a utility (LOCK, SET, ...) or a write
-            if not writable:
-                raise PermanentError(
-                    "the query operation is read-only: it runs statements that return rows (SELECT, "
-                    "VALUES, ...); write with insert/update/delete (or enable "
-                    "custom_config.allow_writes_in_query)",
-                    code=ErrorCode.PERMISSION_DENIED,
-                )
-            if params.page_size is not None or page_token is not None:
-                raise PermanentError("only a statement that returns rows can be paged", code=_INVALID)
-            args = coerce_params(params.query_params, param_types(stmt), "parameters.query_params")
-            await stmt.fetch(*args, timeout=timeout)
-            return OperationOutcome(
-                records_affected=affected_rows(stmt.get_statusmsg()),
-                result_data={"rows": [], "columns": [], "truncated": False},
+    """A read-only connector runs the statement on its own (its session is read-only; see `session.py`):
+    one round trip for a cached statement. One that allows writes keeps a bounded transaction."""
+    if writable:
+        async with bounded_transaction(conn, readonly=False, timeout=timeout):
+            return await _run(conn, params, page_token, max_rows, writable, timeout, _fresh_statement)
+    await ensure_backstop(conn, timeout)
+    for attempt in (1, 2):
+        try:
+            outcome = await _run(conn, params, page_token, max_rows, writable, timeout, cached_statement)
+        except asyncpg.InvalidCachedStatementError:
+            # the table changed under a cached statement (ALTER TABLE ...): prepare again, once
+            if attempt == 2 or conn.is_in_transaction():
+                raise
+            await conn.reload_schema_state()
+            continue
+        mark_untouched(conn)
+        return outcome
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+async def _run(
+    conn: Conn,
+    params: QueryParameters,
+    page_token: str | None,
+    max_rows: int,
+    writable: bool,
+    timeout: float | None,
+    prepare: Prepare,
+) -> OperationOutcome:
+    started = time.monotonic()
+    stmt = await prepare(conn, params.query, timeout)
+    if timeout is not None:  # a Parse that took a while leaves the Execute only what is left
+        timeout = max(0.001, timeout - (time.monotonic() - started))
+    columns = column_names(stmt)
+    if not columns:  # a statement without a result: a utility (LOCK, SET, ...) or a write
+        if not writable:
+            raise PermanentError(
+                "the query operation is read-only: it runs statements that return rows (SELECT, "
+                "VALUES, ...); write with insert/update/delete (or enable "
+                "custom_config.allow_writes_in_query)",
+                code=ErrorCode.PERMISSION_DENIED,
             )
-        if params.page_size is None and page_token is None:
-            return await _first_rows(stmt, params, columns, max_rows, timeout)
-        return await _page(conn, stmt, params, page_token, columns, max_rows, timeout)
+        if params.page_size is not None or page_token is not None:
+            raise PermanentError("only a statement that returns rows can be paged", code=_INVALID)
+        args = coerce_params(params.query_params, param_types(stmt), "parameters.query_params")
+        await stmt.fetch(*args, timeout=timeout)
+        return OperationOutcome(
+            records_affected=affected_rows(stmt.get_statusmsg()),
+            result_data={"rows": [], "columns": [], "truncated": False},
+        )
+    if params.page_size is None and page_token is None:
+        return await _first_rows(stmt, params, columns, max_rows, timeout)
+    return await _page(conn, stmt, params, page_token, columns, max_rows, timeout, prepare)
+
+
+#: How a statement is prepared: from asyncpg's cache (read-only connectors), or afresh inside a writable
+#: connector's transaction, where a cached statement the table outgrew could not be prepared again.
+Prepare = Callable[[Conn, str, float | None], Awaitable[Stmt]]
+
+
+def _fresh_statement(conn: Conn, query: str, timeout: float | None) -> Awaitable[Stmt]:
+    return conn.prepare(query, timeout=timeout)
 
 
 _INVALID = ErrorCode.INVALID_REQUEST
@@ -68,8 +113,7 @@ async def _first_rows(
     """An unpaged read: `limit` rows at most; cut at `max_rows`, the reply says how to go on."""
     limit = min(max_rows, params.limit or max_rows)
     args = coerce_params(params.query_params, param_types(stmt), "parameters.query_params")
-    cursor = await stmt.cursor(*args, timeout=timeout)
-    records = await cursor.fetch(limit + 1, timeout=timeout)
+    records = await fetch_limited(stmt, args, limit + 1, timeout)  # the server stops after limit + 1
     more = len(records) > limit
     token = None
     if more and params.limit is None:  # cut by the connector's max_rows, not by the caller's limit
@@ -86,6 +130,7 @@ async def _page(
     columns: list[str],
     max_rows: int,
     timeout: float | None,
+    prepare: Prepare,
 ) -> OperationOutcome:
     size = min(params.page_size or max_rows, max_rows)
     digest = query_digest(params.query, params.query_params, params.page_key, size)
@@ -95,7 +140,7 @@ async def _page(
         raise PermanentError("page_token is malformed", code=_INVALID)
     after = list(token.after) if key is not None and token is not None and token.after else []
     sql = page_sql(params.query, len(param_types(stmt)), size, key, token)
-    wrapped = await conn.prepare(sql, timeout=timeout)
+    wrapped = await prepare(conn, sql, timeout)
     values = [*params.query_params, *after]
     args = coerce_params(values, param_types(wrapped), "parameters.query_params")
     records = await wrapped.fetch(*args, timeout=timeout)

@@ -55,9 +55,50 @@ class QueryParameters(_Strict):
         return self
 
 
+#: PostgreSQL's own limit on a table's columns.
+MAX_COLUMNS = 1_600
+
+
 class InsertData(_Strict):
+    """Rows to insert, as `records` (one JSON object per row; a key a record lacks takes the column's
+    DEFAULT) or column-oriented: `columns` (names) and `rows` (one array per row, a value for each
+    column, in that order). The column-oriented form skips a dict per row on both sides and is checked
+    whole: names unique, every row exactly as long as `columns`."""
+
     table_name: str
-    records: list[dict[str, Any]] = Field(min_length=1)
+    records: list[dict[str, Any]] | None = Field(default=None, min_length=1)
+    columns: list[str] | None = Field(default=None, min_length=1, max_length=MAX_COLUMNS)
+    rows: list[list[Any]] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_form(self) -> InsertData:
+        if self.records is not None:
+            if self.columns is not None or self.rows is not None:
+                raise ValueError("give records, or columns and rows, not both")
+            return self
+        if self.columns is None or self.rows is None:
+            raise ValueError("give records (a list of objects), or columns and rows (column-oriented)")
+        if len(set(self.columns)) != len(self.columns):
+            raise ValueError("columns names a column twice")
+        width = len(self.columns)
+        for index, row in enumerate(self.rows):
+            if len(row) != width:
+                raise ValueError(f"rows[{index}] has {len(row)} values for {width} columns")
+        return self
+
+    @property
+    def row_count(self) -> int:
+        return len(self.records) if self.records is not None else len(self.rows or ())
+
+    def column_names(self) -> list[str]:
+        """Every column the insert names (sorted for records: the union of their keys)."""
+        if self.columns is not None:
+            return list(self.columns)
+        records = self.records or []
+        first = records[0].keys()
+        if all(r.keys() == first for r in records):  # the common case: one key set, C-speed compares
+            return sorted(first)
+        return sorted({k for record in records for k in record})
 
 
 class InsertParameters(_Strict):

@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from scf.connectors.postgresql.identifiers import quote_ident
+from scf.connectors.postgresql.session import READ_ONLY_SETTINGS
 from scf.schemas.configs.postgresql import PostgresConfig
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ConfigurationError, ErrorCode
@@ -81,6 +82,9 @@ def pool_settings(connection: ServiceConnection, config: PostgresConfig) -> Pool
             "application_name": _application_name(connection.service_name),
             # the query guard parses with standard strings: the server must read literals the same way
             "standard_conforming_strings": "on",
+            # a read-only connector's statements run read-only without a BEGIN of their own; writes
+            # open `BEGIN READ WRITE` (statements.bounded_transaction)
+            **({} if config.allow_writes_in_query else READ_ONLY_SETTINGS),
         },
     }
     if config.connection_string:

@@ -183,6 +183,9 @@ def group_by_columns(
     records: Sequence[tuple[int, Mapping[str, Any]]], table: TableInfo
 ) -> list[tuple[tuple[str, ...], list[tuple[int, Mapping[str, Any]]]]]:
     """Split records by key set, keeping their order: a key a record lacks gets the column DEFAULT."""
+    first = records[0][1].keys() if records else None
+    if first and all(record.keys() == first for _, record in records):  # the common case: one key set
+        return [(table.ordered(first), list(records))]
     groups: dict[frozenset[str], list[tuple[int, Mapping[str, Any]]]] = {}
     for index, record in records:
         if not record:

@@ -61,7 +61,8 @@ async def bounded_transaction(conn: Conn, *, readonly: bool, timeout: float | No
     with the transaction. Any error rolls back (a broken connection is left to the pool to discard).
     """
     ms = statement_timeout_ms(timeout)
-    begin = "BEGIN READ ONLY" if readonly else "BEGIN"
+    # READ WRITE spelt out: a read-only connector's sessions default to read-only transactions
+    begin = "BEGIN READ ONLY" if readonly else "BEGIN READ WRITE"
     if ms is not None:
         begin += f"; SET LOCAL statement_timeout = {int(ms)}"
     await conn.execute(begin)
