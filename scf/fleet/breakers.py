@@ -152,6 +152,8 @@ class RedisBreakerBoard:
         try:
             raw = await self.redis.hgetall(keys.breaker(key))
             view = self._set_view(key, raw, now)
+            future.set_result(view)
+            return view
         except Exception as exc:
             future.set_exception(exc)
             future.exception()  # marked as retrieved: the waiters (if any) raise it themselves
@@ -160,8 +162,6 @@ class RedisBreakerBoard:
             self._fetching.pop(key, None)
             if not future.done():  # cancelled (the worker is stopping): waiters fetch for themselves
                 future.cancel()
-        future.set_result(view)
-        return view
 
     def _set_view(self, key: str, raw: Mapping[Any, Any], now: float) -> _View:
         state: State = "open" if _text(raw.get("state")) == "open" else "closed"

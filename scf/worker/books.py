@@ -78,6 +78,7 @@ class Books:
         self.clock = clock
         self.tally = Tally()
         self._due = asyncio.Event()
+        self._stop = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()
 
@@ -101,23 +102,31 @@ class Books:
                 except Exception as exc:  # a bug here must not stop the loop, nor lose the counts
                     self.tally.restore(taken, self.clock())
                     log.error("metrics_flush_failed", error=type(exc).__name__)
+                except BaseException:  # cancelled mid-flush: keep the counts for whoever flushes next
+                    self.tally.restore(taken, self.clock())
+                    raise
             try:
                 await self.breakers.flush()
             except Exception as exc:  # it handles Redis itself; anything else is a bug to log, not die of
                 log.error("breaker_flush_failed", error=type(exc).__name__)
 
     async def close(self) -> None:
-        """Stop the loop and flush what is left (the worker has drained: nothing is counted after)."""
+        """Stop the loop and flush what is left (the worker has drained: nothing is counted after).
+        The loop is asked to stop, not cancelled: a flush is never cut off half way."""
+        self._stop.set()
+        self._due.set()
         if self._loop is not None:
-            self._loop.cancel()
             await asyncio.gather(self._loop, return_exceptions=True)
         await self.flush()
 
     async def _run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             # nothing counted within an interval: still flush breaker successes and refresh their views
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._due.wait(), self.interval)
+            if self._stop.is_set():
+                return
             self._due.clear()
             await self.flush()
-            await asyncio.sleep(self.interval)
+            with contextlib.suppress(TimeoutError):  # at most one flush per interval
+                await asyncio.wait_for(self._stop.wait(), self.interval)
