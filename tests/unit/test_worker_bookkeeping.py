@@ -4,7 +4,7 @@ and which successful operations get an audit line (no network)."""
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -155,7 +155,7 @@ def test_restoring_after_a_long_outage_drops_latency_windows_nobody_reads() -> N
 
 class FakeMessage:
     user_id = "guest"
-    headers: dict[str, Any] = {}
+    headers: ClassVar[dict[str, Any]] = {}
     type = "operation.execute"
 
 
