@@ -4,6 +4,7 @@ and which successful operations get an audit line (no network)."""
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
@@ -160,7 +161,7 @@ class FakeMessage:
 
 
 @pytest.fixture
-def audited(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+def audited(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
     lines: list[dict[str, Any]] = []
     monkeypatch.setattr(audit, "record", lambda **fields: lines.append(fields))
     yield lines
