@@ -81,6 +81,12 @@ class RedisBreakerBoard:
             view = await self._view(key, now)
             if view.state == "closed":
                 return Admission(True)
+            if now - view.opened_at >= self.policy.cooldown and view.fetched_at < now:
+                # About to bid for the probe: a view even a moment old may miss a probe that just
+                # failed and re-opened the breaker (its lease is gone, so the bid would win).
+                view = await self._view(key, now, fresh=True)
+                if view.state == "closed":
+                    return Admission(True)
             waited = now - view.opened_at
             if waited < self.policy.cooldown:
                 return Admission(False, retry_after=self.policy.cooldown - waited)
@@ -138,9 +144,9 @@ class RedisBreakerBoard:
         for key, raw in zip(endpoints, replies[len(replies) - len(endpoints) :], strict=True):
             self._set_view(key, raw, now)
 
-    async def _view(self, key: str, now: float) -> _View:
+    async def _view(self, key: str, now: float, *, fresh: bool = False) -> _View:
         cached = self._views.get(key)
-        if cached is not None and now - cached.fetched_at < self.refresh:
+        if cached is not None and now - cached.fetched_at < self.refresh and not fresh:
             return cached
         pending = self._fetching.get(key)
         if pending is not None:  # one fetch per endpoint at a time, however many calls wait for it

@@ -206,3 +206,23 @@ async def test_a_starting_worker_reads_every_cancel_mark(state: StateStore) -> N
 
     assert sorted(marks) == ["op_c*2", "op_c1", "op_c3"]
     assert len(capped) == 2
+
+
+async def test_a_view_fetched_before_a_failed_probe_does_not_win_a_second_probe(state: StateStore) -> None:
+    now = [6_000_000.0]
+    one, two = board(state, "w1", now, refresh=60.0), board(state, "w2", now, refresh=60.0)
+    for _ in range(4):
+        await one.record("db", ok=False, probe=False)
+    now[0] += POLICY.cooldown + 0.5
+    first = await two.admit("db")  # two wins the probe; its view: open, cooldown over
+    await two.record("db", ok=False, probe=True)  # and fails it: open again from now
+    now[0] += POLICY.cooldown + 0.5
+    probe = await one.admit("db")
+    assert first.probe and probe.probe
+    now[0] += 0.1
+
+    await one.record("db", ok=False, probe=True)  # one's probe failed too: open again from now
+    second = await two.admit("db")  # two's cached view still holds the previous opening
+
+    assert not second.allowed and not second.probe
+    assert second.retry_after == pytest.approx(POLICY.cooldown, abs=0.2)
