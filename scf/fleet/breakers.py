@@ -34,6 +34,8 @@ from scf.fleet.metrics import BREAKER_STATE, BREAKER_TRANSITIONS
 log = structlog.get_logger(__name__)
 
 _GAUGE: dict[State, int] = {"closed": 0, "half_open": 1, "open": 2}
+#: A flush refreshes the views of endpoints called within this many seconds (not of every one ever seen).
+_IDLE_VIEW = 60.0
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ class RedisBreakerBoard:
         self._skip_redis_until = 0.0
         self._successes: dict[str, dict[int, int]] = {}  # endpoint -> window -> successes not yet in Redis
         self._fetching: dict[str, asyncio.Future[_View]] = {}
+        self._used: dict[str, float] = {}  # endpoint -> when a call last asked for it
 
     def state(self, key: str) -> State:
         view = self._views.get(key)
@@ -75,6 +78,7 @@ class RedisBreakerBoard:
 
     async def admit(self, key: str) -> Admission:
         now = self.clock()
+        self._used[key] = now
         if now < self._skip_redis_until:
             return await self.local.admit(key)
         try:
@@ -128,6 +132,9 @@ class RedisBreakerBoard:
         trip. Redis trouble drops the successes (fewer successes only make a breaker quicker to open)."""
         now = self.clock()
         successes, self._successes = self._successes, {}
+        for key in [k for k, used in self._used.items() if now - used > _IDLE_VIEW]:
+            del self._used[key]  # not asked for lately: its view is fetched again when it is
+            self._views.pop(key, None)
         endpoints = sorted(self._views)
         if now < self._skip_redis_until or not (successes or endpoints):
             return
