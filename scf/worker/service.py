@@ -275,9 +275,9 @@ class Worker(FleetService):
             # The reply goes out first; the result is stored from its bytes meanwhile (coalesced with
             # other stores). The ack waits for both: a worker dying before the store loses nothing (the
             # message is delivered again), and a caller gone before its reply still finds the result.
-            settled, _ = await asyncio.gather(
-                self._reply(message, body), self._record(service_name, result, body)
-            )
+            record = asyncio.ensure_future(self._record(service_name, result, body))
+            settled = await self._reply(message, body)
+            await record
         else:
             settled = await self._reply(message, body)
         if settled:
