@@ -4,6 +4,10 @@ Who: the AMQP `user_id`, which RabbitMQ checks against the connection's login, s
 The caller header (`x-scf-caller`, set by the HTTP gateway for its callers) is believed only when the
 message comes from a configured trusted forwarder (`SCF_TRUSTED_FORWARDERS`, AMQP user names); from
 anyone else it is recorded as `claimed_caller`, never as `caller`. Never a secret: bodies are not logged.
+
+Control-plane requests are all audited. Operations are audited by `audit_operation`: every failure, and
+one success in `1 / SCF_AUDIT_SAMPLE` (1.0, the default, keeps every line; 0 keeps failures only), so a
+busy data plane need not pay for a log line per call.
 """
 
 from __future__ import annotations
@@ -23,12 +27,34 @@ _log = structlog.get_logger("scf.audit")
 MAX_CALLER_CHARS = 200
 
 _trusted: frozenset[str] = frozenset()
+_every = 1  # audit one successful operation in this many (0: none)
+_skipped = 0
 
 
 def trust_forwarders(users: Iterable[str]) -> None:
     """The AMQP users whose caller header is believed (the gateway's, typically)."""
     global _trusted
     _trusted = frozenset(u for u in users if u)
+
+
+def sample_operations(rate: float) -> None:
+    """Audit this share (0..1) of successful operations, evenly spread (one in round(1/rate))."""
+    global _every, _skipped
+    _every = 0 if rate <= 0 else max(1, round(1 / min(rate, 1.0)))
+    _skipped = 0
+
+
+def audit_operation(message: AbstractIncomingMessage, started: float, *, failed: bool, **fields: Any) -> None:
+    """The audit event of one operation: always for a failure, else as sampled."""
+    global _skipped
+    if not failed:
+        if _every == 0:
+            return
+        _skipped += 1
+        if _skipped < _every:
+            return
+        _skipped = 0
+    audit(message, started, **fields)
 
 
 def who(message: AbstractIncomingMessage) -> dict[str, Any]:

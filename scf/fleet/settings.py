@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     scf_dead_letter_max: int = Field(default=10_000, ge=10)
     #: AMQP users (comma-separated) whose `x-scf-caller` header the audit log believes (the gateway's).
     scf_trusted_forwarders: str = ""
+    #: share of successful operations the worker writes an audit line for (failures: always; 0..1)
+    scf_audit_sample: float = Field(default=1.0, ge=0, le=1)
+    #: how often a worker flushes its metrics tally and breaker successes to Redis (seconds)
+    scf_metrics_flush_interval: float = Field(default=1.0, gt=0, le=60)
+    #: cancelled operation ids a worker remembers (from cancel events) to check Redis before running them
+    scf_cancel_memory: int = Field(default=50_000, ge=100, le=10_000_000)
     #: test-only negative control of the fault suite: ack a request BEFORE its republish is confirmed.
     scf_unsafe_early_ack: bool = False
     # the gateway's edge (issue 11): body size, bodies in flight, slow bodies, forwarded headers

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +19,7 @@ from redis.exceptions import RedisError, WatchError
 
 from scf.fleet import keys, latency
 from scf.fleet.crypto import SecretBox
+from scf.fleet.tally import ConnectorTally
 from scf.schemas.connection import ServiceConnection, public_request_body
 from scf.schemas.control import ConnectorMetrics, ConnectorState
 from scf.schemas.errors import ConfigurationError, ErrorCode, ErrorInfo, PermanentError, TransientError
@@ -306,6 +307,47 @@ class StateStore:
                 )
             await pipe.execute()
 
+    async def store_results(self, results: Sequence[tuple[str, bytes]], ttl: int) -> None:
+        """Store finished results by the workers that ran them (and hold their ids' claims): each body is
+        the reply's own bytes, stored as sent. Many results, one round trip."""
+        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
+            for operation_id, body in results:
+                pipe.set(keys.result(operation_id), body, ex=ttl)
+            await pipe.execute()
+
+    async def add_tally(self, tallies: Mapping[str, ConnectorTally]) -> None:
+        """Add a worker's counts to the connectors' metrics in one round trip (sums: workers add up)."""
+        expiry = latency.WINDOW_SECONDS * (latency.WINDOWS_PER_MINUTE + 2)
+        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
+            for name, tally in tallies.items():
+                key = keys.metrics(name)
+                pipe.hincrby(key, "total_operations", tally.total)
+                if tally.successful:
+                    pipe.hincrby(key, "successful_operations", tally.successful)
+                if tally.failed:
+                    pipe.hincrby(key, "failed_operations", tally.failed)
+                pipe.hincrbyfloat(key, "response_time_sum", tally.seconds)
+                windows = {window for window, _ in tally.histogram}
+                for (window, bucket), count in tally.histogram.items():
+                    pipe.hincrby(keys.latency(name, window), str(bucket), count)
+                for window in windows:
+                    pipe.expire(keys.latency(name, window), expiry)
+                if tally.last_error is not None:
+                    error, at = tally.last_error
+                    pipe.hset(key, mapping={"last_error": error, "last_error_at": at})
+            await pipe.execute()
+
+    async def cancel_marks(self, limit: int) -> list[str]:
+        """The operation ids with a cancel mark (at most `limit`: past that, the caller assumes any)."""
+        prefix = keys.cancelled("")
+        found: list[str] = []
+        async with redis_errors():
+            async for key in self.redis.scan_iter(match=f"{_glob_escape(prefix)}*", count=1000):
+                found.append(_text(key)[len(prefix) :])
+                if len(found) >= limit:
+                    break
+        return found
+
     async def claim_operation(self, operation_id: str, identity: str, ttl: int) -> bool:
         """Claim `operation_id` for the request `identity`; False when another request holds it."""
         claim = keys.operation_claim(operation_id)
@@ -376,6 +418,10 @@ _RELEASE_IF_HELD = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def _text(value: bytes | str | None) -> str:

@@ -1,8 +1,12 @@
 """The worker: consumes `scf.ops.<type>` queues, runs each operation through the factory, replies, acks.
 
-Order per message: decode -> check deadline -> execute (retries inside the deadline) -> store result and
-metrics in Redis -> publish the reply (confirmed) -> ack. A worker killed anywhere before the ack leaves
-the message with RabbitMQ, which delivers it to another worker.
+Order per message: decode -> claim the operation id -> check deadline -> execute (retries inside the
+deadline) -> publish the reply (confirmed) and store the result (from the reply's bytes) -> ack once
+both are done. A worker killed anywhere before the ack leaves the message with RabbitMQ, which delivers
+it to another worker. Only the work waits on Redis where safety needs it: a read without an idempotency
+key is claimed while it runs (its answer is dropped for OPERATION_ID_IN_USE if the claim is lost), a
+write is claimed first; cancels are heard as events (Redis is asked only about a redelivery or an id a
+cancel was heard for); metrics and breaker successes are flushed in the background (`books.py`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from scf.connectors.base import ServiceConnector
 from scf.connectors.sources import CANCELLED, PROGRESS
 from scf.factory import ServiceConnectorFactory
 from scf.fleet import amqp
-from scf.fleet.audit import audit, trust_forwarders
+from scf.fleet.audit import audit_operation, sample_operations, trust_forwarders
 from scf.fleet.breakers import RedisBreakerBoard
 from scf.fleet.disposition import REPLY, Disposition, Kind, decide
 from scf.fleet.health import HealthStore
@@ -48,12 +52,13 @@ from scf.schemas.errors import ConnectorError, ErrorCode, ErrorInfo, PermanentEr
 from scf.schemas.operation import (
     ConnectionTestResult,
     OperationEnvelope,
-    OperationRequest,
     OperationResult,
     delivery_identity,
     operation_id_in_use,
 )
+from scf.worker.books import Books, ResultWriter
 from scf.worker.cache import ConnectorCache
+from scf.worker.cancels import RecentCancels
 from scf.worker.keyed import KeyedRunner
 from scf.worker.result_cache import RedisResultCache
 from scf.worker.sink import FleetSink, ProgressPublisher
@@ -84,7 +89,9 @@ class Worker(FleetService):
         self.concurrency = concurrency
         self.worker_id = new_worker_id()
         trust_forwarders(settings.trusted_forwarders)
+        sample_operations(settings.scf_audit_sample)
         self._rpc = RpcClient(connection)
+        breakers = RedisBreakerBoard(state.redis, self.worker_id, settings.breaker_policy)
         self.factory = ServiceConnectorFactory(
             default_timeout=settings.scf_default_timeout,
             retry_delay=settings.connection_retry_delay,
@@ -92,13 +99,18 @@ class Worker(FleetService):
             lookup=self._lookup,
             sink=FleetSink(self._rpc),
             cache=RedisResultCache(state.redis),
-            breakers=RedisBreakerBoard(state.redis, self.worker_id, settings.breaker_policy),
+            breakers=breakers,
         )
         self.cache = ConnectorCache(self.factory, state)
         self.health = HealthStore(state.redis)
         self.keyed = KeyedRunner(IdempotencyStore(state.redis, settings.scf_idempotency_ttl), self.worker_id)
-        self._running: set[str] = set()  # operation ids in flight here
+        self.books = Books(state, breakers, interval=settings.scf_metrics_flush_interval)
+        self.results = ResultWriter(state, settings.scf_result_ttl)
+        self.cancels = RecentCancels(settings.scf_cancel_memory)
+        self._running: dict[str, int] = {}  # operation ids in flight here (how many deliveries of each)
         self._cancelled: set[str] = set()  # ... of which the caller cancelled these
+        self._subscribed = False  # the cancel events reach us (else every id is checked in Redis)
+        self._syncing: set[asyncio.Task[None]] = set()
         self._settler: Settler | None = None
         self._channel: AbstractChannel | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -109,6 +121,9 @@ class Worker(FleetService):
         self._settler = Settler(self._channel)
         await self._rpc.start()
         await self._subscribe_events()
+        self._watch_events()
+        await self._sync_cancels()
+        self.books.start()
         for service_type in self.service_types:
             queue = await self._channel.get_queue(topology.work_queue(service_type))
             await self.consume(queue, self._on_message)
@@ -132,6 +147,7 @@ class Worker(FleetService):
         key = message.routing_key or ""
         cancelled = topology.operation_of_cancel_event(key)
         if cancelled:
+            self.cancels.heard(cancelled, time.time())  # for a delivery of it that has not started yet
             if cancelled in self._running:
                 self._cancelled.add(cancelled)
                 log.info("operation_cancel_requested", operation_id=cancelled)
@@ -140,9 +156,49 @@ class Worker(FleetService):
         if name:
             await self.cache.drop(name)
 
+    # --- cancel events: what was missed is read from Redis ------------------------------------------
+
+    def _watch_events(self) -> None:
+        """Events published while the subscription is down are lost: suspect every id until re-synced."""
+        assert self._channel is not None
+        self._subscribed = True
+        self.connection.close_callbacks.add(self._events_lost)
+        self.connection.reconnect_callbacks.add(self._events_back)
+        self._channel.close_callbacks.add(self._events_lost)
+        reopened = getattr(self._channel, "reopen_callbacks", None)
+        if reopened is not None:
+            reopened.add(self._events_back)
+
+    def _events_lost(self, *_: Any) -> None:
+        self._subscribed = False
+        self.cancels.missed_events()
+
+    def _events_back(self, *_: Any) -> None:
+        self._subscribed = True
+        task = asyncio.get_running_loop().create_task(self._sync_cancels(), name="cancel-sync")
+        self._syncing.add(task)
+        task.add_done_callback(self._syncing.discard)
+
+    async def _sync_cancels(self) -> None:
+        """Remember every cancel mark in Redis (set before we heard events); then events suffice."""
+        generation = self.cancels.begin_sync()
+        limit = self.settings.scf_cancel_memory
+        try:
+            marks = await self.state.cancel_marks(limit)
+        except ConnectorError as exc:
+            log.warning("cancel_sync_failed", code=exc.code)
+            self.cancels.give_up_sync(time.time())
+            return
+        if len(marks) >= limit:  # more than we may remember: keep asking Redis about every id
+            log.warning("cancel_sync_overflow", marks=len(marks))
+            self.cancels.give_up_sync(time.time())
+            return
+        self.cancels.synced(marks, time.time(), generation)
+
     async def _close(self) -> None:
         if self._heartbeat is not None:
             self._heartbeat.cancel()
+        await self.books.close()  # drained: what was counted goes to Redis before we let go of it
         try:
             await self.state.retire_worker(self.worker_id, self.service_types)
         except ConnectorError as exc:
@@ -167,6 +223,8 @@ class Worker(FleetService):
                 await self._beat()
             except ConnectorError as exc:
                 log.warning("heartbeat_failed", code=exc.code, detail=exc.detail)
+            if self._subscribed and self.cancels.needs_sync:
+                await self._sync_cancels()
 
     async def _beat(self) -> None:
         info = {"pid": os.getpid(), "concurrency": self.concurrency, "in_flight": len(self._tasks)}
@@ -184,7 +242,8 @@ class Worker(FleetService):
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         started = time.perf_counter()
-        if message.redelivered or amqp.delivery_count(message) > 0:
+        redelivered = bool(message.redelivered) or amqp.delivery_count(message) > 0
+        if redelivered:
             REDELIVERED_TOTAL.inc()
             log.info("redelivered", message_id=message.message_id, deliveries=amqp.delivery_count(message))
         service_name, result, remaining = None, None, 0.0
@@ -192,7 +251,7 @@ class Worker(FleetService):
             if message.type == MessageType.CONNECTOR_TEST:
                 body = await self._run_test(message)
             else:
-                service_name, result, remaining = await self._run_operation(message)
+                service_name, result, remaining = await self._run_operation(message, redelivered)
                 body = amqp.encode(result)
         except Exception:
             # A bug must cost one typed reply, never the worker or a message stuck unacked.
@@ -213,8 +272,12 @@ class Worker(FleetService):
         elif unheard is not None:  # a failed connection test (or a bug) nobody will hear about: keep it
             settled = await self._move(message, UNHEARD, unheard)
         elif service_name is not None and result is not None:
-            # Storing the result and replying are independent: do both at once, ack when both are done.
-            settled, _ = await asyncio.gather(self._reply(message, body), self._record(service_name, result))
+            # The reply goes out first; the result is stored from its bytes meanwhile (coalesced with
+            # other stores). The ack waits for both: a worker dying before the store loses nothing (the
+            # message is delivered again), and a caller gone before its reply still finds the result.
+            record = asyncio.ensure_future(self._record(service_name, result, body))
+            settled = await self._reply(message, body)
+            await record
         else:
             settled = await self._reply(message, body)
         if settled:
@@ -225,8 +288,13 @@ class Worker(FleetService):
             outcome = result.status if result.error is None else f"failed:{result.error.code}"
             if disposition.kind is not Kind.REPLY:
                 outcome += f":{disposition.kind.value}"
-            audit(
-                message, started, service_name=service_name, operation_id=result.operation_id, outcome=outcome
+            audit_operation(
+                message,
+                started,
+                failed=result.error is not None,
+                service_name=service_name,
+                operation_id=result.operation_id,
+                outcome=outcome,
             )
 
     async def _move(
@@ -259,9 +327,9 @@ class Worker(FleetService):
         return True
 
     async def _run_operation(
-        self, message: AbstractIncomingMessage
+        self, message: AbstractIncomingMessage, redelivered: bool
     ) -> tuple[str | None, OperationResult, float]:
-        """Run a forwarded operation: its connector's name (None if unreadable), result, time left."""
+        """Run a forwarded operation: its connector's name (None: record nothing), result, time left."""
         try:
             envelope = OperationEnvelope.model_validate_json(message.body)
         except ValueError:
@@ -272,31 +340,78 @@ class Worker(FleetService):
             return None, OperationResult.failed(message.message_id or "op_unknown", error), 0.0
         request = envelope.request
         assert request.operation_id is not None and request.service_name is not None
-        # The claim comes first: nothing (not even a refusal) may be recorded under someone else's id.
-        ours, cancelled = await self._begin(message, request)
+        operation_id = request.operation_id
+        self._running[operation_id] = self._running.get(operation_id, 0) + 1  # a cancel event now counts
+        try:
+            return await self._claimed_run(message, envelope, redelivered)
+        finally:
+            left = self._running.pop(operation_id, 1) - 1
+            if left > 0:
+                self._running[operation_id] = left
+            else:
+                self._cancelled.discard(operation_id)
+
+    async def _claimed_run(
+        self, message: AbstractIncomingMessage, envelope: OperationEnvelope, redelivered: bool
+    ) -> tuple[str | None, OperationResult, float]:
+        """Nothing (not even a refusal) may be recorded under someone else's operation id, and nothing
+        with an effect may run under it: a write (or a keyed request) waits for its claim; a read runs
+        while it is claimed, and its answer is dropped if the claim was lost."""
+        request = envelope.request
+        assert request.operation_id is not None and request.service_name is not None
+        operation_id = request.operation_id
+        identity = delivery_identity(message.reply_to, message.correlation_id, request)
+        connector: ServiceConnector | None = None
+        unavailable: ConnectorError | None = None
+        try:
+            connector = await self.cache.get(request.service_name, envelope.connector_version)
+        except ConnectorError as exc:
+            unavailable = exc
+        read = (
+            connector is not None
+            and request.idempotency_key is None
+            and request.operation in connector.read_operations
+        )
+        claim: asyncio.Task[bool] | None = None
+        cancelled = False
+        if redelivered or self.cancels.suspect(operation_id, time.time()):
+            ours, cancelled = await self._begin(operation_id, identity)  # claim and cancel mark at once
+        elif read:
+            claim = asyncio.create_task(self._claim(operation_id, identity))
+            ours = True  # decided by `claim` before anything is recorded
+        else:
+            ours = await self._claim(operation_id, identity)
+        if ours:
+            if envelope.remaining() <= 0:
+                late = TransientError(
+                    "the request's deadline passed before it could run", code=ErrorCode.DEADLINE_EXCEEDED
+                )
+                result = OperationResult.failed(operation_id, late)
+            elif cancelled or operation_id in self._cancelled:
+                stopped = PermanentError(
+                    "the operation was cancelled before it ran", code=ErrorCode.CANCELLED
+                )
+                result = OperationResult.failed(operation_id, stopped)
+            elif connector is None:
+                assert unavailable is not None
+                result = OperationResult.failed(operation_id, unavailable)
+            else:
+                result = await self._execute(message, envelope, connector)
+            if claim is not None:
+                ours = await claim
         if not ours:
             # Not recorded (service_name None): the stored result under this id is its owner's.
             REJECTED_TOTAL.labels(ErrorCode.OPERATION_ID_IN_USE).inc()
-            log.info("operation_id_in_use", operation_id=request.operation_id)
-            taken = operation_id_in_use(request.operation_id)
-            return None, OperationResult.failed(request.operation_id, taken), envelope.remaining()
-        if envelope.remaining() <= 0:
-            late = TransientError(
-                "the request's deadline passed before it could run", code=ErrorCode.DEADLINE_EXCEEDED
-            )
-            result = OperationResult.failed(request.operation_id, late)
-        elif cancelled:
-            stopped = PermanentError("the operation was cancelled before it ran", code=ErrorCode.CANCELLED)
-            result = OperationResult.failed(request.operation_id, stopped)
-        else:
-            result = await self._execute(message, envelope)
+            log.info("operation_id_in_use", operation_id=operation_id)
+            taken = operation_id_in_use(operation_id)
+            return None, OperationResult.failed(operation_id, taken), envelope.remaining()
         OPERATION_SECONDS.labels(envelope.service_type, request.operation, result.status).observe(
             result.execution_time
         )
         return request.service_name, result, envelope.remaining()
 
     async def _execute(
-        self, message: AbstractIncomingMessage, envelope: OperationEnvelope
+        self, message: AbstractIncomingMessage, envelope: OperationEnvelope, connector: ServiceConnector
     ) -> OperationResult:
         request = envelope.request
         assert request.operation_id is not None and request.service_name is not None
@@ -304,9 +419,7 @@ class Worker(FleetService):
         assert self._channel is not None
         progress = PROGRESS.set(ProgressPublisher(self._channel, message, operation_id))
         cancelled = CANCELLED.set(lambda: operation_id in self._cancelled)
-        self._running.add(operation_id)
         try:
-            connector = await self.cache.get(service_name, envelope.connector_version)
 
             def run() -> Awaitable[OperationResult]:
                 return self.factory.execute_operation(service_name, request, deadline=envelope.deadline)
@@ -315,32 +428,36 @@ class Worker(FleetService):
         except ConnectorError as exc:
             return OperationResult.failed(operation_id, exc)
         finally:
-            self._running.discard(operation_id)
-            self._cancelled.discard(operation_id)
             CANCELLED.reset(cancelled)
             PROGRESS.reset(progress)
 
-    async def _begin(self, message: AbstractIncomingMessage, request: OperationRequest) -> tuple[bool, bool]:
-        """(the operation id is ours, it was cancelled): one Redis round trip, the one the cancel check
-        always cost. Both are advisory: Redis trouble must not stop the work."""
-        assert request.operation_id is not None
-        identity = delivery_identity(message.reply_to, message.correlation_id, request)
+    async def _begin(self, operation_id: str, identity: str) -> tuple[bool, bool]:
+        """(the operation id is ours, it was cancelled), in one round trip. Both are advisory: Redis
+        trouble must not stop the work."""
         try:
-            return await self.state.begin_operation(
-                request.operation_id, identity, self.settings.scf_result_ttl
-            )
+            return await self.state.begin_operation(operation_id, identity, self.settings.scf_result_ttl)
         except ConnectorError:
             return True, False
 
-    async def _record(self, service_name: str, result: OperationResult) -> None:
-        """Store the result and count it; Redis trouble must not cost the caller its reply."""
+    async def _claim(self, operation_id: str, identity: str) -> bool:
+        """Is the operation id ours (claimed now, or already by this same request)? Advisory, as above."""
         try:
-            await self.state.finish_operation(
-                service_name, result, self.settings.scf_result_ttl, claimed=True
-            )
+            return await self.state.claim_operation(operation_id, identity, self.settings.scf_result_ttl)
+        except ConnectorError:
+            return True
+        except Exception as exc:  # never a task's exception nobody awaits; the work goes on as above
+            log.error("operation_claim_failed", operation_id=operation_id, error=type(exc).__name__)
+            return True
+
+    async def _record(self, service_name: str, result: OperationResult, body: bytes) -> None:
+        """Count the result and store it from the reply's bytes; Redis trouble must not cost the caller
+        its reply (the counts wait for the next flush; the store is logged)."""
+        self.books.count(service_name, result)
+        try:
+            await self.results.store(result.operation_id, body)
         except ConnectorError as exc:
             log.warning("record_failed", operation_id=result.operation_id, code=exc.code)
-        except Exception as exc:  # e.g. a result that cannot be encoded: the reply still goes out
+        except Exception as exc:
             log.error("record_failed", operation_id=result.operation_id, error=type(exc).__name__)
 
     async def _run_test(self, message: AbstractIncomingMessage) -> bytes:
