@@ -59,6 +59,8 @@ class CSVIngestionConnector(ServiceConnector):
 
     service_type = ServiceType.CSV
     operations: ClassVar[frozenset[str]] = frozenset({"ingest", "validate", "preview"})
+    #: Reading and checking a CSV changes nothing anywhere: the worker may claim their ids while they run.
+    read_operations: ClassVar[frozenset[str]] = frozenset({"validate", "preview"})
     error_rules: ClassVar[tuple[ErrorRule, ...]] = (
         # Backstops: the helpers already raise typed errors, but a stray driver error is still bad data.
         ErrorRule(csv.Error, ErrorCategory.PERMANENT, ErrorCode.INVALID_DATA, "malformed CSV"),
