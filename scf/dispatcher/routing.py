@@ -6,10 +6,10 @@ dispatcher sends back; `deadline_for` turns a relative timeout into the absolute
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
+from scf.fleet.amqp import decode as decode_json
 from scf.schemas.control import WORKER_CALLS, MessageType
 from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.validation import refuse_unencodable
@@ -49,8 +49,9 @@ def decode(message_type: str | None, content_type: str | None, raw: bytes, max_b
             code=ErrorCode.LIMIT_EXCEEDED,
         )
     try:
-        # Strict UTF-8 first: `json.loads(bytes)` would accept encoded surrogates ("surrogatepass").
-        body = json.loads(raw.decode("utf-8"))
+        # Strict UTF-8 (`json.loads(bytes)` would accept encoded surrogates, "surrogatepass"); orjson
+        # when it gives the standard decoder's answer, the standard decoder otherwise.
+        body = decode_json(raw)
     except (ValueError, RecursionError):
         raise PermanentError("request body is not valid UTF-8 JSON", code=ErrorCode.INVALID_JSON) from None
     if not isinstance(body, dict):
