@@ -269,8 +269,14 @@ class Dispatcher(FleetService):
                 "service_name (or connection_id) is required", code=ErrorCode.INVALID_REQUEST
             )
         claim: Claim | None = None
+        cached = self._routes.get(request.service_name, time.time())
         if claim_for is None:
             entry = await self._routable_entry(request.service_name)
+        elif cached is not None:
+            # A cached route is routable (only those are cached) and costs no round trip: no need to
+            # run the claim beside the lookup (two tasks per request), and nothing to release after.
+            entry = await self._routable_entry(request.service_name)
+            claim = await self._claim(request, claim_for)
         else:
             both: tuple[Any, Any] = await asyncio.gather(
                 self._routable_entry(request.service_name),
