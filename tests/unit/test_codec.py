@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from scf.connectors import execution as execution_module
+from scf.connectors import retry as retry_module
 from scf.connectors.breaker import LocalBreakerBoard
 from scf.connectors.execution import Execution
-from scf.connectors import retry as retry_module
 from scf.connectors.retry import RetryPolicy
 from scf.dispatcher.routing import decode as decode_request
 from scf.factory import ServiceConnectorFactory
