@@ -17,6 +17,7 @@ from scf.connectors import retry as retry_module
 from scf.connectors.breaker import LocalBreakerBoard
 from scf.connectors.execution import Execution
 from scf.connectors.retry import RetryPolicy
+from scf.dispatcher.routing import MAX_JSON_DEPTH, _depth
 from scf.dispatcher.routing import decode as decode_request
 from scf.factory import ServiceConnectorFactory
 from scf.fleet import amqp
@@ -293,3 +294,87 @@ async def test_the_factory_keeps_one_policy_per_connector_setting() -> None:
         assert first.stop_after_attempts is first.stop_after_attempts  # tenacity parts built once
         factory.retry_delay = 2.0  # a changed setting is honoured, not served stale
         assert factory._retry_policy(one).base_delay == 2.0
+
+
+# --- the depth check: the same answers as the walk it replaced, in C passes ------------------------------
+
+
+def reference_depth(value: Any) -> int:
+    """The walk `_depth` replaced (container by container), kept here as the oracle."""
+    if not isinstance(value, dict | list):
+        return 1
+    deepest = 1
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if children and depth + 1 > deepest:
+            deepest = depth + 1
+            if deepest > MAX_JSON_DEPTH:
+                return deepest
+        stack.extend((child, depth + 1) for child in children if type(child) in (dict, list))
+    return deepest
+
+
+def nested(depth: int, leaf: Any) -> Any:
+    value = leaf
+    for level in range(depth):
+        value = [value] if level % 2 else {"k": value, "s": "x"}
+    return value
+
+
+DEPTH_CASES: list[Any] = [
+    1,
+    "text",
+    None,
+    {},
+    [],
+    {"a": 1},
+    {"a": {}},
+    {"a": []},
+    [[], [[]], [[[]]]],
+    {"a": {"b": []}},
+    {"records": [{"id": i, "tags": [i] if i % 7 == 0 else []} for i in range(300)]},
+    {"deep_last": [{"x": 1}] * 50 + [nested(20, 1)]},
+    nested(62, 1),
+    nested(63, 1),
+    nested(63, []),
+    nested(63, [1]),
+    nested(64, 1),
+    nested(200, 1),
+    [nested(70, {})] + [1] * 10,
+    {"wide": [[1, 2, {"a": [3]}]] * 100, "other": {"b": {"c": {"d": []}}}},
+]
+
+
+@pytest.mark.parametrize("value", DEPTH_CASES, ids=range(len(DEPTH_CASES)))
+def test_depth_gives_the_answers_of_the_walk_it_replaced(value: Any) -> None:
+    assert _depth(value) == reference_depth(value)
+
+
+def test_depth_of_a_parsed_hostile_body_refuses_at_the_same_place() -> None:
+    for levels in (62, 63, 64, 65):
+        raw = ("[" * levels + "1" + "]" * levels).encode()
+        parsed = amqp.decode(raw)
+        assert _depth(parsed) == reference_depth(parsed)
+        assert (_depth(parsed) > MAX_JSON_DEPTH) == (levels + 1 > MAX_JSON_DEPTH)
+
+
+@pytest.mark.parametrize("levels", [62, 63, 64])
+def test_the_bracket_count_shortcut_never_lets_a_too_deep_body_through(levels: int) -> None:
+    """63 containers nest at most 64 levels (the limit): the walk is skipped only below that count."""
+    raw = ("[" * levels + "1" + "]" * levels).encode()
+    if levels + 1 > MAX_JSON_DEPTH:
+        with pytest.raises(PermanentError) as caught:
+            decode_request("operation.execute", None, b'{"a":' + raw + b"}", 1 << 20)
+        assert caught.value.code == ErrorCode.LIMIT_EXCEEDED
+    else:
+        body = b'{"a":' + raw + b"}"
+        expected = reference_depth(json.loads(body)) > MAX_JSON_DEPTH
+        try:
+            decode_request("operation.execute", None, body, 1 << 20)
+            refused = False
+        except PermanentError as exc:
+            assert exc.code == ErrorCode.LIMIT_EXCEEDED
+            refused = True
+        assert refused == expected
