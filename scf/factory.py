@@ -92,6 +92,7 @@ class ServiceConnectorFactory:
         self.retry_delay = retry_delay
         self.max_retry_delay = max_retry_delay
         self._slots: dict[str, _Slot] = {}
+        self._policies: dict[tuple[int, float, float], RetryPolicy] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def __aenter__(self) -> Self:
@@ -206,11 +207,16 @@ class ServiceConnectorFactory:
         return result
 
     def _retry_policy(self, connector: ServiceConnector) -> RetryPolicy:
-        return RetryPolicy(
-            attempts=connector.connection.retry_attempts,
-            base_delay=self.retry_delay,
-            max_delay=self.max_retry_delay,
-        )
+        """The connector's policy, built once per distinct setting (not per call; at most 21 of them
+        for the factory's delays: `retry_attempts` is 0..20)."""
+        key = (connector.connection.retry_attempts, self.retry_delay, self.max_retry_delay)
+        policy = self._policies.get(key)
+        if policy is None:
+            if len(self._policies) >= 64:  # the delays were changed on a live factory: start afresh
+                self._policies.clear()
+            policy = RetryPolicy(attempts=key[0], base_delay=key[1], max_delay=key[2])
+            self._policies[key] = policy
+        return policy
 
     async def test_connection(self, service_name: str) -> ConnectionTestResult:
         slot = self._slot(service_name)

@@ -19,7 +19,7 @@ import structlog
 
 from scf.connectors.base import ServiceConnector
 from scf.connectors.breaker import BreakerBoard, circuit_open, counts_as_failure
-from scf.connectors.retry import RetryPolicy, retrying
+from scf.connectors.retry import RetryPolicy, is_retryable, retrying
 from scf.connectors.sources import DEADLINE
 from scf.schemas.errors import ConnectorError, ErrorCode, TransientError
 from scf.schemas.operation import OperationOutcome, OperationRequest
@@ -97,7 +97,19 @@ class Execution:
         on_retry: OnRetry | None,
     ) -> OperationOutcome:
         connector = endpoint.connector
-        policy = RetryPolicy(attempts=0) if probe else self.policy_for(connector)
+        # The first try runs outside tenacity: most calls succeed (or fail for good) there, and then no
+        # retry loop is built at all. A retryable failure starts the loop with that failure as its first
+        # attempt (replayed, not run again), so attempt numbers, waits and stops are tenacity's as ever.
+        try:
+            return await self._once(endpoint, request, deadline, probe)
+        except ConnectorError as exc:
+            if probe or not is_retryable(exc):
+                raise
+            failed = exc
+        policy = self.policy_for(connector)
+        if policy.attempts == 0:
+            raise failed
+        replay = [failed]
 
         def retried(error: ConnectorError, attempt: int, sleep: float) -> None:
             log.info(
@@ -110,14 +122,14 @@ class Execution:
             if on_retry is not None:
                 on_retry(connector, error, attempt)
 
-        first = True
         async for attempt in retrying(policy, deadline, retried):
             with attempt:
-                if not first:  # the breaker may have opened meanwhile (here or on another worker)
-                    admission = await self.breakers.admit(endpoint.key)
-                    if not admission.allowed:
-                        raise circuit_open(endpoint.key, admission.retry_after)
-                first = False
+                if replay:
+                    raise replay.pop()
+                # the breaker may have opened meanwhile (here or on another worker)
+                admission = await self.breakers.admit(endpoint.key)
+                if not admission.allowed:
+                    raise circuit_open(endpoint.key, admission.retry_after)
                 return await self._once(endpoint, request, deadline, probe)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 

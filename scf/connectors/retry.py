@@ -10,6 +10,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
@@ -19,6 +20,10 @@ from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode
 
 @dataclass(frozen=True)
 class RetryPolicy:
+    """A connector's retry policy. Built once per connector (the factory keeps it), with the tenacity
+    strategies it needs built once with it (`stop_after_attempts`, `wait`): a call that succeeds at the
+    first try builds no tenacity object at all (see `Execution`)."""
+
     attempts: int = 3  # retries after the first try
     base_delay: float = 1.0
     max_delay: float = 30.0
@@ -34,10 +39,28 @@ class RetryPolicy:
             delay = max(delay, error.retry_after)
         return float(delay * (1 + (rng or random).uniform(0, self.jitter)))
 
+    @cached_property
+    def stop_after_attempts(self) -> stop_base:
+        """tenacity's stop after the first try and `attempts` retries (built once per policy)."""
+        return stop_after_attempt(self.attempts + 1)
+
+    def wait(self, state: RetryCallState) -> float:
+        """tenacity's wait: this policy's delay after the attempt that just failed."""
+        exc = state.outcome.exception() if state.outcome else None
+        return self.delay(exc, state.attempt_number) if isinstance(exc, ConnectorError) else 0.0
+
+
+#: A probe (half-open breaker) gets exactly one try.
+NO_RETRIES = RetryPolicy(attempts=0)
+
 
 def is_retryable(exc: BaseException) -> bool:
     """Transient and resource errors, except an open circuit breaker: that one fails fast."""
     return isinstance(exc, ConnectorError) and exc.retryable and exc.code != ErrorCode.CIRCUIT_OPEN
+
+
+#: tenacity's retry predicate, the same object for every loop.
+RETRY_RETRYABLE = retry_if_exception(is_retryable)
 
 
 def fits_deadline(delay: float, remaining: float) -> bool:
@@ -51,7 +74,9 @@ OnRetry = Callable[[ConnectorError, int, float], None]
 def retrying(policy: RetryPolicy, deadline: float, on_retry: OnRetry | None = None) -> AsyncRetrying:
     """A tenacity loop: retry retryable errors with the policy's backoff, never past `deadline`.
 
-    `on_retry(error, attempt, sleep)` is called before each retry (for metrics and logs).
+    `on_retry(error, attempt, sleep)` is called before each retry (for metrics and logs). The loop holds
+    per-call state (attempt numbers, the deadline), so it is made per call that needs retrying; the
+    policy's strategies are shared.
     """
 
     def before_sleep(state: RetryCallState) -> None:
@@ -59,14 +84,10 @@ def retrying(policy: RetryPolicy, deadline: float, on_retry: OnRetry | None = No
         if on_retry is not None and isinstance(exc, ConnectorError):
             on_retry(exc, state.attempt_number, state.upcoming_sleep)
 
-    def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        return policy.delay(exc, state.attempt_number) if isinstance(exc, ConnectorError) else 0.0
-
     return AsyncRetrying(
-        retry=retry_if_exception(is_retryable),
-        wait=wait,
-        stop=stop_after_attempt(policy.attempts + 1) | _StopAtDeadline(deadline),
+        retry=RETRY_RETRYABLE,
+        wait=policy.wait,
+        stop=policy.stop_after_attempts | _StopAtDeadline(deadline),
         before_sleep=before_sleep,
         reraise=True,
     )

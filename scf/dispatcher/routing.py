@@ -6,10 +6,12 @@ dispatcher sends back; `deadline_for` turns a relative timeout into the absolute
 
 from __future__ import annotations
 
-import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import chain, compress
 from typing import Any
 
+from scf.fleet.amqp import decode as decode_json
 from scf.schemas.control import WORKER_CALLS, MessageType
 from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.validation import refuse_unencodable
@@ -49,13 +51,16 @@ def decode(message_type: str | None, content_type: str | None, raw: bytes, max_b
             code=ErrorCode.LIMIT_EXCEEDED,
         )
     try:
-        # Strict UTF-8 first: `json.loads(bytes)` would accept encoded surrogates ("surrogatepass").
-        body = json.loads(raw.decode("utf-8"))
+        # Strict UTF-8 (`json.loads(bytes)` would accept encoded surrogates, "surrogatepass"); orjson
+        # when it gives the standard decoder's answer, the standard decoder otherwise.
+        body = decode_json(raw)
     except (ValueError, RecursionError):
         raise PermanentError("request body is not valid UTF-8 JSON", code=ErrorCode.INVALID_JSON) from None
     if not isinstance(body, dict):
         raise PermanentError("request body must be a JSON object", code=ErrorCode.INVALID_REQUEST)
-    if _depth(body) > MAX_JSON_DEPTH:
+    # Each container opens with one of these bytes (strings may hold more: that only over-counts), and
+    # the depth is at most the containers plus one: a body with fewer opening bytes needs no walk.
+    if raw.count(b"{") + raw.count(b"[") >= MAX_JSON_DEPTH and _depth(body) > MAX_JSON_DEPTH:
         raise PermanentError(
             f"request body nests deeper than {MAX_JSON_DEPTH} levels", code=ErrorCode.LIMIT_EXCEEDED
         )
@@ -70,22 +75,37 @@ def deadline_for(timeout: float | None, default_timeout: float, now: float) -> f
 def _depth(value: Any) -> int:
     """Nesting depth, iteratively (a hostile body must not exhaust the stack); a scalar is one level.
 
-    Only containers are pushed: a batch of a thousand flat records costs a thousand steps, not one per
-    value (this runs on every request).
+    Level by level, with the per-value work in C (`map`, `compress`, `chain`): a batch of a thousand
+    flat records is a handful of C passes, not a Python step per record (the walk that pushed each
+    container cost more than parsing the body: 536 us against orjson's 338 us for 1,000 records).
+    Only values of exactly `dict` or `list` below the top count as containers (what JSON yields).
     """
     if not isinstance(value, dict | list):
         return 1
-    deepest = 1
-    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        children = item.values() if isinstance(item, dict) else item
-        if children and depth + 1 > deepest:
-            deepest = depth + 1
-            if deepest > MAX_JSON_DEPTH:
-                return deepest
-        stack.extend((child, depth + 1) for child in children if type(child) in _CONTAINERS)
+    if not value:
+        return 1
+    deepest = 2
+    level = _containers(value.values() if isinstance(value, dict) else value)
+    while level:
+        if not any(map(len, level)):  # only empty containers here: nothing deeper
+            return deepest
+        deepest += 1
+        if deepest > MAX_JSON_DEPTH:
+            return deepest
+        dicts: Iterator[dict[str, Any]] = compress(level, map(_IS_DICT, map(type, level)))  # type: ignore[arg-type]
+        lists: Iterator[list[Any]] = compress(level, map(_IS_LIST, map(type, level)))  # type: ignore[arg-type]
+        level = _containers(
+            list(chain(chain.from_iterable(map(dict.values, dicts)), chain.from_iterable(lists)))
+        )
     return deepest
 
 
-_CONTAINERS = (dict, list)
+def _containers(values: Iterable[Any]) -> list[dict[str, Any] | list[Any]]:
+    """The values that are exactly a dict or a list, selected in C."""
+    items = values if isinstance(values, list) else list(values)
+    return list(compress(items, map(_IS_CONTAINER, map(type, items))))
+
+
+_IS_DICT = {dict}.__contains__
+_IS_LIST = {list}.__contains__
+_IS_CONTAINER = {dict, list}.__contains__

@@ -8,7 +8,6 @@ the request unacked, so RabbitMQ delivers it again.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -231,13 +230,11 @@ class Dispatcher(FleetService):
         try:
             decoded = decode(message.type, message.content_type, message.body, MAX_REQUEST_BYTES)
             if decoded.message_type is MessageType.OPERATION_EXECUTE:
-                request = parse(OperationRequest, decoded.body)
-                chosen = request.operation_id is not None
-                operation_id = (request.with_defaults()).operation_id
-                forward = await self._route_operation(
-                    request.model_copy(update={"operation_id": operation_id}),
-                    message if chosen else None,
-                )
+                parsed = parse(OperationRequest, decoded.body)  # the one validation of this hop
+                request = parsed.with_defaults()
+                operation_id = request.operation_id
+                chosen = parsed.operation_id is not None
+                forward = await self._route_operation(request, message if chosen else None)
             elif decoded.message_type is MessageType.CONNECTOR_TEST:
                 forward = await self._route_test(decoded)
             else:
@@ -272,8 +269,14 @@ class Dispatcher(FleetService):
                 "service_name (or connection_id) is required", code=ErrorCode.INVALID_REQUEST
             )
         claim: Claim | None = None
+        cached = self._routes.get(request.service_name, time.time())
         if claim_for is None:
             entry = await self._routable_entry(request.service_name)
+        elif cached is not None:
+            # A cached route is routable (only those are cached) and costs no round trip: no need to
+            # run the claim beside the lookup (two tasks per request), and nothing to release after.
+            entry = await self._routable_entry(request.service_name)
+            claim = await self._claim(request, claim_for)
         else:
             both: tuple[Any, Any] = await asyncio.gather(
                 self._routable_entry(request.service_name),
@@ -289,11 +292,14 @@ class Dispatcher(FleetService):
                 raise claimed
             entry = routed
         now = time.time()
+        # Not `model_construct`: pydantic's constructor validates in Rust and is faster than it (3.6 against
+        # 6.1 us); the validated request inside is kept as it is, not validated again.
         envelope = OperationEnvelope(
             request=request,
             service_type=entry.service_type,
             connector_version=entry.version,
             deadline=deadline_for(request.timeout, self.settings.scf_default_timeout, now),
+            accepted_at=now,
         )
         return Forward(
             entry.service_type,
@@ -391,7 +397,7 @@ class Dispatcher(FleetService):
 
     async def _keep_if_failed(self, message: AbstractIncomingMessage, reply: bytes) -> None:
         """A refused request nobody waits for (no reply_to) is kept as a dead letter, not dropped."""
-        answer = json.loads(reply)
+        answer = amqp.decode(reply)
         if answer.get("status") != "failed" or not isinstance(answer.get("error"), dict):
             return
         error = ErrorInfo.model_validate(answer["error"])
@@ -436,7 +442,7 @@ def _outcome_of(decision: Forward | bytes) -> str:
 
 def _service_name_of(message: AbstractIncomingMessage) -> str | None:
     try:
-        body = json.loads(message.body)
+        body = amqp.decode(message.body)
     except (ValueError, RecursionError):
         return None
     name = body.get("service_name") if isinstance(body, dict) else None

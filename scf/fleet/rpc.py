@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Callable
 from contextvars import ContextVar
@@ -187,8 +186,8 @@ class RpcClient:
         if callback is None:
             return
         try:
-            body = json.loads(message.body)
-        except ValueError:
+            body = amqp.decode(message.body)
+        except (ValueError, RecursionError):
             return
         if isinstance(body, dict):
             try:
@@ -205,8 +204,8 @@ class RpcClient:
             log.info("reply_unmatched", correlation_id=message.correlation_id)
             return
         try:
-            body = json.loads(message.body)
-        except ValueError:
+            body = amqp.decode(message.body)
+        except (ValueError, RecursionError):
             future.set_exception(
                 TransientError("the fleet sent an unreadable reply", code=ErrorCode.INTERNAL)
             )

@@ -64,7 +64,7 @@ class OperationRequest(BaseModel):
     def with_defaults(self, service_name: str | None = None) -> OperationRequest:
         """A copy with the service name and an operation id filled in."""
         update: dict[str, Any] = {}
-        if service_name is not None:
+        if service_name is not None and service_name != self.service_name:
             update["service_name"] = service_name
         if self.operation_id is None:
             update["operation_id"] = new_operation_id()
