@@ -225,7 +225,13 @@ async def test_put_updates_and_workers_pick_it_up(http: Recorder) -> None:
 async def test_test_status_and_metrics_endpoints(http: Recorder, gw_db: str) -> None:
     tested = await http.post(f"/connectors/{gw_db}/test")
     status = await http.get(f"/connectors/{gw_db}/status")
-    metrics = await http.get(f"/connectors/{gw_db}/metrics")
+    # Workers flush their tallies about once a second (SCF_METRICS_FLUSH_INTERVAL): earlier operations
+    # on this connector show up within a few flushes.
+    for _ in range(100):
+        metrics = await http.get(f"/connectors/{gw_db}/metrics")
+        if metrics.json()["total_operations"] >= 1:
+            break
+        await asyncio.sleep(0.05)
     fleet = await http.get("/metrics")
     prometheus = await http.get("/metrics/prometheus")
 
