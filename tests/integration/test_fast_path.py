@@ -12,7 +12,7 @@ import json
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,8 +23,8 @@ from aio_pika.abc import AbstractIncomingMessage
 from scf.fleet.client import FleetClient
 from scf.schemas import topology
 from scf.schemas.control import MessageType
-from tests.support.fleet import FleetProcess
-from tests.support.services import Vhost
+from tests.support.fleet import FleetProcess, fleet_env
+from tests.support.services import Vhost, claim_redis_db, create_vhost, delete_vhost
 
 pytestmark = pytest.mark.integration
 
@@ -285,3 +285,43 @@ async def test_a_raw_amqp_client_following_the_design_still_goes_through_the_dis
     assert reply["status"] == "success", reply
     assert reply["result_data"] == reference.result_data
     assert await probe.through_dispatcher(fast, name) == 2  # the raw call, and the client's first
+
+
+@pytest.fixture(scope="module")
+def workerless(secret_key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fleet of its own with a dispatcher and no worker at all: its AMQP URL."""
+    own_vhost = create_vhost()
+    own_redis = claim_redis_db()
+    env = fleet_env(own_vhost.amqp_url, own_redis.url, secret_key, tmp_path_factory.mktemp("workerless"))
+    logs = tmp_path_factory.mktemp("workerless-logs")
+    dispatcher = FleetProcess(["dispatcher"], env, logs / "dispatcher.log")
+    try:
+        dispatcher.wait_ready()
+        yield own_vhost.amqp_url
+    finally:
+        dispatcher.stop()
+        own_redis.release()
+        delete_vhost(own_vhost)
+
+
+async def test_with_no_live_worker_a_fast_call_waits_until_its_deadline_then_deadline_exceeded(
+    workerless: str,
+) -> None:
+    """No worker is not an error (DESIGN.md §4): the request waits in its queue until its deadline, then
+    the broker dead-letters it and the dead-letter desk answers DEADLINE_EXCEEDED (and keeps it). The
+    dispatcher path answers NO_WORKER at once; a client's route lives at most its TTL once the last
+    worker is gone, so only calls within that window take the waiting path."""
+    async with await FleetClient.connect(workerless, timeout=30) as own:
+        name = await csv_connector(own)
+        refused = await own.execute_operation(name, PREVIEW)
+        assert await own.watch_registry()
+        seed(own, name, "csv")  # a route learned while a worker still served csv
+
+        waited = await own.execute_operation(name, {**PREVIEW, "timeout": 1.0})
+        kept = await own.dead_letters(service_name=name)
+
+    assert refused.error is not None and refused.error.code == "NO_WORKER", refused
+    assert own.counts.fast == 1
+    assert waited.error is not None and waited.error.code == "DEADLINE_EXCEEDED", waited
+    assert waited.error.category == "transient"
+    assert [entry.operation_id for entry in kept.dead_letters] == [waited.operation_id]
