@@ -247,7 +247,10 @@ class FleetClient:
         assert parsed.operation_id is not None
         # The caller waits a little longer than the fleet's own deadline so the typed reply can arrive.
         wait = (timeout or parsed.timeout or self.timeout) + 5.0
-        route = self._route(service_name)
+        # A caller-chosen operation id goes through the dispatcher, which claims it while the request is
+        # queued: it can be cancelled before it starts, and a second use is refused before it is queued.
+        chosen = _chosen_operation_id(request)
+        route = None if chosen else self._route(service_name)
         if route is not None:
             fast = await self._execute_fast(parsed, route, wait, on_progress, started)
             if fast is not None:
@@ -393,6 +396,12 @@ class FleetClient:
         if reply.get("status") == "failed" and "service_name" not in reply:
             raise reply_error(reply)
         return reply
+
+
+def _chosen_operation_id(request: OperationRequest | Mapping[str, Any]) -> bool:
+    if isinstance(request, OperationRequest):
+        return request.operation_id is not None
+    return request.get("operation_id") is not None
 
 
 def _connection_body(config: ServiceConnection | Mapping[str, Any]) -> dict[str, Any]:

