@@ -14,6 +14,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aio_pika
@@ -292,17 +293,24 @@ async def test_a_raw_amqp_client_following_the_design_still_goes_through_the_dis
     assert await probe.through_dispatcher(fast, name) == 2  # the raw call, and the client's first
 
 
+@dataclass(frozen=True)
+class OwnFleet:
+    amqp_url: str
+    env: dict[str, str]
+    logs: Path
+
+
 @pytest.fixture(scope="module")
-def workerless(secret_key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fleet of its own with a dispatcher and no worker at all: its AMQP URL."""
+def own_fleet(secret_key: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnFleet]:
+    """A fleet of its own (vhost, Redis database) with a dispatcher and no worker to begin with."""
     own_vhost = create_vhost()
     own_redis = claim_redis_db()
-    env = fleet_env(own_vhost.amqp_url, own_redis.url, secret_key, tmp_path_factory.mktemp("workerless"))
-    logs = tmp_path_factory.mktemp("workerless-logs")
+    env = fleet_env(own_vhost.amqp_url, own_redis.url, secret_key, tmp_path_factory.mktemp("own-fleet"))
+    logs = tmp_path_factory.mktemp("own-fleet-logs")
     dispatcher = FleetProcess(["dispatcher"], env, logs / "dispatcher.log")
     try:
         dispatcher.wait_ready()
-        yield own_vhost.amqp_url
+        yield OwnFleet(own_vhost.amqp_url, env, logs)
     finally:
         dispatcher.stop()
         own_redis.release()
@@ -310,17 +318,19 @@ def workerless(secret_key: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
 
 
 async def test_with_no_live_worker_a_fast_call_waits_until_its_deadline_then_deadline_exceeded(
-    workerless: str,
+    own_fleet: OwnFleet,
 ) -> None:
     """No worker is not an error (DESIGN.md §4): the request waits in its queue until its deadline, then
     the broker dead-letters it and the dead-letter desk answers DEADLINE_EXCEEDED (and keeps it). The
     dispatcher path answers NO_WORKER at once; a client's route lives at most its TTL once the last
-    worker is gone, so only calls within that window take the waiting path."""
-    async with await FleetClient.connect(workerless, timeout=30) as own:
-        name = await csv_connector(own)
+    worker is gone, so only calls within that window take the waiting path. (No worker of this fleet
+    ever serves `pdf`.)"""
+    async with await FleetClient.connect(own_fleet.amqp_url, timeout=30) as own:
+        name = unique("fast_pdf")
+        await own.create_connector({"service_type": "pdf", "service_name": name, "test_on_create": False})
         refused = await own.execute_operation(name, PREVIEW)
         assert await own.watch_registry()
-        seed(own, name, "csv")  # a route learned while a worker still served csv
+        seed(own, name, "pdf")  # a route learned while a worker still served pdf
 
         waited = await own.execute_operation(name, {**PREVIEW, "timeout": 1.0})
         kept = await own.dead_letters(service_name=name)
@@ -330,3 +340,37 @@ async def test_with_no_live_worker_a_fast_call_waits_until_its_deadline_then_dea
     assert waited.error is not None and waited.error.code == "DEADLINE_EXCEEDED", waited
     assert waited.error.category == "transient"
     assert [entry.operation_id for entry in kept.dead_letters] == [waited.operation_id]
+
+
+async def test_a_worker_killed_under_fast_path_load_leaves_no_call_unanswered(own_fleet: OwnFleet) -> None:
+    """SIGKILL the only worker mid-load: what it held unacked goes back to its queue, the next worker
+    answers it, and every call gets exactly one reply (no effects here: see tests/faults for those)."""
+    first = FleetProcess(["worker", "--types", "csv"], own_fleet.env, own_fleet.logs / "worker.log")
+    second: FleetProcess | None = None
+    try:
+        first.wait_ready()
+        async with await FleetClient.connect(own_fleet.amqp_url, timeout=30) as own:
+            name = await csv_connector(own)
+            await learned(own, name, PREVIEW)
+            # a generous deadline: the point is one reply each, even on a machine slow to start a worker
+            slow = {**PREVIEW, "timeout": 300}
+            calls = [asyncio.create_task(own.execute_operation(name, slow)) for _ in range(200)]
+            async with asyncio.timeout(400):
+                while sum(call.done() for call in calls) < 50:
+                    await asyncio.sleep(0.005)
+                first.kill()
+                second = FleetProcess(
+                    ["worker", "--types", "csv"], own_fleet.env, own_fleet.logs / "worker.log"
+                )
+                await asyncio.to_thread(second.wait_ready)
+                results = await asyncio.gather(*calls)
+            counts = own.counts
+    finally:
+        first.kill()
+        if second is not None:
+            second.stop()
+
+    failed = [r.error for r in results if r.error is not None]
+    assert failed == []
+    assert len({r.operation_id for r in results}) == 200
+    assert counts.fast == 200  # every call of the load went straight to the worker
