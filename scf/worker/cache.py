@@ -26,9 +26,10 @@ log = structlog.get_logger(__name__)
 #: How long a loaded entry is trusted without asking Redis (one HMGET per connector per period).
 RECHECK_SECONDS = 5.0
 #: Registry actions after which the loaded connector is rebuilt on its next use.
-RELOAD_ACTIONS = frozenset({"created", "updated", "deleted"})
-#: ... and after which only its entry (paused flag, version) is read again.
-RECHECK_ACTIONS = frozenset({"paused", "resumed"})
+RELOAD_ACTIONS = frozenset({"updated", "deleted"})
+#: ... and after which only its entry (paused flag, version) is read again on its next use. (`created`
+#: does not drop: the connection test a create asks for may be running on the connector just loaded.)
+RECHECK_ACTIONS = frozenset({"created", "paused", "resumed"})
 #: Loads are serialised per name through a fixed set of locks, so hostile names cannot grow a lock table.
 LOCK_STRIPES = 64
 
@@ -122,7 +123,7 @@ class ConnectorCache:
             loaded = self._loaded.get(service_name)
             if loaded is not None:
                 # Never trusted from the event itself (events from two dispatchers may cross): the next
-                # request reads the flag from Redis, which was written before the event was sent.
+                # request reads the entry from Redis, which was written before the event was sent.
                 self._loaded[service_name] = Loaded(loaded.version, loaded.paused, float("-inf"))
 
     async def drop(self, service_name: str) -> None:
