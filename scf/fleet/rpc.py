@@ -97,6 +97,11 @@ class RpcClient:
         await self.close()
 
     @property
+    def connection(self) -> AbstractRobustConnection:
+        """The AMQP connection the calls go over (e.g. for a subscription of the same client)."""
+        return self._connection
+
+    @property
     def connected(self) -> bool:
         channel = self._channel
         return not self._connection.is_closed and channel is not None and not channel.is_closed
@@ -115,6 +120,7 @@ class RpcClient:
         routing_key: str = topology.REQUEST_ROUTING_KEY,
         message_id: str | None = None,
         headers: dict[str, Any] | None = None,
+        expiration: float | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
         """Publish one request (confirmed) and wait for its reply. Raises RpcTimeoutError, publish errors."""
@@ -126,6 +132,7 @@ class RpcClient:
             routing_key=routing_key,
             message_id=message_id,
             headers=headers,
+            expiration=expiration,
             on_progress=on_progress,
         )
 
@@ -140,8 +147,10 @@ class RpcClient:
         message_id: str | None = None,
         headers: dict[str, Any] | None = None,
         content_type: str = amqp.JSON,
+        expiration: float | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> dict[str, Any]:
+        """`expiration` (seconds): the broker dead-letters the request if it is still queued by then."""
         assert self._queue is not None, "RpcClient.start() was not called"
         correlation_id = uuid.uuid4().hex
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
@@ -156,6 +165,7 @@ class RpcClient:
                 reply_to=self._queue.name,
                 message_id=message_id,
                 headers=headers,
+                expiration=expiration,
             )
             message.content_type = content_type
             message.user_id = self._user_id

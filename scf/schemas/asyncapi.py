@@ -16,6 +16,10 @@ routing key *or* a queue, never both):
 * `{reply_to}`: the caller's exclusive auto-delete queue (`is: queue`), reached through the default
   exchange, which receives the one reply of each call.
 
+Two routes reach a worker: the dispatcher forwards `operation.execute` from `scf.requests`, and a client
+that knows the connector's type (the fast path) publishes the same `OperationEnvelope` to `scf.ops`
+itself. Both are documented on the `scf.ops.<type>` channels; the worker answers both identically.
+
 Operations follow AsyncAPI 2.x's point of view of the fleet as the application: `publish` is what the
 fleet receives (requests, and its internal hops), `subscribe` is what it sends (replies, events, dead
 letters). The AMQP `type` property of each message is in its `bindings.amqp.messageType` and, with the
@@ -70,7 +74,7 @@ REPLY_TYPE_SUFFIX: Final = ".reply"
 EVENT_TYPE: Final = "event"
 #: The actions of `connector.<action>.<name>` events (see `topology.connector_event`).
 CONNECTOR_EVENT_ACTIONS: Final = ("created", "updated", "deleted", "paused", "resumed")
-#: Header the dispatcher adds to what it forwards to `scf.ops` (Unix time of the forward).
+#: Header on what reaches `scf.ops` (Unix time the dispatcher forwarded it, or a client published it).
 FORWARDED_AT_HEADER: Final = topology.FORWARDED_AT_HEADER
 
 #: The body of each request on `scf.requests` (DESIGN.md §2).
@@ -116,7 +120,8 @@ REPLY_BODIES: Final[Mapping[MessageType, tuple[type[BaseModel], ...]]] = {
     MessageType.DLQ_PURGE: (DeadLetterOutcome, FailedReply),
 }
 
-#: What the dispatcher forwards to `scf.ops` for the calls a worker answers.
+#: What the dispatcher forwards to `scf.ops` for the calls a worker answers (and, for
+#: `operation.execute`, what a client on the fast path publishes there itself).
 WORK_BODIES: Final[Mapping[MessageType, type[BaseModel]]] = {
     MessageType.OPERATION_EXECUTE: OperationEnvelope,
     MessageType.CONNECTOR_TEST: CheckEnvelope,
@@ -141,6 +146,20 @@ _SUMMARIES: Final[Mapping[MessageType, str]] = {
     MessageType.DLQ_REPLAY: "Re-publish dead letters to the queue they came from, with a fresh deadline.",
     MessageType.DLQ_PURGE: "Delete dead letters.",
 }
+
+
+#: How a client may publish `operation.execute` to `scf.ops` itself (the fast path, DESIGN.md §2).
+FAST_PATH_NOTE: Final = (
+    " Fast path: a client that knows the connector's service type (from `connector.get` or "
+    "`connector.status`, kept current by `connector.{action}.{service_name}` events) may publish this "
+    f"envelope itself to exchange `{topology.OPS_EXCHANGE}` with routing key = service type: message_id = "
+    "operation id, the request's correlation_id, reply_to and type `operation.execute`, `expiration` = the "
+    f"remaining budget, header `{topology.FORWARDED_AT_HEADER}`, persistent, publisher confirms, "
+    "mandatory=True. The worker checks everything the dispatcher would have (CONNECTOR_NOT_FOUND, "
+    "CONNECTOR_PAUSED, the registry version, DEADLINE_EXCEEDED) and replies exactly as on the dispatcher "
+    "path. With no live worker the request waits until its deadline, then the dead-letter desk answers "
+    "DEADLINE_EXCEEDED."
+)
 
 
 def reply_type(message_type: str) -> str:
@@ -460,7 +479,7 @@ def build_asyncapi(
             envelope.__name__,
             summary=f"A {message_type.value} request forwarded to the workers of one service type.",
             description="Keeps the request's correlation_id, reply_to and type: the worker replies to the "
-            "caller directly.",
+            "caller directly." + (FAST_PATH_NOTE if message_type is MessageType.OPERATION_EXECUTE else ""),
             payload=model_schema(schemas, envelope),
             headers=_properties(
                 {"const": message_type.value},
@@ -470,8 +489,9 @@ def build_asyncapi(
                     FORWARDED_AT_HEADER: {
                         "type": "string",
                         "pattern": "^[0-9]+(\\.[0-9]+)?$",
-                        "description": "Unix time the dispatcher forwarded the request, as decimal text "
-                        "(a float header would travel as 32 bits, a minute off).",
+                        "description": "Unix time the dispatcher forwarded the request (or a client "
+                        "published it on the fast path), as decimal text (a float header would travel as "
+                        "32 bits, a minute off).",
                     }
                 },
             ),
@@ -585,8 +605,10 @@ def build_asyncapi(
             ),
             "publish": {
                 "operationId": f"work.{service_type}",
-                "summary": "The dispatcher forwards a worker call; a worker acks it after its reply is "
-                "confirmed.",
+                "summary": "The dispatcher forwards a worker call, or a client that knows the connector's "
+                "type publishes an operation.execute envelope here itself (the fast path); a worker acks it "
+                "after its reply is confirmed.",
+                "description": FAST_PATH_NOTE.strip(),
                 "bindings": _operation_binding(persistent=True, ack=True),
                 "message": _one_or_many(work_names),
             },
@@ -696,8 +718,9 @@ def build_asyncapi(
             "title": "Service Connector Factory fleet",
             "version": version,
             "description": "The AMQP 0-9-1 contract of the fleet: requests on `scf.requests`, work on "
-            "`scf.ops.<service_type>`, replies on the caller's queue, dead letters, delayed retries and "
-            "events. JSON bodies; generated from `scf.schemas`.",
+            "`scf.ops.<service_type>` (forwarded by the dispatcher, or published there directly by a client "
+            "that knows the connector's type: the fast path), replies on the caller's queue, dead letters, "
+            "delayed retries and events. JSON bodies; generated from `scf.schemas`.",
         },
         "servers": {
             SERVER_NAME: {

@@ -45,6 +45,15 @@ def connector_of_event(routing_key: str) -> str:
     return rest.partition(".")[2] if prefix == "connector" else ""
 
 
+def connector_action_of_event(routing_key: str) -> tuple[str, str]:
+    """(action, name) of a `connector.<action>.<name>` routing key (("", "") for anything else)."""
+    prefix, _, rest = routing_key.partition(".")
+    if prefix != "connector":
+        return "", ""
+    action, _, name = rest.partition(".")
+    return action, name
+
+
 def cancel_event(operation_id: str) -> str:
     """Routing key of `operation.cancel` on `scf.events` (`*` binds every one)."""
     return f"operation.cancel.{operation_id}"

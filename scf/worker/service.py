@@ -138,8 +138,9 @@ class Worker(FleetService):
         assert self._channel is not None
         events = await self._channel.get_exchange(topology.EVENTS_EXCHANGE)
         queue = await self._channel.declare_queue("", exclusive=True, auto_delete=True)
-        for action in ("updated", "deleted"):
-            await queue.bind(events, f"connector.{action}.#")
+        # Every registry change (created|updated|deleted|paused|resumed): requests may come straight from
+        # clients (the fast path), so the worker keeps its own view of each connector current.
+        await queue.bind(events, "connector.#")
         await queue.bind(events, topology.cancel_event("*"))
         await queue.consume(self._on_event, no_ack=True)
 
@@ -152,9 +153,9 @@ class Worker(FleetService):
                 self._cancelled.add(cancelled)
                 log.info("operation_cancel_requested", operation_id=cancelled)
             return
-        name = topology.connector_of_event(key)
+        action, name = topology.connector_action_of_event(key)
         if name:
-            await self.cache.drop(name)
+            await self.cache.on_event(action, name)
 
     # --- cancel events: what was missed is read from Redis ------------------------------------------
 
@@ -463,8 +464,9 @@ class Worker(FleetService):
     async def _run_test(self, message: AbstractIncomingMessage) -> bytes:
         try:
             envelope = CheckEnvelope.model_validate_json(message.body)
-            await self.cache.get(envelope.service_name, envelope.connector_version)
-            connector = self.factory.get_connector(envelope.service_name)
+            connector = await self.cache.get(
+                envelope.service_name, envelope.connector_version, allow_paused=True
+            )
             async with asyncio.timeout(max(0.1, envelope.deadline - time.time())):
                 result = await connector.check()
         except TimeoutError:
