@@ -368,6 +368,11 @@ class Worker(FleetService):
             connector = await self.cache.get(request.service_name, envelope.connector_version)
         except ConnectorError as exc:
             unavailable = exc
+        if unavailable is not None:
+            # Unknown or paused (what the dispatcher refuses): refused before anything exists, so nothing
+            # is claimed or recorded, not even metrics under a name a raw publisher made up.
+            REJECTED_TOTAL.labels(unavailable.code).inc()
+            return None, OperationResult.failed(operation_id, unavailable), envelope.remaining()
         read = (
             connector is not None
             and request.idempotency_key is None
@@ -393,10 +398,8 @@ class Worker(FleetService):
                     "the operation was cancelled before it ran", code=ErrorCode.CANCELLED
                 )
                 result = OperationResult.failed(operation_id, stopped)
-            elif connector is None:
-                assert unavailable is not None
-                result = OperationResult.failed(operation_id, unavailable)
             else:
+                assert connector is not None  # an unavailable one was refused above
                 result = await self._execute(message, envelope, connector)
             if claim is not None:
                 ours = await claim

@@ -236,7 +236,12 @@ async def test_connector_metrics_have_every_spec_key(client: FleetClient, regist
         "analytics_db", {"operation": "query", "parameters": {"query": "SELECT 1"}}
     )
 
-    metrics = (await client.get_metrics("analytics_db")).model_dump()
+    # Workers flush their tallies about once a second (SCF_METRICS_FLUSH_INTERVAL): poll, bounded.
+    for _ in range(100):
+        metrics = (await client.get_metrics("analytics_db")).model_dump()
+        if metrics["total_operations"] >= 1:
+            break
+        await asyncio.sleep(0.05)
 
     assert set(metrics) >= SPEC_METRICS_KEYS
     assert metrics["total_operations"] >= 1
