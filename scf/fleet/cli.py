@@ -22,6 +22,7 @@ from scf.fleet.supervisor import ChildSpec, default_processes, supervise
 from scf.schemas.errors import ConnectorError
 
 T = TypeVar("T")
+FLEET_IS_UP = "fleet is up; try: scf connector list   (Ctrl-C stops)"
 
 
 def _bodies(path: Path) -> list[dict[str, Any]]:
@@ -138,11 +139,16 @@ def up(
             progress(f"gateway will listen on :{settings.service_connector_factory_port}")
         # workers first: connectors registered at dispatcher start are tested by a live worker
         waves = [_worker_specs(processes, ",".join(worker_types), concurrency), control]
-        code = supervise(waves, metrics_port=settings.scf_metrics_port, grace=settings.scf_shutdown_grace)
+        code = supervise(
+            waves,
+            metrics_port=settings.scf_metrics_port,
+            grace=settings.scf_shutdown_grace,
+            ready_note=FLEET_IS_UP,
+        )
         sys.exit(code)
 
     async def on_ready() -> None:
-        progress("fleet is up; try: scf connector list   (Ctrl-C stops)")
+        progress(FLEET_IS_UP)
 
     roles = Roles(dispatcher=True, worker_types=worker_types, concurrency=concurrency, gateway=gateway)
     run_loop(run(settings, roles, on_ready=on_ready))

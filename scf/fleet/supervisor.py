@@ -175,6 +175,7 @@ class Supervisor:
         metrics_port: int,
         grace: float,
         policy: RestartPolicy | None = None,
+        ready_note: str | None = None,
     ) -> None:
         self.waves = [[Child(spec, 0) for spec in wave] for wave in waves]
         self.children = [child for wave in self.waves for child in wave]
@@ -183,6 +184,7 @@ class Supervisor:
         self.metrics_port = metrics_port
         self.grace = grace
         self.policy = policy or RestartPolicy()
+        self.ready_note = ready_note
         self.stop = asyncio.Event()
         self.stopping = False
         self.failure: str | None = None
@@ -204,6 +206,8 @@ class Supervisor:
             else:
                 ports = ", ".join(f"{c.spec.label} :{c.port}" for c in self.children)
                 progress(f"ready: probes and metrics on :{probe.port} (/healthz /readyz /metrics); {ports}")
+                if self.ready_note:
+                    progress(self.ready_note)
             await self.stop.wait()
         finally:
             await self._shutdown(keepers)
@@ -329,8 +333,11 @@ class Supervisor:
         return merge_metrics(sources)
 
 
-def supervise(waves: Sequence[Sequence[ChildSpec]], *, metrics_port: int, grace: float) -> int:
+def supervise(
+    waves: Sequence[Sequence[ChildSpec]], *, metrics_port: int, grace: float, ready_note: str | None = None
+) -> int:
     """Run a supervisor to completion on asyncio's own loop (it only waits; children do the work)."""
     total = sum(len(wave) for wave in waves)
     progress(f"starting {total} processes under one supervisor (pid {os.getpid()})")
-    return asyncio.run(Supervisor(waves, metrics_port=metrics_port, grace=grace).run())
+    supervisor = Supervisor(waves, metrics_port=metrics_port, grace=grace, ready_note=ready_note)
+    return asyncio.run(supervisor.run())

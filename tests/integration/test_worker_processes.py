@@ -24,6 +24,7 @@ import redis.asyncio as aioredis
 from scf.fleet import keys
 from scf.fleet.client import FleetClient
 from scf.schemas import topology
+from tests.integration.conftest import free_port
 from tests.support.fleet import FleetProcess, fleet_env
 from tests.support.services import PG_DSN, Vhost, claim_redis_db, create_vhost, delete_vhost
 
@@ -291,3 +292,38 @@ def test_uvloop_runs_the_children_unless_switched_off(
         loops[setting] = [e.get("loop") for e in events if e.get("event") == "process_ready"]
 
     assert loops == {"1": ["uvloop"], "0": ["asyncio"]}
+
+
+async def test_up_with_processes_runs_workers_then_one_dispatcher_and_one_gateway(
+    procs_env: tuple[Vhost, str, dict[str, str]], tmp_path: Path
+) -> None:
+    _, _, env = procs_env
+    declared = tmp_path / "connectors.yaml"
+    declared.write_text("- {service_type: csv, service_name: up_csv}\n")
+    gateway_port = free_port()
+    fleet = FleetProcess(
+        ["up", "--processes", "2", "--types", "csv", "--connectors", str(declared)],
+        {**env, "SERVICE_CONNECTOR_FACTORY_PORT": str(gateway_port)},
+        tmp_path / "up.log",
+    )
+    try:
+        await asyncio.to_thread(fleet.wait_ready, 90)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}") as http:
+            listed = (await http.get("/connectors")).json()
+        roles = sorted(p.cmdline()[3] for p in psutil.Process(fleet.proc.pid).children())
+    finally:
+        exit_code = await asyncio.to_thread(fleet.stop, 60.0)
+    output = fleet.output()
+
+    assert roles == ["dispatcher", "gateway", "worker", "worker"]
+    assert "up_csv" in json.dumps(listed)
+    for line in (
+        "scf: worker 2/2 ready",
+        "scf: dispatcher 1/1 ready",
+        "scf: gateway 1/1 ready",
+        "fleet is up",
+    ):
+        assert line in output
+    # workers are ready before the dispatcher registers the declared connectors (and tests them)
+    assert output.index("scf: worker 2/2 ready") < output.index("up_csv")
+    assert exit_code == 0
