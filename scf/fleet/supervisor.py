@@ -240,6 +240,15 @@ class Supervisor:
         return not waiting
 
     async def _keep(self, child: Child) -> None:
+        """Run one child until shutdown; if the supervisor itself cannot (spawn failed), stop all."""
+        try:
+            await self._restart_until_stopped(child)
+        except Exception as exc:
+            child.failed = True
+            log.exception("child_supervision_failed", child=child.spec.label)
+            self._fail(f"{child.spec.label}: {type(exc).__name__}: {exc}")
+
+    async def _restart_until_stopped(self, child: Child) -> None:
         """Run one child until shutdown, restarting it after an unexpected death (with backoff)."""
         while not self.stopping:
             await child.spawn(self._on_ready)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import re
 import signal
 import time
@@ -17,7 +18,6 @@ from pathlib import Path
 import aio_pika
 import asyncpg
 import httpx
-import psutil
 import pytest
 import redis.asyncio as aioredis
 
@@ -132,8 +132,39 @@ async def ensure_connector(client: FleetClient) -> None:
         await client.create_connector(PG_CONNECTOR)
 
 
-def children_of(worker: FleetProcess) -> list[psutil.Process]:
-    return psutil.Process(worker.proc.pid).children()
+def _stat(pid: int) -> list[str]:
+    """Fields of /proc/<pid>/stat after the command name: [state, ppid, ...]; [] once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return []
+
+
+def children_of(worker: FleetProcess) -> list[int]:
+    """Pids whose parent is the supervisor (read from /proc: the fleet targets Linux)."""
+    return sorted(
+        int(entry.name)
+        for entry in Path("/proc").iterdir()
+        if entry.name.isdigit() and _stat(int(entry.name))[1:2] == [str(worker.proc.pid)]
+    )
+
+
+def running(pid: int) -> bool:
+    state = _stat(pid)[:1]
+    return state not in ([], ["Z"], ["X"])
+
+
+def cmdline(pid: int) -> list[str]:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+
+
+async def until_gone(pids: list[int], seconds: float = 15) -> list[int]:
+    """Poll (bounded) until none of `pids` runs; return those still running."""
+    for _ in range(int(seconds * 10)):
+        if not any(running(pid) for pid in pids):
+            break
+        await asyncio.sleep(0.1)
+    return [pid for pid in pids if running(pid)]
 
 
 async def test_two_processes_consume_beat_and_answer_operations(
@@ -198,7 +229,7 @@ async def test_sigterm_drains_every_process_and_every_in_flight_operation_is_ans
         f"{prefix}-{i}" for i in range(8)
     )
     assert exit_code == 0
-    assert not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE for child in children)
+    assert await until_gone(children) == []
     output = worker.output()
     assert output.count('"event": "draining"') == 2  # each child drained its own share
     assert "scf: stopped: every process drained" in output
@@ -212,14 +243,14 @@ async def test_a_killed_child_is_restarted_counted_and_the_fleet_keeps_answering
     try:
         port = supervisor_port(worker)
         victim = children_of(worker)[0]
-        victim.send_signal(signal.SIGKILL)
-        victim.wait(timeout=10)
+        os.kill(victim, signal.SIGKILL)
+        assert await until_gone([victim]) == []
 
         async def restarts_announced() -> int:
             return worker.own_output().count("restarted and ready")
 
         restarted = await eventually(restarts_announced, 1)
-        replacement = [c.pid for c in children_of(worker)]
+        replacement = children_of(worker)
         queue_consumers = await eventually(lambda: consumers(vhost, "postgresql"), 2)
         async with await FleetClient.connect(vhost.amqp_url) as client:
             await ensure_connector(client)
@@ -233,7 +264,7 @@ async def test_a_killed_child_is_restarted_counted_and_the_fleet_keeps_answering
         exit_code = await asyncio.to_thread(worker.stop, 60.0)
 
     assert restarted == 1
-    assert len(replacement) == 2 and victim.pid not in replacement
+    assert len(replacement) == 2 and victim not in replacement
     assert queue_consumers == 2
     assert [r.status for r in results] == ["success"] * 10
     assert re.search(
@@ -251,12 +282,11 @@ async def test_a_killed_supervisor_takes_its_children_with_it(
     worker = await asyncio.to_thread(start_workers, env, tmp_path / "workers.log")
     children = children_of(worker)
     worker.kill()  # SIGKILL: no forwarding, no draining; the kernel must stop the children
-    gone, alive = psutil.wait_procs(children, timeout=15)
+    alive = await until_gone(children)
     worker.stop()
 
     assert len(children) == 2
     assert alive == []
-    assert len(gone) == 2
     assert "stopping: draining" not in worker.output()  # killed like their supervisor, not drained
 
 
@@ -310,7 +340,7 @@ async def test_up_with_processes_runs_workers_then_one_dispatcher_and_one_gatewa
         await asyncio.to_thread(fleet.wait_ready, 90)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{gateway_port}") as http:
             listed = (await http.get("/connectors")).json()
-        roles = sorted(p.cmdline()[3] for p in psutil.Process(fleet.proc.pid).children())
+        roles = sorted(cmdline(pid)[3] for pid in children_of(fleet))
     finally:
         exit_code = await asyncio.to_thread(fleet.stop, 60.0)
     output = fleet.output()

@@ -43,6 +43,7 @@ def test_default_processes_is_the_cores_this_process_may_use() -> None:
     import os
 
     expected = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert expected is not None
     assert default_processes() == expected >= 1
 
 
