@@ -3,7 +3,7 @@
 `scf up` runs the dispatcher and a worker for every type here; `scf dispatcher` and `scf worker` run
 one role each. SIGTERM/SIGINT stop consuming, drain in-flight work for `SCF_SHUTDOWN_GRACE`, then exit.
 Under a supervisor (`--processes N`, see supervisor.py) the process also reports readiness through an
-inherited pipe and dies with its supervisor. The loop is uvloop's where it runs (`SCF_UVLOOP=0`: asyncio).
+inherited pipe and dies with its supervisor. `SCF_UVLOOP=1` runs uvloop where it is installed.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ T = TypeVar("T")
 SUPERVISOR_FD_ENV = "SCF_SUPERVISOR_FD"
 SUPERVISOR_PID_ENV = "SCF_SUPERVISOR_PID"
 PROCESS_LABEL_ENV = "SCF_PROCESS_LABEL"
-#: `SCF_UVLOOP=0` (or false/no/off) runs the standard asyncio loop even where uvloop is installed.
+#: `SCF_UVLOOP=1` (or true/yes/on) runs uvloop where it is installed; off by default until the fault
+#: suite's broker-kill scenarios are shown to lose nothing under uvloop (see uvloop_wanted).
 UVLOOP_ENV = "SCF_UVLOOP"
 _PR_SET_PDEATHSIG = 1
 
@@ -72,9 +73,17 @@ def progress(text: str) -> None:
     print(f"scf[{label}]: {text}" if label else f"scf: {text}", file=sys.stderr, flush=True)
 
 
+def uvloop_wanted() -> bool:
+    """Off unless asked for: in 2 of 6 runs of tests/faults/test_service_restarts.py under load with
+    uvloop in every fleet process, the broker restart/kill -9 scenarios left 7-14 keyed requests with
+    neither effect nor reply (the 3 runs without uvloop, including the baseline, lost none). Until
+    that is explained, speed must not cost the no-loss guarantee."""
+    return os.environ.get(UVLOOP_ENV, "0").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop where it is installed and not switched off; None means asyncio's default."""
-    if os.environ.get(UVLOOP_ENV, "1").strip().lower() in {"0", "false", "no", "off"}:
+    """uvloop's loop where it is installed and asked for (`SCF_UVLOOP=1`); None means asyncio's."""
+    if not uvloop_wanted():
         return None
     try:
         import uvloop

@@ -304,7 +304,7 @@ def test_a_child_that_cannot_start_stops_the_supervisor_with_its_exit_code(
     assert "scf: ready:" not in worker.output()
 
 
-def test_uvloop_runs_the_children_unless_switched_off(
+def test_uvloop_runs_the_fleet_processes_when_asked_for(
     procs_env: tuple[Vhost, str, dict[str, str]], tmp_path: Path
 ) -> None:
     _, _, env = procs_env

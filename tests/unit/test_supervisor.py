@@ -97,9 +97,9 @@ def test_a_family_whose_type_disagrees_is_dropped_not_mislabelled() -> None:
 
 
 @pytest.mark.parametrize(
-    ("setting", "expected"), [(None, "uvloop"), ("1", "uvloop"), ("0", "asyncio"), ("off", "asyncio")]
+    ("setting", "expected"), [(None, "asyncio"), ("1", "uvloop"), ("on", "uvloop"), ("0", "asyncio")]
 )
-def test_uvloop_is_the_loop_unless_switched_off(
+def test_uvloop_runs_only_when_asked_for(
     setting: str | None, expected: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if setting is None:
