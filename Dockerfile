@@ -1,4 +1,6 @@
 # One image for every fleet role; the command picks the role (scf dispatcher | scf worker | scf up).
+# `scf worker` / `scf up` start one worker process per visible core unless --processes (or
+# SCF_PROCESSES) says otherwise; the supervisor answers the health check on 9464 for all of them.
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app

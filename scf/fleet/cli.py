@@ -16,11 +16,13 @@ from scf.connectors.registry import available_types, is_available
 from scf.dispatcher.discovery import load_file, probe
 from scf.fleet.client import FleetClient
 from scf.fleet.logging import configure_logging
-from scf.fleet.runner import Roles, progress, run
+from scf.fleet.runner import Roles, progress, run, run_loop
 from scf.fleet.settings import Settings
+from scf.fleet.supervisor import ChildSpec, default_processes, supervise
 from scf.schemas.errors import ConnectorError
 
 T = TypeVar("T")
+FLEET_IS_UP = "fleet is up; try: scf connector list   (Ctrl-C stops)"
 
 
 def _bodies(path: Path) -> list[dict[str, Any]]:
@@ -71,6 +73,22 @@ def _with_client(settings: Settings, action: Callable[[FleetClient], Awaitable[T
         sys.exit(1)
 
 
+def _processes_option(role: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return click.option(
+        "--processes",
+        type=click.IntRange(1, 256),
+        default=default_processes,
+        show_default="the cores this process may use",
+        envvar="SCF_PROCESSES",
+        help=f"{role} processes to run under one supervisor (1: this process alone, no supervisor).",
+    )
+
+
+def _worker_specs(processes: int, types_: str, concurrency: int) -> list[ChildSpec]:
+    args = ("worker", "--processes", "1", "--types", types_, "--concurrency", str(concurrency))
+    return [ChildSpec(f"worker-{k}", "worker", args) for k in range(1, processes + 1)]
+
+
 @click.group()
 def main() -> None:
     """Service Connector Factory: one uniform, resilient way to reach data services."""
@@ -90,40 +108,80 @@ def main() -> None:
 )
 @click.option("--gateway/--no-gateway", default=True, show_default=True, help="Also serve the HTTP gateway.")
 @click.option("--alert-webhook", default=None, help="POST health changes to this URL as JSON.")
+@_processes_option("Worker")
 def up(
-    types_: str, concurrency: int, connectors_file: Path | None, gateway: bool, alert_webhook: str | None
+    types_: str,
+    concurrency: int,
+    connectors_file: Path | None,
+    gateway: bool,
+    alert_webhook: str | None,
+    processes: int,
 ) -> None:
-    """Run the whole fleet in one process: dispatcher, workers for every type and the HTTP gateway."""
+    """Run the whole fleet: dispatcher, workers for every type and the HTTP gateway.
+
+    With --processes 1 everything runs in this one process. With N > 1 a supervisor runs N worker
+    processes (where the operations run), then one dispatcher and one gateway process (the control
+    plane and the HTTP door: one each is enough, and the gateway owns one port).
+    """
     settings = _settings(alert_webhook)
     if connectors_file is not None:
         settings = settings.model_copy(update={"scf_connectors_file": connectors_file})
+    worker_types = _types(types_)
+    if processes > 1:
+        control_env: dict[str, str] = {}
+        if settings.scf_connectors_file is not None:
+            control_env["SCF_CONNECTORS_FILE"] = str(Path(settings.scf_connectors_file).resolve())
+        if settings.scf_alert_webhook:
+            control_env["SCF_ALERT_WEBHOOK"] = settings.scf_alert_webhook
+        control = [ChildSpec("dispatcher", "dispatcher", ("dispatcher",), control_env)]
+        if gateway:
+            control.append(ChildSpec("gateway", "gateway", ("gateway",)))
+            progress(f"gateway will listen on :{settings.service_connector_factory_port}")
+        # workers first: connectors registered at dispatcher start are tested by a live worker
+        waves = [_worker_specs(processes, ",".join(worker_types), concurrency), control]
+        code = supervise(
+            waves,
+            metrics_port=settings.scf_metrics_port,
+            grace=settings.scf_shutdown_grace,
+            ready_note=FLEET_IS_UP,
+        )
+        sys.exit(code)
 
     async def on_ready() -> None:
-        progress("fleet is up; try: scf connector list   (Ctrl-C stops)")
+        progress(FLEET_IS_UP)
 
-    roles = Roles(dispatcher=True, worker_types=_types(types_), concurrency=concurrency, gateway=gateway)
-    asyncio.run(run(settings, roles, on_ready=on_ready))
+    roles = Roles(dispatcher=True, worker_types=worker_types, concurrency=concurrency, gateway=gateway)
+    run_loop(run(settings, roles, on_ready=on_ready))
 
 
 @main.command()
 @click.option("--alert-webhook", default=None, help="POST health changes to this URL as JSON.")
 def dispatcher(alert_webhook: str | None) -> None:
     """Run a dispatcher (any number may run; RabbitMQ spreads requests; one runs the health monitor)."""
-    asyncio.run(run(_settings(alert_webhook), Roles(dispatcher=True)))
+    run_loop(run(_settings(alert_webhook), Roles(dispatcher=True)))
 
 
 @main.command()
 def gateway() -> None:
     """Run the HTTP gateway alone (port SERVICE_CONNECTOR_FACTORY_PORT, default 8306)."""
-    asyncio.run(run(_settings(), Roles(gateway=True)))
+    run_loop(run(_settings(), Roles(gateway=True)))
 
 
 @main.command()
 @click.option("--types", "types_", default="all", help="Service types to serve (comma list or 'all').")
-@click.option("--concurrency", default=16, show_default=True, type=click.IntRange(1, 1024))
-def worker(types_: str, concurrency: int) -> None:
-    """Run a worker for some service types."""
-    asyncio.run(run(_settings(), Roles(worker_types=_types(types_), concurrency=concurrency)))
+@click.option(
+    "--concurrency", default=16, show_default=True, type=click.IntRange(1, 1024), help="Per process."
+)
+@_processes_option("Worker")
+def worker(types_: str, concurrency: int, processes: int) -> None:
+    """Run a worker for some service types (N processes under one supervisor with --processes N)."""
+    settings = _settings()
+    worker_types = _types(types_)
+    if processes > 1:
+        specs = _worker_specs(processes, ",".join(worker_types), concurrency)
+        code = supervise([specs], metrics_port=settings.scf_metrics_port, grace=settings.scf_shutdown_grace)
+        sys.exit(code)
+    run_loop(run(settings, Roles(worker_types=worker_types, concurrency=concurrency)))
 
 
 @main.group()
