@@ -75,6 +75,9 @@ def fleet_env(amqp_url: str, redis_url: str, secret_key: str, data_dir: Path) ->
             "SCF_METRICS_PORT": "0",
             "SCF_SHUTDOWN_GRACE": "5",
             "SCF_LOG_LEVEL": "info",
+            # one worker process per FleetProcess (the signals and pids the suites send and watch are that
+            # process's); tests/integration/test_worker_processes.py runs the supervisor on purpose
+            "SCF_PROCESSES": "1",
             # the gateway of the test fleets logs in as guest: its caller header is believed
             "SCF_TRUSTED_FORWARDERS": "guest",
         }
