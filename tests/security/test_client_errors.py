@@ -48,11 +48,18 @@ REDIS_CASES = [
 
 async def test_redis_refuses_hostile_inputs_without_moving_the_breaker(redis_url: str) -> None:
     factory = strict_factory()
-    db = int(urlsplit(redis_url).path.lstrip("/") or 0)
+    # The suite's own Redis (a private server): its host, port and database, never the machine's :6379.
+    target = urlsplit(redis_url)
+    db = int(target.path.lstrip("/") or 0)
     prefix = f"sec-{uuid.uuid4().hex[:8]}:"
     config = {"db": db, "key_prefix": prefix}
     await factory.create_connector(
-        {"service_type": "redis", "service_name": "sec_redis", "host": "127.0.0.1", "port": 6379}
+        {
+            "service_type": "redis",
+            "service_name": "sec_redis",
+            "host": target.hostname or "127.0.0.1",
+            "port": target.port or 6379,
+        }
         | {"retry_attempts": 0, "custom_config": config}
     )
     try:
