@@ -265,7 +265,12 @@ def _redact(value: Any, depth: int, budget: _Budget) -> Any:
                 out[OVER_BUDGET] = MASK
                 break
             shown, secret = _key_view(name)
-            out[shown] = MASK if secret and v not in (None, "", {}, []) else _redact(v, depth + 1, budget)
+            if secret and v not in (None, "", {}, []):
+                out[shown] = MASK
+            elif depth < MAX_REDACT_DEPTH and type(v) in _PLAIN_SCALARS:
+                out[shown] = v  # what `_redact` answers for it, without the call
+            else:
+                out[shown] = _redact(v, depth + 1, budget)
         return out
     if isinstance(value, list | tuple):
         items: list[Any] = []
