@@ -14,7 +14,7 @@ from scf.schemas.secrets import redact
 
 def redact_secrets(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: mask credential-looking keys and passwords inside URLs."""
-    redacted = redact(dict(event_dict))
+    redacted = redact(event_dict)  # a new dict: the event's own is left as it was
     assert isinstance(redacted, dict)
     return redacted
 

@@ -2,7 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
+
+_M = TypeVar("_M", bound=MetricWrapperBase)
+
+
+class Children(Generic[_M]):
+    """A labelled metric's children by label values, remembered: `.labels(...)` (argument checks, a
+    lock, a dict) once per label set instead of once per call on the hot path. Bounded: past `limit`
+    label sets it asks the metric each time, so hostile label values cost no more memory than before."""
+
+    def __init__(self, metric: _M, limit: int = 1024) -> None:
+        self._metric = metric
+        self._limit = limit
+        self._known: dict[tuple[str, ...], _M] = {}
+
+    def __call__(self, *values: str) -> _M:
+        found = self._known.get(values)
+        if found is None:
+            found = self._metric.labels(*values)
+            if len(self._known) < self._limit:
+                self._known[values] = found
+        return found
+
 
 OPERATION_SECONDS = Histogram(
     "scf_operation_duration_seconds",

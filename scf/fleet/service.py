@@ -50,11 +50,13 @@ class FleetService(ABC):
         self._consumers.append((queue, tag))
 
     def _tracked(self, handler: MessageHandler, queue: str, dead_letters: bool) -> MessageHandler:
+        inflight = INFLIGHT.labels(self.role)  # once per consumer, not twice per message
+
         async def run(message: AbstractIncomingMessage) -> None:
             task = asyncio.current_task()
             assert task is not None
             self._tasks.add(task)
-            INFLIGHT.labels(self.role).inc()
+            inflight.inc()
             try:
                 await handler(message)
             except Exception as exc:
@@ -63,7 +65,7 @@ class FleetService(ABC):
                 # consumer. Settle it: to the queue's dead letters, or (without any) a counted drop.
                 await _settle_crashed(message, queue, dead_letters, exc)
             finally:
-                INFLIGHT.labels(self.role).dec()
+                inflight.dec()
                 self._tasks.discard(task)
 
         return run

@@ -350,12 +350,12 @@ class StateStore:
 
     async def claim_operation(self, operation_id: str, identity: str, ttl: int) -> bool:
         """Claim `operation_id` for the request `identity`; False when another request holds it."""
-        claim = keys.operation_claim(operation_id)
-        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(claim, identity, nx=True, ex=max(1, ttl))
-            pipe.get(claim)
-            _, holder = await pipe.execute()
-        return holder is None or _text(holder) == identity
+        # One `SET NX GET` (Redis 7): nil when the claim is new (ours), else the holder, left unchanged.
+        async with redis_errors():
+            holder = await self.redis.set(
+                keys.operation_claim(operation_id), identity, nx=True, ex=max(1, ttl), get=True
+            )
+        return holder is None or (not isinstance(holder, bool) and _text(holder) == identity)
 
     async def release_operation(self, operation_id: str, identity: str) -> None:
         """Give up a claim this request holds (it was refused before it was forwarded)."""
@@ -368,12 +368,10 @@ class StateStore:
         Returns (ours, cancelled): `ours` is False when another request holds the id. A redelivery of
         the same request (same identity) finds its own claim and goes on.
         """
-        claim = keys.operation_claim(operation_id)
         async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
-            pipe.set(claim, identity, nx=True, ex=max(1, ttl))
-            pipe.get(claim)
+            pipe.set(keys.operation_claim(operation_id), identity, nx=True, ex=max(1, ttl), get=True)
             pipe.exists(keys.cancelled(operation_id))
-            _, holder, cancelled = await pipe.execute()
+            holder, cancelled = await pipe.execute()
         return holder is None or _text(holder) == identity, bool(cancelled)
 
     async def cancel(self, operation_id: str, ttl: int) -> None:

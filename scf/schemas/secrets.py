@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
@@ -217,14 +218,45 @@ def redact(value: Any, *, key: str | None = None, depth: int = 0) -> Any:
     Bounded: past `MAX_REDACT_DEPTH` levels a value is masked; past the node or character budget the
     rest of each container is replaced by `OVER_BUDGET`. Strings come back encodable as UTF-8.
     """
-    return _redact(value, key, depth, _Budget())
-
-
-def _redact(value: Any, key: str | None, depth: int, budget: _Budget) -> Any:
     if depth > MAX_REDACT_DEPTH:
         return MASK
     if key is not None and is_secret_key(key) and value not in (None, "", {}, []):
         return MASK
+    return _redact(value, depth, _Budget())
+
+
+#: Values returned as they are (nothing in them to mask); checked by exact type, before any ABC check.
+_PLAIN_SCALARS = frozenset({int, float, bool, type(None)})
+#: Keys up to this length have their verdict (shown name, secret or not) remembered; a key is a pure
+#: function of its text, and log lines repeat the same few keys (`event`, `level`, `operation_id`...).
+_REMEMBERED_KEY_CHARS = 128
+
+
+def _key_view(name: str) -> tuple[str, bool]:
+    """(the key as shown, the key names a secret)."""
+    if len(name) <= _REMEMBERED_KEY_CHARS:
+        return _short_key_view(name)
+    return encodable(mask_url(name, limit=MAX_KEY_CHARS)), is_secret_key(name)
+
+
+@lru_cache(maxsize=4096)  # bounded: a hostile stream of new keys costs misses, never memory
+def _short_key_view(name: str) -> tuple[str, bool]:
+    return encodable(mask_url(name, limit=MAX_KEY_CHARS)), is_secret_key(name)
+
+
+def _redact(value: Any, depth: int, budget: _Budget) -> Any:
+    if depth > MAX_REDACT_DEPTH:
+        return MASK
+    kind = type(value)
+    if kind is str:
+        if not budget.spend(min(len(value), MAX_SCANNED_CHARS)):
+            return OVER_BUDGET
+        # Nothing to mask without '://' (the only way `mask_url` changes a string of its scanned length).
+        if len(value) <= MAX_SCANNED_CHARS and value.isascii() and "://" not in value:
+            return value
+        return encodable(mask_url(value))
+    if kind in _PLAIN_SCALARS:
+        return value
     if isinstance(value, Mapping):
         out: dict[str, Any] = {}
         for k, v in value.items():
@@ -232,7 +264,13 @@ def _redact(value: Any, key: str | None, depth: int, budget: _Budget) -> Any:
             if not budget.spend(min(len(name), MAX_SCANNED_CHARS)):
                 out[OVER_BUDGET] = MASK
                 break
-            out[encodable(mask_url(name, limit=MAX_KEY_CHARS))] = _redact(v, name, depth + 1, budget)
+            shown, secret = _key_view(name)
+            if secret and v not in (None, "", {}, []):
+                out[shown] = MASK
+            elif depth < MAX_REDACT_DEPTH and type(v) in _PLAIN_SCALARS:
+                out[shown] = v  # what `_redact` answers for it, without the call
+            else:
+                out[shown] = _redact(v, depth + 1, budget)
         return out
     if isinstance(value, list | tuple):
         items: list[Any] = []
@@ -240,9 +278,9 @@ def _redact(value: Any, key: str | None, depth: int, budget: _Budget) -> Any:
             if not budget.spend():
                 items.append(OVER_BUDGET)
                 break
-            items.append(_redact(v, None, depth + 1, budget))
+            items.append(_redact(v, depth + 1, budget))
         return items
-    if isinstance(value, str):
+    if isinstance(value, str):  # a str subclass
         if not budget.spend(min(len(value), MAX_SCANNED_CHARS)):
             return OVER_BUDGET
         return encodable(mask_url(value))

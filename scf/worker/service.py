@@ -39,6 +39,7 @@ from scf.fleet.metrics import (
     REDELIVERED_TOTAL,
     REJECTED_TOTAL,
     RETRIES_TOTAL,
+    Children,
 )
 from scf.fleet.rpc import RpcClient
 from scf.fleet.service import FleetService, give_back
@@ -64,6 +65,8 @@ from scf.worker.result_cache import RedisResultCache
 from scf.worker.sink import FleetSink, ProgressPublisher
 
 log = structlog.get_logger(__name__)
+#: The duration histogram's children by (service type, operation, status), looked up once each.
+_operation_seconds = Children(OPERATION_SECONDS)
 
 
 def new_worker_id() -> str:
@@ -409,7 +412,7 @@ class Worker(FleetService):
             log.info("operation_id_in_use", operation_id=operation_id)
             taken = operation_id_in_use(operation_id)
             return None, OperationResult.failed(operation_id, taken), envelope.remaining()
-        OPERATION_SECONDS.labels(envelope.service_type, request.operation, result.status).observe(
+        _operation_seconds(envelope.service_type, request.operation, result.status).observe(
             result.execution_time
         )
         return request.service_name, result, envelope.remaining()

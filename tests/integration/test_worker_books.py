@@ -226,3 +226,24 @@ async def test_a_view_fetched_before_a_failed_probe_does_not_win_a_second_probe(
 
     assert not second.allowed and not second.probe
     assert second.retry_after == pytest.approx(POLICY.cooldown, abs=0.2)
+
+
+async def test_an_operation_claim_is_one_holder_with_its_ttl_and_begin_reads_the_cancel_mark(
+    state: StateStore,
+) -> None:
+    """`claim_operation` and `begin_operation` (one `SET NX GET` each): the first request holds the id,
+    its own redelivery finds it held by itself, any other request is refused, and the holder and TTL
+    are never overwritten by a refused claim."""
+    claim = keys.operation_claim("op_claimed")
+    assert await state.claim_operation("op_claimed", "request-a", 60) is True
+    assert await state.claim_operation("op_claimed", "request-a", 60) is True  # its own redelivery
+    assert await state.claim_operation("op_claimed", "request-b", 600) is False
+    assert await state.redis.get(claim) == "request-a"
+    assert 0 < await state.redis.ttl(claim) <= 60
+    assert await state.begin_operation("op_claimed", "request-b", 600) == (False, False)
+    assert await state.begin_operation("op_claimed", "request-a", 60) == (True, False)
+    await state.cancel("op_claimed", 60)
+    assert await state.begin_operation("op_claimed", "request-a", 60) == (True, True)
+    assert await state.begin_operation("op_fresh", "request-c", 60) == (True, False)
+    assert await state.redis.get(keys.operation_claim("op_fresh")) == "request-c"
+    assert await state.redis.get(claim) == "request-a"

@@ -137,3 +137,33 @@ def test_dead_letter_headers_show_only_the_fleets_and_brokers_values() -> None:
     headers = {"X-Auth": "tok-1", "Signature": "sig-2", "x-scf-attempts": 3, "x-first-death-queue": "q"}
     shown = describe(b"{}", headers, None, None, 1.0).headers
     assert shown == {"X-Auth": MASK, "Signature": MASK, "x-scf-attempts": 3, "x-first-death-queue": "q"}
+
+
+class _Text(str):
+    """A str subclass: not the exact type the fast path trusts."""
+
+
+def test_remembered_keys_and_the_plain_string_fast_path_mask_the_same_as_the_first_time() -> None:
+    """Key verdicts are remembered and plain ASCII strings skip the URL scan: neither may let a secret
+    through on a repeat, under a long key, in a str subclass, or in a value that looks like a URL."""
+    line = {
+        "event": "audit",
+        "password": "hunter2",
+        "Api-Key": "k" * 10,
+        "claimed_caller": "postgresql://bob:s3cret@db/x",
+        "outcome": "success",
+        "service_name": _Text("http://u:pw@h/"),
+        "nested": {"token": "t0k", "note": ["ftp://a:b@c", "plain", 3, None, 1.5, True]},
+        "x" * 200 + "secret": "long key",
+        "ex://u:p4ss@h": "key with a URL",
+        "ünïcode": "postgres://u:p\udc80w@h/db",
+    }
+    for _ in range(3):  # the first call fills the key cache, the others read it
+        shown = redact(dict(line))
+        text = json.dumps(shown, ensure_ascii=False)
+        for secret in ("hunter2", "k" * 10, "s3cret", "pw@", "t0k", "a:b@", "long key", "p4ss", "p\udc80w"):
+            assert secret not in text, secret
+        assert shown["event"] == "audit" and shown["outcome"] == "success"
+        assert shown["nested"]["note"][1:] == ["plain", 3, None, 1.5, True]
+        assert shown["password"] == MASK and shown["x" * 200 + "secret"] == MASK
+        text.encode("utf-8")  # every string came back encodable
