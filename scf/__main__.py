@@ -1,5 +1,5 @@
 """`python -m scf` is the `scf` command line."""
 
-from scf.fleet.cli import main
+from scf.app.cli import main
 
 main()

@@ -16,7 +16,7 @@ from typing import Any, Self
 import structlog
 
 from scf.connectors.base import ServiceConnector
-from scf.connectors.breaker import BreakerBoard, LocalBreakerBoard
+from scf.connectors.circuit import BreakerBoard, LocalBreakerBoard
 from scf.connectors.execution import Endpoint, Execution, endpoints_of
 from scf.connectors.registry import connector_class
 from scf.connectors.result_cache import MemoryResultCache, ResultCache

@@ -12,11 +12,12 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, overload
 
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from scf.connectors.operation_table import Operation
 from scf.connectors.sources import DEADLINE, Bindings, time_left
 from scf.schemas.configs import parse_type_config
 from scf.schemas.connection import ServiceConnection, describe_validation_error
@@ -102,17 +103,27 @@ class PoolStats:
 class ServiceConnector(ABC):
     """Abstract base of every connector (the spec's `ServiceConnector`).
 
-    Subclasses set `service_type`, `operations` and `error_rules`, and write `_open`, `_check`,
-    `_execute` and `_close`. Every public method raises only `ConnectorError` subclasses.
+    Subclasses set `service_type`, `operation_table` (scf/connectors/operation_table.py) and
+    `error_rules`, and write `_open`, `_check` and `_close`; `execute` parses each request against its
+    row and calls the row's handler. Every public method raises only `ConnectorError` subclasses.
     """
 
     service_type: ClassVar[str]
-    operations: ClassVar[frozenset[str]]
-    #: operations that change nothing: they may go to a read-only failover host (a replica)
+    #: every operation: name -> models, handler and traits (the one place a connector declares them)
+    operation_table: ClassVar[Mapping[str, Operation[Any]]] = {}
+    #: the table's names (derived)
+    operations: ClassVar[frozenset[str]] = frozenset()
+    #: operations that change nothing: they may go to a read-only failover host (a replica) (derived)
     read_operations: ClassVar[frozenset[str]] = frozenset()
     #: keyed writes are recorded in the service itself, in the effect's own transaction (PostgreSQL)
     durable_idempotency: ClassVar[bool] = False
     error_rules: ClassVar[tuple[ErrorRule, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "operation_table" in cls.__dict__:
+            cls.operations = frozenset(cls.operation_table)
+            cls.read_operations = frozenset(n for n, op in cls.operation_table.items() if op.traits.reads)
 
     def __init__(self, connection: ServiceConnection) -> None:
         if connection.service_type != self.service_type:
@@ -142,6 +153,19 @@ class ServiceConnector(ABC):
 
     def translate(self, exc: BaseException) -> ConnectorError:
         return classify(exc, self.error_rules)
+
+    @overload
+    def time_left(self, limit: float) -> float: ...
+
+    @overload
+    def time_left(self, limit: float | None = None) -> float | None: ...
+
+    def time_left(self, limit: float | None = None) -> float | None:
+        """Seconds the running operation (or connection test) has left, never more than `limit`.
+
+        Every I/O call a connector makes takes this as its timeout, so no call outlives its request.
+        """
+        return time_left(limit)
 
     # --- the contract -------------------------------------------------------------------------------
 
@@ -223,6 +247,11 @@ class ServiceConnector(ABC):
         except Exception as exc:
             raise self.translate(exc) from exc
 
+    async def _execute(self, request: OperationRequest) -> OperationOutcome:
+        """Parse `data` and `parameters` against the operation's row, then run its handler."""
+        operation = self.operation_table[request.operation]
+        return await operation.handler(self, operation.parse(request, self.service_type))
+
     async def close(self) -> None:
         """Release every resource. Idempotent; never raises."""
         await self._close_quietly()
@@ -262,9 +291,6 @@ class ServiceConnector(ABC):
     @abstractmethod
     async def _check(self) -> dict[str, TestVerdict]:
         """Return the verdicts it could establish; raise a driver or typed error on failure."""
-
-    @abstractmethod
-    async def _execute(self, request: OperationRequest) -> OperationOutcome: ...
 
     @abstractmethod
     async def _close(self) -> None: ...

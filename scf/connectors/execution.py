@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import structlog
 
 from scf.connectors.base import ServiceConnector
-from scf.connectors.breaker import BreakerBoard, circuit_open, counts_as_failure
+from scf.connectors.circuit import BreakerBoard, circuit_open, counts_as_failure
 from scf.connectors.retry import RetryPolicy, is_retryable, retrying
 from scf.connectors.sources import DEADLINE
 from scf.schemas.errors import ConnectorError, ErrorCode, TransientError

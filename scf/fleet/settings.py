@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from scf.connectors.breaker import BreakerPolicy
+from scf.connectors.circuit import BreakerPolicy
 from scf.schemas.topology import QueueLimits
 
 #: The largest request body any door takes (the dispatcher's own limit on an AMQP message).

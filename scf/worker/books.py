@@ -16,11 +16,11 @@ from collections.abc import Callable
 
 import structlog
 
-from scf.fleet.breakers import RedisBreakerBoard
 from scf.fleet.state import StateStore
 from scf.fleet.tally import Tally
 from scf.schemas.errors import ConnectorError
 from scf.schemas.operation import OperationResult
+from scf.worker.shared_breakers import RedisBreakerBoard
 
 log = structlog.get_logger(__name__)
 

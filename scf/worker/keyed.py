@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
-from scf.fleet.idempotency import Claim, ClaimKind, IdempotencyStore
 from scf.fleet.metrics import IDEMPOTENT_REPLAYS_TOTAL
 from scf.schemas.errors import ConnectorError, ErrorCode, PermanentError, TransientError
 from scf.schemas.operation import OperationRequest, OperationResult, request_digest
+from scf.worker.idempotency import Claim, ClaimKind, IdempotencyStore
 
 log = structlog.get_logger(__name__)
 

@@ -32,7 +32,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from scf.dispatcher.service import MAX_REQUEST_BYTES
+from scf.dispatcher.dispatcher import MAX_REQUEST_BYTES
 from scf.fleet import amqp
 from scf.fleet.client import FleetClient
 from scf.schemas.control import MessageType

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import pytest
 import redis.asyncio as aioredis
 
-from scf.connectors.breaker import BreakerPolicy
+from scf.connectors.circuit import BreakerPolicy
 from scf.fleet import keys
-from scf.fleet.breakers import RedisBreakerBoard
+from scf.worker.shared_breakers import RedisBreakerBoard
 from tests.support.services import claim_redis_db
 
 pytestmark = pytest.mark.integration

@@ -10,15 +10,15 @@ import pytest
 import redis.asyncio as aioredis
 from cryptography.fernet import Fernet
 
-from scf.connectors.breaker import BreakerPolicy
+from scf.connectors.circuit import BreakerPolicy
 from scf.fleet import amqp, keys
-from scf.fleet.breakers import RedisBreakerBoard
 from scf.fleet.crypto import SecretBox
 from scf.fleet.state import StateStore
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ConnectorError, ErrorCode, TransientError
 from scf.schemas.operation import OperationOutcome, OperationResult
 from scf.worker.books import Books, ResultWriter
+from scf.worker.shared_breakers import RedisBreakerBoard
 from tests.support.services import claim_redis_db
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from scf.fleet.dead_letters import describe
+from scf.dispatcher.dead_letter_store import describe
 from scf.schemas.secrets import MASK, mask_url, redact
 from tests.support.timing import best_of
 

@@ -12,7 +12,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from scf.connectors.breaker import BreakerPolicy, LocalBreakerBoard
+from scf.connectors.circuit import BreakerPolicy, LocalBreakerBoard
 from scf.factory import ServiceConnectorFactory
 from scf.schemas.errors import ErrorCategory
 

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import pytest
 
 from scf.connectors.base import ServiceConnector
-from scf.connectors.breaker import (
+from scf.connectors.circuit import (
     BreakerPolicy,
     BreakerState,
     LocalBreakerBoard,

@@ -16,7 +16,7 @@ from urllib3.exceptions import ConnectTimeoutError
 
 from scf.connectors.api.errors import translate_transport_error
 from scf.connectors.base import classify
-from scf.connectors.breaker import counts_as_failure
+from scf.connectors.circuit import counts_as_failure
 from scf.connectors.minio.client import call_timeout
 from scf.connectors.minio.errors import classify_store_answer
 from scf.connectors.rabbitmq.errors import classify_amqp

@@ -14,7 +14,7 @@ import pytest
 
 from scf.connectors import execution as execution_module
 from scf.connectors import retry as retry_module
-from scf.connectors.breaker import LocalBreakerBoard
+from scf.connectors.circuit import LocalBreakerBoard
 from scf.connectors.execution import Execution
 from scf.connectors.retry import RetryPolicy
 from scf.dispatcher.routing import MAX_JSON_DEPTH, _depth

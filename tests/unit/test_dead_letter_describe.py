@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from scf.fleet.dead_letters import MAX_SHOWN_BODY, describe
+from scf.dispatcher.dead_letter_store import MAX_SHOWN_BODY, describe
 from scf.schemas import topology
 from scf.schemas.dead_letters import DeadReason
 from scf.schemas.errors import ErrorCode, TransientError

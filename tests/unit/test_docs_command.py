@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from scf.fleet.cli import main
+from scf.app.cli import main
 
 
 def test_scf_docs_writes_both_documents_from_the_same_models(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 from pydantic import ValidationError
 
-from scf.dispatcher.service import MAX_REQUEST_BYTES as DISPATCHER_LIMIT
+from scf.dispatcher.dispatcher import MAX_REQUEST_BYTES as DISPATCHER_LIMIT
 from scf.fleet.settings import MAX_REQUEST_BYTES, Settings
 from scf.gateway.bodies import ByteBudget, object_weight
 from scf.gateway.errors import http_status, refusal_body

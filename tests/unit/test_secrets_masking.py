@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from scf.fleet.dead_letters import MAX_PARSED_BODY, MAX_SHOWN_HEADER, describe, minimal
+from scf.dispatcher.dead_letter_store import MAX_PARSED_BODY, MAX_SHOWN_HEADER, describe, minimal
 from scf.schemas.secrets import (
     MASK,
     MAX_REDACT_NODES,

@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from scf.fleet import runner
-from scf.fleet.cli import main
+from scf.app.cli import main
+from scf.app.supervisor import RestartPolicy, child_port, default_processes
+from scf.app import runner
 from scf.fleet.http import merge_metrics, parse_metrics
-from scf.fleet.supervisor import RestartPolicy, child_port, default_processes
 
 
 def test_a_child_that_keeps_dying_is_restarted_later_and_later_then_given_up() -> None:

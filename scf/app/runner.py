@@ -22,13 +22,13 @@ import structlog
 from aio_pika.abc import AbstractRobustConnection
 
 from scf.dispatcher.discovery import discover
-from scf.dispatcher.service import Dispatcher
+from scf.dispatcher.dispatcher import Dispatcher
 from scf.fleet import amqp
 from scf.fleet.crypto import load_secret_box
 from scf.fleet.http import ProbeServer
 from scf.fleet.settings import Settings
 from scf.fleet.state import StateStore
-from scf.worker.service import Worker
+from scf.worker.worker import Worker
 
 log = structlog.get_logger(__name__)
 

@@ -27,7 +27,7 @@ import structlog
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
 
-from scf.connectors.breaker import Admission, BreakerPolicy, LocalBreakerBoard, State
+from scf.connectors.circuit import Admission, BreakerPolicy, LocalBreakerBoard, State
 from scf.fleet import keys
 from scf.fleet.metrics import BREAKER_STATE, BREAKER_TRANSITIONS
 

@@ -6,7 +6,7 @@ half-open -> closed when the probe succeeds, -> open again when it fails. Only f
 service is unwell count (`counts_as_failure`): a bad request is the caller's fault, not the service's.
 
 `LocalBreakerBoard` keeps the states in this process (embedded use, and the fleet's fallback when Redis is
-unreachable); the fleet's shared board lives in `scf/fleet/breakers.py`.
+unreachable); the fleet's shared board lives in `scf/worker/shared_breakers.py`.
 """
 
 from __future__ import annotations

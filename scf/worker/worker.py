@@ -28,10 +28,9 @@ from scf.connectors.sources import CANCELLED, PROGRESS
 from scf.factory import ServiceConnectorFactory
 from scf.fleet import amqp
 from scf.fleet.audit import audit_operation, sample_operations, trust_forwarders
-from scf.fleet.breakers import RedisBreakerBoard
 from scf.fleet.disposition import REPLY, Disposition, Kind, decide
 from scf.fleet.health import HealthStore
-from scf.fleet.idempotency import IdempotencyStore
+from scf.fleet.lifecycle import FleetService, give_back
 from scf.fleet.metrics import (
     OPERATION_SECONDS,
     ORPHAN_REPLIES,
@@ -42,7 +41,6 @@ from scf.fleet.metrics import (
     Children,
 )
 from scf.fleet.rpc import RpcClient
-from scf.fleet.service import FleetService, give_back
 from scf.fleet.settings import Settings
 from scf.fleet.settle import Settler, delayed_retries
 from scf.fleet.state import StateStore
@@ -60,8 +58,10 @@ from scf.schemas.operation import (
 from scf.worker.books import Books, ResultWriter
 from scf.worker.cache import ConnectorCache
 from scf.worker.cancels import RecentCancels
+from scf.worker.idempotency import IdempotencyStore
 from scf.worker.keyed import KeyedRunner
-from scf.worker.result_cache import RedisResultCache
+from scf.worker.shared_breakers import RedisBreakerBoard
+from scf.worker.shared_result_cache import RedisResultCache
 from scf.worker.sink import FleetSink, ProgressPublisher
 
 log = structlog.get_logger(__name__)

@@ -12,13 +12,13 @@ from typing import Any, TypeVar
 import click
 from pydantic import BaseModel
 
+from scf.app.runner import Roles, progress, run, run_loop
+from scf.app.supervisor import ChildSpec, default_processes, supervise
 from scf.connectors.registry import available_types, is_available
 from scf.dispatcher.discovery import load_file, probe
 from scf.fleet.client import FleetClient
 from scf.fleet.logging import configure_logging
-from scf.fleet.runner import Roles, progress, run, run_loop
 from scf.fleet.settings import Settings
-from scf.fleet.supervisor import ChildSpec, default_processes, supervise
 from scf.schemas.errors import ConnectorError
 
 T = TypeVar("T")

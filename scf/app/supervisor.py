@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 
+from scf.app.runner import PROCESS_LABEL_ENV, SUPERVISOR_FD_ENV, SUPERVISOR_PID_ENV, progress
 from scf.fleet.http import ProbeServer, http_get, merge_metrics, parse_metrics
-from scf.fleet.runner import PROCESS_LABEL_ENV, SUPERVISOR_FD_ENV, SUPERVISOR_PID_ENV, progress
 
 log = structlog.get_logger(__name__)
 

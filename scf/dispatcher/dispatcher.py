@@ -17,16 +17,16 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMess
 from pydantic import ValidationError
 
 from scf.dispatcher.control import ControlPlane, parse
-from scf.dispatcher.dead_letters import DeadLetterDesk
+from scf.dispatcher.dead_letter_desk import DeadLetterDesk
+from scf.dispatcher.dead_letter_store import DeadLetterStore
 from scf.dispatcher.health_monitor import HealthMonitor
 from scf.dispatcher.routing import Decoded, deadline_for, decode
 from scf.dispatcher.routing_cache import RoutingCache
 from scf.fleet import amqp
 from scf.fleet.audit import audit, trust_forwarders
-from scf.fleet.dead_letters import DeadLetterStore
+from scf.fleet.lifecycle import FleetService, give_back
 from scf.fleet.metrics import DROPPED_TOTAL, ORPHAN_REPLIES, QUEUE_DEPTH, REJECTED_TOTAL, REQUESTS_TOTAL
 from scf.fleet.rpc import RpcClient
-from scf.fleet.service import FleetService, give_back
 from scf.fleet.settings import Settings
 from scf.fleet.settle import Settler
 from scf.fleet.state import StateStore

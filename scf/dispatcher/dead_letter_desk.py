@@ -20,8 +20,8 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from pydantic import BaseModel
 
+from scf.dispatcher.dead_letter_store import MAX_PARSED_BODY, DeadLetterStore, Original, describe, minimal
 from scf.fleet import amqp
-from scf.fleet.dead_letters import MAX_PARSED_BODY, DeadLetterStore, Original, describe, minimal
 from scf.fleet.metrics import DEAD_LETTERS_TOTAL, ORPHAN_REPLIES
 from scf.fleet.state import StateStore
 from scf.schemas import topology
