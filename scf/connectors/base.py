@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, overload
 
@@ -45,12 +45,36 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class ErrorRule:
-    """One row of an error table: driver exception type -> category, code and user-safe message."""
+    """One row of an error table: driver exception type -> category, code and user-safe message.
 
-    exception: type[BaseException]
+    A driver that raises one generic type for several cases is told apart by `text` (the row matches
+    only when the exception's text holds one of these fragments) or by `when` (a predicate on the
+    exception); a row with neither matches on the type alone.
+    """
+
+    exception: type[BaseException] | tuple[type[BaseException], ...]
     category: ErrorCategory
     code: ErrorCode
     message: str
+    text: tuple[str, ...] = ()
+    when: Callable[[BaseException], bool] | None = None
+
+    def matches(self, exc: BaseException) -> bool:
+        if not isinstance(exc, self.exception):
+            return False
+        if self.text and not any(fragment in str(exc) for fragment in self.text):
+            return False
+        return self.when is None or self.when(exc)
+
+
+#: Short names for error tables (`ErrorRule(SomeError, P, ErrorCode.INVALID_DATA, "...")`).
+T, R, P, C, S = (
+    ErrorCategory.TRANSIENT,
+    ErrorCategory.RESOURCE,
+    ErrorCategory.PERMANENT,
+    ErrorCategory.CONFIGURATION,
+    ErrorCategory.SECURITY,
+)
 
 
 #: Rows every connector gets after its own: network trouble is transient, a value the client library
@@ -84,7 +108,7 @@ def classify(exc: BaseException, rules: tuple[ErrorRule, ...]) -> ConnectorError
     if isinstance(exc, ConnectorError):
         return exc
     for rule in (*rules, *BASE_ERROR_RULES):
-        if isinstance(exc, rule.exception):
+        if rule.matches(exc):
             return error_class(rule.category)(rule.message, code=rule.code, detail=_detail(exc))
     return PermanentError("internal connector error", code=ErrorCode.INTERNAL, detail=_detail(exc))
 
@@ -316,9 +340,14 @@ def require(condition: bool, message: str, code: ErrorCode = ErrorCode.INVALID_D
 
 __all__ = [
     "BASE_ERROR_RULES",
+    "C",
     "ErrorRule",
+    "P",
     "PoolStats",
+    "R",
+    "S",
     "ServiceConnector",
+    "T",
     "TransientError",
     "classify",
     "require",

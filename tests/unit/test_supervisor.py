@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+from scf.app import runner
 from scf.app.cli import main
 from scf.app.supervisor import RestartPolicy, child_port, default_processes
-from scf.app import runner
 from scf.fleet.http import merge_metrics, parse_metrics
 
 
