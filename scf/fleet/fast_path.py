@@ -161,24 +161,11 @@ class FastPath:
         (the dispatcher path answers instead, e.g. a body it would refuse, or a route the broker returned).
         `timeout`: the deadline of a request that gives none; `wait`: how long to wait for the reply."""
         assert request.operation_id is not None and request.service_name is not None
-        if nests_deeper_than(request.data, MAX_JSON_DEPTH - 1) or nests_deeper_than(
-            request.parameters, MAX_JSON_DEPTH - 1
-        ):
-            return None  # the dispatcher refuses it (LIMIT_EXCEEDED): let the caller get that reply
         now = time.time()
-        envelope = OperationEnvelope(
-            request=request,
-            service_type=route.service_type,
-            connector_version=route.version,
-            deadline=now + (request.timeout if request.timeout is not None else timeout),
-            accepted_at=now,
-        )
-        try:
-            body = amqp.encode(envelope)
-        except Exception:  # e.g. a lone surrogate: the dispatcher refuses it (INVALID_REQUEST), let it say so
+        deadline = now + (request.timeout if request.timeout is not None else timeout)
+        body = envelope_body(request, route, deadline, now)
+        if body is None:
             return None
-        if len(body) > MAX_REQUEST_BYTES:
-            return None  # over the dispatcher's size limit: it answers LIMIT_EXCEEDED
         try:
             reply = await self.rpc.call_raw(
                 MessageType.OPERATION_EXECUTE,
@@ -188,7 +175,7 @@ class FastPath:
                 routing_key=route.service_type,
                 message_id=request.operation_id,
                 headers={amqp.FORWARDED_AT_HEADER: amqp.forwarded_at_value(now)},
-                expiration=envelope.deadline - now,
+                expiration=deadline - now,
                 on_progress=on_progress,
             )
         except amqp.UnroutableError:
@@ -204,3 +191,25 @@ class FastPath:
         if result.error is not None and result.error.code in UNROUTABLE_CODES:
             self.routes.invalidate(request.service_name)  # the next call asks the dispatcher
         return result
+
+
+def envelope_body(request: OperationRequest, route: Route, deadline: float, now: float) -> bytes | None:
+    """The encoded envelope the dispatcher would have forwarded; None for a body the dispatcher would
+    refuse (nested too deep or too large: LIMIT_EXCEEDED; unencodable: INVALID_REQUEST), so the caller
+    gets that refusal through the dispatcher path."""
+    if nests_deeper_than(request.data, MAX_JSON_DEPTH - 1) or nests_deeper_than(
+        request.parameters, MAX_JSON_DEPTH - 1
+    ):
+        return None
+    envelope = OperationEnvelope(
+        request=request,
+        service_type=route.service_type,
+        connector_version=route.version,
+        deadline=deadline,
+        accepted_at=now,
+    )
+    try:
+        body = amqp.encode(envelope)
+    except Exception:  # e.g. a lone surrogate
+        return None
+    return body if len(body) <= MAX_REQUEST_BYTES else None
