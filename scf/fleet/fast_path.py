@@ -162,8 +162,14 @@ class FastPath:
         `timeout`: the deadline of a request that gives none; `wait`: how long to wait for the reply."""
         assert request.operation_id is not None and request.service_name is not None
         now = time.time()
-        deadline = now + (request.timeout if request.timeout is not None else timeout)
-        body = envelope_body(request, route, deadline, now)
+        envelope = OperationEnvelope(
+            request=request,
+            service_type=route.service_type,
+            connector_version=route.version,
+            deadline=now + (request.timeout if request.timeout is not None else timeout),
+            accepted_at=now,
+        )
+        body = envelope_body(envelope)
         if body is None:
             return None
         try:
@@ -175,7 +181,7 @@ class FastPath:
                 routing_key=route.service_type,
                 message_id=request.operation_id,
                 headers={amqp.FORWARDED_AT_HEADER: amqp.forwarded_at_value(now)},
-                expiration=deadline - now,
+                expiration=envelope.deadline - now,
                 on_progress=on_progress,
             )
         except amqp.UnroutableError:
@@ -193,21 +199,14 @@ class FastPath:
         return result
 
 
-def envelope_body(request: OperationRequest, route: Route, deadline: float, now: float) -> bytes | None:
-    """The encoded envelope the dispatcher would have forwarded; None for a body the dispatcher would
-    refuse (nested too deep or too large: LIMIT_EXCEEDED; unencodable: INVALID_REQUEST), so the caller
-    gets that refusal through the dispatcher path."""
+def envelope_body(envelope: OperationEnvelope) -> bytes | None:
+    """The encoded envelope; None for one the dispatcher would refuse (nested too deep or too large:
+    LIMIT_EXCEEDED; unencodable: INVALID_REQUEST), so the caller gets that refusal through its path."""
+    request = envelope.request
     if nests_deeper_than(request.data, MAX_JSON_DEPTH - 1) or nests_deeper_than(
         request.parameters, MAX_JSON_DEPTH - 1
     ):
         return None
-    envelope = OperationEnvelope(
-        request=request,
-        service_type=route.service_type,
-        connector_version=route.version,
-        deadline=deadline,
-        accepted_at=now,
-    )
     try:
         body = amqp.encode(envelope)
     except Exception:  # e.g. a lone surrogate

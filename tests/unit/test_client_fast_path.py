@@ -13,13 +13,12 @@ import pytest
 
 from scf.fleet import amqp
 from scf.fleet.fast_path import FastPath, envelope_body
-from scf.fleet.routes import Route
 from scf.fleet.rpc import RpcClient
 from scf.fleet.settings import MAX_REQUEST_BYTES
 from scf.schemas import topology
 from scf.schemas.control import ConnectorStatus, HealthState
 from scf.schemas.errors import ConnectorError, ErrorCode, ResourceError
-from scf.schemas.operation import OperationRequest, OperationResult
+from scf.schemas.operation import OperationEnvelope, OperationRequest, OperationResult
 
 
 class Queue:
@@ -261,8 +260,16 @@ async def test_a_worker_that_no_longer_knows_the_connector_drops_the_route() -> 
 
 
 def test_bodies_the_dispatcher_would_refuse_get_no_envelope() -> None:
-    route = Route(service_type="postgresql", version=7, expires=1.0, refresh_at=0.0)
-    assert envelope_body(request(), route, deadline=10.0, now=0.0) is not None
-    assert envelope_body(request(data={"x": "\ud800"}), route, deadline=10.0, now=0.0) is None
-    big = "a" * MAX_REQUEST_BYTES
-    assert envelope_body(request(data={"x": big}), route, deadline=10.0, now=0.0) is None
+    def body(**fields: Any) -> bytes | None:
+        envelope = OperationEnvelope(
+            request=request(**fields),
+            service_type="postgresql",
+            connector_version=7,
+            deadline=10.0,
+            accepted_at=0.0,
+        )
+        return envelope_body(envelope)
+
+    assert body() is not None
+    assert body(data={"x": "\ud800"}) is None
+    assert body(data={"x": "a" * MAX_REQUEST_BYTES}) is None
