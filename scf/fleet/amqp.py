@@ -70,7 +70,7 @@ async def open_channel(connection: AbstractRobustConnection, prefetch: int | Non
 
 
 async def declare_topology(channel: AbstractChannel, limits: topology.QueueLimits) -> None:
-    """Declare every exchange, queue and binding of DESIGN.md §3. Idempotent; the same in every process."""
+    """Declare every exchange, queue and binding (docs/architecture.md); idempotent, same in every process."""
     requests = await channel.declare_exchange(
         topology.REQUEST_EXCHANGE, aio_pika.ExchangeType.DIRECT, durable=True
     )

@@ -7,29 +7,29 @@
 Replies keep the spec's shapes; a failed control-plane call raises the typed error it carried, a failed
 operation is a `failed` OperationResult (as with the in-process factory).
 
-The fast path: once the client knows a connector's type (`RouteCache`, learned from the control plane
-after a first call through the dispatcher and kept fresh by `scf.events`), `operation.execute` goes
-straight to `scf.ops` as the envelope the dispatcher would have forwarded; the worker makes every check
-the dispatcher made. Anything the client cannot send that way goes through the dispatcher, unchanged.
+The fast path (`scf.fleet.fast_path`): once the client knows a connector's type, `operation.execute`
+goes straight to `scf.ops` as the envelope the dispatcher would have forwarded; the worker makes every
+check the dispatcher made. Anything the client cannot send that way goes through the dispatcher, unchanged.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-import structlog
 from pydantic import BaseModel
 
-from scf.fleet import amqp
-from scf.fleet.routes import MAX_JSON_DEPTH, RegistryWatch, Route, RouteCache, nests_deeper_than
+from scf.fleet.fast_path import (
+    ROUTE_TTL_SECONDS,
+    UNROUTABLE_CODES,
+    WATCH_RETRY_SECONDS,
+    FastPath,
+    PathCounts,
+)
+from scf.fleet.routes import RouteCache
 from scf.fleet.rpc import ProgressCallback, RpcClient, reply_error
-from scf.fleet.settings import MAX_REQUEST_BYTES
-from scf.schemas import topology
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.control import (
     Acknowledged,
@@ -42,26 +42,26 @@ from scf.schemas.control import (
     MessageType,
 )
 from scf.schemas.dead_letters import DeadLetterOutcome, DeadLetterPage
-from scf.schemas.errors import ConnectorError, ErrorCode
+from scf.schemas.errors import ConnectorError
 from scf.schemas.operation import (
     UNPARSED_OPERATION_ID,
     ConnectionTestResult,
-    OperationEnvelope,
     OperationRequest,
     OperationResult,
     prepare_request,
 )
 
-log = structlog.get_logger(__name__)
+__all__ = [
+    "DEFAULT_AMQP_URL",
+    "ROUTE_TTL_SECONDS",
+    "UNROUTABLE_CODES",
+    "WATCH_RETRY_SECONDS",
+    "FleetClient",
+    "PathCounts",
+    "RemoteConnector",
+]
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
-#: How long a learned route is used before the control plane is asked again (a missed event, or a worker
-#: pool that died, costs at most this long on the fast path).
-ROUTE_TTL_SECONDS = 5.0
-#: After the registry watch could not start, how long the client stays on the dispatcher path.
-WATCH_RETRY_SECONDS = 30.0
-#: Errors after which a name is not worth learning a route for (the dispatcher path answers them).
-UNROUTABLE_CODES = frozenset({ErrorCode.CONNECTOR_NOT_FOUND, ErrorCode.CONNECTOR_PAUSED, ErrorCode.NO_WORKER})
 
 
 class RemoteConnector:
@@ -82,15 +82,6 @@ class RemoteConnector:
         return await self._client.execute_operation(self.service_name, request)
 
 
-@dataclass
-class PathCounts:
-    """How this client's `operation.execute` calls were sent (for tests and benchmarks)."""
-
-    fast: int = 0
-    dispatcher: int = 0
-    fell_back: int = 0  # fast publishes the broker returned, sent again through the dispatcher
-
-
 class FleetClient:
     """`timeout`: the default deadline of an operation (as the dispatcher's `SCF_DEFAULT_TIMEOUT`) and
     the wait for a control-plane reply. `fast_path=False` sends every call through the dispatcher."""
@@ -105,13 +96,7 @@ class FleetClient:
     ) -> None:
         self.rpc = rpc
         self.timeout = timeout
-        self.fast_path = fast_path
-        self.routes = RouteCache(ttl=route_ttl)
-        self.counts = PathCounts()
-        self._watch: RegistryWatch | None = None
-        self._watch_failed_at: float | None = None
-        self._watch_lock = asyncio.Lock()
-        self._refreshing: dict[str, asyncio.Task[None]] = {}
+        self.fast = FastPath(rpc, self.connector_status, enabled=fast_path, route_ttl=route_ttl)
 
     @classmethod
     async def connect(
@@ -120,15 +105,29 @@ class FleetClient:
         rpc = await RpcClient.connect(amqp_url, "scf-fleet-client")
         return cls(rpc, timeout=timeout, fast_path=fast_path)
 
+    @property
+    def fast_path(self) -> bool:
+        """Whether data operations may skip the dispatcher (`fast_path=` at construction)."""
+        return self.fast.enabled
+
+    @fast_path.setter
+    def fast_path(self, enabled: bool) -> None:
+        self.fast.enabled = enabled
+
+    @property
+    def routes(self) -> RouteCache:
+        return self.fast.routes
+
+    @property
+    def counts(self) -> PathCounts:
+        return self.fast.counts
+
+    async def watch_registry(self) -> bool:
+        """Start listening to registry events, which the fast path needs. False: the fast path stays off."""
+        return await self.fast.watch_registry()
+
     async def close(self) -> None:
-        for task in list(self._refreshing.values()):
-            task.cancel()
-        self._refreshing.clear()
-        if self._watch is not None:
-            try:
-                await self._watch.close()
-            except Exception as exc:  # closing must not fail: the connection may be gone already
-                log.info("registry_watch_close_failed", error=repr(exc))
+        await self.fast.close()
         await self.rpc.close()
 
     async def __aenter__(self) -> Self:
@@ -250,9 +249,11 @@ class FleetClient:
         # A caller-chosen operation id goes through the dispatcher, which claims it while the request is
         # queued: it can be cancelled before it starts, and a second use is refused before it is queued.
         chosen = _chosen_operation_id(request)
-        route = None if chosen else self._route(service_name)
+        route = None if chosen else self.fast.route(service_name)
         if route is not None:
-            fast = await self._execute_fast(parsed, route, wait, on_progress, started)
+            fast = await self.fast.execute(
+                parsed, route, timeout=self.timeout, wait=wait, on_progress=on_progress, started=started
+            )
             if fast is not None:
                 return fast
         self.counts.dispatcher += 1
@@ -267,127 +268,8 @@ class FleetClient:
         except ConnectorError as exc:
             return OperationResult.failed(parsed.operation_id, exc, time.perf_counter() - started)
         result = OperationResult.model_validate(reply)
-        if self.fast_path and (result.error is None or result.error.code not in UNROUTABLE_CODES):
-            self._learn(service_name)
+        self.fast.settled(service_name, result)
         return result
-
-    async def _execute_fast(
-        self,
-        request: OperationRequest,
-        route: Route,
-        wait: float,
-        on_progress: ProgressCallback | None,
-        started: float,
-    ) -> OperationResult | None:
-        """Publish the envelope the dispatcher would have forwarded straight to `scf.ops`. None: not sent
-        (the dispatcher path answers instead, e.g. a body it would refuse, or a route the broker returned)."""
-        assert request.operation_id is not None and request.service_name is not None
-        if nests_deeper_than(request.data, MAX_JSON_DEPTH - 1) or nests_deeper_than(
-            request.parameters, MAX_JSON_DEPTH - 1
-        ):
-            return None  # the dispatcher refuses it (LIMIT_EXCEEDED): let the caller get that reply
-        now = time.time()
-        envelope = OperationEnvelope(
-            request=request,
-            service_type=route.service_type,
-            connector_version=route.version,
-            deadline=now + (request.timeout if request.timeout is not None else self.timeout),
-            accepted_at=now,
-        )
-        try:
-            body = amqp.encode(envelope)
-        except Exception:  # e.g. a lone surrogate: the dispatcher refuses it (INVALID_REQUEST), let it say so
-            return None
-        if len(body) > MAX_REQUEST_BYTES:
-            return None  # over the dispatcher's size limit: it answers LIMIT_EXCEEDED
-        try:
-            reply = await self.rpc.call_raw(
-                MessageType.OPERATION_EXECUTE,
-                body,
-                timeout=wait,
-                exchange=topology.OPS_EXCHANGE,
-                routing_key=route.service_type,
-                message_id=request.operation_id,
-                headers={amqp.FORWARDED_AT_HEADER: amqp.forwarded_at_value(now)},
-                expiration=envelope.deadline - now,
-                on_progress=on_progress,
-            )
-        except amqp.UnroutableError:
-            # Returned by the broker, so never queued: safe to send again, through the dispatcher.
-            self.routes.invalidate(request.service_name)
-            self.counts.fell_back += 1
-            return None
-        except ConnectorError as exc:  # queue full (as the dispatcher's forward would be), no reply in time
-            self.counts.fast += 1
-            return OperationResult.failed(request.operation_id, exc, time.perf_counter() - started)
-        self.counts.fast += 1
-        result = OperationResult.model_validate(reply)
-        if result.error is not None and result.error.code in UNROUTABLE_CODES:
-            self.routes.invalidate(request.service_name)  # the next call asks the dispatcher
-        return result
-
-    # --- routes --------------------------------------------------------------------------------------
-
-    def _route(self, service_name: str) -> Route | None:
-        """The route of a name for the fast path, if known and the registry watch is listening."""
-        if not self.fast_path or self._watch is None or not self._watch.active:
-            return None
-        now = time.monotonic()
-        route = self.routes.get(service_name, now)
-        if route is not None and now >= route.refresh_at:
-            self._learn(service_name)  # ahead of expiry: a busy name stays on the fast path
-        return route
-
-    def _learn(self, service_name: str) -> None:
-        """Read the name's route from the control plane in the background (one call at a time per name)."""
-        if service_name in self._refreshing or not self.rpc.connected:
-            return
-        task = asyncio.create_task(self._refresh(service_name), name=f"route-{service_name[:64]}")
-        self._refreshing[service_name] = task
-        task.add_done_callback(lambda _: self._refreshing.pop(service_name, None))
-
-    async def _refresh(self, service_name: str) -> None:
-        try:
-            if not await self.watch_registry():
-                return
-            generation = self.routes.generation
-            status = await self.connector_status(service_name)
-            self.routes.put(
-                service_name,
-                status.service_type,
-                status.version,
-                paused=status.paused,
-                live_workers=status.live_workers,
-                generation=generation,
-                now=time.monotonic(),
-            )
-        except ConnectorError as exc:
-            log.info("route_refresh_failed", code=exc.code)
-        except Exception as exc:  # a background refresh must never surface; the dispatcher path still works
-            log.warning("route_refresh_failed", error=repr(exc))
-
-    async def watch_registry(self) -> bool:
-        """Start listening to registry events, which the fast path needs (done on the first route learned;
-        again after a failure, at most every WATCH_RETRY_SECONDS). False: the fast path stays off."""
-        if self._watch is not None and self._watch.active:
-            return True
-        async with self._watch_lock:
-            if self._watch is not None and self._watch.active:
-                return True
-            failed = self._watch_failed_at
-            if failed is not None and time.monotonic() - failed < WATCH_RETRY_SECONDS:
-                return False
-            if self._watch is not None:
-                await self._watch.close()
-            watch = RegistryWatch(self.rpc.connection, self.routes)
-            try:
-                await watch.start()
-            except Exception as exc:
-                self._watch_failed_at = time.monotonic()
-                log.warning("registry_watch_failed", error=repr(exc))
-                return False
-            self._watch, self._watch_failed_at = watch, None
-            return True
 
     async def _control(self, message_type: MessageType, body: BaseModel | dict[str, Any]) -> dict[str, Any]:
         """Raises the typed error of a failed reply; RpcTimeoutError when none arrived in time."""

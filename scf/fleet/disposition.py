@@ -4,7 +4,7 @@ Reply now (success, or an error retrying cannot fix), retry later through a dela
 (transient or resource trouble that outlasted the in-process retries, while the deadline leaves room),
 or dead-letter it (retries exhausted; or a failure nobody is waiting to hear about). The in-process
 retries themselves (tenacity, exponential backoff with jitter inside the deadline) ran before this.
-A delayed retry waits in `scf.retry.<tier>` (DESIGN.md §3), never a `nack(requeue=True)` loop.
+A delayed retry waits in `scf.retry.<tier>` (docs/architecture.md), never a `nack(requeue=True)` loop.
 """
 
 from __future__ import annotations

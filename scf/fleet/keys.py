@@ -1,4 +1,4 @@
-"""Every Redis key the fleet writes (DESIGN.md §5), in one place. Nothing else builds a key by hand."""
+"""Every Redis key the fleet writes (docs/architecture.md) in one place. Nothing else builds a key by hand."""
 
 from __future__ import annotations
 

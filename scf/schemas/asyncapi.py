@@ -1,4 +1,4 @@
-"""The fleet's AMQP contract (DESIGN.md §2, §3) as an AsyncAPI 2.6.0 document, generated, never written.
+"""The fleet's AMQP contract (docs/architecture.md) as an AsyncAPI 2.6.0 document, generated, never written.
 
 Every name comes from `topology`, every queue argument from its argument helpers, every message type
 from `MessageType`, every body from the pydantic models of this package, so the document cannot drift
@@ -77,7 +77,7 @@ CONNECTOR_EVENT_ACTIONS: Final = ("created", "updated", "deleted", "paused", "re
 #: Header on what reaches `scf.ops` (Unix time the dispatcher forwarded it, or a client published it).
 FORWARDED_AT_HEADER: Final = topology.FORWARDED_AT_HEADER
 
-#: The body of each request on `scf.requests` (DESIGN.md §2).
+#: The body of each request on `scf.requests` (docs/architecture.md, the message path).
 REQUEST_BODIES: Final[Mapping[MessageType, type[BaseModel]]] = {
     MessageType.OPERATION_EXECUTE: OperationRequest,
     MessageType.OPERATION_RESULT: OperationRef,
@@ -148,7 +148,7 @@ _SUMMARIES: Final[Mapping[MessageType, str]] = {
 }
 
 
-#: How a client may publish `operation.execute` to `scf.ops` itself (the fast path, DESIGN.md §2).
+#: How a client may publish `operation.execute` to `scf.ops` itself (the fast path, docs/resilience.md).
 FAST_PATH_NOTE: Final = (
     " Fast path: a client that knows the connector's service type (from `connector.get` or "
     "`connector.status`, kept current by `connector.{action}.{service_name}` events) may publish this "

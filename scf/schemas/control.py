@@ -15,7 +15,7 @@ from scf.schemas.errors import ConnectorError, ErrorInfo
 
 
 class MessageType(StrEnum):
-    """The AMQP `type` property of every request (DESIGN.md §2)."""
+    """The AMQP `type` property of every request (docs/architecture.md, the message path)."""
 
     OPERATION_EXECUTE = "operation.execute"
     OPERATION_RESULT = "operation.result"

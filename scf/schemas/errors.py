@@ -1,6 +1,6 @@
 """The fleet's error taxonomy: categories that decide what happens next, stable codes, typed exceptions.
 
-Every failure a caller can see is one `ConnectorError` subclass carrying a category (DESIGN.md §2), a
+Every failure a caller can see is one `ConnectorError` subclass carrying a category (docs/architecture.md), a
 stable machine-readable code and a user-safe message. The internal detail stays in logs only.
 
     ConnectorError

@@ -1,4 +1,4 @@
-"""Operation requests and results: the data-plane half of the wire contract (DESIGN.md §2).
+"""Operation requests and results: the data-plane half of the wire contract (docs/architecture.md).
 
 `OperationRequest` is what callers send; `OperationEnvelope` is what the dispatcher forwards to a worker
 (the request plus the facts it resolved: type, deadline, registry version); `OperationResult` is the one

@@ -1,4 +1,4 @@
-"""Names and arguments of every exchange and queue (DESIGN.md §3), as pure helpers.
+"""Names and arguments of every exchange and queue (docs/architecture.md), as pure helpers.
 
 Every process declares the same topology from these values, so two processes can never disagree on a
 name or an argument (RabbitMQ refuses a redeclaration with different arguments).

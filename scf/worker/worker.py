@@ -491,7 +491,7 @@ class Worker(FleetService):
         return _dump_test(result)
 
 
-#: A failure without a caller to tell is kept as a dead letter, never dropped (DESIGN.md §4).
+#: A failure without a caller to tell is kept as a dead letter, never dropped (docs/resilience.md).
 UNHEARD = Disposition(Kind.DEAD_LETTER, reason=DeadReason.FAILED_WITHOUT_REPLY)
 
 

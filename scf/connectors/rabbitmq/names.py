@@ -1,6 +1,6 @@
 """Pure checks of queue and exchange names against what the broker reserves and what the fleet owns.
 
-RabbitMQ reserves `amq.*`. The fleet's topology (`scf`, `scf.*`, DESIGN.md §3) may share a broker and
+RabbitMQ reserves `amq.*`. The fleet's topology (`scf`, `scf.*`, docs/architecture.md) may share a broker and
 even a vhost with a connector, which must not consume, purge, delete or feed it unless
 `custom_config.allow_fleet_names` says so.
 """

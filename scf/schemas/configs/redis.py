@@ -23,7 +23,7 @@ DEFAULT_PORT = 6379
 #: Redis ships with 16 databases (0-15); a server configured with more `databases` accepts higher ones.
 MAX_DB_INDEX = 1023
 MAX_PREFIX_BYTES = 256
-#: The fleet's own Redis layout (DESIGN.md §5). No connector prefix may reach into it.
+#: The fleet's own Redis layout (docs/architecture.md). No connector prefix may reach into it.
 FLEET_PREFIX = "scf:"
 
 
