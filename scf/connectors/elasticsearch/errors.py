@@ -15,34 +15,26 @@ from typing import Any
 import elasticsearch as es
 from elastic_transport import ApiError
 
-from scf.connectors.base import ErrorRule
+from scf.connectors.base import C, ErrorRule, P, R, S, T
 from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode, error_class
-
-_T, _R, _P, _C, _S = (
-    ErrorCategory.TRANSIENT,
-    ErrorCategory.RESOURCE,
-    ErrorCategory.PERMANENT,
-    ErrorCategory.CONFIGURATION,
-    ErrorCategory.SECURITY,
-)
 
 #: Failures without an HTTP reply, most specific first (TlsError is a ConnectionError).
 ELASTICSEARCH_ERROR_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(
         es.UnsupportedProductError,
-        _C,
+        C,
         ErrorCode.INVALID_CONFIG,
         "the server is not a supported Elasticsearch (8.x or 9.x)",
     ),
     ErrorRule(
         es.SSLError,
-        _C,
+        C,
         ErrorCode.INVALID_CONFIG,
         "the TLS handshake with the cluster failed (check custom_config.ca_certs and verify_certs)",
     ),
-    ErrorRule(es.ConnectionTimeout, _T, ErrorCode.TIMEOUT, "the cluster did not answer in time"),
-    ErrorRule(es.ConnectionError, _T, ErrorCode.CONNECTION_FAILED, "cannot reach the cluster"),
-    ErrorRule(es.SerializationError, _P, ErrorCode.INVALID_DATA, "a value could not be serialized to JSON"),
+    ErrorRule(es.ConnectionTimeout, T, ErrorCode.TIMEOUT, "the cluster did not answer in time"),
+    ErrorRule(es.ConnectionError, T, ErrorCode.CONNECTION_FAILED, "cannot reach the cluster"),
+    ErrorRule(es.SerializationError, P, ErrorCode.INVALID_DATA, "a value could not be serialized to JSON"),
 )
 
 
@@ -63,71 +55,71 @@ def _status(code: int) -> range:
 
 
 API_ERROR_RULES: tuple[ApiErrorRule, ...] = (
-    ApiErrorRule(_status(401), None, _S, ErrorCode.AUTHENTICATION_FAILED, "authentication failed", False),
-    ApiErrorRule(_status(403), None, _S, ErrorCode.PERMISSION_DENIED, "permission denied", False),
+    ApiErrorRule(_status(401), None, S, ErrorCode.AUTHENTICATION_FAILED, "authentication failed", False),
+    ApiErrorRule(_status(403), None, S, ErrorCode.PERMISSION_DENIED, "permission denied", False),
     ApiErrorRule(
-        _status(404), "index_not_found_exception", _C, ErrorCode.NOT_FOUND, "the index does not exist"
+        _status(404), "index_not_found_exception", C, ErrorCode.NOT_FOUND, "the index does not exist"
     ),
     ApiErrorRule(
         _status(404),
         "search_context_missing_exception",
-        _P,
+        P,
         ErrorCode.NOT_FOUND,
         "the paged search expired; start it again without page_token",
         False,
     ),
     ApiErrorRule(
-        _status(404), "document_missing_exception", _P, ErrorCode.NOT_FOUND, "the document does not exist"
+        _status(404), "document_missing_exception", P, ErrorCode.NOT_FOUND, "the document does not exist"
     ),
-    ApiErrorRule(_status(404), None, _P, ErrorCode.NOT_FOUND, "not found"),
+    ApiErrorRule(_status(404), None, P, ErrorCode.NOT_FOUND, "not found"),
     ApiErrorRule(
         _status(400),
         "resource_already_exists_exception",
-        _P,
+        P,
         ErrorCode.CONSTRAINT_VIOLATION,
         "already exists",
     ),
     ApiErrorRule(
-        _status(400), "invalid_index_name_exception", _P, ErrorCode.INVALID_IDENTIFIER, "invalid index name"
+        _status(400), "invalid_index_name_exception", P, ErrorCode.INVALID_IDENTIFIER, "invalid index name"
     ),
     ApiErrorRule(
         _status(400),
         "document_parsing_exception",
-        _P,
+        P,
         ErrorCode.INVALID_DATA,
         "a document does not fit the mapping",
     ),
     ApiErrorRule(
         _status(400),
         "mapper_parsing_exception",
-        _P,
+        P,
         ErrorCode.INVALID_DATA,
         "the mapping refused the request",
     ),
-    ApiErrorRule(_status(400), None, _P, ErrorCode.QUERY_FAILED, "the cluster refused the request"),
-    ApiErrorRule(_status(409), None, _P, ErrorCode.CONSTRAINT_VIOLATION, "version conflict"),
+    ApiErrorRule(_status(400), None, P, ErrorCode.QUERY_FAILED, "the cluster refused the request"),
+    ApiErrorRule(_status(409), None, P, ErrorCode.CONSTRAINT_VIOLATION, "version conflict"),
     ApiErrorRule(
         _status(413),
         None,
-        _P,
+        P,
         ErrorCode.LIMIT_EXCEEDED,
         "the request is too large (lower parameters.batch_size)",
     ),
-    ApiErrorRule(_status(422), None, _P, ErrorCode.INVALID_DATA, "the cluster could not process the request"),
+    ApiErrorRule(_status(422), None, P, ErrorCode.INVALID_DATA, "the cluster could not process the request"),
     ApiErrorRule(
         _status(429),
         None,
-        _R,
+        R,
         ErrorCode.LIMIT_EXCEEDED,
         "the cluster is overloaded (HTTP 429); retry later",
         False,
     ),
-    ApiErrorRule(_status(503), None, _T, ErrorCode.CONNECTION_FAILED, "the cluster is unavailable", False),
-    ApiErrorRule(_status(504), None, _T, ErrorCode.TIMEOUT, "the cluster did not answer in time", False),
-    ApiErrorRule(range(500, 600), None, _T, ErrorCode.QUERY_FAILED, "the cluster failed the request", False),
-    ApiErrorRule(range(400, 500), None, _P, ErrorCode.QUERY_FAILED, "the cluster refused the request"),
+    ApiErrorRule(_status(503), None, T, ErrorCode.CONNECTION_FAILED, "the cluster is unavailable", False),
+    ApiErrorRule(_status(504), None, T, ErrorCode.TIMEOUT, "the cluster did not answer in time", False),
+    ApiErrorRule(range(500, 600), None, T, ErrorCode.QUERY_FAILED, "the cluster failed the request", False),
+    ApiErrorRule(range(400, 500), None, P, ErrorCode.QUERY_FAILED, "the cluster refused the request"),
 )
-_UNEXPECTED = ApiErrorRule(range(0), None, _P, ErrorCode.INTERNAL, "unexpected reply from the cluster", False)
+_UNEXPECTED = ApiErrorRule(range(0), None, P, ErrorCode.INTERNAL, "unexpected reply from the cluster", False)
 
 MAX_REASON_CHARS = 300
 # document_parsing_exception quotes the offending value: "Preview of field's value: 'secret'".
