@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from scf.connectors.elasticsearch import ElasticsearchConnector
-from scf.connectors.elasticsearch.requests import DeleteParameters, SearchParameters
+from scf.connectors.elasticsearch.requests import DeleteParameters
 from scf.connectors.elasticsearch.settings import client_settings
 from scf.connectors.registry import connector_class
 from scf.schemas.configs.elasticsearch import ElasticsearchConfig
