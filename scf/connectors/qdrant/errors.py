@@ -8,7 +8,7 @@ Remote errors are told apart by HTTP status or gRPC code; local mode raises plai
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import grpc
 import httpx
@@ -46,7 +46,7 @@ def server_text(exc: BaseException) -> str | None:
 
 
 def replied(
-    statuses: frozenset[int] | range = frozenset(), grpc_codes: frozenset[str] = frozenset()
+    statuses: Collection[int] = frozenset(), grpc_codes: Collection[str] = frozenset()
 ) -> Callable[[BaseException], bool]:
     """A predicate: the server answered with one of `statuses` (REST) or `grpc_codes` (gRPC)."""
 
@@ -57,8 +57,8 @@ def replied(
     return test
 
 
-_NOT_FOUND = replied(frozenset({404}), frozenset({"NOT_FOUND"}))
-_EXISTS = replied(frozenset({409}), frozenset({"ALREADY_EXISTS"}))
+_NOT_FOUND = replied({404}, {"NOT_FOUND"})
+_EXISTS = replied({409}, {"ALREADY_EXISTS"})
 #: Local mode words a dimension mismatch as below, or fails inside numpy (`not aligned`).
 _DIMENSION_TEXT = ("Vector dimension error", "not aligned")
 
@@ -89,7 +89,18 @@ def timed_out(exc: BaseException) -> bool:
 
 _REFUSED = frozenset({"INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE", "UNIMPLEMENTED"})
 _UNAVAILABLE = frozenset({"UNAVAILABLE", "ABORTED", "INTERNAL", "UNKNOWN", "CANCELLED"})
-_ANY = Exception
+
+
+def answered(
+    category: ErrorCategory,
+    code: ErrorCode,
+    message: str,
+    statuses: Collection[int] = frozenset(),
+    grpc_codes: Collection[str] = frozenset(),
+) -> ErrorRule:
+    """A row for what the server answered, by HTTP status (REST) or status code (gRPC)."""
+    return ErrorRule(Exception, category, code, message, when=replied(statuses, grpc_codes))
+
 
 QDRANT_ERROR_RULES: tuple[ErrorRule, ...] = (
     # local mode's own storage
@@ -112,63 +123,27 @@ QDRANT_ERROR_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(PermissionError, C, ErrorCode.INVALID_CONFIG, "the local Qdrant path is not writable"),
     ErrorRule(NotADirectoryError, C, ErrorCode.INVALID_CONFIG, "the local Qdrant path is not a directory"),
     # the server (or local mode) answered
+    answered(S, ErrorCode.AUTHENTICATION_FAILED, "authentication failed", {401}, {"UNAUTHENTICATED"}),
+    answered(S, ErrorCode.PERMISSION_DENIED, "permission denied", {403}, {"PERMISSION_DENIED"}),
+    ErrorRule(Exception, C, ErrorCode.NOT_FOUND, "the collection does not exist", when=missing_collection),
     ErrorRule(
-        _ANY,
-        S,
-        ErrorCode.AUTHENTICATION_FAILED,
-        "authentication failed",
-        when=replied(frozenset({401}), frozenset({"UNAUTHENTICATED"})),
+        Exception, P, ErrorCode.CONSTRAINT_VIOLATION, "the collection already exists", when=collection_exists
     ),
     ErrorRule(
-        _ANY,
-        S,
-        ErrorCode.PERMISSION_DENIED,
-        "permission denied",
-        when=replied(frozenset({403}), frozenset({"PERMISSION_DENIED"})),
-    ),
-    ErrorRule(_ANY, C, ErrorCode.NOT_FOUND, "the collection does not exist", when=missing_collection),
-    ErrorRule(
-        _ANY, P, ErrorCode.CONSTRAINT_VIOLATION, "the collection already exists", when=collection_exists
-    ),
-    ErrorRule(
-        _ANY,
+        Exception,
         P,
         ErrorCode.INVALID_DATA,
         "a vector's dimension does not match the collection",
         when=dimension_mismatch,
     ),
     ErrorRule(ResourceExhaustedResponse, R, ErrorCode.LIMIT_EXCEEDED, "Qdrant is rate limiting requests"),
-    ErrorRule(
-        _ANY,
-        R,
-        ErrorCode.LIMIT_EXCEEDED,
-        "Qdrant is rate limiting requests",
-        when=replied(frozenset({429}), frozenset({"RESOURCE_EXHAUSTED"})),
+    answered(R, ErrorCode.LIMIT_EXCEEDED, "Qdrant is rate limiting requests", {429}, {"RESOURCE_EXHAUSTED"}),
+    answered(P, ErrorCode.LIMIT_EXCEEDED, "the request is too large for Qdrant", {413}),
+    answered(
+        T, ErrorCode.CONNECTION_FAILED, "the Qdrant server is unavailable", range(500, 600), _UNAVAILABLE
     ),
-    ErrorRule(
-        _ANY,
-        P,
-        ErrorCode.LIMIT_EXCEEDED,
-        "the request is too large for Qdrant",
-        when=replied(frozenset({413})),
-    ),
-    ErrorRule(
-        _ANY,
-        T,
-        ErrorCode.CONNECTION_FAILED,
-        "the Qdrant server is unavailable",
-        when=replied(range(500, 600), _UNAVAILABLE),
-    ),
-    ErrorRule(
-        _ANY,
-        T,
-        ErrorCode.TIMEOUT,
-        "Qdrant did not answer in time",
-        when=replied(grpc_codes=frozenset({"DEADLINE_EXCEEDED"})),
-    ),
-    ErrorRule(
-        _ANY, P, ErrorCode.QUERY_FAILED, "Qdrant refused the request", when=replied(range(400, 500), _REFUSED)
-    ),
+    answered(T, ErrorCode.TIMEOUT, "Qdrant did not answer in time", grpc_codes={"DEADLINE_EXCEEDED"}),
+    answered(P, ErrorCode.QUERY_FAILED, "Qdrant refused the request", range(400, 500), _REFUSED),
     ErrorRule(UnexpectedResponse, P, ErrorCode.QUERY_FAILED, "Qdrant gave an unexpected answer"),
     # could not talk to the server
     ErrorRule(

@@ -18,9 +18,12 @@ from scf.connectors.operation_table import (
     WRITE,
     Alias,
     Call,
+    Handler,
     NoData,
     NoParameters,
     Operation,
+    Strict,
+    Traits,
     table,
 )
 from scf.connectors.qdrant import operations as ops
@@ -136,81 +139,59 @@ async def list_collections(conn: QdrantVectorConnector, call: Call[NoData, NoPar
     return await conn.run(call, None, ops.run_list_collections)
 
 
-def _write_row(name: str, summary: str) -> Operation[QdrantVectorConnector]:
-    return Operation(
-        name,
-        write,
-        data=WriteData,
-        parameters=WriteParameters,
-        traits=IDEMPOTENT_WRITE,
-        summary=summary,
-        aliases=(COLLECTION_NAME,),
-    )
+def on_collection(
+    name: str,
+    handler: Handler[QdrantVectorConnector],
+    parameters: type[Target],
+    traits: Traits,
+    summary: str,
+    *aliases: Alias,
+    data: type[Strict] = NoData,
+) -> Operation[QdrantVectorConnector]:
+    """A row acting on one collection: it also takes today's `parameters.collection_name`."""
+    return Operation(name, handler, data, parameters, traits, summary, (COLLECTION_NAME, *aliases))
 
+
+IDS = Alias("data", "ids", "parameters", "ids")
+WRITE_SUMMARY = "store vectors with their metadata; ids derived from the request if not given"
 
 OPERATION_TABLE = table(
-    Operation(
+    on_collection(
         "create_collection",
         create_collection,
-        parameters=CreateCollectionParameters,
-        traits=WRITE,
-        summary="create a collection (dimension and metric from parameters, else custom_config)",
-        aliases=(COLLECTION_NAME,),
+        CreateCollectionParameters,
+        WRITE,
+        "create a collection (dimension and metric from parameters, else custom_config)",
     ),
-    _write_row("insert", "store vectors with their metadata (ids derived from the request if not given)"),
-    _write_row("upsert", "store vectors, replacing points whose ids exist (the same write as insert)"),
-    Operation(
+    on_collection("insert", write, WriteParameters, IDEMPOTENT_WRITE, WRITE_SUMMARY, data=WriteData),
+    on_collection(
+        "upsert",
+        write,
+        WriteParameters,
+        IDEMPOTENT_WRITE,
+        WRITE_SUMMARY + " (same as insert)",
+        data=WriteData,
+    ),
+    on_collection(
         "search",
         search,
-        parameters=SearchParameters,
-        traits=PAGED_READ,
-        summary="one page of the points nearest to parameters.vector, optionally filtered",
-        aliases=(
-            COLLECTION_NAME,
-            LIMIT,
-            Alias("data", "vector", "parameters", "vector"),
-            Alias("data", "query_vector", "parameters", "vector"),
-        ),
+        SearchParameters,
+        PAGED_READ,
+        "one page of the points nearest to parameters.vector, optionally filtered",
+        LIMIT,
+        Alias("data", "vector", "parameters", "vector"),
+        Alias("data", "query_vector", "parameters", "vector"),
     ),
-    Operation(
-        "retrieve",
-        retrieve,
-        parameters=RetrieveParameters,
-        traits=READ,
-        summary="points by id (missing ids are listed, not an error)",
-        aliases=(COLLECTION_NAME, Alias("data", "ids", "parameters", "ids")),
-    ),
-    Operation(
-        "scroll",
-        scroll,
-        parameters=ScrollParameters,
-        traits=PAGED_READ,
-        summary="every point (or those a filter matches), page by page",
-        aliases=(COLLECTION_NAME, LIMIT),
-    ),
-    Operation(
-        "count",
-        count,
-        parameters=CountParameters,
-        traits=READ,
-        summary="how many points (a filter matches)",
-        aliases=(COLLECTION_NAME,),
-    ),
-    Operation(
-        "delete",
-        delete,
-        parameters=DeleteParameters,
-        traits=IDEMPOTENT_WRITE,
-        summary="delete points by ids or by a non-empty filter",
-        aliases=(COLLECTION_NAME, Alias("data", "ids", "parameters", "ids")),
-    ),
-    Operation("list_collections", list_collections, traits=READ, summary="the names of every collection"),
-    Operation(
+    on_collection("retrieve", retrieve, RetrieveParameters, READ, "points by id (missing ones listed)", IDS),
+    on_collection("scroll", scroll, ScrollParameters, PAGED_READ, "every (or each matching) point", LIMIT),
+    on_collection("count", count, CountParameters, READ, "how many points (a filter matches)"),
+    on_collection("delete", delete, DeleteParameters, IDEMPOTENT_WRITE, "points by ids or by a filter", IDS),
+    on_collection(
         "delete_collection",
         delete_collection,
-        parameters=Target,
-        traits=IDEMPOTENT_WRITE,
-        summary="delete a collection and its points (a missing one: deleted false)",
-        aliases=(COLLECTION_NAME,),
+        Target,
+        IDEMPOTENT_WRITE,
+        "a collection (missing: deleted false)",
     ),
+    Operation("list_collections", list_collections, traits=READ, summary="the names of every collection"),
 )
