@@ -379,10 +379,11 @@ async def test_search_reads_several_indices_by_pattern(connector: ElasticsearchC
     assert result.result_data["count"] >= len(BOOKS)
 
 
+@pytest.mark.parametrize("page_size", ["page_size", "size"])  # `size`: the deprecated alias
 async def test_page_tokens_visit_every_hit_once_in_sort_order(
-    connector: ElasticsearchConnector, books: str
+    connector: ElasticsearchConnector, books: str, page_size: str
 ) -> None:
-    parameters = {"index": books, "sort": [{"year": "asc"}], "size": 5, "paginate": True}
+    parameters = {"index": books, "sort": [{"year": "asc"}], page_size: 5, "paginate": True}
     pages: list[list[str]] = []
     token: str | None = None
     while True:

@@ -372,6 +372,27 @@ async def test_scroll_pages_reassemble_every_point_exactly_once(qdrant: ServiceC
     assert sorted(even) == list(range(0, 53, 2))
 
 
+async def test_the_request_convention_search_pages_and_reads_by_parameters(
+    qdrant: ServiceConnector, name: str
+) -> None:
+    ids = await seed(qdrant, name)
+    query = {"collection": name, "vector": [0.9, 0.1, 0.8, 0.0], "page_size": 3}
+
+    first = await ok(qdrant, "search", parameters=query)
+    rest = await ok(qdrant, "search", parameters=query, page_token=first.next_page_token)
+    other = await run(
+        qdrant, "search", parameters={**query, "vector": AXES[3]}, page_token=first.next_page_token
+    )
+    fetched = await ok(qdrant, "retrieve", parameters={"collection": name, "ids": [ids[1]]})
+    scrolled = await ok(qdrant, "scroll", parameters={"collection": name, "page_size": 4})
+
+    seen = [p["id"] for p in first.result_data["points"] + rest.result_data["points"]]
+    assert sorted(map(str, seen)) == sorted(map(str, ids)) and rest.next_page_token is None
+    assert other.error is not None and other.error.code == "INVALID_REQUEST"
+    assert fetched.result_data["points"][0]["payload"]["city"] == "Rome"
+    assert len(scrolled.result_data["points"]) == 4
+
+
 async def test_a_page_token_of_another_scroll_is_refused(qdrant: ServiceConnector, name: str) -> None:
     await seed(qdrant, name)
     page = await ok(qdrant, "scroll", parameters={"collection": name, "limit": 1})

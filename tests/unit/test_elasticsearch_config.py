@@ -8,13 +8,7 @@ from typing import Any
 import pytest
 
 from scf.connectors.elasticsearch import ElasticsearchConnector
-from scf.connectors.elasticsearch.requests import (
-    AggregateParameters,
-    DeleteParameters,
-    InsertData,
-    SearchParameters,
-    parse,
-)
+from scf.connectors.elasticsearch.requests import DeleteParameters
 from scf.connectors.elasticsearch.settings import client_settings
 from scf.connectors.registry import connector_class
 from scf.schemas.configs.elasticsearch import ElasticsearchConfig
@@ -165,27 +159,46 @@ async def test_an_unreadable_ca_file_is_a_configuration_error_at_open(tmp_path: 
     assert caught.value.category is ErrorCategory.CONFIGURATION
 
 
-def test_every_declared_operation_has_a_planner() -> None:
-    connector = ElasticsearchConnector(es(host="h"))
+def test_every_declared_operation_has_a_row() -> None:
+    assert set(ElasticsearchConnector.operation_table) == ElasticsearchConnector.operations
+    assert ElasticsearchConnector.read_operations == {"get", "search", "aggregate", "count", "list_indices"}
+    assert ElasticsearchConnector.operation_table["search"].traits.pages
 
-    assert set(connector._planners) == connector.operations
+
+async def prepare(connector: ElasticsearchConnector, request: OperationRequest) -> tuple[str, Any]:
+    """Parse a request against its row and run its handler up to the first I/O (never reached)."""
+    row = connector.operation_table[request.operation]
+    call = row.parse(request, "elasticsearch")
+    seen: list[Any] = []
+
+    async def no_io(_: Any, work: Any) -> Any:
+        seen.append(call)
+        return None
+
+    connector.run = no_io  # type: ignore[method-assign]
+    await row.handler(connector, call)
+    assert seen == [call]
+    return request.operation, call
 
 
 @pytest.mark.parametrize(
     ("operation", "data", "parameters", "fragment"),
     [
         ("insert", {"documents": []}, {"index": "b"}, "documents"),
-        ("insert", {"documents": [{"a": 1}], "records": [{"a": 1}]}, {"index": "b"}, "exactly one of"),
+        ("insert", {"documents": [{"a": 1}], "records": [{"a": 1}]}, {"index": "b"}, "same field"),
         ("insert", {"documents": [{"a": 1}], "ids": ["x", "y"]}, {"index": "b"}, "ids has 2 entries"),
         ("insert", {"documents": [{"a": 1}]}, {"index": "b", "batch_size": 0}, "batch_size"),
         ("insert", {"documents": [{"a": 1}]}, {"index": "b", "refresh": "later"}, "refresh"),
         ("insert", {"documents": [{"a": 1}]}, {"index": "b", "batchsize": 5}, "batchsize"),
         ("insert", {"documents": [{"a": 1}]}, {}, "parameters.index is required"),
         ("insert", {"documents": [{"a": 1}]}, {"index": "logs-*"}, "exactly one index"),
-        ("search", {}, {"index": "b", "size": 10_001}, "size"),
+        ("search", {}, {"index": "b", "size": 10_001}, "page_size"),
+        ("search", {}, {"index": "b", "page_size": 10_001}, "page_size"),
+        ("search", {"query": {"match_all": {}}}, {"index": "b"}, "invalid data: query"),
         ("search", {}, {"index": "b", "paginate": True, "from": 10}, "from cannot be combined"),
         ("search", {}, {"index": "b", "keep_alive": "forever"}, "keep_alive"),
-        ("aggregate", {}, {"index": "b"}, "aggs or aggregations"),
+        ("aggregate", {}, {"index": "b"}, "aggs"),
+        ("aggregate", {}, {"index": "b", "aggs": {"a": {}}, "aggregations": {"a": {}}}, "same field"),
         ("delete", {}, {"index": "b"}, "exactly one of id"),
         ("delete", {}, {"index": "b", "query": {"match_all": {}}, "refresh": "wait_for"}, "wait_for"),
         ("delete_index", {}, {}, "must be a string"),
@@ -195,43 +208,66 @@ def test_every_declared_operation_has_a_planner() -> None:
         ("list_indices", {}, {"pattern": "-b"}, "must not start"),
     ],
 )
-def test_bad_requests_are_refused_before_any_io(
+async def test_bad_requests_are_refused_before_any_io(
     operation: str, data: dict[str, Any], parameters: dict[str, Any], fragment: str
 ) -> None:
-    connector = ElasticsearchConnector(es(host="127.0.0.1"))  # never opened: planning needs no client
+    connector = ElasticsearchConnector(es(host="127.0.0.1"))  # never opened: checks need no client
 
     with pytest.raises(PermanentError) as caught:
-        connector._plan(OperationRequest(operation=operation, data=data, parameters=parameters))
+        await prepare(connector, OperationRequest(operation=operation, data=data, parameters=parameters))
 
     assert fragment in caught.value.message
 
 
-def test_from_cannot_be_combined_with_a_page_token() -> None:
+async def test_from_cannot_be_combined_with_a_page_token() -> None:
     connector = ElasticsearchConnector(es(host="127.0.0.1"))
     request = OperationRequest(operation="search", parameters={"index": "b", "from": 5}, page_token="t")
 
     with pytest.raises(PermanentError) as caught:
-        connector._plan(request)
+        await prepare(connector, request)
 
     assert "page_token" in caught.value.message
 
 
+def search_call(**parameters: Any) -> Any:
+    request = OperationRequest(operation="search", parameters=parameters)
+    return ElasticsearchConnector.operation_table["search"].parse(request, "elasticsearch").parameters
+
+
 def test_search_parameters_use_the_clusters_names() -> None:
-    params = parse(SearchParameters, {"index": "b", "from": 5, "_source": ["title"], "size": 3}, "parameters")
+    params = search_call(index="b", **{"from": 5, "_source": ["title"]}, page_size=3)
 
     assert (params.from_, params.size, params.source) == (5, 3, ["title"])
     assert params.search_body() == {"_source": ["title"]}
+    assert search_call(index="b").size == 10
 
 
-def test_records_is_accepted_for_documents_and_aggregations_for_aggs() -> None:
-    data = parse(InsertData, {"records": [{"a": 1}]}, "data")
-    aggs = parse(AggregateParameters, {"aggregations": {"n": {"avg": {"field": "n"}}}}, "parameters")
+def test_old_size_is_a_deprecated_alias_of_page_size() -> None:
+    assert search_call(index="b", size=0).size == 0
+    with pytest.raises(PermanentError, match="same field"):
+        search_call(index="b", size=3, page_size=3)
 
-    assert data.rows == [{"a": 1}]
-    assert aggs.definitions == {"n": {"avg": {"field": "n"}}}
+
+def parsed(operation: str, data: dict[str, Any], parameters: dict[str, Any]) -> Any:
+    request = OperationRequest(operation=operation, data=data, parameters=parameters)
+    return ElasticsearchConnector.operation_table[operation].parse(request, "elasticsearch")
+
+
+def test_records_is_moved_to_documents_and_aggregations_to_aggs() -> None:
+    insert = parsed("insert", {"records": [{"a": 1}]}, {"index": "b"})
+    aggs = parsed("aggregate", {}, {"aggregations": {"n": {"avg": {"field": "n"}}}})
+
+    assert insert.data.documents == [{"a": 1}]
+    assert aggs.parameters.aggs == {"n": {"avg": {"field": "n"}}}
+
+
+def test_the_sink_batch_shape_is_the_canonical_insert() -> None:
+    call = parsed("insert", {"documents": [{"a": 1}]}, {"index": "rows", "batch_size": 1})
+
+    assert (call.data.documents, call.parameters.index) == ([{"a": 1}], "rows")
 
 
 def test_delete_by_query_takes_a_boolean_refresh() -> None:
-    params = parse(DeleteParameters, {"query": {"term": {"a": 1}}, "refresh": True}, "parameters")
+    params = DeleteParameters.model_validate({"query": {"term": {"a": 1}}, "refresh": True})
 
     assert params.id is None and params.refresh is True

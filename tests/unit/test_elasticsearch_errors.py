@@ -21,7 +21,7 @@ from elasticsearch import (
 )
 
 from scf.connectors.elasticsearch import ElasticsearchConnector
-from scf.connectors.elasticsearch.errors import API_ERROR_RULES, retry_after, safe_reason
+from scf.connectors.elasticsearch.errors import API_ERROR_RULES, Reply, retry_after, safe_reason
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ConnectorError, ErrorCategory
 
@@ -243,8 +243,11 @@ def test_a_server_that_is_not_elasticsearch_is_a_configuration_error() -> None:
 
 def test_every_status_row_is_reachable() -> None:
     # A row hidden behind an earlier, broader row would never apply.
-    for position, rule in enumerate(API_ERROR_RULES):
-        earlier = API_ERROR_RULES[:position]
+    replies = [rule.when for rule in API_ERROR_RULES]
+    assert all(isinstance(r, Reply) for r in replies)
+    for position, rule in enumerate(replies):
+        assert isinstance(rule, Reply)
+        earlier = [e for e in replies[:position] if isinstance(e, Reply)]
         shadowed = any(
             set(rule.statuses) <= set(e.statuses)
             and (e.error_type is None or e.error_type == rule.error_type)

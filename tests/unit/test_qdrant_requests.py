@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from qdrant_client import models
 
+from scf.connectors.qdrant import QdrantVectorConnector
 from scf.connectors.qdrant.catalog import (
-    Catalog,
     VectorSpace,
     check_dimensions,
     collection_plan,
@@ -17,28 +17,58 @@ from scf.connectors.qdrant.catalog import (
 )
 from scf.connectors.qdrant.ids import RESERVED_ID_KEY
 from scf.connectors.qdrant.operations import payload_selector, point_json
-from scf.connectors.qdrant.plans import OPERATIONS, plan, write_key
 from scf.connectors.qdrant.requests import CreateCollectionParameters, ReadOptions
+from scf.connectors.qdrant.table import write_key
 from scf.schemas.configs.qdrant import QdrantConfig
+from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import PermanentError
 from scf.schemas.operation import OperationRequest
 
-CONFIG = QdrantConfig(collection_name="vectors", vector_dimension=3)
+CONFIG = {"collection_name": "vectors", "vector_dimension": 3}
 
 
-def planned(operation: str, data: dict[str, Any] | None = None, **parameters: Any) -> str | None:
+def connector(**custom_config: Any) -> QdrantVectorConnector:
+    """A local-mode connector that is never opened: requests are parsed and checked without I/O."""
+    body = {"service_type": "qdrant", "service_name": "vec", "custom_config": custom_config}
+    return QdrantVectorConnector(ServiceConnection.parse(body))
+
+
+async def prepared(request: OperationRequest, config: dict[str, Any] = CONFIG) -> tuple[str | None, Any]:
+    """The collection a request acts on and its parsed call, up to (never through) the first I/O."""
+    qdrant = connector(**config)
+    row = qdrant.operation_table[request.operation]
+    call = row.parse(request, "qdrant")
+    seen: list[str | None] = []
+
+    async def no_io(_: Any, collection: str | None, work: Any) -> Any:
+        seen.append(collection)
+
+    qdrant.run = no_io  # type: ignore[method-assign]
+    await row.handler(qdrant, call)
+    assert len(seen) == 1
+    return seen[0], call
+
+
+async def planned(operation: str, data: dict[str, Any] | None = None, **parameters: Any) -> str | None:
     request = OperationRequest(operation=operation, data=data or {}, parameters=parameters)
-    return plan(request, CONFIG, Catalog()).collection
+    return (await prepared(request))[0]
 
 
-def refused(operation: str, data: dict[str, Any] | None = None, **parameters: Any) -> PermanentError:
+async def refused(operation: str, data: dict[str, Any] | None = None, **parameters: Any) -> PermanentError:
     with pytest.raises(PermanentError) as caught:
-        planned(operation, data, **parameters)
+        await planned(operation, data, **parameters)
     assert caught.value.code == "INVALID_REQUEST"
     return caught.value
 
 
 def test_every_operation_of_the_issue_is_served() -> None:
+    assert QdrantVectorConnector.read_operations == {
+        "search",
+        "retrieve",
+        "scroll",
+        "count",
+        "list_collections",
+    }
     assert {
         "create_collection",
         "insert",
@@ -50,26 +80,59 @@ def test_every_operation_of_the_issue_is_served() -> None:
         "scroll",
         "list_collections",
         "delete_collection",
-    } == OPERATIONS
+    } == QdrantVectorConnector.operations
 
 
-def test_the_spec_vector_storage_request_plans_against_its_collection() -> None:
+async def test_the_spec_vector_storage_request_plans_against_its_collection() -> None:
     data = {"vectors": [[0.1, 0.2, 0.3]], "metadata": [{"source": "doc.pdf"}]}
 
-    assert planned("insert", data, collection="embeddings", batch_size=50) == "embeddings"
+    assert await planned("insert", data, collection="embeddings", batch_size=50) == "embeddings"
 
 
-def test_collection_falls_back_to_custom_config_and_accepts_collection_name() -> None:
-    assert planned("count") == "vectors"
-    assert planned("count", collection_name="other") == "other"
-    assert planned("list_collections") is None
+async def test_collection_falls_back_to_custom_config_and_accepts_collection_name() -> None:
+    assert await planned("count") == "vectors"
+    assert await planned("count", collection_name="other") == "other"
+    assert await planned("list_collections") is None
 
 
-def test_without_any_collection_the_request_is_refused() -> None:
+async def test_search_takes_its_vector_and_filter_in_parameters() -> None:
+    request = OperationRequest(
+        operation="search",
+        parameters={"collection": "c", "vector": [1.0, 0.0, 0.0], "page_size": 3, "filter": {"must": []}},
+    )
+    collection, call = await prepared(request)
+
+    assert (collection, call.parameters.vector, call.parameters.limit) == ("c", [1.0, 0.0, 0.0], 3)
+
+
+@pytest.mark.parametrize("old", ["vector", "query_vector"])
+async def test_old_search_shapes_are_moved_to_the_convention(old: str) -> None:
+    request = OperationRequest(operation="search", data={old: [1.0, 2.0, 3.0]}, parameters={"limit": 4})
+    _, call = await prepared(request)
+
+    assert (call.parameters.vector, call.parameters.limit) == ([1.0, 2.0, 3.0], 4)
+
+
+@pytest.mark.parametrize("operation", ["retrieve", "delete"])
+async def test_ids_to_act_on_are_parameters_and_data_ids_still_work(operation: str) -> None:
+    new = OperationRequest(operation=operation, parameters={"ids": [1, "a"]})
+    old = OperationRequest(operation=operation, data={"ids": [1, "a"]})
+
+    assert (await prepared(new))[1].parameters.ids == (await prepared(old))[1].parameters.ids == [1, "a"]
+
+
+async def test_search_offset_cannot_be_combined_with_a_page_token() -> None:
+    request = OperationRequest(operation="search", parameters={"vector": [1.0], "offset": 5}, page_token="t")
+
+    with pytest.raises(PermanentError, match="page_token"):
+        await prepared(request)
+
+
+async def test_without_any_collection_the_request_is_refused() -> None:
     request = OperationRequest(operation="count")
 
     with pytest.raises(PermanentError) as caught:
-        plan(request, QdrantConfig(), Catalog())
+        await prepared(request, {})
 
     assert "parameters.collection" in caught.value.message
 
@@ -91,34 +154,37 @@ def test_without_any_collection_the_request_is_refused() -> None:
         ("insert", {"vectors": [[1]], "metadata": [{RESERVED_ID_KEY: "x"}]}, {}, "reserved key"),
         ("insert", {"vectors": [[1]]}, {"batch_size": 0}, "invalid parameters: batch_size"),
         ("insert", {"vectors": [[1]]}, {"batchsize": 10}, "batchsize: Extra inputs"),
-        ("search", {}, {}, "exactly one of vector or query_vector"),
-        ("search", {"vector": [1], "query_vector": [1]}, {}, "exactly one of vector"),
-        ("search", {"vector": [1]}, {"limit": 1001}, "invalid parameters: limit"),
+        ("search", {}, {}, "invalid parameters: vector"),
+        ("search", {"vector": [1], "query_vector": [1]}, {}, "same field"),
+        ("search", {"vector": [1]}, {"limit": 1001}, "invalid parameters: page_size"),
+        ("search", {}, {"vector": [1], "page_size": 1001}, "invalid parameters: page_size"),
+        ("search", {"vector": [1]}, {"vector": [1]}, "same field"),
         ("search", {"vector": [1], "filter": {}}, {}, "invalid data: filter"),
         ("search", {"vector": [1]}, {"filter": {"must": [{"key": "a"}]}}, "invalid parameters: filter"),
-        ("retrieve", {"ids": []}, {}, "invalid data: ids"),
-        ("retrieve", {"ids": [1.5]}, {}, "invalid data: ids"),
-        ("delete", {}, {}, "exactly one of data.ids or a non-empty parameters.filter"),
+        ("retrieve", {"ids": []}, {}, "invalid parameters: ids"),
+        ("retrieve", {}, {"ids": [1.5]}, "invalid parameters: ids"),
+        ("delete", {}, {}, "exactly one of parameters.ids or a non-empty parameters.filter"),
         ("delete", {}, {"filter": {}}, "non-empty parameters.filter"),
         ("delete", {"ids": [1]}, {"filter": {"must": [{"key": "a", "match": 1}]}}, "exactly one"),
-        ("scroll", {}, {"limit": 0}, "invalid parameters: limit"),
+        ("scroll", {}, {"limit": 0}, "invalid parameters: page_size"),
+        ("insert", {"vectors": [[1]]}, {"collection": "a", "collection_name": "a"}, "same field"),
         ("count", {"filter": {}}, {}, "invalid data: filter"),
         ("create_collection", {}, {"metric": "hamming"}, "invalid parameters: metric"),
         ("create_collection", {}, {"collection": "a/b"}, "invalid parameters: collection"),
         ("list_collections", {}, {"collection": "x"}, "collection: Extra inputs"),
     ],
 )
-def test_malformed_requests_are_refused_naming_the_field(
+async def test_malformed_requests_are_refused_naming_the_field(
     operation: str, data: dict[str, Any], parameters: dict[str, Any], fragment: str
 ) -> None:
-    assert fragment in refused(operation, data, **parameters).message
+    assert fragment in (await refused(operation, data, **parameters)).message
 
 
-def test_creating_a_collection_needs_a_dimension_from_somewhere() -> None:
+async def test_creating_a_collection_needs_a_dimension_from_somewhere() -> None:
     request = OperationRequest(operation="create_collection", parameters={"collection": "c"})
 
     with pytest.raises(PermanentError) as caught:
-        plan(request, QdrantConfig(), Catalog())
+        await prepared(request, {})
 
     assert "vector_dimension" in caught.value.message
 

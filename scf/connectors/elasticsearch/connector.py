@@ -1,50 +1,33 @@
-"""`ElasticsearchConnector`: one `AsyncElasticsearch` client per connector, serving ten operations.
+"""`ElasticsearchConnector`: one `AsyncElasticsearch` client per connector, serving the ten operations of
+`operations.py`.
 
-This module owns the client's life (open with a cheap `info()` call, check cluster health, close) and
-routes each operation, after parsing and name checks, to `indices.py`, `documents.py` or `search.py`.
+This module owns the client's life (open with a cheap `info()` call, check cluster health, close), the
+index defaults and `run`, which hands each handler the client bounded by its request's time.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import structlog
 from elastic_transport import ApiError
 from elasticsearch import AsyncElasticsearch, UnsupportedProductError
 
 from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
-from scf.connectors.elasticsearch.documents import run_delete, run_get, run_insert, run_update
 from scf.connectors.elasticsearch.errors import ELASTICSEARCH_ERROR_RULES, classify_api_error
-from scf.connectors.elasticsearch.indices import run_create_index, run_delete_index, run_list_indices
 from scf.connectors.elasticsearch.names import check_index, check_index_target
-from scf.connectors.elasticsearch.requests import (
-    AggregateParameters,
-    CountParameters,
-    CreateIndexParameters,
-    DeleteIndexParameters,
-    DeleteParameters,
-    GetParameters,
-    InsertData,
-    InsertParameters,
-    ListIndicesParameters,
-    SearchParameters,
-    UpdateData,
-    UpdateParameters,
-    parse,
-)
-from scf.connectors.elasticsearch.search import run_aggregate, run_count, run_search
+from scf.connectors.elasticsearch.operations import OPERATION_TABLE
 from scf.connectors.elasticsearch.settings import client_settings
-from scf.connectors.sources import time_left
+from scf.connectors.operation_table import Call
 from scf.schemas.configs.elasticsearch import ElasticsearchConfig
 from scf.schemas.connection import ServiceConnection, ServiceType
 from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, PermanentError, TransientError
-from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict
+from scf.schemas.operation import TestVerdict
 
 log = structlog.get_logger(__name__)
 
-_Run = Callable[[AsyncElasticsearch], Awaitable[OperationOutcome]]
+Outcome = TypeVar("Outcome")
 
 
 class ElasticsearchConnector(ServiceConnector):
@@ -57,20 +40,7 @@ class ElasticsearchConnector(ServiceConnector):
     """
 
     service_type: ClassVar[ServiceType] = ServiceType.ELASTICSEARCH
-    operations: ClassVar[frozenset[str]] = frozenset(
-        {
-            "create_index",
-            "delete_index",
-            "list_indices",
-            "insert",
-            "get",
-            "update",
-            "delete",
-            "search",
-            "aggregate",
-            "count",
-        }
-    )
+    operation_table = OPERATION_TABLE
     error_rules: ClassVar[tuple[ErrorRule, ...]] = ELASTICSEARCH_ERROR_RULES
 
     def __init__(self, connection: ServiceConnection) -> None:
@@ -83,18 +53,6 @@ class ElasticsearchConnector(ServiceConnector):
         self._client: AsyncElasticsearch | None = None
         self._opened_total = 0
         self._in_flight = 0
-        self._planners: dict[str, Callable[[OperationRequest], _Run]] = {
-            "create_index": self._plan_create_index,
-            "delete_index": self._plan_delete_index,
-            "list_indices": self._plan_list_indices,
-            "insert": self._plan_insert,
-            "get": self._plan_get,
-            "update": self._plan_update,
-            "delete": self._plan_delete,
-            "search": self._plan_search,
-            "aggregate": self._plan_aggregate,
-            "count": self._plan_count,
-        }
 
     def translate(self, exc: BaseException) -> ConnectorError:
         if isinstance(exc, ApiError) and not isinstance(exc, UnsupportedProductError):
@@ -161,8 +119,8 @@ class ElasticsearchConnector(ServiceConnector):
 
     def _timeout(self, limit: float | None = None) -> float:
         """Seconds each call may take: the client's request_timeout (or `limit`), within the deadline."""
-        cap = self._settings.request_timeout if limit is None else min(limit, self._settings.request_timeout)
-        return time_left(cap)
+        cap = self._settings.request_timeout
+        return self.time_left(cap if limit is None else min(limit, cap))
 
     def _api(self, timeout: float | None = None) -> AsyncElasticsearch:
         if self._client is None:
@@ -173,21 +131,23 @@ class ElasticsearchConnector(ServiceConnector):
 
     # --- operations ---------------------------------------------------------------------------------
 
-    async def _execute(self, request: OperationRequest) -> OperationOutcome:
-        run = self._plan(request)  # parse and check names before any I/O
+    async def run(
+        self, call: Call[Any, Any], work: Callable[[AsyncElasticsearch], Awaitable[Outcome]]
+    ) -> Outcome:
+        """Run one operation's I/O with the client, each call bounded by the time the request has left."""
+        es = self._api(self._timeout(call.request.timeout))
         self._in_flight += 1
         try:
-            return await run(self._api(self._timeout(request.timeout)))
+            return await work(es)
         finally:
             self._in_flight -= 1
 
-    def _plan(self, request: OperationRequest) -> _Run:
-        return self._planners[request.operation](request)
-
-    def _index(self, given: str | None) -> str:
+    def index(self, given: str | None) -> str:
+        """The one concrete index a write (or a single-document read) acts on."""
         return check_index(self._default_index(given))
 
-    def _target(self, given: str | list[str] | None) -> str:
+    def target(self, given: str | list[str] | None) -> str:
+        """The indices (names or patterns) a search, count or aggregation reads."""
         return check_index_target(self._default_index(given))
 
     def _default_index(self, given: str | list[str] | None) -> str | list[str]:
@@ -199,61 +159,3 @@ class ElasticsearchConnector(ServiceConnector):
                 code=ErrorCode.INVALID_REQUEST,
             )
         return self.config.index
-
-    def _plan_create_index(self, request: OperationRequest) -> _Run:
-        params = parse(CreateIndexParameters, request.parameters, "parameters")
-        index = self._index(params.index)
-        return lambda es: run_create_index(es, index, params)
-
-    def _plan_delete_index(self, request: OperationRequest) -> _Run:
-        params = parse(DeleteIndexParameters, request.parameters, "parameters")
-        index = check_index(params.index)  # never the default index: deleting one is always explicit
-        return lambda es: run_delete_index(es, index, params)
-
-    def _plan_list_indices(self, request: OperationRequest) -> _Run:
-        params = parse(ListIndicesParameters, request.parameters, "parameters")
-        pattern = check_index_target(params.pattern, "parameters.pattern")
-        return lambda es: run_list_indices(es, pattern, params)
-
-    def _plan_insert(self, request: OperationRequest) -> _Run:
-        data = parse(InsertData, request.data, "data")
-        params = parse(InsertParameters, request.parameters, "parameters")
-        index = self._index(params.index)
-        key = request.idempotency_key or request.operation_id or uuid.uuid4().hex
-        return lambda es: run_insert(es, index, data, params, key)
-
-    def _plan_get(self, request: OperationRequest) -> _Run:
-        params = parse(GetParameters, request.parameters, "parameters")
-        index = self._index(params.index)
-        return lambda es: run_get(es, index, params)
-
-    def _plan_update(self, request: OperationRequest) -> _Run:
-        data = parse(UpdateData, request.data, "data")
-        params = parse(UpdateParameters, request.parameters, "parameters")
-        index = self._index(params.index)
-        return lambda es: run_update(es, index, data, params)
-
-    def _plan_delete(self, request: OperationRequest) -> _Run:
-        params = parse(DeleteParameters, request.parameters, "parameters")
-        index = self._index(params.index)
-        return lambda es: run_delete(es, index, params)
-
-    def _plan_search(self, request: OperationRequest) -> _Run:
-        params = parse(SearchParameters, request.parameters, "parameters")
-        if request.page_token is not None and params.from_:
-            raise PermanentError(
-                "from cannot be combined with page_token: pages continue from the token",
-                code=ErrorCode.INVALID_REQUEST,
-            )
-        target = self._target(params.index)
-        return lambda es: run_search(es, target, params, request.page_token)
-
-    def _plan_aggregate(self, request: OperationRequest) -> _Run:
-        params = parse(AggregateParameters, request.parameters, "parameters")
-        target = self._target(params.index)
-        return lambda es: run_aggregate(es, target, params)
-
-    def _plan_count(self, request: OperationRequest) -> _Run:
-        params = parse(CountParameters, request.parameters, "parameters")
-        target = self._target(params.index)
-        return lambda es: run_count(es, target, params)

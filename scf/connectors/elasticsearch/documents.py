@@ -38,7 +38,7 @@ MAX_REPORTED_QUERY_FAILURES = 100
 async def run_insert(
     es: AsyncElasticsearch, index: str, data: InsertData, params: InsertParameters, key: str
 ) -> OperationOutcome:
-    rows = data.rows
+    rows = data.documents
     ids = document_ids(rows, ids=data.ids, id_field=params.id_field, key=key)
     summary = BulkSummary()
     for start in range(0, len(rows), params.batch_size):

@@ -1,8 +1,9 @@
 """The Elasticsearch error tables: transport exceptions by class, API errors by HTTP status and error type.
 
-A reply the cluster sent (`ApiError`) is classified by `API_ERROR_RULES`, the first row whose status
-and (if given) error type match; network trouble by `ELASTICSEARCH_ERROR_RULES`. The cluster's reason
-is added to the user-safe message for request errors, with document values (mapping previews) removed.
+A reply the cluster sent (`ApiError`) is classified by `API_ERROR_RULES`, the first row whose status and
+(if given) error type match (`Reply`); network trouble by `ELASTICSEARCH_ERROR_RULES`. The cluster's
+reason is added to the user-safe message of request errors, with document values (mapping previews)
+removed.
 """
 
 from __future__ import annotations
@@ -15,119 +16,83 @@ from typing import Any
 import elasticsearch as es
 from elastic_transport import ApiError
 
-from scf.connectors.base import ErrorRule
+from scf.connectors.base import C, ErrorRule, P, R, S, T
 from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode, error_class
-
-_T, _R, _P, _C, _S = (
-    ErrorCategory.TRANSIENT,
-    ErrorCategory.RESOURCE,
-    ErrorCategory.PERMANENT,
-    ErrorCategory.CONFIGURATION,
-    ErrorCategory.SECURITY,
-)
 
 #: Failures without an HTTP reply, most specific first (TlsError is a ConnectionError).
 ELASTICSEARCH_ERROR_RULES: tuple[ErrorRule, ...] = (
     ErrorRule(
         es.UnsupportedProductError,
-        _C,
+        C,
         ErrorCode.INVALID_CONFIG,
         "the server is not a supported Elasticsearch (8.x or 9.x)",
     ),
     ErrorRule(
         es.SSLError,
-        _C,
+        C,
         ErrorCode.INVALID_CONFIG,
         "the TLS handshake with the cluster failed (check custom_config.ca_certs and verify_certs)",
     ),
-    ErrorRule(es.ConnectionTimeout, _T, ErrorCode.TIMEOUT, "the cluster did not answer in time"),
-    ErrorRule(es.ConnectionError, _T, ErrorCode.CONNECTION_FAILED, "cannot reach the cluster"),
-    ErrorRule(es.SerializationError, _P, ErrorCode.INVALID_DATA, "a value could not be serialized to JSON"),
+    ErrorRule(es.ConnectionTimeout, T, ErrorCode.TIMEOUT, "the cluster did not answer in time"),
+    ErrorRule(es.ConnectionError, T, ErrorCode.CONNECTION_FAILED, "cannot reach the cluster"),
+    ErrorRule(es.SerializationError, P, ErrorCode.INVALID_DATA, "a value could not be serialized to JSON"),
 )
 
 
 @dataclass(frozen=True)
-class ApiErrorRule:
-    """One row: HTTP statuses (and optionally an Elasticsearch error type) -> category, code, message."""
+class Reply:
+    """A predicate on an error reply: its HTTP status is one of `statuses` and, if given, `error_type` is
+    the cluster's error type (or a root cause's)."""
 
     statuses: range
-    error_type: str | None
-    category: ErrorCategory
-    code: ErrorCode
-    message: str
-    with_reason: bool = True
+    error_type: str | None = None
+
+    def __call__(self, exc: BaseException) -> bool:
+        if not isinstance(exc, ApiError) or int(exc.meta.status) not in self.statuses:
+            return False
+        return self.error_type is None or self.error_type in error_types(exc.body)
 
 
-def _status(code: int) -> range:
-    return range(code, code + 1)
+def reply(
+    status: int | range, category: ErrorCategory, code: ErrorCode, message: str, error_type: str | None = None
+) -> ErrorRule:
+    """A row for an error reply; permanent and configuration rows add the cluster's reason."""
+    statuses = range(status, status + 1) if isinstance(status, int) else status
+    return ErrorRule(ApiError, category, code, message, when=Reply(statuses, error_type))
 
 
-API_ERROR_RULES: tuple[ApiErrorRule, ...] = (
-    ApiErrorRule(_status(401), None, _S, ErrorCode.AUTHENTICATION_FAILED, "authentication failed", False),
-    ApiErrorRule(_status(403), None, _S, ErrorCode.PERMISSION_DENIED, "permission denied", False),
-    ApiErrorRule(
-        _status(404), "index_not_found_exception", _C, ErrorCode.NOT_FOUND, "the index does not exist"
-    ),
-    ApiErrorRule(
-        _status(404),
-        "search_context_missing_exception",
-        _P,
+API_ERROR_RULES: tuple[ErrorRule, ...] = (
+    reply(401, S, ErrorCode.AUTHENTICATION_FAILED, "authentication failed"),
+    reply(403, S, ErrorCode.PERMISSION_DENIED, "permission denied"),
+    reply(404, C, ErrorCode.NOT_FOUND, "the index does not exist", "index_not_found_exception"),
+    reply(
+        404,
+        P,
         ErrorCode.NOT_FOUND,
         "the paged search expired; start it again without page_token",
-        False,
+        "search_context_missing_exception",
     ),
-    ApiErrorRule(
-        _status(404), "document_missing_exception", _P, ErrorCode.NOT_FOUND, "the document does not exist"
+    reply(404, P, ErrorCode.NOT_FOUND, "the document does not exist", "document_missing_exception"),
+    reply(404, P, ErrorCode.NOT_FOUND, "not found"),
+    reply(400, P, ErrorCode.CONSTRAINT_VIOLATION, "already exists", "resource_already_exists_exception"),
+    reply(400, P, ErrorCode.INVALID_IDENTIFIER, "invalid index name", "invalid_index_name_exception"),
+    reply(
+        400, P, ErrorCode.INVALID_DATA, "a document does not fit the mapping", "document_parsing_exception"
     ),
-    ApiErrorRule(_status(404), None, _P, ErrorCode.NOT_FOUND, "not found"),
-    ApiErrorRule(
-        _status(400),
-        "resource_already_exists_exception",
-        _P,
-        ErrorCode.CONSTRAINT_VIOLATION,
-        "already exists",
-    ),
-    ApiErrorRule(
-        _status(400), "invalid_index_name_exception", _P, ErrorCode.INVALID_IDENTIFIER, "invalid index name"
-    ),
-    ApiErrorRule(
-        _status(400),
-        "document_parsing_exception",
-        _P,
-        ErrorCode.INVALID_DATA,
-        "a document does not fit the mapping",
-    ),
-    ApiErrorRule(
-        _status(400),
-        "mapper_parsing_exception",
-        _P,
-        ErrorCode.INVALID_DATA,
-        "the mapping refused the request",
-    ),
-    ApiErrorRule(_status(400), None, _P, ErrorCode.QUERY_FAILED, "the cluster refused the request"),
-    ApiErrorRule(_status(409), None, _P, ErrorCode.CONSTRAINT_VIOLATION, "version conflict"),
-    ApiErrorRule(
-        _status(413),
-        None,
-        _P,
-        ErrorCode.LIMIT_EXCEEDED,
-        "the request is too large (lower parameters.batch_size)",
-    ),
-    ApiErrorRule(_status(422), None, _P, ErrorCode.INVALID_DATA, "the cluster could not process the request"),
-    ApiErrorRule(
-        _status(429),
-        None,
-        _R,
-        ErrorCode.LIMIT_EXCEEDED,
-        "the cluster is overloaded (HTTP 429); retry later",
-        False,
-    ),
-    ApiErrorRule(_status(503), None, _T, ErrorCode.CONNECTION_FAILED, "the cluster is unavailable", False),
-    ApiErrorRule(_status(504), None, _T, ErrorCode.TIMEOUT, "the cluster did not answer in time", False),
-    ApiErrorRule(range(500, 600), None, _T, ErrorCode.QUERY_FAILED, "the cluster failed the request", False),
-    ApiErrorRule(range(400, 500), None, _P, ErrorCode.QUERY_FAILED, "the cluster refused the request"),
+    reply(400, P, ErrorCode.INVALID_DATA, "the mapping refused the request", "mapper_parsing_exception"),
+    reply(400, P, ErrorCode.QUERY_FAILED, "the cluster refused the request"),
+    reply(409, P, ErrorCode.CONSTRAINT_VIOLATION, "version conflict"),
+    reply(413, P, ErrorCode.LIMIT_EXCEEDED, "the request is too large (lower parameters.batch_size)"),
+    reply(422, P, ErrorCode.INVALID_DATA, "the cluster could not process the request"),
+    reply(429, R, ErrorCode.LIMIT_EXCEEDED, "the cluster is overloaded (HTTP 429); retry later"),
+    reply(503, T, ErrorCode.CONNECTION_FAILED, "the cluster is unavailable"),
+    reply(504, T, ErrorCode.TIMEOUT, "the cluster did not answer in time"),
+    reply(range(500, 600), T, ErrorCode.QUERY_FAILED, "the cluster failed the request"),
+    reply(range(400, 500), P, ErrorCode.QUERY_FAILED, "the cluster refused the request"),
 )
-_UNEXPECTED = ApiErrorRule(range(0), None, _P, ErrorCode.INTERNAL, "unexpected reply from the cluster", False)
+_UNEXPECTED = ErrorRule(ApiError, P, ErrorCode.INTERNAL, "unexpected reply from the cluster")
+#: Rows whose message carries the cluster's reason (security replies may echo credentials).
+_WITH_REASON = frozenset({P, C})
 
 MAX_REASON_CHARS = 300
 # document_parsing_exception quotes the offending value: "Preview of field's value: 'secret'".
@@ -171,20 +136,18 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
     return seconds if seconds is not None and 0 <= seconds <= 3600 else None
 
 
-def api_rule(status: int, types: list[str]) -> ApiErrorRule:
-    for rule in API_ERROR_RULES:
-        if status in rule.statuses and (rule.error_type is None or rule.error_type in types):
-            return rule
-    return _UNEXPECTED
+def api_rule(exc: ApiError) -> ErrorRule:
+    return next((rule for rule in API_ERROR_RULES if rule.matches(exc)), _UNEXPECTED)
 
 
 def classify_api_error(exc: ApiError) -> ConnectorError:
     """Translate an error reply of the cluster through `API_ERROR_RULES`."""
     status = int(exc.meta.status)
     types = error_types(exc.body)
-    rule = api_rule(status, types)
+    rule = api_rule(exc)
     reason = error_reason(exc.body)
-    message = f"{rule.message}: {reason}" if rule.with_reason and reason else rule.message
+    with_reason = reason and rule.category in _WITH_REASON and rule is not _UNEXPECTED
+    message = f"{rule.message}: {reason}" if with_reason else rule.message
     detail = f"{type(exc).__module__}.{type(exc).__qualname__}: HTTP {status} {', '.join(types) or '-'}"
     if reason and rule.category is not ErrorCategory.SECURITY:  # security replies may echo credentials
         detail += f": {reason}"

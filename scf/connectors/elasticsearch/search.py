@@ -123,7 +123,7 @@ def total_hits(total: Any) -> tuple[int | None, str | None]:
 
 
 async def run_aggregate(es: AsyncElasticsearch, target: str, params: AggregateParameters) -> OperationOutcome:
-    body: dict[str, Any] = {"size": 0, "aggregations": params.definitions}
+    body: dict[str, Any] = {"size": 0, "aggregations": params.aggs}
     if params.query is not None:
         body["query"] = params.query
     reply = await es.search(index=target, body=body)

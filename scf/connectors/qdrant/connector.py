@@ -1,25 +1,29 @@
 """`QdrantVectorConnector`: one `AsyncQdrantClient` per connector, remote or embedded (local mode).
 
-This module owns the client's life (open, check, close, stats) and runs the plans of `plans.py`; the
-operations, filters, ids, page tokens and the error table live in their own modules.
+This module owns the client's life (open, check, close, stats) and `run`, through which the handlers of
+`table.py` reach the client; the operations, filters, ids, page tokens and the error table live in their
+own modules.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 
 import structlog
 from qdrant_client import AsyncQdrantClient
 
 from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
+from scf.connectors.operation_table import Call
 from scf.connectors.qdrant.catalog import Catalog
-from scf.connectors.qdrant.errors import QDRANT_ERROR_RULES, MissingCollectionError, refine
-from scf.connectors.qdrant.plans import OPERATIONS, plan
+from scf.connectors.qdrant.errors import QDRANT_ERROR_RULES, missing_collection, refine
 from scf.connectors.qdrant.settings import client_settings, data_dir
+from scf.connectors.qdrant.table import OPERATION_TABLE
 from scf.schemas.configs.qdrant import QdrantConfig
 from scf.schemas.connection import ServiceConnection, ServiceType
 from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, TransientError
-from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict
+from scf.schemas.operation import OperationOutcome, TestVerdict
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +41,7 @@ class QdrantVectorConnector(ServiceConnector):
     """
 
     service_type: ClassVar[ServiceType] = ServiceType.QDRANT
-    operations: ClassVar[frozenset[str]] = OPERATIONS
+    operation_table = OPERATION_TABLE
     error_rules: ClassVar[tuple[ErrorRule, ...]] = QDRANT_ERROR_RULES
 
     def __init__(self, connection: ServiceConnection) -> None:
@@ -47,7 +51,7 @@ class QdrantVectorConnector(ServiceConnector):
         self.config: QdrantConfig = self.type_config
         self._settings = client_settings(connection, self.config, data_dir())
         self._client: AsyncQdrantClient | None = None
-        self._catalog = Catalog()
+        self.catalog = Catalog()
         self._opened_total = 0
 
     @property
@@ -83,7 +87,7 @@ class QdrantVectorConnector(ServiceConnector):
 
     async def _close(self) -> None:
         client, self._client = self._client, None
-        self._catalog.clear()
+        self.catalog.clear()
         if client is not None:
             await client.close()
 
@@ -94,17 +98,24 @@ class QdrantVectorConnector(ServiceConnector):
 
     # --- operations ---------------------------------------------------------------------------------
 
-    async def _execute(self, request: OperationRequest) -> OperationOutcome:
-        bound = plan(request, self.config, self._catalog)  # parse and validate before any I/O
+    async def run(
+        self,
+        call: Call[Any, Any],
+        collection: str | None,
+        work: Callable[[AsyncQdrantClient], Awaitable[OperationOutcome]],
+    ) -> OperationOutcome:
+        """Run one operation's I/O within the time its request has left; name a missing collection."""
+        client = self._require_client()
         try:
-            return await bound.run(self._require_client())
+            async with asyncio.timeout(self.time_left(call.request.timeout)):
+                return await work(client)
         except Exception as exc:
-            if bound.collection is None:
+            if collection is None:
                 raise
-            self._catalog.forget(bound.collection)  # it may have been dropped or recreated elsewhere
-            if isinstance(exc, MissingCollectionError):
+            self.catalog.forget(collection)  # it may have been dropped or recreated elsewhere
+            if missing_collection(exc):
                 raise ConfigurationError(
-                    f"collection {bound.collection!r} does not exist",
+                    f"collection {collection!r} does not exist",
                     code=ErrorCode.NOT_FOUND,
                     detail=f"{type(exc).__name__}: {str(exc)[:500]}",
                 ) from exc

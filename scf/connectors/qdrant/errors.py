@@ -8,7 +8,7 @@ Remote errors are told apart by HTTP status or gRPC code; local mode raises plai
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from collections.abc import Callable, Collection
 
 import grpc
 import httpx
@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from qdrant_client.common.client_exceptions import ResourceExhaustedResponse
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from scf.connectors.base import ErrorRule
+from scf.connectors.base import C, ErrorRule, P, R, S, T
 from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode
 
 _SERVER_TEXT_LIMIT = 300
@@ -45,168 +45,123 @@ def server_text(exc: BaseException) -> str | None:
     return str(text)[:_SERVER_TEXT_LIMIT] if text else None
 
 
-class _Predicate(type):
-    """`isinstance` by a predicate: one type (UnexpectedResponse, ValueError) covers many cases here."""
+def replied(
+    statuses: Collection[int] = frozenset(), grpc_codes: Collection[str] = frozenset()
+) -> Callable[[BaseException], bool]:
+    """A predicate: the server answered with one of `statuses` (REST) or `grpc_codes` (gRPC)."""
 
-    def __instancecheck__(cls, instance: Any) -> bool:
-        return bool(cls.test(instance))  # type: ignore[attr-defined]
-
-
-class _Matching(Exception, metaclass=_Predicate):
-    """Matches `kinds` whose message holds a fragment, or with one of `statuses` / `grpc_codes`."""
-
-    kinds: ClassVar[tuple[type[BaseException], ...]] = ()
-    fragments: ClassVar[tuple[str, ...]] = ()
-    statuses: ClassVar[frozenset[int]] = frozenset()
-    grpc_codes: ClassVar[frozenset[str]] = frozenset()
-
-    @classmethod
-    def test(cls, exc: Any) -> bool:
-        if not isinstance(exc, BaseException):
-            return False
-        if isinstance(exc, cls.kinds) and any(f in str(exc) for f in cls.fragments):
-            return True
+    def test(exc: BaseException) -> bool:
         status = status_of(exc)
-        return (status is not None and status in cls.statuses) or grpc_code(exc) in cls.grpc_codes
+        return (status is not None and status in statuses) or grpc_code(exc) in grpc_codes
+
+    return test
 
 
-class LocalStorageLockedError(_Matching):
-    """Local mode: another process (or client) holds the storage folder's lock."""
-
-    kinds = (RuntimeError,)
-    fragments = ("is already accessed by another instance",)
-
-
-class LocalClientClosedError(_Matching):
-    kinds = (RuntimeError,)
-    fragments = ("instance is closed",)
+_NOT_FOUND = replied({404}, {"NOT_FOUND"})
+_EXISTS = replied({409}, {"ALREADY_EXISTS"})
+#: Local mode words a dimension mismatch as below, or fails inside numpy (`not aligned`).
+_DIMENSION_TEXT = ("Vector dimension error", "not aligned")
 
 
-class MissingCollectionError(_Matching):
-    kinds = (ValueError,)
-    fragments = ("not found",)  # local mode: "Collection x not found"
-    statuses = frozenset({404})
-    grpc_codes = frozenset({"NOT_FOUND"})
-
-    @classmethod
-    def test(cls, exc: Any) -> bool:
-        if isinstance(exc, ValueError) and not str(exc).startswith("Collection "):
-            return False
-        return super().test(exc)
+def missing_collection(exc: BaseException) -> bool:
+    """Local mode says "Collection x not found"; a server answers 404 (REST) or NOT_FOUND (gRPC)."""
+    if isinstance(exc, ValueError):
+        return str(exc).startswith("Collection ") and "not found" in str(exc)
+    return _NOT_FOUND(exc)
 
 
-class CollectionExistsError(_Matching):
-    kinds = (ValueError,)
-    fragments = ("already exists",)
-    statuses = frozenset({409})
-    grpc_codes = frozenset({"ALREADY_EXISTS"})
+def collection_exists(exc: BaseException) -> bool:
+    if isinstance(exc, ValueError):
+        return "already exists" in str(exc)
+    return _EXISTS(exc)
 
 
-class DimensionMismatchError(_Matching):
-    """Local mode words it as below or fails inside numpy (`not aligned`); the server answers 400."""
-
-    kinds = (ValueError,)
-    fragments = ("Vector dimension error", "not aligned")
-
-    @classmethod
-    def test(cls, exc: Any) -> bool:
-        text = server_text(exc) if isinstance(exc, BaseException) else None
-        return super().test(exc) or (text is not None and "dimension error" in text)
+def dimension_mismatch(exc: BaseException) -> bool:
+    if isinstance(exc, ValueError):
+        return any(fragment in str(exc) for fragment in _DIMENSION_TEXT)
+    return "dimension error" in (server_text(exc) or "")
 
 
-class AuthenticationFailedError(_Matching):
-    statuses = frozenset({401})
-    grpc_codes = frozenset({"UNAUTHENTICATED"})
-
-
-class PermissionDeniedError(_Matching):
-    statuses = frozenset({403})
-    grpc_codes = frozenset({"PERMISSION_DENIED"})
-
-
-class RateLimitedError(_Matching):
-    statuses = frozenset({429})
-    grpc_codes = frozenset({"RESOURCE_EXHAUSTED"})
-
-
-class TooLargeError(_Matching):
-    statuses = frozenset({413})
-
-
-class ServerUnavailableError(_Matching):
-    statuses = frozenset(range(500, 600))
-    grpc_codes = frozenset({"UNAVAILABLE", "ABORTED", "INTERNAL", "UNKNOWN", "CANCELLED"})
-
-
-class GrpcTimeoutError(_Matching):
-    grpc_codes = frozenset({"DEADLINE_EXCEEDED"})
-
-
-class RequestRefusedError(_Matching):
-    statuses = frozenset(range(400, 500))
-    grpc_codes = frozenset({"INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE", "UNIMPLEMENTED"})
-
-
-class TimedOutResponseError(Exception, metaclass=_Predicate):
+def timed_out(exc: BaseException) -> bool:
     """qdrant-client wraps every transport failure in ResponseHandlingException; a timeout is one kind."""
-
-    @staticmethod
-    def test(exc: Any) -> bool:
-        return isinstance(exc, ResponseHandlingException) and isinstance(exc.source, httpx.TimeoutException)
+    return isinstance(exc, ResponseHandlingException) and isinstance(exc.source, httpx.TimeoutException)
 
 
-_T, _R, _P, _C, _S = (
-    ErrorCategory.TRANSIENT,
-    ErrorCategory.RESOURCE,
-    ErrorCategory.PERMANENT,
-    ErrorCategory.CONFIGURATION,
-    ErrorCategory.SECURITY,
-)
+_REFUSED = frozenset({"INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE", "UNIMPLEMENTED"})
+_UNAVAILABLE = frozenset({"UNAVAILABLE", "ABORTED", "INTERNAL", "UNKNOWN", "CANCELLED"})
+
+
+def answered(
+    category: ErrorCategory,
+    code: ErrorCode,
+    message: str,
+    statuses: Collection[int] = frozenset(),
+    grpc_codes: Collection[str] = frozenset(),
+) -> ErrorRule:
+    """A row for what the server answered, by HTTP status (REST) or status code (gRPC)."""
+    return ErrorRule(Exception, category, code, message, when=replied(statuses, grpc_codes))
+
 
 QDRANT_ERROR_RULES: tuple[ErrorRule, ...] = (
     # local mode's own storage
     ErrorRule(
-        LocalStorageLockedError,
-        _C,
+        RuntimeError,
+        C,
         ErrorCode.INVALID_CONFIG,
         "the local Qdrant storage folder is held by another client (another worker process, or another "
         "connector with the same custom_config.path); one process owns a local path: give each connector "
         "its own path, serve it from one worker, or use a Qdrant server to share data",
+        text=("is already accessed by another instance",),
     ),
-    ErrorRule(LocalClientClosedError, _T, ErrorCode.CONNECTION_FAILED, "the local Qdrant store was closed"),
-    ErrorRule(PermissionError, _C, ErrorCode.INVALID_CONFIG, "the local Qdrant path is not writable"),
-    ErrorRule(NotADirectoryError, _C, ErrorCode.INVALID_CONFIG, "the local Qdrant path is not a directory"),
-    # the server (or local mode) answered
-    ErrorRule(AuthenticationFailedError, _S, ErrorCode.AUTHENTICATION_FAILED, "authentication failed"),
-    ErrorRule(PermissionDeniedError, _S, ErrorCode.PERMISSION_DENIED, "permission denied"),
-    ErrorRule(MissingCollectionError, _C, ErrorCode.NOT_FOUND, "the collection does not exist"),
-    ErrorRule(CollectionExistsError, _P, ErrorCode.CONSTRAINT_VIOLATION, "the collection already exists"),
     ErrorRule(
-        DimensionMismatchError,
-        _P,
+        RuntimeError,
+        T,
+        ErrorCode.CONNECTION_FAILED,
+        "the local Qdrant store was closed",
+        text=("instance is closed",),
+    ),
+    ErrorRule(PermissionError, C, ErrorCode.INVALID_CONFIG, "the local Qdrant path is not writable"),
+    ErrorRule(NotADirectoryError, C, ErrorCode.INVALID_CONFIG, "the local Qdrant path is not a directory"),
+    # the server (or local mode) answered
+    answered(S, ErrorCode.AUTHENTICATION_FAILED, "authentication failed", {401}, {"UNAUTHENTICATED"}),
+    answered(S, ErrorCode.PERMISSION_DENIED, "permission denied", {403}, {"PERMISSION_DENIED"}),
+    ErrorRule(Exception, C, ErrorCode.NOT_FOUND, "the collection does not exist", when=missing_collection),
+    ErrorRule(
+        Exception, P, ErrorCode.CONSTRAINT_VIOLATION, "the collection already exists", when=collection_exists
+    ),
+    ErrorRule(
+        Exception,
+        P,
         ErrorCode.INVALID_DATA,
         "a vector's dimension does not match the collection",
+        when=dimension_mismatch,
     ),
-    ErrorRule(ResourceExhaustedResponse, _R, ErrorCode.LIMIT_EXCEEDED, "Qdrant is rate limiting requests"),
-    ErrorRule(RateLimitedError, _R, ErrorCode.LIMIT_EXCEEDED, "Qdrant is rate limiting requests"),
-    ErrorRule(TooLargeError, _P, ErrorCode.LIMIT_EXCEEDED, "the request is too large for Qdrant"),
-    ErrorRule(ServerUnavailableError, _T, ErrorCode.CONNECTION_FAILED, "the Qdrant server is unavailable"),
-    ErrorRule(GrpcTimeoutError, _T, ErrorCode.TIMEOUT, "Qdrant did not answer in time"),
-    ErrorRule(RequestRefusedError, _P, ErrorCode.QUERY_FAILED, "Qdrant refused the request"),
-    ErrorRule(UnexpectedResponse, _P, ErrorCode.QUERY_FAILED, "Qdrant gave an unexpected answer"),
+    ErrorRule(ResourceExhaustedResponse, R, ErrorCode.LIMIT_EXCEEDED, "Qdrant is rate limiting requests"),
+    answered(R, ErrorCode.LIMIT_EXCEEDED, "Qdrant is rate limiting requests", {429}, {"RESOURCE_EXHAUSTED"}),
+    answered(P, ErrorCode.LIMIT_EXCEEDED, "the request is too large for Qdrant", {413}),
+    answered(
+        T, ErrorCode.CONNECTION_FAILED, "the Qdrant server is unavailable", range(500, 600), _UNAVAILABLE
+    ),
+    answered(T, ErrorCode.TIMEOUT, "Qdrant did not answer in time", grpc_codes={"DEADLINE_EXCEEDED"}),
+    answered(P, ErrorCode.QUERY_FAILED, "Qdrant refused the request", range(400, 500), _REFUSED),
+    ErrorRule(UnexpectedResponse, P, ErrorCode.QUERY_FAILED, "Qdrant gave an unexpected answer"),
     # could not talk to the server
-    ErrorRule(TimedOutResponseError, _T, ErrorCode.TIMEOUT, "Qdrant did not answer in time"),
-    ErrorRule(ResponseHandlingException, _T, ErrorCode.CONNECTION_FAILED, "cannot reach the Qdrant server"),
-    ErrorRule(httpx.TimeoutException, _T, ErrorCode.TIMEOUT, "Qdrant did not answer in time"),
-    ErrorRule(httpx.TransportError, _T, ErrorCode.CONNECTION_FAILED, "cannot reach the Qdrant server"),
-    ErrorRule(grpc.RpcError, _T, ErrorCode.CONNECTION_FAILED, "the Qdrant gRPC call failed"),
+    ErrorRule(
+        ResponseHandlingException, T, ErrorCode.TIMEOUT, "Qdrant did not answer in time", when=timed_out
+    ),
+    ErrorRule(ResponseHandlingException, T, ErrorCode.CONNECTION_FAILED, "cannot reach the Qdrant server"),
+    ErrorRule(httpx.TimeoutException, T, ErrorCode.TIMEOUT, "Qdrant did not answer in time"),
+    ErrorRule(httpx.TransportError, T, ErrorCode.CONNECTION_FAILED, "cannot reach the Qdrant server"),
+    ErrorRule(grpc.RpcError, T, ErrorCode.CONNECTION_FAILED, "the Qdrant gRPC call failed"),
     # local mode refuses bad input with ValueError (pydantic's ValidationError is one too)
-    ErrorRule(ValidationError, _P, ErrorCode.INVALID_DATA, "a value does not fit Qdrant's data model"),
-    ErrorRule(ValueError, _P, ErrorCode.INVALID_REQUEST, "Qdrant refused the request"),
+    ErrorRule(ValidationError, P, ErrorCode.INVALID_DATA, "a value does not fit Qdrant's data model"),
+    ErrorRule(ValueError, P, ErrorCode.INVALID_REQUEST, "Qdrant refused the request"),
 )
 
+
 # Local-mode messages that name ids, sizes and collections but never payload values.
-_LOCAL_TEXT_IS_SAFE: tuple[type[BaseException], ...] = (DimensionMismatchError, CollectionExistsError)
+def _local_text_is_safe(exc: BaseException) -> bool:
+    return isinstance(exc, ValueError) and (dimension_mismatch(exc) or collection_exists(exc))
 
 
 def refine(error: ConnectorError, exc: BaseException) -> ConnectorError:
@@ -215,8 +170,7 @@ def refine(error: ConnectorError, exc: BaseException) -> ConnectorError:
         return error
     retry_after = _retry_after(exc)
     message = error.message
-    local = isinstance(exc, ValueError) and isinstance(exc, _LOCAL_TEXT_IS_SAFE)
-    text = server_text(exc) or (str(exc)[:_SERVER_TEXT_LIMIT] if local else None)
+    text = server_text(exc) or (str(exc)[:_SERVER_TEXT_LIMIT] if _local_text_is_safe(exc) else None)
     if text and error.category is not ErrorCategory.TRANSIENT:
         message = f"{message}: {text}"
     if retry_after is None and message == error.message:

@@ -10,8 +10,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Discriminator,
     Field,
     StrictBool,
@@ -22,6 +20,7 @@ from pydantic import (
 )
 from qdrant_client import models
 
+from scf.connectors.operation_table import Strict
 from scf.connectors.qdrant.ids import resolve_id
 
 MAX_DEPTH = 8
@@ -34,11 +33,7 @@ Values = Annotated[list[StrictStr] | list[StrictInt], Field(min_length=1, max_le
 _TESTS = ("match", "match_any", "match_except", "range", "is_empty", "is_null")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class RangeSpec(_Strict):
+class RangeSpec(Strict):
     gt: Number | None = None
     gte: Number | None = None
     lt: Number | None = None
@@ -51,7 +46,7 @@ class RangeSpec(_Strict):
         return self
 
 
-class FieldSpec(_Strict):
+class FieldSpec(Strict):
     """One test on the payload field `key` (dotted paths such as `address.city` reach nested values)."""
 
     key: str = Field(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f]+$")
@@ -72,7 +67,7 @@ class FieldSpec(_Strict):
         return self
 
 
-class HasIdSpec(_Strict):
+class HasIdSpec(Strict):
     has_id: list[StrictInt | StrictStr] = Field(min_length=1, max_length=MAX_VALUES)
 
 
@@ -94,7 +89,7 @@ Condition = Annotated[
 ]
 
 
-class FilterSpec(_Strict):
+class FilterSpec(Strict):
     """Conditions joined as Qdrant joins them: all of `must`, at least one of `should`, none of `must_not`.
 
     {"must": [{"key": "city", "match": "Paris"}, {"key": "price", "range": {"gte": 1, "lt": 5}}],

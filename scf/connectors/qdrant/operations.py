@@ -22,7 +22,7 @@ from scf.connectors.qdrant.catalog import (
     collection_plan,
     create_collection,
 )
-from scf.connectors.qdrant.errors import CollectionExistsError
+from scf.connectors.qdrant.errors import collection_exists
 from scf.connectors.qdrant.filters import to_qdrant
 from scf.connectors.qdrant.ids import (
     RESERVED_ID_KEY,
@@ -34,14 +34,13 @@ from scf.connectors.qdrant.ids import (
 )
 from scf.connectors.qdrant.paging import decode_page_token, encode_page_token, query_fingerprint
 from scf.connectors.qdrant.requests import (
+    MAX_OFFSET,
     CountParameters,
     CreateCollectionParameters,
-    DeleteData,
     DeleteParameters,
-    IdsData,
     ReadOptions,
+    RetrieveParameters,
     ScrollParameters,
-    SearchData,
     SearchParameters,
     WriteData,
     WriteParameters,
@@ -101,8 +100,8 @@ async def run_write(
         plan = collection_plan(collection, CreateCollectionParameters(), config, len(data.vectors[0]))
         try:
             await create_collection(client, plan)
-        except Exception as exc:  # a predicate class: `except` cannot match it, isinstance can
-            if not isinstance(exc, CollectionExistsError):
+        except Exception as exc:
+            if not collection_exists(exc):
                 raise  # created meanwhile by another request is fine: it is checked just below
     name = await catalog.vector_for(client, collection, params.vector_name, data.vectors)
     count = len(data.vectors)
@@ -133,30 +132,55 @@ async def run_write(
 
 
 async def run_search(
-    client: AsyncQdrantClient, catalog: Catalog, collection: str, data: SearchData, params: SearchParameters
+    client: AsyncQdrantClient,
+    catalog: Catalog,
+    collection: str,
+    params: SearchParameters,
+    page_token: str | None,
 ) -> OperationOutcome:
-    name = await catalog.vector_for(client, collection, params.vector_name, [data.query])
+    """One page of the nearest points; the token carries the next page's offset, bound to the query."""
+    name = await catalog.vector_for(client, collection, params.vector_name, [params.vector])
+    query_filter = to_qdrant(params.filter)
+    fingerprint = _fingerprint(
+        collection, query_filter, params.vector, params.score_threshold, params.vector_name
+    )
+    offset = _search_offset(decode_page_token(page_token, fingerprint)) if page_token else params.offset
     response = await client.query_points(
         collection,
-        query=data.query,
+        query=params.vector,
         using=name,
-        query_filter=to_qdrant(params.filter),
+        query_filter=query_filter,
         limit=params.limit,
-        offset=params.offset or None,
+        offset=offset or None,
         score_threshold=params.score_threshold,
         with_payload=payload_selector(params.with_payload),
         with_vectors=params.with_vectors,
     )
     points = [point_json(p, params) for p in response.points]
+    following = offset + params.limit
+    more = len(points) == params.limit and following <= MAX_OFFSET
     return OperationOutcome(
-        records_processed=len(points), result_data={"collection": collection, "points": points}
+        records_processed=len(points),
+        result_data={"collection": collection, "points": points},
+        next_page_token=encode_page_token(following, fingerprint) if more else None,
     )
 
 
+def _fingerprint(collection: str, query_filter: models.Filter | None, *extra: Any) -> str:
+    shown = query_filter.model_dump(mode="json") if query_filter else None
+    return query_fingerprint(collection, [shown, *extra] if extra else shown)
+
+
+def _search_offset(offset: object) -> int:
+    if not isinstance(offset, int) or offset > MAX_OFFSET:
+        raise PermanentError("page_token is not a token of this search", code=ErrorCode.INVALID_REQUEST)
+    return offset
+
+
 async def run_retrieve(
-    client: AsyncQdrantClient, collection: str, data: IdsData, params: ReadOptions
+    client: AsyncQdrantClient, collection: str, params: RetrieveParameters
 ) -> OperationOutcome:
-    resolved = [resolve_id(i) for i in data.ids]
+    resolved = [resolve_id(i) for i in params.ids]
     records = await client.retrieve(
         collection,
         ids=[r.point_id for r in resolved],
@@ -177,9 +201,7 @@ async def run_scroll(
     client: AsyncQdrantClient, collection: str, params: ScrollParameters, page_token: str | None
 ) -> OperationOutcome:
     query_filter = to_qdrant(params.filter)
-    fingerprint = query_fingerprint(
-        collection, query_filter.model_dump(mode="json") if query_filter else None
-    )
+    fingerprint = _fingerprint(collection, query_filter)
     offset = decode_page_token(page_token, fingerprint) if page_token else None
     records, next_offset = await client.scroll(
         collection,
@@ -207,11 +229,11 @@ async def run_count(client: AsyncQdrantClient, collection: str, params: CountPar
 
 
 async def run_delete(
-    client: AsyncQdrantClient, collection: str, data: DeleteData, params: DeleteParameters
+    client: AsyncQdrantClient, collection: str, params: DeleteParameters
 ) -> OperationOutcome:
     """Delete by ids or by filter; `records_affected` is how many points matched just before."""
-    if data.ids is not None:
-        ids = [resolve_id(i).point_id for i in data.ids]
+    if params.ids is not None:
+        ids = [resolve_id(i).point_id for i in params.ids]
         selection = models.Filter(must=[models.HasIdCondition(has_id=ids)])
         selector: models.PointIdsList | models.FilterSelector = models.PointIdsList(points=ids)
     else:

@@ -1,7 +1,8 @@
-"""Opaque page tokens for `scroll`: Qdrant's next-page offset, bound to the query that produced it.
+"""Opaque page tokens for `scroll` and `search`: the next page's offset, bound to the query that produced it.
 
-A token carries the offset (a point id) and a fingerprint of the collection and filter, so a token
-replayed against another query is refused instead of silently skipping or repeating points.
+A token carries the offset (a point id for scroll, a position for search) and a fingerprint of the
+collection and query, so a token replayed against another query is refused instead of silently skipping
+or repeating points.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def decode_page_token(token: str, fingerprint: str) -> PointId:
         )
     if query != fingerprint:
         raise PermanentError(
-            "page_token belongs to another collection or filter; repeat the same scroll with the token",
+            "page_token belongs to another collection or filter; repeat the same query with the token",
             code=ErrorCode.INVALID_REQUEST,
         )
     result: PointId = offset

@@ -1,36 +1,30 @@
 """The shapes of `data` and `parameters` for each Qdrant operation, validated before any I/O.
 
-What to act on is `data` (vectors, a query vector, ids); how is `parameters` (collection, limit,
-filter, options). Unknown keys are refused so that a misspelt option is not silently ignored; a request
-that does not fit is a `permanent` INVALID_REQUEST naming the field, never a driver error.
+`parameters` says what to act on and how: the collection, point ids to read or delete, the query vector
+and filter of a search, page size and options. `data` carries the payload: the vectors to write, with
+their metadata (payloads) and optional ids. Unknown keys are refused so that a misspelt option is not
+silently ignored; a request that does not fit is a `permanent` INVALID_REQUEST naming the field.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictInt,
-    StrictStr,
-    model_validator,
-)
+from pydantic import Field, StrictInt, StrictStr, model_validator
 
+from scf.connectors.operation_table import PageParameters, Strict
 from scf.connectors.qdrant.filters import FilterSpec
 from scf.connectors.qdrant.ids import RESERVED_ID_KEY
 from scf.schemas.configs.qdrant import COLLECTION_NAME_PATTERN, MAX_VECTOR_DIMENSION, HnswSettings, Metric
 from scf.schemas.errors import ErrorCode, PermanentError
-from scf.schemas.validation import parse_model
-
-#: Validates `data` or `parameters` against a model (the helper every connector shares).
-parse = parse_model
 
 MAX_POINTS_PER_REQUEST = 100_000
 MAX_BATCH_SIZE = 1_000
 MAX_LIMIT = 1_000
+MAX_OFFSET = 10_000
+#: Points per page when `parameters.page_size` is not given.
+DEFAULT_SEARCH_PAGE = 10
+DEFAULT_SCROLL_PAGE = 100
 MAX_IDS = 10_000
 
 Vector = Annotated[
@@ -42,22 +36,10 @@ Ids = Annotated[list[CallerId], Field(min_length=1, max_length=MAX_IDS)]
 VectorName = Annotated[str, Field(min_length=1, max_length=255)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+class Target(Strict):
+    """Which collection: `parameters.collection`, else the configured `custom_config.collection_name`."""
 
-
-class NoData(_Strict):
-    """`data` of operations that take none."""
-
-
-class Target(_Strict):
-    """Which collection: `parameters.collection` (or `collection_name`), else the configured default."""
-
-    collection: str | None = Field(
-        default=None,
-        pattern=COLLECTION_NAME_PATTERN,
-        validation_alias=AliasChoices("collection", "collection_name"),
-    )
+    collection: str | None = Field(default=None, pattern=COLLECTION_NAME_PATTERN)
 
 
 class ReadOptions(Target):
@@ -68,7 +50,7 @@ class ReadOptions(Target):
 # --- writes -----------------------------------------------------------------------------------------
 
 
-class WriteData(_Strict):
+class WriteData(Strict):
     """The spec's vector-storage shape: `vectors`, optional `metadata` and `ids` of the same length."""
 
     vectors: list[Vector] = Field(min_length=1, max_length=MAX_POINTS_PER_REQUEST)
@@ -97,38 +79,32 @@ class WriteParameters(Target):
 # --- reads ------------------------------------------------------------------------------------------
 
 
-class SearchData(_Strict):
-    vector: Vector | None = None
-    query_vector: Vector | None = None
+class SearchParameters(ReadOptions, PageParameters):
+    """How to search: the query `vector`, an optional `filter` and threshold, one page of the nearest."""
 
-    @model_validator(mode="after")
-    def _one_vector(self) -> SearchData:
-        if (self.vector is None) == (self.query_vector is None):
-            raise ValueError("give exactly one of vector or query_vector")
-        return self
-
-    @property
-    def query(self) -> list[float]:
-        query = self.vector if self.vector is not None else self.query_vector
-        assert query is not None  # guaranteed by the validator
-        return query
-
-
-class SearchParameters(ReadOptions):
-    limit: int = Field(default=10, ge=1, le=MAX_LIMIT)
-    offset: int = Field(default=0, ge=0, le=10_000)
+    vector: Vector
+    page_size: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
+    offset: int = Field(default=0, ge=0, le=MAX_OFFSET)
     score_threshold: float | None = Field(default=None, allow_inf_nan=False)
     filter: FilterSpec | None = None
     vector_name: VectorName | None = None
 
+    @property
+    def limit(self) -> int:
+        return DEFAULT_SEARCH_PAGE if self.page_size is None else self.page_size
 
-class IdsData(_Strict):
+
+class RetrieveParameters(ReadOptions):
     ids: Ids
 
 
-class ScrollParameters(ReadOptions):
-    limit: int = Field(default=100, ge=1, le=MAX_LIMIT)
+class ScrollParameters(ReadOptions, PageParameters):
+    page_size: int | None = Field(default=None, ge=1, le=MAX_LIMIT)
     filter: FilterSpec | None = None
+
+    @property
+    def limit(self) -> int:
+        return DEFAULT_SCROLL_PAGE if self.page_size is None else self.page_size
 
 
 class CountParameters(Target):
@@ -139,11 +115,10 @@ class CountParameters(Target):
 # --- deletes and collections ------------------------------------------------------------------------
 
 
-class DeleteData(_Strict):
-    ids: Ids | None = None
-
-
 class DeleteParameters(Target):
+    """Which points: `ids`, or every point a non-empty `filter` matches (checked by `require_selection`)."""
+
+    ids: Ids | None = None
     filter: FilterSpec | None = None
 
 
@@ -160,16 +135,12 @@ class CreateCollectionParameters(Target):
     if_not_exists: bool = False
 
 
-class NoParameters(_Strict):
-    """`parameters` of operations that take none."""
-
-
-def require_selection(data: DeleteData, parameters: DeleteParameters) -> None:
-    """A delete names its points by `data.ids` or by a non-empty `parameters.filter`, never both."""
+def require_selection(parameters: DeleteParameters) -> None:
+    """A delete names its points by `parameters.ids` or by a non-empty `parameters.filter`, never both."""
     has_filter = parameters.filter is not None and not parameters.filter.is_empty_filter
-    if (data.ids is None) == (not has_filter):
+    if (parameters.ids is None) == (not has_filter):
         raise PermanentError(
-            "delete needs exactly one of data.ids or a non-empty parameters.filter "
+            "delete needs exactly one of parameters.ids or a non-empty parameters.filter "
             "(use delete_collection to remove every point)",
             code=ErrorCode.INVALID_REQUEST,
         )
