@@ -12,7 +12,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, overload
+from typing import Any, ClassVar, TypeVar, overload
 
 import structlog
 from pydantic import BaseModel, ValidationError
@@ -41,6 +41,8 @@ from scf.schemas.operation import (
 )
 
 log = structlog.get_logger(__name__)
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,12 @@ class ServiceConnector(ABC):
             return parse_type_config(connection.service_type, connection.custom_config)
         except ValidationError as exc:
             raise ConfigurationError("invalid custom_config: " + describe_validation_error(exc)) from None
+
+    def config_of(self, model: type[ConfigT]) -> ConfigT:
+        """This connector's `custom_config`, parsed as `model` (its type's config model)."""
+        if not isinstance(self.type_config, model):  # pragma: no cover - the registry guarantees it
+            raise ConfigurationError(f"{type(self).__name__} needs a {model.__name__} custom_config")
+        return self.type_config
 
     @property
     def service_name(self) -> str:
