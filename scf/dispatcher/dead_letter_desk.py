@@ -22,9 +22,10 @@ from pydantic import BaseModel
 
 from scf.dispatcher.dead_letter_store import MAX_PARSED_BODY, DeadLetterStore, Original, describe, minimal
 from scf.fleet import amqp
+from scf.fleet.disposition import GIVE_BACK, SENT
 from scf.fleet.metrics import DEAD_LETTERS_TOTAL
 from scf.fleet.replies import failed_result, failure_reply
-from scf.fleet.settle import Settler, acknowledge, give_back
+from scf.fleet.settle import Settler, settle
 from scf.fleet.state import StateStore
 from scf.schemas import topology
 from scf.schemas.control import MessageType
@@ -50,7 +51,7 @@ class DeadLetterDesk:
         delivery_limit: int,
     ) -> None:
         self.channel = channel
-        self.settler = Settler(channel, origin=topology.DEAD_LETTER_EXCHANGE)
+        self.settler = Settler(channel)
         self.store = store
         self.state = state
         self.result_ttl = result_ttl
@@ -91,7 +92,7 @@ class DeadLetterDesk:
             log.warning("dead_letter_reply_failed", id=letter.id, code=exc.code)
         except Exception as exc:  # stored is what matters; an odd message must not stay unacked
             log.warning("dead_letter_reply_failed", id=letter.id, error=repr(exc)[:500])
-        await acknowledge(message)  # stored: acked whatever became of the reply
+        await settle(message, SENT, self.settler)  # stored: acked whatever became of the reply
 
     async def _keep(self, message: AbstractIncomingMessage) -> DeadLetter:
         """Describe and store one message; a message that cannot be described is kept as a minimal letter."""
@@ -117,7 +118,7 @@ class DeadLetterDesk:
 
     async def _offer_again(self, message: AbstractIncomingMessage) -> None:
         await asyncio.sleep(STORE_RETRY_PAUSE)
-        await give_back(message)
+        await settle(message, GIVE_BACK, self.settler)
 
     async def _answer(self, message: AbstractIncomingMessage, letter: DeadLetter) -> None:
         """Record the failed result under the operation id (if any) and send the caller its one reply."""

@@ -2,7 +2,8 @@
 
 Every request gets exactly one settlement: forwarded to `scf.ops` (ack after the broker confirmed the
 republish), or answered with a reply (ack after the reply was confirmed). A lost broker connection leaves
-the request unacked, so RabbitMQ delivers it again.
+the request unacked, so RabbitMQ delivers it again. Where a request goes is `router.py`; the settlement
+itself is `scf.fleet.settle.settle`, the same for every role.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from scf.dispatcher.routing import decode
 from scf.dispatcher.routing_cache import RoutingCache
 from scf.fleet import amqp
 from scf.fleet.audit import audit, trust_forwarders
-from scf.fleet.disposition import FORWARDED, GIVE_BACK, answer_once
+from scf.fleet.disposition import GIVE_BACK, SENT, answer_once
 from scf.fleet.lifecycle import FleetService
 from scf.fleet.metrics import QUEUE_DEPTH, REJECTED_TOTAL, REQUESTS_TOTAL
 from scf.fleet.replies import failure_of, failure_reply
@@ -166,7 +167,7 @@ class Dispatcher(FleetService):
             await message.ack()
         decision = await self._decide(message)
         reply: bytes | None = None
-        disposition = FORWARDED
+        disposition = SENT
         if isinstance(decision, Forward):
             try:
                 reply = await self._forward(message, decision)

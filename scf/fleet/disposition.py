@@ -26,7 +26,7 @@ class Kind(StrEnum):
     RETRY_LATER = "retry_later"  # park it in a delayed-retry queue, then ack
     DEAD_LETTER = "dead_letter"  # to the dead letters, then ack
     DROP = "drop"  # ack without a word: nobody may hear of it, and no dead letter may record it (counted)
-    FORWARDED = "forwarded"  # already passed on (the dispatcher's forward): only the ack is left
+    SENT = "sent"  # what had to go out went out (a forward, the desk's reply): only the ack is left
     GIVE_BACK = "give_back"  # the broker failed an earlier step: hand the message back (nack, requeue)
 
 
@@ -38,7 +38,7 @@ class Disposition:
 
 
 REPLY = Disposition(Kind.REPLY)
-FORWARDED = Disposition(Kind.FORWARDED)
+SENT = Disposition(Kind.SENT)
 GIVE_BACK = Disposition(Kind.GIVE_BACK)
 DROP = Disposition(Kind.DROP)
 #: A failure without a caller to tell is kept as a dead letter, never dropped (DESIGN.md §4).

@@ -1,13 +1,15 @@
-"""One settlement for every message the dispatcher and the worker take: publish, then ack or give back.
+"""One settlement for every message the fleet consumes: publish, then ack or give back.
 
 A `Disposition` (the pure decision, `scf.fleet.disposition`) says what is published before the ack: the
-reply, a copy parked in a delayed-retry queue, a dead letter, or nothing (dropped, or already forwarded).
-`settle` carries it out, the same way for every role: each publish is confirmed before the ack, so a
-crash in between leaves the message unacked and RabbitMQ delivers it again (nothing is lost, at worst
-something is repeated, which an idempotency key makes harmless). When the broker fails us mid-settlement
-the message is handed back at once (`give_back`, never held unacked: the queue's delivery limit bounds
-the repeats, then the dead letters have it); when the channel is gone even for the ack or the nack, the
-broker delivers the message again anyway, so that is logged, never raised.
+reply, a copy parked in a delayed-retry queue, a dead letter, or nothing (dropped, or already sent: the
+dispatcher's forward, the dead-letter desk's reply). `settle` carries it out, the same way for the
+worker, the dispatcher and its dead-letter desk (and `settle_crashed` for a handler that crashed):
+each publish is confirmed before the ack, so a crash in between leaves the message unacked and RabbitMQ
+delivers it again (nothing is lost, at worst something is repeated, which an idempotency key makes
+harmless). When the broker fails us mid-settlement the message is handed back at once (`give_back`,
+never held unacked: the queue's delivery limit bounds the repeats, then the dead letters have it); when
+the channel is gone even for the ack or the nack, the broker delivers the message again anyway, so that
+is logged, never raised.
 A dead-lettered request gets no reply from here; the dispatcher's desk that takes it from `scf.dead`
 answers the caller once, with the error recorded in its headers.
 """
@@ -134,7 +136,7 @@ async def _publish(
         if body is not None:
             await settler.reply(message, body)
         return True
-    if kind is Kind.FORWARDED:
+    if kind is Kind.SENT:
         return True
     if kind is Kind.GIVE_BACK:
         return False

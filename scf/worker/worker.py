@@ -7,6 +7,8 @@ it to another worker. Only the work waits on Redis where safety needs it: a read
 key is claimed while it runs (its answer is dropped for OPERATION_ID_IN_USE if the claim is lost), a
 write is claimed first; cancels are heard as events (Redis is asked only about a redelivery or an id a
 cancel was heard for); metrics and breaker successes are flushed in the background (`books.py`).
+Claiming and running an operation is `operation_run.py`, a connection test `checks.py`, the memory of
+cancels `cancel_feed.py`; every ack, give-back and move goes through `scf.fleet.settle.settle`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from typing import Any, cast
 import pytest
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 
-from scf.fleet.disposition import DROP, FORWARDED, GIVE_BACK, REPLY, UNHEARD, Disposition, Kind
+from scf.fleet.disposition import DROP, GIVE_BACK, REPLY, SENT, UNHEARD, Disposition, Kind
 from scf.fleet.replies import failure_of, failure_reply, operation_id_of
 from scf.fleet.settle import Settler, settle, settle_crashed
 from scf.schemas.dead_letters import DeadReason
@@ -101,7 +101,7 @@ async def test_a_moved_message_is_acked_once_its_copy_is_confirmed(
     assert settled and outlet.sent == [sent] and message.done == ["ack"]
 
 
-@pytest.mark.parametrize("disposition", [DROP, FORWARDED])
+@pytest.mark.parametrize("disposition", [DROP, SENT])
 async def test_a_drop_or_a_forward_is_only_acked(disposition: Disposition) -> None:
     settled, message, outlet = await run(disposition, error=ERROR)
     assert settled and outlet.sent == [] and message.done == ["ack"]
