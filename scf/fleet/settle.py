@@ -109,35 +109,35 @@ async def settle(
     """Carry out `disposition` for `message`: publish (`body` for a reply; `error` for a dead letter or
     a drop), wait for `alongside` (work the ack must wait for, e.g. storing the result), then ack; True.
     When the broker failed us, give the message back; False."""
+    kind = disposition.kind
     try:
-        settled = await _publish(message, disposition, settler, body, error)
+        if kind is Kind.REPLY or kind is Kind.SENT:  # the hot path, without a frame of its own
+            if body is not None and kind is Kind.REPLY:
+                await settler.reply(message, body)
+            settled = True
+        else:
+            settled = await _move(message, disposition, settler, error)
     except Exception as exc:
         log.warning("settle_failed", type=message.type, message_id=message.message_id, error=repr(exc))
         settled = False
     if alongside is not None:
         await alongside
-    if settled:
-        await acknowledge(message)
-    else:
+    if not settled:
         await give_back(message)
+    elif not message.processed:  # else acked early (the fault suite's negative control)
+        try:
+            await message.ack()
+        except Exception as exc:  # the channel is gone: the broker delivers it again, made safe for that
+            log.info("ack_failed", message_id=message.message_id, error=repr(exc))
     return settled
 
 
-async def _publish(
-    message: AbstractIncomingMessage,
-    disposition: Disposition,
-    settler: Settler,
-    body: bytes | None,
-    error: ErrorInfo | None,
+async def _move(
+    message: AbstractIncomingMessage, disposition: Disposition, settler: Settler, error: ErrorInfo | None
 ) -> bool:
-    """What goes out before the ack; False: nothing may be acked (an earlier step failed)."""
+    """Anything but a reply: to a delayed-retry queue or the dead letters, a counted drop, or (False)
+    nothing may be acked because an earlier step failed."""
     kind = disposition.kind
-    if kind is Kind.REPLY:
-        if body is not None:
-            await settler.reply(message, body)
-        return True
-    if kind is Kind.SENT:
-        return True
     if kind is Kind.GIVE_BACK:
         return False
     code = error.code if error is not None else "none"
@@ -150,17 +150,6 @@ async def _publish(
         await settler.dead_letter(message, disposition.reason, error)
     log.info("operation_moved", message_id=message.message_id, to=kind.value, code=code)
     return True
-
-
-async def acknowledge(message: AbstractIncomingMessage) -> None:
-    """Ack, unless already settled (the fault suite's early ack); a lost channel means the broker
-    delivers the message again, which is what every step before the ack is made safe for."""
-    if message.processed:
-        return
-    try:
-        await message.ack()
-    except Exception as exc:
-        log.info("ack_failed", message_id=message.message_id, error=repr(exc))
 
 
 async def give_back(message: AbstractIncomingMessage) -> None:
