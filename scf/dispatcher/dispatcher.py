@@ -163,8 +163,9 @@ class Dispatcher(FleetService):
 
     async def _on_request(self, message: AbstractIncomingMessage) -> None:
         started = time.perf_counter()
+        assert self._settler is not None
         if self.settings.scf_unsafe_early_ack:  # the fault suite's negative control, never in production
-            await message.ack()
+            await settle(message, SENT, self._settler)
         decision = await self._decide(message)
         reply: bytes | None = None
         disposition = SENT
@@ -181,7 +182,6 @@ class Dispatcher(FleetService):
         if reply is not None:  # a refusal nobody waits for (no reply_to) is kept as a dead letter
             error = failure_of(reply) if not message.reply_to else None
             disposition = answer_once(error, has_reply_to=bool(message.reply_to))
-        assert self._settler is not None
         if not await settle(message, disposition, self._settler, body=reply, error=error):
             return
         if message.type not in AUDIT_QUIET:
