@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
-from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode, ResourceError
+from scf.schemas.errors import ConnectorError, ErrorCode, ResourceError, policy_of
 
 State = Literal["closed", "open", "half_open"]
 
@@ -50,10 +50,9 @@ class Admission:
 
 
 def counts_as_failure(error: ConnectorError) -> bool:
-    """Trouble of the service itself (unreachable, timing out, overloaded), not of the request."""
-    if error.code in (ErrorCode.CIRCUIT_OPEN, ErrorCode.DEADLINE_EXCEEDED, ErrorCode.CANCELLED):
-        return False
-    return error.category in (ErrorCategory.TRANSIENT, ErrorCategory.RESOURCE)
+    """Trouble of the service itself (unreachable, timing out, overloaded), not of the request: a
+    retryable error whose code's policy counts it (`scf.schemas.errors.POLICY`)."""
+    return error.retryable and policy_of(error.code).counts_for_breaker
 
 
 def admit(policy: BreakerPolicy, state: BreakerState, now: float) -> tuple[Admission, BreakerState]:

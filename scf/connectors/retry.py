@@ -15,7 +15,7 @@ from functools import cached_property
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
-from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode
+from scf.schemas.errors import ConnectorError, ErrorCategory, policy_of
 
 
 @dataclass(frozen=True)
@@ -55,8 +55,8 @@ NO_RETRIES = RetryPolicy(attempts=0)
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """Transient and resource errors, except an open circuit breaker: that one fails fast."""
-    return isinstance(exc, ConnectorError) and exc.retryable and exc.code != ErrorCode.CIRCUIT_OPEN
+    """Transient and resource errors whose code's policy retries in process (an open breaker fails fast)."""
+    return isinstance(exc, ConnectorError) and exc.retryable and policy_of(exc.code).retry_in_process
 
 
 #: tenacity's retry predicate, the same object for every loop.

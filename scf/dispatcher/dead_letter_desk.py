@@ -22,13 +22,15 @@ from pydantic import BaseModel
 
 from scf.dispatcher.dead_letter_store import MAX_PARSED_BODY, DeadLetterStore, Original, describe, minimal
 from scf.fleet import amqp
-from scf.fleet.metrics import DEAD_LETTERS_TOTAL, ORPHAN_REPLIES
+from scf.fleet.disposition import GIVE_BACK, SENT
+from scf.fleet.metrics import DEAD_LETTERS_TOTAL
+from scf.fleet.replies import failed_result, failure_reply
+from scf.fleet.settle import Settler, settle
 from scf.fleet.state import StateStore
 from scf.schemas import topology
-from scf.schemas.control import FailedReply, MessageType
+from scf.schemas.control import MessageType
 from scf.schemas.dead_letters import DeadLetter, DeadLetterOutcome, DeadLetterQuery, DeadLetterSelection
-from scf.schemas.errors import ConnectorError, error_from_info
-from scf.schemas.operation import OperationResult
+from scf.schemas.errors import ConnectorError
 from scf.schemas.validation import parse_model
 
 log = structlog.get_logger(__name__)
@@ -49,6 +51,7 @@ class DeadLetterDesk:
         delivery_limit: int,
     ) -> None:
         self.channel = channel
+        self.settler = Settler(channel)
         self.store = store
         self.state = state
         self.result_ttl = result_ttl
@@ -89,7 +92,7 @@ class DeadLetterDesk:
             log.warning("dead_letter_reply_failed", id=letter.id, code=exc.code)
         except Exception as exc:  # stored is what matters; an odd message must not stay unacked
             log.warning("dead_letter_reply_failed", id=letter.id, error=repr(exc)[:500])
-        await message.ack()
+        await settle(message, SENT, self.settler)  # stored: acked whatever became of the reply
 
     async def _keep(self, message: AbstractIncomingMessage) -> DeadLetter:
         """Describe and store one message; a message that cannot be described is kept as a minimal letter."""
@@ -115,20 +118,17 @@ class DeadLetterDesk:
 
     async def _offer_again(self, message: AbstractIncomingMessage) -> None:
         await asyncio.sleep(STORE_RETRY_PAUSE)
-        await message.nack(requeue=True)
+        await settle(message, GIVE_BACK, self.settler)
 
     async def _answer(self, message: AbstractIncomingMessage, letter: DeadLetter) -> None:
-        if message.type == MessageType.OPERATION_EXECUTE or letter.operation_id:
-            result = OperationResult.failed(letter.operation_id or letter.id, letter.error)
-            if letter.service_name is not None:
-                await self.state.finish_operation(letter.service_name, result, self.result_ttl)
-            body = amqp.encode(result)
-        else:
-            body = amqp.encode(FailedReply.of(error_from_info(letter.error)))
-        try:
-            await amqp.reply(self.channel, message, body)
-        except amqp.UnroutableError:
-            ORPHAN_REPLIES.inc()
+        """Record the failed result under the operation id (if any) and send the caller its one reply."""
+        operation_id = letter.operation_id or (
+            letter.id if message.type == MessageType.OPERATION_EXECUTE else None
+        )
+        if operation_id is not None and letter.service_name is not None:
+            result = failed_result(message, letter.error, operation_id)
+            await self.state.finish_operation(letter.service_name, result, self.result_ttl)
+        await self.settler.reply(message, failure_reply(message, letter.error, operation_id))
 
     # --- dlq.* ---------------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ from itertools import chain, compress
 from typing import Any
 
 from scf.fleet.amqp import decode as decode_json
-from scf.schemas.control import WORKER_CALLS, MessageType
+from scf.schemas.control import MessageType
 from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.validation import refuse_unencodable
 
@@ -24,10 +24,6 @@ MAX_JSON_DEPTH = 64
 class Decoded:
     message_type: MessageType
     body: dict[str, Any]
-
-    @property
-    def for_worker(self) -> bool:
-        return self.message_type in WORKER_CALLS
 
 
 def decode(message_type: str | None, content_type: str | None, raw: bytes, max_bytes: int) -> Decoded:

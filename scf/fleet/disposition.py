@@ -1,4 +1,8 @@
-"""What happens to a request after a worker ran it: the one pure decision, from the error taxonomy.
+"""What happens to a request after it ran or was refused: the pure decisions, from the policy table.
+
+`decide` is the worker's, for an operation it ran; `answer_once` for a request answered once (the
+dispatcher's refusals, connection tests). Both read `scf.schemas.errors.POLICY`; `scf.fleet.settle`
+carries the decision out.
 
 Reply now (success, or an error retrying cannot fix), retry later through a delayed-retry queue
 (transient or resource trouble that outlasted the in-process retries, while the deadline leaves room),
@@ -13,20 +17,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from scf.schemas.dead_letters import DeadReason
-from scf.schemas.errors import ErrorCategory, ErrorCode, ErrorInfo
+from scf.schemas.errors import ErrorCategory, ErrorInfo, policy_of
 from scf.schemas.topology import retry_tier_seconds
-
-#: Answered at once even though retryable: retrying later cannot help, or the caller asked for speed.
-FAIL_FAST = frozenset({ErrorCode.CIRCUIT_OPEN, ErrorCode.DEADLINE_EXCEEDED, ErrorCode.IN_PROGRESS})
-#: Never dead-lettered: the caller chose this ending.
-#: OPERATION_ID_IN_USE: a dead letter would record its failure under the id's rightful owner.
-NOT_DEAD = frozenset({ErrorCode.CANCELLED, ErrorCode.OPERATION_ID_IN_USE})
 
 
 class Kind(StrEnum):
-    REPLY = "reply"
-    RETRY_LATER = "retry_later"
-    DEAD_LETTER = "dead_letter"
+    REPLY = "reply"  # publish the reply (if anyone waits), then ack
+    RETRY_LATER = "retry_later"  # park it in a delayed-retry queue, then ack
+    DEAD_LETTER = "dead_letter"  # to the dead letters, then ack
+    DROP = "drop"  # ack without a word: nobody may hear of it, and no dead letter may record it (counted)
+    SENT = "sent"  # what had to go out went out (a forward, the desk's reply): only the ack is left
+    GIVE_BACK = "give_back"  # the broker failed an earlier step: hand the message back (nack, requeue)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,11 @@ class Disposition:
 
 
 REPLY = Disposition(Kind.REPLY)
+SENT = Disposition(Kind.SENT)
+GIVE_BACK = Disposition(Kind.GIVE_BACK)
+DROP = Disposition(Kind.DROP)
+#: A failure without a caller to tell is kept as a dead letter, never dropped (DESIGN.md §4).
+UNHEARD = Disposition(Kind.DEAD_LETTER, reason=DeadReason.FAILED_WITHOUT_REPLY)
 
 
 def tier_for(delayed_retries: int, error: ErrorInfo) -> tuple[str, float]:
@@ -59,15 +65,26 @@ def decide(
     remaining: float,
     has_reply_to: bool,
 ) -> Disposition:
-    if error is None or error.code in NOT_DEAD:
+    if error is None:
         return REPLY
-    if error.retryable and (error.code not in FAIL_FAST or not has_reply_to):
+    policy = policy_of(error.code)  # the one lookup: fail_fast and dead_letter from the policy table
+    if not policy.dead_letter:
+        return REPLY
+    if error.retryable and (not policy.fail_fast or not has_reply_to):
         tier, wait = tier_for(delayed_retries, error)
         if delayed_retries < max_delayed_retries and wait < remaining * 0.9:
             return Disposition(Kind.RETRY_LATER, tier=tier)
-        if error.code not in FAIL_FAST:
+        if not policy.fail_fast:
             return Disposition(Kind.DEAD_LETTER, reason=DeadReason.RETRIES_EXHAUSTED)
     if not has_reply_to:  # failed for good and nobody is waiting: keep it where someone will look
         reason = DeadReason.RETRIES_EXHAUSTED if error.retryable else DeadReason.FAILED_WITHOUT_REPLY
         return Disposition(Kind.DEAD_LETTER, reason=reason)
     return REPLY
+
+
+def answer_once(error: ErrorInfo | None, *, has_reply_to: bool) -> Disposition:
+    """A request answered once, never retried later (a dispatcher's refusal, a connection test): the
+    reply; or, when nobody waits for a failure, a dead letter (a drop where the policy forbids one)."""
+    if error is None or has_reply_to:
+        return REPLY
+    return UNHEARD if policy_of(error.code).dead_letter else DROP

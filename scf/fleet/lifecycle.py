@@ -14,7 +14,8 @@ from typing import Any
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from scf.fleet.metrics import DROPPED_TOTAL, INFLIGHT
+from scf.fleet.metrics import INFLIGHT
+from scf.fleet.settle import settle_crashed
 
 log = structlog.get_logger(__name__)
 
@@ -63,7 +64,7 @@ class FleetService(ABC):
                 # A bug (or a message no handler foresaw) must never hold a delivery unacked: that
                 # costs a prefetch slot until the channel closes, and a few such messages stop the
                 # consumer. Settle it: to the queue's dead letters, or (without any) a counted drop.
-                await _settle_crashed(message, queue, dead_letters, exc)
+                await settle_crashed(message, queue, dead_letters, exc)
             finally:
                 inflight.dec()
                 self._tasks.discard(task)
@@ -90,36 +91,3 @@ class FleetService(ABC):
                 await asyncio.wait(still, timeout=5)
         await self._close()
         log.info("stopped", role=self.role)
-
-
-async def _settle_crashed(
-    message: AbstractIncomingMessage, queue: str, dead_letters: bool, exc: Exception
-) -> None:
-    # Type and ids only: the exception's text may quote the message (and a secret in it).
-    log.error(
-        "handler_crashed",
-        queue=queue,
-        type=message.type,
-        message_id=message.message_id,
-        error=type(exc).__name__,
-    )
-    if message.processed:
-        return
-    if not dead_letters:
-        DROPPED_TOTAL.labels(queue).inc()
-    try:
-        await message.reject(requeue=False)
-    except Exception as settle_exc:  # the channel is gone: the broker redelivers it anyway
-        log.info("reject_failed", queue=queue, error=repr(settle_exc))
-
-
-async def give_back(message: AbstractIncomingMessage) -> None:
-    """The broker would not take a settlement (reply, retry, dead letter): hand the message back at
-    once rather than hold it unacked. The queue's delivery limit bounds how often this can happen before
-    the broker dead-letters it; if the channel is gone, the broker redelivers it anyway."""
-    if message.processed:
-        return
-    try:
-        await message.nack(requeue=True)
-    except Exception as exc:
-        log.info("nack_failed", message_id=message.message_id, error=repr(exc))

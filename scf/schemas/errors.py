@@ -13,6 +13,7 @@ stable machine-readable code and a user-safe message. The internal detail stays 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar
 
@@ -68,7 +69,76 @@ class ErrorCode(StrEnum):
     GATEWAY_BUSY = "GATEWAY_BUSY"
 
 
+#: Retryable is a category's property: transient and resource trouble may pass, the rest will not.
 RETRYABLE_CATEGORIES = frozenset({ErrorCategory.TRANSIENT, ErrorCategory.RESOURCE})
+
+
+@dataclass(frozen=True, slots=True)
+class CodePolicy:
+    """What one error code means for what happens next, beyond its category's retryability.
+
+    `retry_in_process`: a retryable error of this code is retried inside the deadline (tenacity).
+    `counts_for_breaker`: a retryable error of this code says the service is unwell (circuit breaker).
+    `fail_fast`: answered at once rather than retried later through a delayed-retry queue when a caller
+    waits (retrying later cannot help, or the caller asked for speed).
+    `dead_letter`: may end as a dead letter; False when the caller chose this ending, or a dead letter
+    would record the failure under someone else's operation id.
+    """
+
+    retry_in_process: bool = True
+    counts_for_breaker: bool = True
+    fail_fast: bool = False
+    dead_letter: bool = True
+
+
+_USUAL = CodePolicy()
+
+#: The one policy table, a row for every `ErrorCode` written out (a new code needs its own decision;
+#: tests/unit/test_error_policy.py checks each has one). Retryability (by category, above), in-process
+#: retries, breaker counting and dispositions are read from here (`policy_of`), nowhere else.
+POLICY: dict[str, CodePolicy] = {
+    ErrorCode.INVALID_JSON: _USUAL,
+    ErrorCode.INVALID_REQUEST: _USUAL,
+    ErrorCode.UNKNOWN_MESSAGE_TYPE: _USUAL,
+    ErrorCode.UNKNOWN_OPERATION: _USUAL,
+    ErrorCode.INVALID_DATA: _USUAL,
+    ErrorCode.INVALID_IDENTIFIER: _USUAL,
+    ErrorCode.LIMIT_EXCEEDED: _USUAL,
+    ErrorCode.CONNECTOR_NOT_FOUND: _USUAL,
+    ErrorCode.CONNECTOR_EXISTS: _USUAL,
+    ErrorCode.CONNECTOR_PAUSED: _USUAL,
+    ErrorCode.INVALID_CONFIG: _USUAL,
+    ErrorCode.SECRETS_UNREADABLE: _USUAL,
+    ErrorCode.RESULT_NOT_FOUND: _USUAL,
+    ErrorCode.NO_WORKER: _USUAL,
+    ErrorCode.QUEUE_FULL: _USUAL,
+    ErrorCode.TIMEOUT: _USUAL,
+    ErrorCode.CONNECTION_FAILED: _USUAL,
+    ErrorCode.TOO_MANY_CONNECTIONS: _USUAL,
+    ErrorCode.STATE_UNAVAILABLE: _USUAL,
+    ErrorCode.AUTHENTICATION_FAILED: _USUAL,
+    ErrorCode.PERMISSION_DENIED: _USUAL,
+    ErrorCode.CONSTRAINT_VIOLATION: _USUAL,
+    ErrorCode.QUERY_FAILED: _USUAL,
+    ErrorCode.NOT_FOUND: _USUAL,
+    ErrorCode.DEAD_LETTERED: _USUAL,
+    ErrorCode.IDEMPOTENCY_CONFLICT: _USUAL,
+    ErrorCode.INTERNAL: _USUAL,
+    ErrorCode.REQUEST_TOO_LARGE: _USUAL,
+    ErrorCode.GATEWAY_BUSY: _USUAL,
+    # the breaker already said it: answered at once, neither retried nor counted again
+    ErrorCode.CIRCUIT_OPEN: CodePolicy(retry_in_process=False, counts_for_breaker=False, fail_fast=True),
+    ErrorCode.DEADLINE_EXCEEDED: CodePolicy(counts_for_breaker=False, fail_fast=True),  # slow, not broken
+    ErrorCode.IN_PROGRESS: CodePolicy(fail_fast=True),  # the first delivery is still at it
+    ErrorCode.CANCELLED: CodePolicy(counts_for_breaker=False, dead_letter=False),  # the caller's choice
+    ErrorCode.OPERATION_ID_IN_USE: CodePolicy(dead_letter=False),  # its owner's id, not ours to record
+}
+
+
+def policy_of(code: str) -> CodePolicy:
+    """The row of `code` (a code from outside the taxonomy gets the usual row): one dict lookup."""
+    return POLICY.get(code, _USUAL)
+
 
 _SECURITY_MESSAGE = "access denied"
 

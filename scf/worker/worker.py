@@ -7,66 +7,51 @@ it to another worker. Only the work waits on Redis where safety needs it: a read
 key is claimed while it runs (its answer is dropped for OPERATION_ID_IN_USE if the claim is lost), a
 write is claimed first; cancels are heard as events (Redis is asked only about a redelivery or an id a
 cancel was heard for); metrics and breaker successes are flushed in the background (`books.py`).
+Claiming and running an operation is `operation_run.py`, a connection test `checks.py`, the memory of
+cancels `cancel_feed.py`; every ack, give-back and move goes through `scf.fleet.settle.settle`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable
-from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
 from scf.connectors.base import ServiceConnector
-from scf.connectors.sources import CANCELLED, PROGRESS
 from scf.factory import ServiceConnectorFactory
 from scf.fleet import amqp
 from scf.fleet.audit import audit_operation, sample_operations, trust_forwarders
-from scf.fleet.disposition import REPLY, Disposition, Kind, decide
+from scf.fleet.disposition import Disposition, Kind, answer_once, decide
 from scf.fleet.health import HealthStore
-from scf.fleet.lifecycle import FleetService, give_back
-from scf.fleet.metrics import (
-    OPERATION_SECONDS,
-    ORPHAN_REPLIES,
-    POOL_SIZE,
-    REDELIVERED_TOTAL,
-    REJECTED_TOTAL,
-    RETRIES_TOTAL,
-    Children,
-)
+from scf.fleet.lifecycle import FleetService
+from scf.fleet.metrics import POOL_SIZE, REDELIVERED_TOTAL, RETRIES_TOTAL
+from scf.fleet.replies import failure_of, failure_reply
 from scf.fleet.rpc import RpcClient
 from scf.fleet.settings import Settings
-from scf.fleet.settle import Settler, delayed_retries
+from scf.fleet.settle import Settler, delayed_retries, settle
 from scf.fleet.state import StateStore
 from scf.schemas import topology
-from scf.schemas.control import CheckEnvelope, FailedReply, MessageType
-from scf.schemas.dead_letters import DeadReason
-from scf.schemas.errors import ConnectorError, ErrorCode, ErrorInfo, PermanentError, TransientError
-from scf.schemas.operation import (
-    ConnectionTestResult,
-    OperationEnvelope,
-    OperationResult,
-    delivery_identity,
-    operation_id_in_use,
-)
+from scf.schemas.control import MessageType
+from scf.schemas.errors import ConnectorError, ErrorCode, PermanentError
+from scf.schemas.operation import OperationResult
 from scf.worker.books import Books, ResultWriter
 from scf.worker.cache import ConnectorCache
+from scf.worker.cancel_feed import CancelFeed
 from scf.worker.cancels import RecentCancels
+from scf.worker.checks import run_check
 from scf.worker.idempotency import IdempotencyStore
 from scf.worker.keyed import KeyedRunner
+from scf.worker.operation_run import OperationRun
 from scf.worker.shared_breakers import RedisBreakerBoard
 from scf.worker.shared_result_cache import RedisResultCache
-from scf.worker.sink import FleetSink, ProgressPublisher
+from scf.worker.sink import FleetSink
 
 log = structlog.get_logger(__name__)
-#: The duration histogram's children by (service type, operation, status), looked up once each.
-_operation_seconds = Children(OPERATION_SECONDS)
 
 
 def new_worker_id() -> str:
@@ -110,10 +95,10 @@ class Worker(FleetService):
         self.books = Books(state, breakers, interval=settings.scf_metrics_flush_interval)
         self.results = ResultWriter(state, settings.scf_result_ttl)
         self.cancels = RecentCancels(settings.scf_cancel_memory)
-        self._running: dict[str, int] = {}  # operation ids in flight here (how many deliveries of each)
-        self._cancelled: set[str] = set()  # ... of which the caller cancelled these
-        self._subscribed = False  # the cancel events reach us (else every id is checked in Redis)
-        self._syncing: set[asyncio.Task[None]] = set()
+        self.feed = CancelFeed(state, self.cancels, settings.scf_cancel_memory)
+        self.operations = OperationRun(
+            state, self.factory, self.cache, self.keyed, self.cancels, settings.scf_result_ttl
+        )
         self._settler: Settler | None = None
         self._channel: AbstractChannel | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -122,10 +107,11 @@ class Worker(FleetService):
         self._channel = await amqp.open_channel(self.connection, prefetch=self.concurrency)
         await amqp.declare_topology(self._channel, self.settings.queue_limits)
         self._settler = Settler(self._channel)
+        self.operations.channel = self._channel
         await self._rpc.start()
         await self._subscribe_events()
-        self._watch_events()
-        await self._sync_cancels()
+        self.feed.watch(self.connection, self._channel)
+        await self.feed.sync()
         self.books.start()
         for service_type in self.service_types:
             queue = await self._channel.get_queue(topology.work_queue(service_type))
@@ -152,52 +138,12 @@ class Worker(FleetService):
         cancelled = topology.operation_of_cancel_event(key)
         if cancelled:
             self.cancels.heard(cancelled, time.time())  # for a delivery of it that has not started yet
-            if cancelled in self._running:
-                self._cancelled.add(cancelled)
+            if self.operations.heard_cancel(cancelled):
                 log.info("operation_cancel_requested", operation_id=cancelled)
             return
         action, name = topology.connector_action_of_event(key)
         if name:
             await self.cache.on_event(action, name)
-
-    # --- cancel events: what was missed is read from Redis ------------------------------------------
-
-    def _watch_events(self) -> None:
-        """Events published while the subscription is down are lost: suspect every id until re-synced."""
-        assert self._channel is not None
-        self._subscribed = True
-        self.connection.close_callbacks.add(self._events_lost)
-        self.connection.reconnect_callbacks.add(self._events_back)
-        self._channel.close_callbacks.add(self._events_lost)
-        reopened = getattr(self._channel, "reopen_callbacks", None)
-        if reopened is not None:
-            reopened.add(self._events_back)
-
-    def _events_lost(self, *_: Any) -> None:
-        self._subscribed = False
-        self.cancels.missed_events()
-
-    def _events_back(self, *_: Any) -> None:
-        self._subscribed = True
-        task = asyncio.get_running_loop().create_task(self._sync_cancels(), name="cancel-sync")
-        self._syncing.add(task)
-        task.add_done_callback(self._syncing.discard)
-
-    async def _sync_cancels(self) -> None:
-        """Remember every cancel mark in Redis (set before we heard events); then events suffice."""
-        generation = self.cancels.begin_sync()
-        limit = self.settings.scf_cancel_memory
-        try:
-            marks = await self.state.cancel_marks(limit)
-        except ConnectorError as exc:
-            log.warning("cancel_sync_failed", code=exc.code)
-            self.cancels.give_up_sync(time.time())
-            return
-        if len(marks) >= limit:  # more than we may remember: keep asking Redis about every id
-            log.warning("cancel_sync_overflow", marks=len(marks))
-            self.cancels.give_up_sync(time.time())
-            return
-        self.cancels.synced(marks, time.time(), generation)
 
     async def _close(self) -> None:
         if self._heartbeat is not None:
@@ -227,8 +173,8 @@ class Worker(FleetService):
                 await self._beat()
             except ConnectorError as exc:
                 log.warning("heartbeat_failed", code=exc.code, detail=exc.detail)
-            if self._subscribed and self.cancels.needs_sync:
-                await self._sync_cancels()
+            if self.feed.needs_sync:
+                await self.feed.sync()
 
     async def _beat(self) -> None:
         info = {"pid": os.getpid(), "concurrency": self.concurrency, "in_flight": len(self._tasks)}
@@ -253,208 +199,36 @@ class Worker(FleetService):
         service_name, result, remaining = None, None, 0.0
         try:
             if message.type == MessageType.CONNECTOR_TEST:
-                body = await self._run_test(message)
+                body = await run_check(message, self.cache, self.health)
             else:
-                service_name, result, remaining = await self._run_operation(message, redelivered)
+                service_name, result, remaining = await self.operations.run(message, redelivered)
                 body = amqp.encode(result)
         except Exception:
             # A bug must cost one typed reply, never the worker or a message stuck unacked.
             log.exception("worker_internal_error", message_id=message.message_id, type=message.type)
-            body = _internal_error_reply(message)
-        disposition = REPLY
-        if result is not None:
+            body = failure_reply(message, _internal_error())
+        if result is None:  # a connection test (or a bug): answered once, kept if nobody hears a failure
+            error = failure_of(body) if not message.reply_to else None
+            disposition = answer_once(error, has_reply_to=bool(message.reply_to))
+        else:
+            error = result.error
             disposition = decide(
-                result.error,
+                error,
                 delayed_retries=delayed_retries(message),
                 max_delayed_retries=self.settings.scf_delayed_retries,
                 remaining=remaining,
                 has_reply_to=bool(message.reply_to),
             )
-        unheard = _failure_of(body) if result is None and not message.reply_to else None
-        if disposition.kind is not Kind.REPLY and result is not None and result.error is not None:
-            settled = await self._move(message, disposition, result.error)
-        elif unheard is not None:  # a failed connection test (or a bug) nobody will hear about: keep it
-            settled = await self._move(message, UNHEARD, unheard)
-        elif service_name is not None and result is not None:
-            # The reply goes out first; the result is stored from its bytes meanwhile (coalesced with
-            # other stores). The ack waits for both: a worker dying before the store loses nothing (the
-            # message is delivered again), and a caller gone before its reply still finds the result.
+        # The reply goes out first; the result is stored from its bytes meanwhile (coalesced with other
+        # stores). The ack waits for both: a worker dying before the store loses nothing (the message is
+        # delivered again), and a caller gone before its reply still finds the result.
+        record = None
+        if disposition.kind is Kind.REPLY and service_name is not None and result is not None:
             record = asyncio.ensure_future(self._record(service_name, result, body))
-            settled = await self._reply(message, body)
-            await record
-        else:
-            settled = await self._reply(message, body)
-        if settled:
-            await message.ack()
-        else:
-            await give_back(message)
-        if result is not None:
-            outcome = result.status if result.error is None else f"failed:{result.error.code}"
-            if disposition.kind is not Kind.REPLY:
-                outcome += f":{disposition.kind.value}"
-            audit_operation(
-                message,
-                started,
-                failed=result.error is not None,
-                service_name=service_name,
-                operation_id=result.operation_id,
-                outcome=outcome,
-            )
-
-    async def _move(
-        self, message: AbstractIncomingMessage, disposition: Disposition, error: ErrorInfo
-    ) -> bool:
-        """To a delayed-retry queue or the dead letters (confirmed); False leaves it unacked."""
         assert self._settler is not None
-        try:
-            if disposition.kind is Kind.RETRY_LATER and disposition.tier is not None:
-                await self._settler.retry_later(message, disposition.tier)
-            elif disposition.reason is not None:
-                await self._settler.dead_letter(message, disposition.reason, error)
-        except Exception as exc:
-            log.warning("settle_failed", message_id=message.message_id, error=repr(exc))
-            return False
-        log.info("operation_moved", message_id=message.message_id, to=disposition.kind.value, code=error.code)
-        return True
-
-    async def _reply(self, message: AbstractIncomingMessage, body: bytes) -> bool:
-        """Publish the reply (confirmed). False when the broker failed us: the message must stay unacked."""
-        assert self._channel is not None
-        try:
-            await amqp.reply(self._channel, message, body)
-        except amqp.UnroutableError:
-            ORPHAN_REPLIES.inc()
-            log.info("reply_orphaned", message_id=message.message_id)
-        except Exception as exc:
-            log.warning("reply_failed", message_id=message.message_id, error=repr(exc))
-            return False
-        return True
-
-    async def _run_operation(
-        self, message: AbstractIncomingMessage, redelivered: bool
-    ) -> tuple[str | None, OperationResult, float]:
-        """Run a forwarded operation: its connector's name (None: record nothing), result, time left."""
-        try:
-            envelope = OperationEnvelope.model_validate_json(message.body)
-        except ValueError:
-            log.warning("poison_message", message_id=message.message_id)
-            error = PermanentError(
-                "the worker could not read the forwarded request", code=ErrorCode.INVALID_REQUEST
-            )
-            return None, OperationResult.failed(message.message_id or "op_unknown", error), 0.0
-        request = envelope.request
-        assert request.operation_id is not None and request.service_name is not None
-        operation_id = request.operation_id
-        self._running[operation_id] = self._running.get(operation_id, 0) + 1  # a cancel event now counts
-        try:
-            return await self._claimed_run(message, envelope, redelivered)
-        finally:
-            left = self._running.pop(operation_id, 1) - 1
-            if left > 0:
-                self._running[operation_id] = left
-            else:
-                self._cancelled.discard(operation_id)
-
-    async def _claimed_run(
-        self, message: AbstractIncomingMessage, envelope: OperationEnvelope, redelivered: bool
-    ) -> tuple[str | None, OperationResult, float]:
-        """Nothing (not even a refusal) may be recorded under someone else's operation id, and nothing
-        with an effect may run under it: a write (or a keyed request) waits for its claim; a read runs
-        while it is claimed, and its answer is dropped if the claim was lost."""
-        request = envelope.request
-        assert request.operation_id is not None and request.service_name is not None
-        operation_id = request.operation_id
-        identity = delivery_identity(message.reply_to, message.correlation_id, request)
-        connector: ServiceConnector | None = None
-        unavailable: ConnectorError | None = None
-        try:
-            connector = await self.cache.get(request.service_name, envelope.connector_version)
-        except ConnectorError as exc:
-            unavailable = exc
-        if unavailable is not None:
-            # Unknown or paused (what the dispatcher refuses): refused before anything exists, so nothing
-            # is claimed or recorded, not even metrics under a name a raw publisher made up.
-            REJECTED_TOTAL.labels(unavailable.code).inc()
-            return None, OperationResult.failed(operation_id, unavailable), envelope.remaining()
-        read = (
-            connector is not None
-            and request.idempotency_key is None
-            and request.operation in connector.read_operations
-        )
-        claim: asyncio.Task[bool] | None = None
-        cancelled = False
-        if redelivered or self.cancels.suspect(operation_id, time.time()):
-            ours, cancelled = await self._begin(operation_id, identity)  # claim and cancel mark at once
-        elif read:
-            claim = asyncio.create_task(self._claim(operation_id, identity))
-            ours = True  # decided by `claim` before anything is recorded
-        else:
-            ours = await self._claim(operation_id, identity)
-        if ours:
-            if envelope.remaining() <= 0:
-                late = TransientError(
-                    "the request's deadline passed before it could run", code=ErrorCode.DEADLINE_EXCEEDED
-                )
-                result = OperationResult.failed(operation_id, late)
-            elif cancelled or operation_id in self._cancelled:
-                stopped = PermanentError(
-                    "the operation was cancelled before it ran", code=ErrorCode.CANCELLED
-                )
-                result = OperationResult.failed(operation_id, stopped)
-            else:
-                assert connector is not None  # an unavailable one was refused above
-                result = await self._execute(message, envelope, connector)
-            if claim is not None:
-                ours = await claim
-        if not ours:
-            # Not recorded (service_name None): the stored result under this id is its owner's.
-            REJECTED_TOTAL.labels(ErrorCode.OPERATION_ID_IN_USE).inc()
-            log.info("operation_id_in_use", operation_id=operation_id)
-            taken = operation_id_in_use(operation_id)
-            return None, OperationResult.failed(operation_id, taken), envelope.remaining()
-        _operation_seconds(envelope.service_type, request.operation, result.status).observe(
-            result.execution_time
-        )
-        return request.service_name, result, envelope.remaining()
-
-    async def _execute(
-        self, message: AbstractIncomingMessage, envelope: OperationEnvelope, connector: ServiceConnector
-    ) -> OperationResult:
-        request = envelope.request
-        assert request.operation_id is not None and request.service_name is not None
-        operation_id, service_name = request.operation_id, request.service_name
-        assert self._channel is not None
-        progress = PROGRESS.set(ProgressPublisher(self._channel, message, operation_id))
-        cancelled = CANCELLED.set(lambda: operation_id in self._cancelled)
-        try:
-
-            def run() -> Awaitable[OperationResult]:
-                return self.factory.execute_operation(service_name, request, deadline=envelope.deadline)
-
-            return await self.keyed.run(request, envelope.deadline, connector.durable_idempotency, run)
-        except ConnectorError as exc:
-            return OperationResult.failed(operation_id, exc)
-        finally:
-            CANCELLED.reset(cancelled)
-            PROGRESS.reset(progress)
-
-    async def _begin(self, operation_id: str, identity: str) -> tuple[bool, bool]:
-        """(the operation id is ours, it was cancelled), in one round trip. Both are advisory: Redis
-        trouble must not stop the work."""
-        try:
-            return await self.state.begin_operation(operation_id, identity, self.settings.scf_result_ttl)
-        except ConnectorError:
-            return True, False
-
-    async def _claim(self, operation_id: str, identity: str) -> bool:
-        """Is the operation id ours (claimed now, or already by this same request)? Advisory, as above."""
-        try:
-            return await self.state.claim_operation(operation_id, identity, self.settings.scf_result_ttl)
-        except ConnectorError:
-            return True
-        except Exception as exc:  # never a task's exception nobody awaits; the work goes on as above
-            log.error("operation_claim_failed", operation_id=operation_id, error=type(exc).__name__)
-            return True
+        await settle(message, disposition, self._settler, body=body, error=error, alongside=record)
+        if result is not None:
+            _audit(message, started, service_name, result, disposition)
 
     async def _record(self, service_name: str, result: OperationResult, body: bytes) -> None:
         """Count the result and store it from the reply's bytes; Redis trouble must not cost the caller
@@ -467,50 +241,26 @@ class Worker(FleetService):
         except Exception as exc:
             log.error("record_failed", operation_id=result.operation_id, error=type(exc).__name__)
 
-    async def _run_test(self, message: AbstractIncomingMessage) -> bytes:
-        try:
-            envelope = CheckEnvelope.model_validate_json(message.body)
-            connector = await self.cache.get(
-                envelope.service_name, envelope.connector_version, allow_paused=True
-            )
-            async with asyncio.timeout(max(0.1, envelope.deadline - time.time())):
-                result = await connector.check()
-        except TimeoutError:
-            error = TransientError("the connection test did not finish in time", code=ErrorCode.TIMEOUT)
-            return amqp.encode(FailedReply.of(error))
-        except ValueError:
-            return amqp.encode(
-                FailedReply.of(PermanentError("unreadable test request", code=ErrorCode.INVALID_REQUEST))
-            )
-        except ConnectorError as exc:
-            return amqp.encode(FailedReply.of(exc))
-        try:
-            await self.health.record(result)
-        except ConnectorError as exc:
-            log.warning("record_failed", service_name=result.service_name, code=exc.code)
-        return _dump_test(result)
+
+def _internal_error() -> ConnectorError:
+    return PermanentError("internal worker error; the fleet's logs have the details", code=ErrorCode.INTERNAL)
 
 
-#: A failure without a caller to tell is kept as a dead letter, never dropped (docs/resilience.md).
-UNHEARD = Disposition(Kind.DEAD_LETTER, reason=DeadReason.FAILED_WITHOUT_REPLY)
-
-
-def _failure_of(body: bytes) -> ErrorInfo | None:
-    """The error of a failed reply body (`{"status": "failed", "error": {...}}`), else None."""
-    answer = json.loads(body)
-    error = answer.get("error") if isinstance(answer, dict) and answer.get("status") == "failed" else None
-    return ErrorInfo.model_validate(error) if isinstance(error, dict) else None
-
-
-def _dump_test(result: ConnectionTestResult) -> bytes:
-    body: dict[str, Any] = result.model_dump(mode="json", exclude_none=True)
-    return json.dumps(body).encode()
-
-
-def _internal_error_reply(message: AbstractIncomingMessage) -> bytes:
-    error = PermanentError(
-        "internal worker error; the fleet's logs have the details", code=ErrorCode.INTERNAL
+def _audit(
+    message: AbstractIncomingMessage,
+    started: float,
+    service_name: str | None,
+    result: OperationResult,
+    disposition: Disposition,
+) -> None:
+    outcome = result.status if result.error is None else f"failed:{result.error.code}"
+    if disposition.kind is not Kind.REPLY:
+        outcome += f":{disposition.kind.value}"
+    audit_operation(
+        message,
+        started,
+        failed=result.error is not None,
+        service_name=service_name,
+        operation_id=result.operation_id,
+        outcome=outcome,
     )
-    if message.type == MessageType.CONNECTOR_TEST:
-        return amqp.encode(FailedReply.of(error))
-    return amqp.encode(OperationResult.failed(message.message_id or "op_unknown", error))

@@ -12,16 +12,16 @@ from scf.schemas.control import MessageType
 from scf.schemas.errors import PermanentError
 
 
-def test_a_valid_execute_request_is_decoded_for_a_worker() -> None:
+def test_a_valid_execute_request_is_decoded() -> None:
     decoded = decode("operation.execute", "application/json", b'{"operation": "query"}', 1024)
 
     assert decoded.message_type is MessageType.OPERATION_EXECUTE
-    assert decoded.for_worker
+    assert decoded.body == {"operation": "query"}
 
 
-def test_control_calls_are_answered_by_the_dispatcher() -> None:
-    assert not decode("connector.list", None, b"{}", 1024).for_worker
-    assert decode("connector.test", None, b"{}", 1024).for_worker
+def test_control_calls_and_tests_are_decoded_with_their_type() -> None:
+    assert decode("connector.list", None, b"{}", 1024).message_type is MessageType.CONNECTOR_LIST
+    assert decode("connector.test", None, b"{}", 1024).message_type is MessageType.CONNECTOR_TEST
 
 
 @pytest.mark.parametrize(
