@@ -41,7 +41,7 @@ REPLY = Disposition(Kind.REPLY)
 SENT = Disposition(Kind.SENT)
 GIVE_BACK = Disposition(Kind.GIVE_BACK)
 DROP = Disposition(Kind.DROP)
-#: A failure without a caller to tell is kept as a dead letter, never dropped (DESIGN.md §4).
+#: A failure without a caller to tell is kept as a dead letter, never dropped (docs/resilience.md).
 UNHEARD = Disposition(Kind.DEAD_LETTER, reason=DeadReason.FAILED_WITHOUT_REPLY)
 
 
