@@ -578,11 +578,12 @@ async def test_query_rows_are_capped_and_marked_truncated(admin: Admin) -> None:
     try:
         capped = await run(pg, "query", parameters={"query": query})
         assert (len(capped.result_data["rows"]), capped.result_data["truncated"]) == (5, True)
+        # the deprecated `limit` is `page_size` now: the first page, and a token when more rows follow
         limited = await run(pg, "query", parameters={"query": query, "limit": 3})
         assert limited.result_data["rows"] == [{"n": 1}, {"n": 2}, {"n": 3}]
-        assert limited.result_data["truncated"]
-        exact = await run(pg, "query", parameters={"query": "SELECT 1 AS n", "limit": 1})
-        assert not exact.result_data["truncated"]
+        assert limited.next_page_token is not None
+        exact = await run(pg, "query", parameters={"query": "SELECT 1 AS n", "page_size": 1})
+        assert (exact.result_data["rows"], exact.next_page_token) == ([{"n": 1}], None)
     finally:
         await pg.close()
 

@@ -104,15 +104,20 @@ async def test_a_reply_cut_at_max_rows_says_how_to_go_on(admin: Admin, events: s
     assert rows == await direct(admin, f"SELECT * FROM {events} ORDER BY id")
 
 
-async def test_an_explicit_limit_is_one_reply_without_a_token(
+async def test_the_deprecated_limit_is_the_first_page(
     connector: PostgreSQLOutputConnector, events: str
 ) -> None:
+    query = f"SELECT id FROM {events} ORDER BY id"
     page = await connector.execute(
-        OperationRequest(operation="query", parameters={"query": f"SELECT id FROM {events}", "limit": 5})
+        OperationRequest(operation="query", parameters={"query": query, "limit": 5})
     )
     assert len(page.result_data["rows"]) == 5
-    assert page.result_data["truncated"] is True
-    assert page.next_page_token is None
+    assert page.result_data["page_size"] == 5
+    assert page.next_page_token is not None
+    same = await connector.execute(
+        OperationRequest(operation="query", parameters={"query": query, "page_size": 5})
+    )
+    assert (same.result_data, same.next_page_token) == (page.result_data, page.next_page_token)
 
 
 async def test_a_token_from_another_query_is_refused(

@@ -18,10 +18,11 @@ from scf.connectors.postgresql.coercion import (
     _to_timestamptz_fast,
     coerce_column,
 )
-from scf.connectors.postgresql.requests import InsertData, parse
+from scf.connectors.postgresql.requests import InsertData
 from scf.connectors.postgresql.session import backstop_ms
 from scf.connectors.postgresql.sql import group_by_columns
 from scf.schemas.errors import ErrorCode, PermanentError
+from scf.schemas.validation import parse_model as parse
 
 NUMBERS: list[Any] = [
     "1.25",
@@ -144,9 +145,9 @@ def test_records_with_other_key_sets_are_still_split() -> None:
 
 
 def test_insert_data_column_names() -> None:
-    records = parse(InsertData, {"table_name": "t", "records": [{"b": 1, "a": 2}, {"a": 1, "b": 2}]}, "data")
-    mixed = parse(InsertData, {"table_name": "t", "records": [{"b": 1}, {"a": 1, "c": 2}]}, "data")
-    columns = parse(InsertData, {"table_name": "t", "columns": ["z", "a"], "rows": [[1, 2]]}, "data")
+    records = parse(InsertData, {"records": [{"b": 1, "a": 2}, {"a": 1, "b": 2}]}, "data")
+    mixed = parse(InsertData, {"records": [{"b": 1}, {"a": 1, "c": 2}]}, "data")
+    columns = parse(InsertData, {"columns": ["z", "a"], "rows": [[1, 2]]}, "data")
     assert records.column_names() == ["a", "b"] and records.row_count == 2
     assert mixed.column_names() == ["a", "b", "c"]
     assert columns.column_names() == ["z", "a"] and columns.row_count == 1
@@ -155,12 +156,12 @@ def test_insert_data_column_names() -> None:
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        ({"table_name": "t", "columns": ["a", "a"], "rows": [[1, 2]]}, "twice"),
-        ({"table_name": "t", "columns": ["a", "b"], "rows": [[1, 2], [3]]}, "rows[1] has 1 values for 2"),
-        ({"table_name": "t", "columns": ["a"], "rows": [[1]], "records": [{"a": 1}]}, "not both"),
-        ({"table_name": "t", "columns": ["a"]}, "columns and rows"),
-        ({"table_name": "t", "rows": [[1]]}, "columns and rows"),
-        ({"table_name": "t", "columns": ["a"] * 1601, "rows": [[1] * 1601]}, "columns"),
+        ({"columns": ["a", "a"], "rows": [[1, 2]]}, "twice"),
+        ({"columns": ["a", "b"], "rows": [[1, 2], [3]]}, "rows[1] has 1 values for 2"),
+        ({"columns": ["a"], "rows": [[1]], "records": [{"a": 1}]}, "not both"),
+        ({"columns": ["a"]}, "columns and rows"),
+        ({"rows": [[1]]}, "columns and rows"),
+        ({"columns": ["a"] * 1601, "rows": [[1] * 1601]}, "columns"),
     ],
 )
 def test_malformed_column_oriented_data(body: dict[str, Any], problem: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from scf.connectors.postgresql.guard import check_query, check_statement, denied_function
-from scf.connectors.postgresql.requests import DeleteData, Filter, WriteParameters, narrows, require_filters
+from scf.connectors.postgresql.requests import Filter, WriteParameters, narrows, require_filters
 from scf.schemas.errors import ErrorCode, PermanentError
 
 
@@ -183,17 +183,16 @@ def test_which_conditions_narrow(flt: Filter, narrowing: bool) -> None:
 
 
 def test_one_narrowing_condition_among_and_ed_ones_is_enough() -> None:
-    data = DeleteData(table_name="t", filters=[_filter("is_not_null"), _filter("=", 3)])
-    require_filters(data, WriteParameters(), "delete")
+    require_filters(WriteParameters(table="t", filters=[_filter("is_not_null"), _filter("=", 3)]), "delete")
 
 
 def test_only_non_narrowing_conditions_count_as_every_row() -> None:
-    data = DeleteData(table_name="t", filters=[_filter("is_not_null"), _filter("!=", 3)])
+    filters = [_filter("is_not_null"), _filter("!=", 3)]
     with pytest.raises(PermanentError) as caught:
-        require_filters(data, WriteParameters(), "delete")
+        require_filters(WriteParameters(table="t", filters=filters), "delete")
     assert caught.value.code == ErrorCode.INVALID_REQUEST
     assert "every row" in caught.value.message
-    require_filters(data, WriteParameters(allow_all=True), "delete")
+    require_filters(WriteParameters(table="t", filters=filters, allow_all=True), "delete")
 
 
 async def test_check_query_remembers_accepted_texts_only() -> None:

@@ -8,11 +8,12 @@ import json
 import pytest
 
 from scf.connectors.postgresql.paging import PageToken, page_sql, query_digest, strip_terminator
-from scf.connectors.postgresql.requests import QueryParameters, TransactionData, parse
+from scf.connectors.postgresql.requests import QueryParameters, TransactionData
 from scf.connectors.postgresql.statements import statement_timeout_ms
 from scf.connectors.result_cache import MemoryResultCache, cache_key
 from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.operation import OperationRequest, request_digest
+from scf.schemas.validation import parse_model as parse
 
 DIGEST = query_digest("SELECT * FROM t", [], ["id"], 100)
 
@@ -104,7 +105,6 @@ def test_strip_terminator_removes_only_trailing_semicolons_and_blanks() -> None:
 @pytest.mark.parametrize(
     ("parameters", "fragment"),
     [
-        ({"query": "SELECT 1", "limit": 5, "page_size": 5}, "either limit"),
         ({"query": "SELECT 1", "page_key": ["id"]}, "page_key needs page_size"),
         ({"query": "SELECT 1", "page_size": 5, "page_key": ["id", "id"]}, "twice"),
         ({"query": "SELECT 1", "cache_ttl": 0}, "cache_ttl"),

@@ -34,14 +34,12 @@ from scf.connectors.postgresql.identifiers import (
     quote_ident,
 )
 from scf.connectors.postgresql.requests import (
-    DeleteData,
     Filter,
     InsertData,
     InsertParameters,
     QueryParameters,
     UpdateData,
     WriteParameters,
-    parse,
     require_filters,
 )
 from scf.connectors.postgresql.settings import pool_settings, ssl_mode
@@ -56,6 +54,7 @@ from scf.connectors.postgresql.statements import affected_rows
 from scf.schemas.configs.postgresql import PostgresConfig
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode, PermanentError
+from scf.schemas.validation import parse_model as parse
 
 
 def _column(name: str, type_name: str = "int4", native: bool = True, sql_type: str = "integer") -> ColumnInfo:
@@ -284,20 +283,19 @@ def test_non_native_values_are_bound_as_text() -> None:
     ],
 )
 def test_malformed_filters_are_invalid_requests(raw: dict[str, Any], problem: str) -> None:
-    error = _refused(parse, DeleteData, {"table_name": "events", "filters": [raw]}, "data")
+    error = _refused(parse, WriteParameters, {"table": "events", "filters": [raw]}, "parameters")
     assert error.code == ErrorCode.INVALID_REQUEST
     assert problem in error.message
 
 
 def test_update_or_delete_without_filters_needs_allow_all() -> None:
-    data = DeleteData(table_name="events")
-    error = _refused(require_filters, data, WriteParameters(), "delete")
+    error = _refused(require_filters, WriteParameters(table="events"), "delete")
     assert error.code == ErrorCode.INVALID_REQUEST
-    require_filters(data, WriteParameters(allow_all=True), "delete")
+    require_filters(WriteParameters(table="events", allow_all=True), "delete")
 
 
 def test_update_needs_values() -> None:
-    error = _refused(parse, UpdateData, {"table_name": "events", "values": {}, "filters": []}, "data")
+    error = _refused(parse, UpdateData, {"values": {}}, "data")
     assert error.code == ErrorCode.INVALID_REQUEST
 
 
@@ -330,20 +328,21 @@ def test_upsert_of_key_columns_only_does_nothing_on_conflict() -> None:
 
 
 def test_conflict_target_defaults_to_the_primary_key_for_update() -> None:
-    assert conflict_target(TABLE, InsertParameters(on_conflict="update")) == ("id",)
-    assert conflict_target(TABLE, InsertParameters(on_conflict="nothing")) == ()
-    explicit = InsertParameters(on_conflict="nothing", conflict_columns=["action"])
+    assert conflict_target(TABLE, InsertParameters(table="t", on_conflict="update")) == ("id",)
+    assert conflict_target(TABLE, InsertParameters(table="t", on_conflict="nothing")) == ()
+    explicit = InsertParameters(table="t", on_conflict="nothing", conflict_columns=["action"])
     assert conflict_target(TABLE, explicit) == ("action",)
 
 
 def test_conflict_target_refusals() -> None:
     keyless = TableInfo("public", "log", {"a": _column("a")})
     assert (
-        _refused(conflict_target, keyless, InsertParameters(on_conflict="update")).code == "INVALID_REQUEST"
+        _refused(conflict_target, keyless, InsertParameters(table="t", on_conflict="update")).code
+        == "INVALID_REQUEST"
     )
-    with_columns = InsertParameters(on_conflict="error", conflict_columns=["id"])
+    with_columns = InsertParameters(table="t", on_conflict="error", conflict_columns=["id"])
     assert _refused(conflict_target, TABLE, with_columns).code == "INVALID_REQUEST"
-    unknown = InsertParameters(on_conflict="update", conflict_columns=["nope"])
+    unknown = InsertParameters(table="t", on_conflict="update", conflict_columns=["nope"])
     assert _refused(conflict_target, TABLE, unknown).code == "INVALID_IDENTIFIER"
 
 
@@ -379,9 +378,9 @@ def test_a_column_batch_error_names_the_record_it_came_from() -> None:
 @pytest.mark.parametrize(
     ("body", "problem"),
     [
-        ({"table_name": "t", "records": []}, "records"),
-        ({"table_name": "t"}, "records"),
-        ({"table_name": "t", "records": [1]}, "records.0"),
+        ({"records": []}, "records"),
+        ({}, "records"),
+        ({"records": [1]}, "records.0"),
     ],
 )
 def test_malformed_insert_data(body: dict[str, Any], problem: str) -> None:
@@ -389,9 +388,11 @@ def test_malformed_insert_data(body: dict[str, Any], problem: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [{"batch_size": 0}, {"batch_size": 10_001}, {"on_conflict": "replace"}, {"conflict_columns": []}]
+    "body",
+    [{"batch_size": 0}, {"batch_size": 10_001}, {"on_conflict": "replace"}, {"conflict_columns": []}, {}],
 )
 def test_malformed_insert_parameters(body: dict[str, Any]) -> None:
+    body = {"table": "t", **body} if body else body  # {}: no table
     assert _refused(parse, InsertParameters, body, "parameters").code == ErrorCode.INVALID_REQUEST
 
 

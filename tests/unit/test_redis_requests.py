@@ -8,28 +8,25 @@ from typing import Any
 import pytest
 from pydantic import JsonValue
 
+from scf.connectors.operation_table import Call
 from scf.connectors.redis.bounds import block_ms, range_start, scan_cursor, window
 from scf.connectors.redis.codec import decode, decode_name, encode, encode_json
 from scf.connectors.redis.keys import KeySpace, escape_glob, key_problem, pattern_problem
 from scf.connectors.redis.operations import OPERATIONS
-from scf.connectors.redis.requests import (
-    ReadParameters,
-    SessionCreateData,
-    SessionUpdateData,
-    SetData,
-    XRangeData,
-    ZAddData,
-    ZRangeData,
-    parse,
-)
 from scf.schemas.errors import PermanentError
+from scf.schemas.operation import OperationRequest
 
 MIB = 1024 * 1024
 
 
-def refused(model: Any, body: dict[str, Any]) -> str:
+def parsed(operation: str, data: dict[str, Any], parameters: dict[str, Any] | None = None) -> Call[Any, Any]:
+    request = OperationRequest(operation=operation, data=data, parameters=parameters or {})
+    return OPERATIONS[operation].parse(request, "redis")
+
+
+def refused(operation: str, data: dict[str, Any], parameters: dict[str, Any] | None = None) -> str:
     with pytest.raises(PermanentError) as caught:
-        parse(model, body, "data")
+        parsed(operation, data, parameters)
     assert caught.value.code == "INVALID_REQUEST"
     return caught.value.message
 
@@ -38,16 +35,48 @@ def refused(model: Any, body: dict[str, Any]) -> str:
 
 
 def test_a_misspelt_argument_is_refused_naming_the_field() -> None:
-    message = refused(SetData, {"key": "k", "value": 1, "tll": 30})
+    message = refused("set", {"value": 1}, {"key": "k", "tll": 30})
 
     assert "tll" in message and "Extra inputs are not permitted" in message
+    assert "tll" in refused("set", {"key": "k", "value": 1, "tll": 30})  # the old shape too
 
 
 def test_every_operation_parses_its_data_before_any_io() -> None:
     for name, operation in OPERATIONS.items():
         with pytest.raises(PermanentError) as caught:
-            operation.plan({"no_such_argument": 1})
+            operation.parse(OperationRequest(operation=name, data={"no_such_argument": 1}), "redis")
         assert caught.value.code == "INVALID_REQUEST", name
+
+
+def test_keys_and_options_go_in_parameters_values_in_data() -> None:
+    call = parsed("set", {"value": {"a": 1}}, {"key": "k", "ttl": 30, "nx": True})
+    assert (call.parameters.key, call.parameters.ttl, call.parameters.nx, call.data.value) == (
+        "k",
+        30,
+        True,
+        {"a": 1},
+    )
+    old = parsed("set", {"key": "k", "value": {"a": 1}, "ttl": 30, "nx": True})
+    assert (old.parameters, old.data) == (call.parameters, call.data)
+    assert parsed("publish", {"message": "hi"}, {"channel": "c"}).parameters.channel == "c"
+    assert parsed("publish", {"channel": "c", "message": "hi"}).parameters.channel == "c"
+
+
+def test_a_key_in_both_places_is_refused() -> None:
+    assert "give only parameters.key" in refused("get", {"key": "a"}, {"key": "b"})
+
+
+def test_scan_and_xrange_page_with_page_size_and_take_the_old_count() -> None:
+    assert parsed("scan", {}, {"match": "a*", "page_size": 10}).parameters.page_size == 10
+    assert parsed("scan", {"match": "a*", "count": 10}).parameters.page_size == 10
+    assert parsed("xrange", {"key": "s", "count": 5}).parameters.page_size == 5
+    assert "page_size" in refused("xrange", {}, {"key": "s", "page_size": 0})
+
+
+def test_only_paged_operations_take_a_page_token() -> None:
+    request = OperationRequest(operation="get", parameters={"key": "k"}, page_token="1")
+    with pytest.raises(PermanentError):
+        OPERATIONS["get"].parse(request, "redis")
 
 
 @pytest.mark.parametrize(
@@ -56,7 +85,7 @@ def test_every_operation_parses_its_data_before_any_io() -> None:
 )
 def test_bad_keys_are_refused(key: str, problem: str) -> None:
     assert problem in (key_problem(key) or "")
-    assert "key" in refused(SetData, {"key": key, "value": 1})
+    assert "key" in refused("set", {"value": 1}, {"key": key})
 
 
 def test_long_unicode_keys_count_bytes_not_characters() -> None:
@@ -65,38 +94,38 @@ def test_long_unicode_keys_count_bytes_not_characters() -> None:
 
 
 def test_set_refuses_nx_with_xx_and_a_non_positive_ttl() -> None:
-    assert "exclude" in refused(SetData, {"key": "k", "value": 1, "nx": True, "xx": True})
-    assert "ttl" in refused(SetData, {"key": "k", "value": 1, "ttl": 0})
+    assert "exclude" in refused("set", {"value": 1}, {"key": "k", "nx": True, "xx": True})
+    assert "ttl" in refused("set", {"key": "k", "value": 1, "ttl": 0})
 
 
 def test_zrange_refuses_arguments_of_the_other_mode() -> None:
-    assert "min" in refused(ZRangeData, {"key": "z", "min": 1})
-    assert "start" in refused(ZRangeData, {"key": "z", "by": "score", "start": 1})
-    parsed = parse(ZRangeData, {"key": "z", "by": "score", "min": "(1.5", "max": "+inf", "count": 5})
-    assert (parsed.min, parsed.max) == ("(1.5", "+inf")
-    assert "max" in refused(ZRangeData, {"key": "z", "by": "score", "max": "lots"})
+    assert "min" in refused("zrange", {}, {"key": "z", "min": 1})
+    assert "start" in refused("zrange", {"key": "z", "by": "score", "start": 1})
+    call = parsed("zrange", {}, {"key": "z", "by": "score", "min": "(1.5", "max": "+inf", "count": 5})
+    assert (call.parameters.min, call.parameters.max) == ("(1.5", "+inf")
+    assert "max" in refused("zrange", {"key": "z", "by": "score", "max": "lots"})
 
 
 def test_zadd_scores_are_numbers_and_flags_are_compatible() -> None:
-    assert "members" in refused(ZAddData, {"key": "z", "members": {"a": "high"}})
-    assert "nx excludes" in refused(ZAddData, {"key": "z", "members": {"a": 1}, "nx": True, "gt": True})
+    assert "members" in refused("zadd", {"members": {"a": "high"}}, {"key": "z"})
+    assert "nx excludes" in refused("zadd", {"key": "z", "members": {"a": 1}, "nx": True, "gt": True})
 
 
 def test_stream_ids_are_checked() -> None:
-    assert parse(XRangeData, {"key": "s", "start": "(1-0", "end": "+"}).start == "(1-0"
-    assert "start" in refused(XRangeData, {"key": "s", "start": "yesterday"})
+    assert parsed("xrange", {}, {"key": "s", "start": "(1-0", "end": "+"}).parameters.start == "(1-0"
+    assert "start" in refused("xrange", {"key": "s", "start": "yesterday"})
 
 
 def test_session_fields_starting_with_a_dollar_are_reserved() -> None:
-    assert "reserved" in refused(SessionCreateData, {"data": {"$ttl": 5}})
-    assert "reserved" in refused(SessionUpdateData, {"session_id": "a" * 43, "remove": ["$ttl"]})
-    assert "session_id" in refused(SessionUpdateData, {"session_id": "../../etc"})
+    assert "reserved" in refused("session_create", {"data": {"$ttl": 5}})
+    assert "reserved" in refused("session_update", {"remove": ["$ttl"]}, {"session_id": "a" * 43})
+    assert "session_id" in refused("session_update", {"session_id": "../../etc"})
 
 
-def test_decode_is_the_only_read_parameter() -> None:
-    assert parse(ReadParameters, {"decode": "json"}).decode == "json"
-    with pytest.raises(PermanentError):
-        parse(ReadParameters, {"decode": "yaml"}, "parameters")
+def test_decode_is_an_option_of_the_operations_that_return_values() -> None:
+    assert parsed("get", {}, {"key": "k", "decode": "json"}).parameters.decode == "json"
+    assert "decode" in refused("get", {}, {"key": "k", "decode": "yaml"})
+    assert "decode" in refused("set", {"value": 1}, {"key": "k", "decode": "json"})
 
 
 # --- key prefix isolation ----------------------------------------------------------------------------

@@ -9,27 +9,52 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-import time
-from collections.abc import Awaitable, Callable
-from typing import ClassVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar
 
 import asyncpg
 import structlog
 from asyncpg.pool import PoolAcquireContext
 
 from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
+from scf.connectors.operation_table import (
+    IDEMPOTENT_WRITE,
+    PAGED_READ,
+    WRITE,
+    Call,
+    NoData,
+    NoParameters,
+    Operation,
+    table,
+)
 from scf.connectors.postgresql.catalog import Catalog, Conn
 from scf.connectors.postgresql.coercion import json_text
 from scf.connectors.postgresql.errors import POSTGRES_ERROR_RULES, refine
 from scf.connectors.postgresql.guard import check_query
 from scf.connectors.postgresql.ledger import Ledger
-from scf.connectors.postgresql.operations import plan_write, run_write
+from scf.connectors.postgresql.operations import (
+    Plan,
+    plan_delete,
+    plan_insert,
+    plan_transaction,
+    plan_update,
+    run_write,
+)
 from scf.connectors.postgresql.query import run_query
-from scf.connectors.postgresql.requests import QueryParameters, parse
+from scf.connectors.postgresql.requests import (
+    FILTER_ALIASES,
+    INSERT_ALIASES,
+    QUERY_ALIASES,
+    InsertData,
+    InsertParameters,
+    QueryParameters,
+    TransactionData,
+    UpdateData,
+    WriteParameters,
+)
 from scf.connectors.postgresql.session import SessionConnection, reset_session
 from scf.connectors.postgresql.settings import pool_settings
 from scf.connectors.result_cache import cache_key
-from scf.connectors.sources import DEADLINE
 from scf.schemas.configs.postgresql import PostgresConfig
 from scf.schemas.connection import ServiceConnection, ServiceType
 from scf.schemas.errors import (
@@ -40,7 +65,7 @@ from scf.schemas.errors import (
     SecurityError,
     TransientError,
 )
-from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict, request_digest
+from scf.schemas.operation import OperationOutcome, TestVerdict, request_digest
 
 log = structlog.get_logger(__name__)
 
@@ -75,8 +100,6 @@ class PostgreSQLOutputConnector(ServiceConnector):
     """
 
     service_type: ClassVar[ServiceType] = ServiceType.POSTGRESQL
-    operations: ClassVar[frozenset[str]] = frozenset({"query", "insert", "update", "delete", "transaction"})
-    read_operations: ClassVar[frozenset[str]] = frozenset({"query"})
     durable_idempotency: ClassVar[bool] = True
     error_rules: ClassVar[tuple[ErrorRule, ...]] = POSTGRES_ERROR_RULES
 
@@ -157,89 +180,131 @@ class PostgreSQLOutputConnector(ServiceConnector):
 
     # --- operations ---------------------------------------------------------------------------------
 
-    async def _execute(self, request: OperationRequest) -> OperationOutcome:
-        if request.operation == "query":
-            return await self._query(request)
-        plan = plan_write(request.operation, request.data, request.parameters, self._catalog, self._ledger)
-        key = request.idempotency_key
-        digest = "" if key is None else request_digest(request)
-        timeout = time_left(request)
-        apply = plan(timeout)
-        return await self._on_connection(
-            request,
-            lambda conn: run_write(conn, apply, timeout, self._ledger, self.service_name, key, digest),
-        )
-
-    async def _query(self, request: OperationRequest) -> OperationOutcome:
-        params = parse(QueryParameters, request.parameters, "parameters")
+    async def _query(self, call: Call[NoData, QueryParameters]) -> OperationOutcome:
+        params, request = call.parameters, call.request
         max_rows, writable = self.config.max_rows, self.config.allow_writes_in_query
         await check_query(params.query, writable=writable)  # before a connection or the cache
-        timeout = time_left(request)
+        timeout = self.time_left(request.timeout)
 
         def run(conn: Conn) -> Awaitable[OperationOutcome]:
             return run_query(conn, params, request.page_token, max_rows, writable, timeout)
 
         if params.cache_ttl is None:
-            return await self._on_connection(request, run)
+            return await self._on_connection(call, run)
         if writable:
             raise PermanentError(
                 "cache_ttl needs a read-only connector (custom_config.allow_writes_in_query is true)",
                 code=ErrorCode.INVALID_REQUEST,
             )
         key = cache_key(
-            params.query,
-            params.query_params,
-            params.limit,
-            params.page_size,
-            params.page_key,
-            request.page_token,
-            max_rows,
+            params.query, params.query_params, params.page_size, params.page_key, request.page_token, max_rows
         )
         cache = self.bindings.cache
         hit = await cache.get(self.service_name, key)
         if hit is not None:
             outcome = OperationOutcome.model_validate(hit)
             return outcome.model_copy(update={"result_data": {**outcome.result_data, "cached": True}})
-        outcome = await self._on_connection(request, run)
+        outcome = await self._on_connection(call, run)
         await cache.put(self.service_name, key, outcome.model_dump(mode="json"), params.cache_ttl)
         return outcome.model_copy(update={"result_data": {**outcome.result_data, "cached": False}})
 
-    async def _on_connection(self, request: OperationRequest, run: _Run) -> OperationOutcome:
+    async def _insert(self, call: Call[InsertData, InsertParameters]) -> OperationOutcome:
+        return await self._write(call, plan_insert(call.data, call.parameters, self._catalog, self._ledger))
+
+    async def _update(self, call: Call[UpdateData, WriteParameters]) -> OperationOutcome:
+        return await self._write(call, plan_update(call.data, call.parameters, self._catalog, self._ledger))
+
+    async def _delete(self, call: Call[NoData, WriteParameters]) -> OperationOutcome:
+        return await self._write(call, plan_delete(call.parameters, self._catalog, self._ledger))
+
+    async def _transaction(self, call: Call[TransactionData, NoParameters]) -> OperationOutcome:
+        rows = self.operation_table
+        return await self._write(call, plan_transaction(call.data.steps, rows, self._catalog, self._ledger))
+
+    operation_table: ClassVar[Mapping[str, Operation[Any]]] = table(
+        Operation(
+            "query",
+            _query,
+            parameters=QueryParameters,
+            traits=PAGED_READ,
+            summary="run one read (SELECT, VALUES, ...) with bound query_params; paged by page_size",
+            aliases=QUERY_ALIASES,
+        ),
+        Operation(
+            "insert",
+            _insert,
+            data=InsertData,
+            parameters=InsertParameters,
+            traits=WRITE,
+            summary="insert records (or columns + rows) into parameters.table, batch_size rows a statement",
+            aliases=INSERT_ALIASES,
+        ),
+        Operation(
+            "update",
+            _update,
+            data=UpdateData,
+            parameters=WriteParameters,
+            traits=IDEMPOTENT_WRITE,
+            summary="set data.values on the rows of parameters.table that match parameters.filters",
+            aliases=FILTER_ALIASES,
+        ),
+        Operation(
+            "delete",
+            _delete,
+            parameters=WriteParameters,
+            traits=IDEMPOTENT_WRITE,
+            summary="delete the rows of parameters.table that match parameters.filters",
+            aliases=FILTER_ALIASES,
+        ),
+        Operation(
+            "transaction",
+            _transaction,
+            data=TransactionData,
+            traits=WRITE,
+            summary="data.steps (inserts, updates, deletes) in one transaction: all commit or none",
+        ),
+    )
+
+    async def _write(self, call: Call[Any, Any], plan: Plan) -> OperationOutcome:
+        request = call.request
+        key = request.idempotency_key
+        digest = "" if key is None else request_digest(request)
+        timeout = self.time_left(request.timeout)
+        apply = plan(timeout)
+        return await self._on_connection(
+            call,
+            lambda conn: run_write(conn, apply, timeout, self._ledger, self.service_name, key, digest),
+        )
+
+    async def _on_connection(self, call: Call[Any, Any], run: _Run) -> OperationOutcome:
         """Run on a pooled connection. A pooled connection the server dropped (a restart, an idle
         timeout) is discarded and the call run once more on a fresh one, when that cannot repeat an
         effect: a read, or a keyed write (its ledger turns a repeat into a replay)."""
         try:
-            return await self._on_one_connection(request, run)
+            return await self._on_one_connection(call, run)
         except STALE_CONNECTION as exc:
+            request = call.request
             if request.operation != "query" and request.idempotency_key is None:
                 raise
             log.info(
                 "postgres_stale_connection_retried", service_name=self.service_name, error=type(exc).__name__
             )
-            return await self._on_one_connection(request, run)
+            return await self._on_one_connection(call, run)
 
-    async def _on_one_connection(self, request: OperationRequest, run: _Run) -> OperationOutcome:
+    async def _on_one_connection(self, call: Call[Any, Any], run: _Run) -> OperationOutcome:
         async with self._acquire() as conn:
             try:
                 return await run(conn)
             except asyncpg.PostgresError as exc:
-                self._forget_changed(request, exc)
+                self._forget_changed(call, exc)
                 raise
 
-    def _forget_changed(self, request: OperationRequest, exc: asyncpg.PostgresError) -> None:
+    def _forget_changed(self, call: Call[Any, Any], exc: asyncpg.PostgresError) -> None:
         """A table may have changed under the cached definition (or the ledger may have been dropped)."""
-        table = request.data.get("table_name")
-        if isinstance(table, str):
-            self._catalog.forget(table)
-        if request.operation == "transaction":
+        table_name = getattr(call.parameters, "table", None)
+        if isinstance(table_name, str):
+            self._catalog.forget(table_name)
+        if call.request.operation == "transaction":
             self._catalog.clear()
         if isinstance(exc, asyncpg.UndefinedTableError):
             self._ledger.forget()
-
-
-def time_left(request: OperationRequest) -> float | None:
-    """Seconds until the operation's deadline (set by whoever runs it), else its own timeout."""
-    deadline = DEADLINE.get()
-    if deadline is not None:
-        return max(0.001, deadline - time.time())
-    return request.timeout

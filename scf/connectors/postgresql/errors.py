@@ -10,85 +10,45 @@ from __future__ import annotations
 
 import re
 import ssl
-from typing import Any
 
 import asyncpg.exceptions as pg
 
-from scf.connectors.base import ErrorRule
+from scf.connectors.base import C, ErrorRule, P, R, S, T
 from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode
-
-
-class _MatchesMessage(type):
-    """`isinstance` by base type and message fragment: asyncpg raises generic types for some cases."""
-
-    matches: type[BaseException]
-    fragments: tuple[str, ...]
-
-    def __instancecheck__(cls, instance: Any) -> bool:
-        return isinstance(instance, cls.matches) and any(f in str(instance) for f in cls.fragments)
-
-
-class ConnectionClosedError(Exception, metaclass=_MatchesMessage):
-    """asyncpg's plain `InterfaceError` for a connection or pool that went away (worth a retry)."""
-
-    matches = pg.InterfaceError
-    fragments = ("connection is closed", "pool is closing", "pool is closed")
-
-
-class ArgumentCountError(Exception, metaclass=_MatchesMessage):
-    """asyncpg's plain `InterfaceError` when the arguments do not fit the statement's placeholders."""
-
-    matches = pg.InterfaceError
-    fragments = ("the server expects", "the number of query arguments cannot exceed")
-
-
-class TLSRefusedError(Exception, metaclass=_MatchesMessage):
-    """The server refused TLS that the configuration requires: retrying cannot help."""
-
-    matches = ConnectionError
-    fragments = ("rejected SSL upgrade",)
-
-
-_T, _R, _P, _C, _S = (
-    ErrorCategory.TRANSIENT,
-    ErrorCategory.RESOURCE,
-    ErrorCategory.PERMANENT,
-    ErrorCategory.CONFIGURATION,
-    ErrorCategory.SECURITY,
-)
 
 POSTGRES_ERROR_RULES: tuple[ErrorRule, ...] = (
     # connecting and configuration
-    ErrorRule(pg.ClientConfigurationError, _C, ErrorCode.INVALID_CONFIG, "invalid connection settings"),
+    ErrorRule(pg.ClientConfigurationError, C, ErrorCode.INVALID_CONFIG, "invalid connection settings"),
     ErrorRule(
-        TLSRefusedError,
-        _C,
+        ConnectionError,
+        C,
         ErrorCode.INVALID_CONFIG,
         "the server does not accept TLS connections (see ssl_enabled / custom_config.ssl_mode)",
+        text=("rejected SSL upgrade",),
     ),
     ErrorRule(
         ssl.SSLCertVerificationError,
-        _C,
+        C,
         ErrorCode.INVALID_CONFIG,
         "the server's TLS certificate was not accepted (check custom_config.ssl_root_cert and the host name)",
     ),
     ErrorRule(
-        pg.InvalidCatalogNameError, _C, ErrorCode.INVALID_CONFIG, "the configured database does not exist"
+        pg.InvalidCatalogNameError, C, ErrorCode.INVALID_CONFIG, "the configured database does not exist"
     ),
-    ErrorRule(pg.InvalidPasswordError, _S, ErrorCode.AUTHENTICATION_FAILED, "authentication failed"),
+    ErrorRule(pg.InvalidPasswordError, S, ErrorCode.AUTHENTICATION_FAILED, "authentication failed"),
     ErrorRule(
         pg.InvalidAuthorizationSpecificationError,
-        _S,
+        S,
         ErrorCode.AUTHENTICATION_FAILED,
         "authentication failed",
     ),
-    ErrorRule(pg.InsufficientPrivilegeError, _S, ErrorCode.PERMISSION_DENIED, "permission denied"),
+    ErrorRule(pg.InsufficientPrivilegeError, S, ErrorCode.PERMISSION_DENIED, "permission denied"),
     ErrorRule(
-        pg.TooManyConnectionsError, _R, ErrorCode.TOO_MANY_CONNECTIONS, "the database has no free connections"
+        pg.TooManyConnectionsError, R, ErrorCode.TOO_MANY_CONNECTIONS, "the database has no free connections"
     ),
     ErrorRule(
         pg.InsufficientResourcesError,
-        _R,
+        R,
         ErrorCode.LIMIT_EXCEEDED,
         "the database is out of resources (disk or memory)",
     ),
@@ -96,85 +56,84 @@ POSTGRES_ERROR_RULES: tuple[ErrorRule, ...] = (
     # about the database's health (so it must never count toward the breaker)
     ErrorRule(
         pg.ProtocolViolationError,
-        _P,
+        P,
         ErrorCode.INVALID_REQUEST,
         "the database could not read the request (a NUL character in the SQL text?)",
     ),
     ErrorRule(
-        UnicodeEncodeError, _P, ErrorCode.INVALID_REQUEST, "the request holds text that is not valid Unicode"
+        UnicodeEncodeError, P, ErrorCode.INVALID_REQUEST, "the request holds text that is not valid Unicode"
     ),
     ErrorRule(
-        ArgumentCountError,
-        _P,
+        pg.InterfaceError,
+        P,
         ErrorCode.INVALID_REQUEST,
         "query_params do not fit the statement's placeholders (count, or more than 32767)",
+        text=("the server expects", "the number of query arguments cannot exceed"),
     ),
     # the connection went away or the server is restarting: try again
+    ErrorRule(pg.PostgresConnectionError, T, ErrorCode.CONNECTION_FAILED, "the database connection was lost"),
     ErrorRule(
-        pg.PostgresConnectionError, _T, ErrorCode.CONNECTION_FAILED, "the database connection was lost"
+        pg.InterfaceError,
+        T,
+        ErrorCode.CONNECTION_FAILED,
+        "the database connection was closed",
+        text=("connection is closed", "pool is closing", "pool is closed"),
     ),
-    ErrorRule(ConnectionClosedError, _T, ErrorCode.CONNECTION_FAILED, "the database connection was closed"),
     # asyncpg's state machine after the server dropped a pooled connection under it
-    ErrorRule(pg.InternalClientError, _T, ErrorCode.CONNECTION_FAILED, "the database connection broke"),
-    ErrorRule(
-        pg.QueryCanceledError, _T, ErrorCode.TIMEOUT, "the statement was cancelled (statement timeout)"
-    ),
+    ErrorRule(pg.InternalClientError, T, ErrorCode.CONNECTION_FAILED, "the database connection broke"),
+    ErrorRule(pg.QueryCanceledError, T, ErrorCode.TIMEOUT, "the statement was cancelled (statement timeout)"),
     ErrorRule(
         pg.CannotConnectNowError,
-        _T,
+        T,
         ErrorCode.CONNECTION_FAILED,
         "the database is starting up or shutting down",
     ),
-    ErrorRule(
-        pg.OperatorInterventionError, _T, ErrorCode.CONNECTION_FAILED, "the database ended the session"
-    ),
+    ErrorRule(pg.OperatorInterventionError, T, ErrorCode.CONNECTION_FAILED, "the database ended the session"),
     ErrorRule(
         pg.DeadlockDetectedError,
-        _T,
+        T,
         ErrorCode.QUERY_FAILED,
         "deadlock detected; the transaction was rolled back",
     ),
     ErrorRule(
         pg.SerializationError,
-        _T,
+        T,
         ErrorCode.QUERY_FAILED,
         "serialization failure; the transaction was rolled back",
     ),
     ErrorRule(
         pg.TransactionRollbackError,
-        _T,
+        T,
         ErrorCode.QUERY_FAILED,
         "the transaction was rolled back by the database",
     ),
     ErrorRule(
-        pg.InvalidCachedStatementError, _T, ErrorCode.QUERY_FAILED, "a table changed during the operation"
+        pg.InvalidCachedStatementError, T, ErrorCode.QUERY_FAILED, "a table changed during the operation"
     ),
-    ErrorRule(
-        pg.OutdatedSchemaCacheError, _T, ErrorCode.QUERY_FAILED, "a table changed during the operation"
-    ),
+    ErrorRule(pg.OutdatedSchemaCacheError, T, ErrorCode.QUERY_FAILED, "a table changed during the operation"),
     # the request itself is wrong: answering again will not help
     ErrorRule(
         pg.ReadOnlySQLTransactionError,
-        _P,
+        P,
         ErrorCode.PERMISSION_DENIED,
         "the query operation is read-only; write with insert/update/delete "
         "(or enable custom_config.allow_writes_in_query)",
     ),
     ErrorRule(
-        pg.IntegrityConstraintViolationError, _P, ErrorCode.CONSTRAINT_VIOLATION, "a constraint was violated"
+        pg.IntegrityConstraintViolationError, P, ErrorCode.CONSTRAINT_VIOLATION, "a constraint was violated"
     ),
     ErrorRule(
         pg.CardinalityViolationError,
-        _P,
+        P,
         ErrorCode.INVALID_DATA,
         "one statement would change the same row twice (duplicate conflict keys in one batch?)",
     ),
-    ErrorRule(pg.DataError, _P, ErrorCode.INVALID_DATA, "a value does not fit its column type"),
-    ErrorRule(pg.PostgresSyntaxError, _P, ErrorCode.QUERY_FAILED, "syntax error"),
-    ErrorRule(pg.UndefinedTableError, _P, ErrorCode.QUERY_FAILED, "unknown table"),
-    ErrorRule(pg.UndefinedColumnError, _P, ErrorCode.QUERY_FAILED, "unknown column"),
-    ErrorRule(pg.SyntaxOrAccessError, _P, ErrorCode.QUERY_FAILED, "the database refused the statement"),
-    ErrorRule(pg.PostgresError, _P, ErrorCode.QUERY_FAILED, "the database refused the statement"),
+    ErrorRule(pg.DataError, P, ErrorCode.INVALID_DATA, "a value does not fit its column type"),
+    ErrorRule(pg.PostgresSyntaxError, P, ErrorCode.QUERY_FAILED, "syntax error"),
+    ErrorRule(pg.UndefinedTableError, P, ErrorCode.QUERY_FAILED, "unknown table"),
+    ErrorRule(pg.UndefinedColumnError, P, ErrorCode.QUERY_FAILED, "unknown column"),
+    ErrorRule(pg.SyntaxOrAccessError, P, ErrorCode.QUERY_FAILED, "the database refused the statement"),
+    ErrorRule(pg.PostgresError, P, ErrorCode.QUERY_FAILED, "the database refused the statement"),
 )
 
 # Server messages of these classes name objects and types but never quote bound values.

@@ -11,19 +11,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from scf.connectors.operation_table import Operation, apply_aliases
 from scf.connectors.postgresql.catalog import Catalog, ColumnInfo, Conn, TableInfo
 from scf.connectors.postgresql.coercion import coerce_column, coerce_param, pg_text
 from scf.connectors.postgresql.identifiers import check_identifier
 from scf.connectors.postgresql.ledger import Ledger
 from scf.connectors.postgresql.requests import (
-    DeleteData,
     InsertData,
     InsertParameters,
-    TransactionData,
     TransactionStep,
     UpdateData,
     WriteParameters,
-    parse,
     require_filters,
 )
 from scf.connectors.postgresql.session import mark_untouched
@@ -38,6 +36,9 @@ from scf.connectors.postgresql.sql import (
 from scf.connectors.postgresql.statements import affected_rows, bounded_transaction, param_types
 from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.operation import OperationOutcome
+from scf.schemas.validation import parse_model
+
+SERVICE_TYPE = "postgresql"
 
 Apply = Callable[[Conn], Awaitable[OperationOutcome]]
 
@@ -74,7 +75,7 @@ def check_names(table_name: str, columns: Iterable[str], ledger: Ledger) -> None
     The catalog then confirms the names that pass by exact match (`catalog.py`). The ledger is the
     connector's own bookkeeping: operations may not write it.
     """
-    check_identifier(table_name, "table_name")
+    check_identifier(table_name, "table")
     for column in columns:
         check_identifier(column, "column name")
     if table_name == ledger.table:
@@ -94,7 +95,7 @@ async def apply_insert(
     explicit null is NULL. Column-oriented rows are one group, transposed at C speed.
     """
     wanted = {*data.column_names(), *(params.conflict_columns or ())}
-    table = await catalog.table(conn, data.table_name, sorted(wanted))
+    table = await catalog.table(conn, params.table, sorted(wanted))
     target = conflict_target(table, params)
     inserted = updated = 0
     for columns, vectors, where in _batches(data, table, params.batch_size):
@@ -182,19 +183,19 @@ def _column(values: list[Any], column: ColumnInfo, type_name: str, where: Where)
 
 
 async def apply_update(
-    conn: Conn, catalog: Catalog, data: UpdateData, timeout: float | None
+    conn: Conn, catalog: Catalog, data: UpdateData, where: WriteParameters, timeout: float | None
 ) -> OperationOutcome:
-    """`plan_write` has refused a change that may reach every row (`require_filters`)."""
-    names = [*data.values, *(f.column for f in data.filters)]
-    table = await catalog.table(conn, data.table_name, names)
-    return await _write(conn, build_update(table, data.values, data.filters), timeout)
+    """`plan_update` has refused a change that may reach every row (`require_filters`)."""
+    names = [*data.values, *(f.column for f in where.filters)]
+    table = await catalog.table(conn, where.table, names)
+    return await _write(conn, build_update(table, data.values, where.filters), timeout)
 
 
 async def apply_delete(
-    conn: Conn, catalog: Catalog, data: DeleteData, timeout: float | None
+    conn: Conn, catalog: Catalog, where: WriteParameters, timeout: float | None
 ) -> OperationOutcome:
-    table = await catalog.table(conn, data.table_name, [f.column for f in data.filters])
-    return await _write(conn, build_delete(table, data.filters), timeout)
+    table = await catalog.table(conn, where.table, [f.column for f in where.filters])
+    return await _write(conn, build_delete(table, where.filters), timeout)
 
 
 async def _write(conn: Conn, statement: Statement, timeout: float | None) -> OperationOutcome:
@@ -206,38 +207,57 @@ async def _write(conn: Conn, statement: Statement, timeout: float | None) -> Ope
     return OperationOutcome(records_processed=affected, records_affected=affected)
 
 
-def plan_write(
-    operation: str, data: dict[str, Any], parameters: dict[str, Any], catalog: Catalog, ledger: Ledger
-) -> Callable[[float | None], Apply]:
-    """Validate one insert/update/delete (or a whole transaction) before any I/O; return its runner."""
-    if operation == "transaction":
-        parse(WriteParameters, parameters, "parameters")  # no options yet: refuse unknown ones
-        steps = parse(TransactionData, data, "data").steps
-        # validated up front: a bad step 7 fails before step 1 runs
-        planned = [_plan_step(index, step, catalog, ledger) for index, step in enumerate(steps)]
-        return lambda timeout: _transaction([p(timeout) for p in planned], [s.operation for s in steps])
+#: A validated write, waiting for its time budget; then it runs on a connection.
+Plan = Callable[[float | None], Apply]
+
+
+def plan_insert(rows: InsertData, options: InsertParameters, catalog: Catalog, ledger: Ledger) -> Plan:
+    """Check every name before any I/O; return the insert's runner."""
+    check_names(options.table, [*rows.column_names(), *(options.conflict_columns or ())], ledger)
+    return lambda timeout: lambda conn: apply_insert(conn, catalog, rows, options, timeout)
+
+
+def plan_update(change: UpdateData, where: WriteParameters, catalog: Catalog, ledger: Ledger) -> Plan:
+    check_names(where.table, [*change.values, *(f.column for f in where.filters)], ledger)
+    require_filters(where, "update")
+    return lambda timeout: lambda conn: apply_update(conn, catalog, change, where, timeout)
+
+
+def plan_delete(where: WriteParameters, catalog: Catalog, ledger: Ledger) -> Plan:
+    check_names(where.table, [f.column for f in where.filters], ledger)
+    require_filters(where, "delete")
+    return lambda timeout: lambda conn: apply_delete(conn, catalog, where, timeout)
+
+
+def plan_write(operation: str, data: Any, parameters: Any, catalog: Catalog, ledger: Ledger) -> Plan:
+    """The runner of one parsed insert, update or delete (`data` and `parameters` of its row's models)."""
     if operation == "insert":
-        rows = parse(InsertData, data, "data")
-        options = parse(InsertParameters, parameters, "parameters")
-        check_names(rows.table_name, [*rows.column_names(), *(options.conflict_columns or ())], ledger)
-        return lambda timeout: lambda conn: apply_insert(conn, catalog, rows, options, timeout)
-    writes = parse(WriteParameters, parameters, "parameters")
+        return plan_insert(data, parameters, catalog, ledger)
     if operation == "update":
-        change = parse(UpdateData, data, "data")
-        check_names(change.table_name, [*change.values, *(f.column for f in change.filters)], ledger)
-        require_filters(change, writes, "update")
-        return lambda timeout: lambda conn: apply_update(conn, catalog, change, timeout)
-    removal = parse(DeleteData, data, "data")
-    check_names(removal.table_name, [f.column for f in removal.filters], ledger)
-    require_filters(removal, writes, "delete")
-    return lambda timeout: lambda conn: apply_delete(conn, catalog, removal, timeout)
+        return plan_update(data, parameters, catalog, ledger)
+    return plan_delete(parameters, catalog, ledger)
+
+
+def plan_transaction(
+    steps: Sequence[TransactionStep], rows: Mapping[str, Operation[Any]], catalog: Catalog, ledger: Ledger
+) -> Plan:
+    """Every step parsed against its operation's row (aliases included) and checked before any I/O:
+    a bad step 7 fails before step 1 runs."""
+    planned = [
+        _plan_step(index, step, rows[step.operation], catalog, ledger) for index, step in enumerate(steps)
+    ]
+    names: list[str] = [step.operation for step in steps]
+    return lambda timeout: _transaction([plan(timeout) for plan in planned], names)
 
 
 def _plan_step(
-    index: int, step: TransactionStep, catalog: Catalog, ledger: Ledger
-) -> Callable[[float | None], Apply]:
+    index: int, step: TransactionStep, row: Operation[Any], catalog: Catalog, ledger: Ledger
+) -> Plan:
     try:
-        return plan_write(step.operation, step.data, step.parameters, catalog, ledger)
+        data, parameters = apply_aliases(row, SERVICE_TYPE, step.data, step.parameters)
+        parsed_data = parse_model(row.data, data, "data")
+        parsed_parameters = parse_model(row.parameters, parameters, "parameters")
+        return plan_write(step.operation, parsed_data, parsed_parameters, catalog, ledger)
     except PermanentError as exc:
         raise PermanentError(
             f"data.steps[{index}] ({step.operation}): {exc.message}", code=exc.code, detail=exc.detail

@@ -110,16 +110,15 @@ _INVALID = ErrorCode.INVALID_REQUEST
 async def _first_rows(
     stmt: Stmt, params: QueryParameters, columns: list[str], max_rows: int, timeout: float | None
 ) -> OperationOutcome:
-    """An unpaged read: `limit` rows at most; cut at `max_rows`, the reply says how to go on."""
-    limit = min(max_rows, params.limit or max_rows)
+    """An unpaged read: cut at `max_rows`, the reply says how to go on (the hot path: one round trip)."""
     args = coerce_params(params.query_params, param_types(stmt), "parameters.query_params")
-    records = await fetch_limited(stmt, args, limit + 1, timeout)  # the server stops after limit + 1
-    more = len(records) > limit
+    records = await fetch_limited(stmt, args, max_rows + 1, timeout)  # the server stops after one more
+    more = len(records) > max_rows
     token = None
-    if more and params.limit is None:  # cut by the connector's max_rows, not by the caller's limit
+    if more:
         digest = query_digest(params.query, params.query_params, None, max_rows)
-        token = PageToken(digest, offset=limit).encode()
-    return _outcome(columns, records[:limit], truncated=more, token=token)
+        token = PageToken(digest, offset=max_rows).encode()
+    return _outcome(columns, records[:max_rows], truncated=more, token=token)
 
 
 async def _page(

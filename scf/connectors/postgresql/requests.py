@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from scf.connectors.operation_table import Alias, PageParameters, Strict
 from scf.schemas.errors import ErrorCode, PermanentError
-from scf.schemas.validation import parse_model
-
-#: Validates `data` or `parameters` against a model (the helper every connector shares).
-parse = parse_model
 
 Operator = Literal["=", "!=", "<", "<=", ">", ">=", "in", "not_in", "is_null", "is_not_null", "like"]
 OnConflict = Literal["error", "nothing", "update"]
@@ -24,30 +21,22 @@ _VALUELESS: frozenset[str] = frozenset({"is_null", "is_not_null"})
 _LISTS: frozenset[str] = frozenset({"in", "not_in"})
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 MAX_CACHE_TTL = 86_400
 MAX_PAGE_KEY_COLUMNS = 8
 MAX_TRANSACTION_STEPS = 1_000
 
 
-class QueryParameters(_Strict):
+class QueryParameters(PageParameters):
     """A read. `page_size` pages the result (keyset on `page_key` columns, else by offset);
     `cache_ttl` keeps the reply in the fleet's cache for that many seconds."""
 
     query: str = Field(min_length=1, max_length=1_000_000)
     query_params: list[Any] = Field(default_factory=list)
-    limit: int | None = Field(default=None, ge=1)
-    page_size: int | None = Field(default=None, ge=1)
     page_key: list[str] | None = Field(default=None, min_length=1, max_length=MAX_PAGE_KEY_COLUMNS)
     cache_ttl: int | None = Field(default=None, ge=1, le=MAX_CACHE_TTL)
 
     @model_validator(mode="after")
     def _paging_options_fit(self) -> QueryParameters:
-        if self.page_size is not None and self.limit is not None:
-            raise ValueError("give either limit (one reply) or page_size (paged replies), not both")
         if self.page_key is not None and self.page_size is None:
             raise ValueError("page_key needs page_size")
         if self.page_key is not None and len(set(self.page_key)) != len(self.page_key):
@@ -59,13 +48,17 @@ class QueryParameters(_Strict):
 MAX_COLUMNS = 1_600
 
 
-class InsertData(_Strict):
+#: The table an operation writes (`parameters.table`): its shape is checked by `check_names`, which
+#: refuses a bad one as INVALID_IDENTIFIER before any I/O.
+Table = str
+
+
+class InsertData(Strict):
     """Rows to insert, as `records` (one JSON object per row; a key a record lacks takes the column's
     DEFAULT) or column-oriented: `columns` (names) and `rows` (one array per row, a value for each
     column, in that order). The column-oriented form skips a dict per row on both sides and is checked
     whole: names unique, every row exactly as long as `columns`."""
 
-    table_name: str
     records: list[dict[str, Any]] | None = Field(default=None, min_length=1)
     columns: list[str] | None = Field(default=None, min_length=1, max_length=MAX_COLUMNS)
     rows: list[list[Any]] | None = Field(default=None, min_length=1)
@@ -101,13 +94,16 @@ class InsertData(_Strict):
         return sorted({k for record in records for k in record})
 
 
-class InsertParameters(_Strict):
+class InsertParameters(Strict):
+    """The table, rows per statement and what to do with rows that clash with a unique key."""
+
+    table: Table
     batch_size: int = Field(default=1000, ge=1, le=MAX_BATCH_SIZE)
     on_conflict: OnConflict = "error"
     conflict_columns: list[str] | None = Field(default=None, min_length=1)
 
 
-class Filter(_Strict):
+class Filter(Strict):
     """One `column operator value` condition; conditions of a filter list are joined with AND."""
 
     column: str
@@ -129,30 +125,31 @@ class Filter(_Strict):
         return self
 
 
-class DeleteData(_Strict):
-    table_name: str
-    filters: list[Filter] = Field(default_factory=list)
+class UpdateData(Strict):
+    """The new values of the matching rows' columns."""
 
-
-class UpdateData(DeleteData):
     values: dict[str, Any] = Field(min_length=1)
 
 
-class WriteParameters(_Strict):
-    """`allow_all` must be true to update or delete without any filter (every row of the table)."""
+class WriteParameters(Strict):
+    """Which rows of `table` an update or delete changes: every `filters` condition holds (AND).
 
+    `allow_all` must be true to change rows without a narrowing filter (every row of the table)."""
+
+    table: Table
+    filters: list[Filter] = Field(default_factory=list, max_length=MAX_COLUMNS)
     allow_all: bool = False
 
 
-class TransactionStep(_Strict):
+class TransactionStep(Strict):
     """One write of a `transaction`: the same `data` and `parameters` as the operation on its own."""
 
     operation: Literal["insert", "update", "delete"]
-    data: dict[str, Any]
+    data: dict[str, Any] = Field(default_factory=dict)
     parameters: dict[str, Any] = Field(default_factory=dict)
 
 
-class TransactionData(_Strict):
+class TransactionData(Strict):
     steps: list[TransactionStep] = Field(min_length=1, max_length=MAX_TRANSACTION_STEPS)
 
 
@@ -170,19 +167,32 @@ def narrows(flt: Filter) -> bool:
     return flt.operator in _NARROWING
 
 
-def require_filters(data: DeleteData, parameters: WriteParameters, operation: str) -> None:
+def require_filters(parameters: WriteParameters, operation: str) -> None:
     """Refuse a change that may reach every row unless the caller said so explicitly (`allow_all`).
 
     Conditions are joined with AND, so one narrowing condition is enough; none means "all rows".
     """
-    if parameters.allow_all or any(narrows(f) for f in data.filters):
+    if parameters.allow_all or any(narrows(f) for f in parameters.filters):
         return
-    if not data.filters:
+    if not parameters.filters:
         reason = "without filters"
     else:
         reason = "with filters that can match every row (give one =, <, <=, >, >=, in or like 'prefix%')"
     raise PermanentError(
-        f"{operation} {reason} would change every row of {data.table_name!r}; "
-        "give data.filters that narrow the rows or set parameters.allow_all to true",
+        f"{operation} {reason} would change every row of {parameters.table!r}; "
+        "give parameters.filters that narrow the rows or set parameters.allow_all to true",
         code=ErrorCode.INVALID_REQUEST,
     )
+
+
+# --- where fields came from before the one request convention (docs/postgresql.md) -------------------
+
+#: The spec's insert names its table `data.table_name`: accepted as it is, not deprecated.
+INSERT_ALIASES = (Alias("data", "table_name", "parameters", "table", deprecated=False),)
+#: update and delete named the table and the filters in `data`.
+FILTER_ALIASES = (
+    Alias("data", "table_name", "parameters", "table"),
+    Alias("data", "filters", "parameters", "filters"),
+)
+#: `limit` was one capped reply; it is the first page now.
+QUERY_ALIASES = (Alias("parameters", "limit", "parameters", "page_size"),)

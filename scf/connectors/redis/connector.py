@@ -1,15 +1,15 @@
 """`RedisConnector`: one redis.asyncio client over a blocking connection pool, per connector.
 
 This module owns the pool's life (open with PING, check with PING and a harmless EXISTS inside the
-prefix, close) and runs each operation after parsing its `data` and `parameters`; the operations live
-in the family modules, the error table in `errors.py`, the pure rules in `keys.py`, `codec.py` and
-`bounds.py`.
+prefix, close) and gives each operation its `Context`; the base parses `data` and `parameters` against
+the operation's row. The operations and their rows live in the family modules, the error table in
+`errors.py`, the pure rules in `keys.py`, `codec.py` and `bounds.py`.
 """
 
 from __future__ import annotations
 
-import time
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 import structlog
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -18,18 +18,16 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
-from scf.connectors.redis.codec import DecodeMode
-from scf.connectors.redis.context import Context
+from scf.connectors.operation_table import Call, Operation
+from scf.connectors.redis.context import Context, Run
 from scf.connectors.redis.errors import REDIS_ERROR_RULES, refine
 from scf.connectors.redis.keys import KeySpace
-from scf.connectors.redis.operations import OPERATIONS, PAGED
-from scf.connectors.redis.requests import NoParameters, ReadParameters, parse
+from scf.connectors.redis.operations import OPERATIONS
 from scf.connectors.redis.settings import pool_settings
-from scf.connectors.sources import DEADLINE
 from scf.schemas.configs.redis import RedisConfig
 from scf.schemas.connection import ServiceConnection, ServiceType
-from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, PermanentError, TransientError
-from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict
+from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, TransientError
+from scf.schemas.operation import OperationOutcome, TestVerdict
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +46,7 @@ class RedisConnector(ServiceConnector):
     """
 
     service_type: ClassVar[ServiceType] = ServiceType.REDIS
-    operations: ClassVar[frozenset[str]] = frozenset(OPERATIONS)
+    operation_table: ClassVar[Mapping[str, Operation[Any]]] = OPERATIONS
     error_rules: ClassVar[tuple[ErrorRule, ...]] = REDIS_ERROR_RULES
 
     def __init__(self, connection: ServiceConnection) -> None:
@@ -106,39 +104,19 @@ class RedisConnector(ServiceConnector):
 
     # --- operations ---------------------------------------------------------------------------------
 
-    async def _execute(self, request: OperationRequest) -> OperationOutcome:
-        operation = OPERATIONS[request.operation]
-        run = operation.plan(request.data)  # parse and validate before any I/O
-        decode: DecodeMode = "text"
-        if operation.reads:
-            decode = parse(ReadParameters, request.parameters, "parameters").decode
-        else:
-            parse(NoParameters, request.parameters, "parameters")
-        if request.page_token is not None and request.operation not in PAGED:
-            raise PermanentError(
-                f"{request.operation} does not page; page_token is for {', '.join(sorted(PAGED))}",
-                code=ErrorCode.INVALID_REQUEST,
-            )
+    async def run_in_context(self, call: Call[Any, Any], run: Run) -> OperationOutcome:
+        """Run one parsed call (see `context.row`) with the client, the key space and its budget."""
         context = Context(
             client=self._require_client(),
             keys=self.keys,
             config=self.config,
-            decode=decode,
-            budget=_budget(request),
+            decode=getattr(call.parameters, "decode", "text"),
+            budget=self.time_left(call.request.timeout),
             socket_timeout=self._settings.socket_timeout,
-            page_token=request.page_token,
+            page_token=call.page_token,
         )
         self._in_flight += 1
         try:
             return await run(context)
         finally:
             self._in_flight -= 1
-
-
-def _budget(request: OperationRequest) -> float | None:
-    """Seconds left for this request: its own timeout and the fleet's deadline, whichever is sooner."""
-    deadline = DEADLINE.get()
-    limits = [
-        t for t in (request.timeout, None if deadline is None else deadline - time.time()) if t is not None
-    ]
-    return min(limits) if limits else None

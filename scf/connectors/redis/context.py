@@ -1,26 +1,29 @@
-"""What every operation runs with (`Context`), how an operation is declared (`Operation`), small helpers.
+"""What every operation runs with (`Context`), how a family declares its rows (`row`), small helpers.
 
-An operation is a strict `data` model plus a coroutine taking the context and the parsed model; the
-connector parses `data` and `parameters` before any I/O, then runs it.
+A row names its `parameters` model (keys, channel, options), its `data` model (the payload) and a
+coroutine taking the context and both parsed models; the base connector parses them (moving the old
+places of fields, `data.key` and the like, through deprecated aliases) before any I/O.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from pydantic import BaseModel, JsonValue
 from redis.asyncio import Redis
 
+from scf.connectors.operation_table import WRITE, Alias, Call, NoData, NoParameters, Operation, Traits
 from scf.connectors.redis.codec import DecodeMode, encode
 from scf.connectors.redis.keys import KeySpace
-from scf.connectors.redis.requests import DEFAULT_PAGE, parse
+from scf.connectors.redis.requests import DEFAULT_PAGE
 from scf.schemas.configs.redis import RedisConfig
 from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.operation import OperationOutcome
 
-M = TypeVar("M", bound=BaseModel)
+D = TypeVar("D", bound=BaseModel)
+P = TypeVar("P", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -43,11 +46,11 @@ class Context:
     def encode_all(self, values: Iterable[JsonValue], where: str) -> list[bytes]:
         return [self.encode(value, f"{where}[{i}]") for i, value in enumerate(values)]
 
-    def page_size(self, count: int | None) -> int:
+    def page_size(self, count: int | None, what: str = "count") -> int:
         """`count` as asked (refused above `max_items`), else the default page within `max_items`."""
         if count is None:
             return min(DEFAULT_PAGE, self.max_items)
-        self.within_max_items(count, "count")
+        self.within_max_items(count, what)
         return count
 
     def within_max_items(self, count: int, what: str) -> None:
@@ -63,22 +66,36 @@ class Context:
 Run = Callable[[Context], Awaitable[OperationOutcome]]
 
 
-@dataclass(frozen=True)
-class Operation:
-    """One operation: `plan` parses `data` (raising INVALID_REQUEST) into a runnable; `reads` values?"""
+class Runner(Protocol):
+    """The connector, as the rows see it: runs one parsed call in a fresh `Context`."""
 
-    plan: Callable[[dict[str, Any]], Run]
-    reads: bool
+    async def run_in_context(self, call: Call[Any, Any], run: Run) -> OperationOutcome: ...
 
 
-def operation(
-    model: type[M], run: Callable[[Context, M], Awaitable[OperationOutcome]], *, reads: bool = False
-) -> Operation:
-    def plan(data: dict[str, Any]) -> Run:
-        parsed = parse(model, data, "data")
-        return lambda context: run(context, parsed)
+#: Fields of `parameters` that were never in `data` (everything else moved out of `data`).
+_ALWAYS_PARAMETERS = frozenset({"decode", "page_size"})
 
-    return Operation(plan, reads)
+
+def row(
+    name: str,
+    run: Callable[[Context, P, D], Awaitable[OperationOutcome]],
+    parameters: type[P] = NoParameters,  # type: ignore[assignment]
+    data: type[D] = NoData,  # type: ignore[assignment]
+    traits: Traits = WRITE,
+    summary: str = "",
+    page_size_was: str | None = None,
+) -> Operation[Runner]:
+    """One operation's row. Every field of `parameters` (keys, channel, options) used to sit in `data`:
+    each old place is a deprecated alias, and so is the old page size name (`data.<page_size_was>`)."""
+
+    async def handler(connector: Runner, call: Call[Any, Any]) -> OperationOutcome:
+        return await connector.run_in_context(call, lambda c: run(c, call.parameters, call.data))
+
+    moved = [n for n in parameters.model_fields if n not in _ALWAYS_PARAMETERS]
+    aliases = [Alias("data", n, "parameters", n) for n in moved]
+    if page_size_was is not None:
+        aliases.append(Alias("data", page_size_was, "parameters", "page_size"))
+    return Operation(name, handler, data, parameters, traits, summary, tuple(aliases))
 
 
 def done(result: dict[str, Any], *, processed: int = 0, affected: int = 0) -> OperationOutcome:

@@ -1,28 +1,13 @@
-"""Every Redis operation by name, gathered from the family modules (one table, no duplicates)."""
+"""Every Redis operation's row, gathered from the family modules (one table, no duplicates)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
+from scf.connectors.operation_table import Operation, table
 from scf.connectors.redis import hashes, lists, sessions, sets, streams, strings
-from scf.connectors.redis.context import Operation
+from scf.connectors.redis.context import Runner
 
-
-def _gather(*tables: dict[str, Operation]) -> dict[str, Operation]:
-    merged: dict[str, Operation] = {}
-    for table in tables:
-        clash = merged.keys() & table.keys()
-        if clash:
-            raise RuntimeError(f"operations declared twice: {sorted(clash)}")
-        merged.update(table)
-    return merged
-
-
-OPERATIONS: dict[str, Operation] = _gather(
-    strings.OPERATIONS,
-    hashes.OPERATIONS,
-    lists.OPERATIONS,
-    sets.OPERATIONS,
-    streams.OPERATIONS,
-    sessions.OPERATIONS,
+OPERATIONS: Mapping[str, Operation[Runner]] = table(
+    strings.ROWS, hashes.ROWS, lists.ROWS, sets.ROWS, streams.ROWS, sessions.ROWS
 )
-#: Operations that answer with `next_page_token` and accept `page_token`.
-PAGED = frozenset({"scan", "xrange"})

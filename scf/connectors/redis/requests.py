@@ -1,4 +1,5 @@
-"""The `data` (what to act on) and `parameters` (how to show it) of each Redis operation.
+"""The `parameters` (keys, channel and options) and `data` (values, mappings, members, messages) of each
+Redis operation.
 
 Unknown keys are refused, so a misspelt argument is a `permanent` INVALID_REQUEST naming the field
 rather than silently ignored. Keys, fields and channels are checked by `keys.key_problem`; values are
@@ -10,20 +11,18 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictFloat, StrictInt, model_validator
+from pydantic import Field, JsonValue, StrictFloat, StrictInt, model_validator
 
+from scf.connectors.operation_table import PageParameters, Strict
 from scf.connectors.redis.codec import DecodeMode
 from scf.connectors.redis.keys import Name
-from scf.schemas.validation import parse_model
-
-#: Validates `data` or `parameters` against a model (the helper every connector shares).
-parse = parse_model
 
 MAX_BATCH = 10_000
 MAX_COUNT = 100_000
 MAX_TTL_SECONDS = 10 * 365 * 24 * 3600.0
 MAX_BLOCK_MS = 3_600_000
-#: Entries a stream read returns when the request gives no `count` (never above `max_items`).
+#: Entries a stream read or a scan returns when the request gives no `count`/`page_size` (never above
+#: `max_items`).
 DEFAULT_PAGE = 100
 
 Ttl = Annotated[float, Field(gt=0, le=MAX_TTL_SECONDS, allow_inf_nan=False)]
@@ -43,101 +42,113 @@ RangeId = Annotated[str, Field(pattern=r"^(-|\+|\(?\d{1,20}(-\d{1,20})?)$")]
 ScoreBound = Score | Annotated[str, Field(pattern=r"^(\(?-?\d+(\.\d+)?([eE][-+]?\d+)?|[-+]?inf)$")]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class NoParameters(_Strict):
-    """`parameters` of operations that return no stored values."""
-
-
-class ReadParameters(_Strict):
-    """`parameters` of reads: `decode` "text" (default) or "json" (see `codec.py`)."""
+class Decoded(Strict):
+    """How stored values come back: `decode` "text" (default) or "json" (see `codec.py`)."""
 
     decode: DecodeMode = "text"
 
 
-class KeyData(_Strict):
+class KeyParameters(Strict):
     key: Name
 
 
-class KeysData(_Strict):
+class KeysParameters(Strict):
     keys: Names
+
+
+class ReadKeyParameters(KeyParameters, Decoded):
+    pass
+
+
+class ReadKeysParameters(KeysParameters, Decoded):
+    pass
 
 
 # --- strings and keys --------------------------------------------------------------------------------
 
 
-class SetData(KeyData):
+class ValueData(Strict):
     value: JsonValue
+
+
+class SetParameters(KeyParameters):
     ttl: Ttl | None = None
     nx: bool = False
     xx: bool = False
 
     @model_validator(mode="after")
-    def _one_condition(self) -> SetData:
+    def _one_condition(self) -> SetParameters:
         if self.nx and self.xx:
             raise ValueError("nx and xx exclude each other")
         return self
 
 
-class MSetData(_Strict):
+class MSetData(Strict):
+    """Keys and their values: the mapping is the payload."""
+
     values: dict[Name, JsonValue] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-class ExpireData(KeyData):
+class ExpireParameters(KeyParameters):
     ttl: Ttl
 
 
-class IncrData(KeyData):
-    """`amount` an integer (INCRBY) or a decimal (INCRBYFLOAT); `ttl` is set only if the key has none."""
+class IncrParameters(KeyParameters):
+    """`ttl` is set only if the key has none (a fixed-window counter)."""
 
-    amount: Amount = 1
     ttl: Ttl | None = None
 
 
-class ScanData(_Strict):
+class AmountData(Strict):
+    """`amount` an integer (INCRBY) or a decimal (INCRBYFLOAT)."""
+
+    amount: Amount = 1
+
+
+class ScanParameters(PageParameters):
     match: Name = "*"
-    count: int = Field(default=100, ge=1, le=MAX_COUNT)
     type: Literal["string", "hash", "list", "set", "zset", "stream"] | None = None
 
 
-class PublishData(_Strict):
+class PublishParameters(Strict):
     channel: Name
+
+
+class MessageData(Strict):
     message: JsonValue
 
 
 # --- hashes ------------------------------------------------------------------------------------------
 
 
-class HSetData(KeyData):
+class MappingData(Strict):
     mapping: dict[Name, JsonValue] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-class FieldData(KeyData):
+class FieldParameters(KeyParameters):
     field: Name
 
 
-class FieldsData(KeyData):
+class ReadFieldParameters(FieldParameters, Decoded):
+    pass
+
+
+class FieldsParameters(KeyParameters):
     fields: Names
-
-
-class HIncrByData(FieldData):
-    amount: Amount = 1
 
 
 # --- lists -------------------------------------------------------------------------------------------
 
 
-class PushData(KeyData):
+class ValuesData(Strict):
     values: Values
 
 
-class PopData(KeyData):
+class PopParameters(ReadKeyParameters):
     count: Count | None = None
 
 
-class RangeData(KeyData):
+class RangeParameters(ReadKeyParameters):
     start: int = 0
     stop: int = -1
 
@@ -145,26 +156,25 @@ class RangeData(KeyData):
 # --- sets --------------------------------------------------------------------------------------------
 
 
-class MembersData(KeyData):
+class MembersData(Strict):
     members: Values
 
 
-class MemberData(KeyData):
+class MemberData(Strict):
     member: JsonValue
 
 
 # --- sorted sets -------------------------------------------------------------------------------------
 
 
-class ZAddData(KeyData):
-    members: dict[Name, Score] = Field(min_length=1, max_length=MAX_BATCH)
+class ZAddParameters(KeyParameters):
     nx: bool = False
     xx: bool = False
     gt: bool = False
     lt: bool = False
 
     @model_validator(mode="after")
-    def _compatible_flags(self) -> ZAddData:
+    def _compatible_flags(self) -> ZAddParameters:
         if self.nx and (self.xx or self.gt or self.lt):
             raise ValueError("nx excludes xx, gt and lt")
         if self.gt and self.lt:
@@ -172,7 +182,13 @@ class ZAddData(KeyData):
         return self
 
 
-class ZRangeData(KeyData):
+class ScoresData(Strict):
+    """Members and their scores."""
+
+    members: dict[Name, Score] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class ZRangeParameters(ReadKeyParameters):
     """By rank (`start`/`stop`, default) or by score (`min`/`max`, with `offset`/`count`)."""
 
     by: Literal["index", "score"] = "index"
@@ -186,7 +202,7 @@ class ZRangeData(KeyData):
     withscores: bool = False
 
     @model_validator(mode="after")
-    def _fields_of_the_mode(self) -> ZRangeData:
+    def _fields_of_the_mode(self) -> ZRangeParameters:
         by_index, by_score = {"start", "stop"}, {"min", "max", "offset", "count"}
         given = self.model_fields_set & (by_score if self.by == "index" else by_index)
         if given:
@@ -194,11 +210,11 @@ class ZRangeData(KeyData):
         return self
 
 
-class ZMembersData(KeyData):
+class ZMembersData(Strict):
     members: Names
 
 
-class ZMemberData(KeyData):
+class ZMemberData(Strict):
     member: Name
 
 
@@ -209,14 +225,17 @@ class ZIncrByData(ZMemberData):
 # --- streams -----------------------------------------------------------------------------------------
 
 
-class XAddData(KeyData):
-    fields: dict[Name, JsonValue] = Field(min_length=1, max_length=MAX_BATCH)
+class XAddParameters(KeyParameters):
     id: AddId = "*"
     maxlen: int | None = Field(default=None, ge=0)
     approximate: bool = True
 
 
-class XReadData(_Strict):
+class XAddData(Strict):
+    fields: dict[Name, JsonValue] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class XReadParameters(Decoded):
     """`block` in milliseconds waits for new entries (0: as long as the request's timeout allows)."""
 
     streams: dict[Name, ReadId] = Field(min_length=1, max_length=100)
@@ -224,12 +243,12 @@ class XReadData(_Strict):
     block: int | None = Field(default=None, ge=0, le=MAX_BLOCK_MS)
 
 
-class XRangeData(KeyData):
+class XRangeParameters(PageParameters, Decoded):
     """Pages with `page_token` (an exclusive start after the last entry returned)."""
 
+    key: Name
     start: RangeId = "-"
     end: RangeId = "+"
-    count: Count | None = None
 
 
 # --- sessions ----------------------------------------------------------------------------------------
@@ -241,26 +260,37 @@ def _no_reserved_fields(fields: dict[str, JsonValue] | list[str]) -> None:
         raise ValueError(f"session field names starting with '$' are reserved: {reserved[:5]}")
 
 
-class SessionCreateData(_Strict):
+SessionTtl = Annotated[int, Field(ge=1, le=int(MAX_TTL_SECONDS))]
+
+
+class SessionCreateParameters(Strict):
+    ttl: SessionTtl | None = None
+
+
+class SessionData(Strict):
     data: dict[Name, JsonValue] = Field(default_factory=dict, max_length=MAX_BATCH)
-    ttl: int | None = Field(default=None, ge=1, le=int(MAX_TTL_SECONDS))
 
     @model_validator(mode="after")
-    def _fields(self) -> SessionCreateData:
+    def _fields(self) -> SessionData:
         _no_reserved_fields(self.data)
         return self
 
 
-class SessionIdData(_Strict):
+class SessionParameters(Strict):
     session_id: SessionId
 
 
-class SessionUpdateData(SessionIdData):
-    """Merge `data` into the session, drop the `remove` fields, refresh (or change, `ttl`) its expiry."""
+class SessionUpdateParameters(SessionParameters):
+    """`ttl` changes the session's lifetime (else its own is renewed)."""
+
+    ttl: SessionTtl | None = None
+
+
+class SessionUpdateData(Strict):
+    """Merge `data` into the session and drop the `remove` fields."""
 
     data: dict[Name, JsonValue] = Field(default_factory=dict, max_length=MAX_BATCH)
     remove: list[Name] = Field(default_factory=list, max_length=MAX_BATCH)
-    ttl: int | None = Field(default=None, ge=1, le=int(MAX_TTL_SECONDS))
 
     @model_validator(mode="after")
     def _fields(self) -> SessionUpdateData:

@@ -10,67 +10,70 @@ from __future__ import annotations
 
 from typing import Any
 
+from scf.connectors.operation_table import IDEMPOTENT_WRITE, READ, NoData
 from scf.connectors.redis.bounds import needs_length, window
 from scf.connectors.redis.codec import decode
-from scf.connectors.redis.context import Context, Operation, as_bytes, done, operation
+from scf.connectors.redis.context import Context, as_bytes, done, row
 from scf.connectors.redis.requests import (
-    KeyData,
+    KeyParameters,
     MemberData,
     MembersData,
-    ZAddData,
+    ReadKeyParameters,
+    ScoresData,
+    ZAddParameters,
     ZIncrByData,
     ZMemberData,
     ZMembersData,
-    ZRangeData,
+    ZRangeParameters,
 )
 from scf.schemas.operation import OperationOutcome
 
 # --- sets --------------------------------------------------------------------------------------------
 
 
-async def run_sadd(c: Context, data: MembersData) -> OperationOutcome:
-    members = c.encode_all(data.members, "data.members")
-    added = await c.client.sadd(c.keys.key(data.key), *members)
+async def run_sadd(c: Context, p: KeyParameters, d: MembersData) -> OperationOutcome:
+    members = c.encode_all(d.members, "data.members")
+    added = await c.client.sadd(c.keys.key(p.key), *members)
     return done({"added": added}, processed=len(members), affected=added)
 
 
-async def run_srem(c: Context, data: MembersData) -> OperationOutcome:
-    members = c.encode_all(data.members, "data.members")
-    removed = await c.client.srem(c.keys.key(data.key), *members)
+async def run_srem(c: Context, p: KeyParameters, d: MembersData) -> OperationOutcome:
+    members = c.encode_all(d.members, "data.members")
+    removed = await c.client.srem(c.keys.key(p.key), *members)
     return done({"removed": removed}, processed=len(members), affected=removed)
 
 
-async def run_smembers(c: Context, data: KeyData) -> OperationOutcome:
-    key = c.keys.key(data.key)
-    c.within_max_items(await c.client.scard(key), f"set {data.key!r}")
+async def run_smembers(c: Context, p: ReadKeyParameters, _: NoData) -> OperationOutcome:
+    key = c.keys.key(p.key)
+    c.within_max_items(await c.client.scard(key), f"set {p.key!r}")
     raws = await c.client.smembers(key)
-    c.within_max_items(len(raws), f"set {data.key!r}")
+    c.within_max_items(len(raws), f"set {p.key!r}")
     members = [decode(as_bytes(raw), c.decode) for raw in raws]
     return done({"members": members}, processed=len(members))
 
 
-async def run_sismember(c: Context, data: MemberData) -> OperationOutcome:
-    member = c.encode(data.member, "data.member")
-    found = bool(await c.client.sismember(c.keys.key(data.key), member))  # type: ignore[arg-type]
+async def run_sismember(c: Context, p: KeyParameters, d: MemberData) -> OperationOutcome:
+    member = c.encode(d.member, "data.member")
+    found = bool(await c.client.sismember(c.keys.key(p.key), member))  # type: ignore[arg-type]
     return done({"is_member": found}, processed=1)
 
 
-async def run_scard(c: Context, data: KeyData) -> OperationOutcome:
-    return done({"count": await c.client.scard(c.keys.key(data.key))})
+async def run_scard(c: Context, p: KeyParameters, _: NoData) -> OperationOutcome:
+    return done({"count": await c.client.scard(c.keys.key(p.key))})
 
 
 # --- sorted sets -------------------------------------------------------------------------------------
 
 
-async def run_zadd(c: Context, data: ZAddData) -> OperationOutcome:
-    mapping = {member.encode(): score for member, score in data.members.items()}
+async def run_zadd(c: Context, p: ZAddParameters, d: ScoresData) -> OperationOutcome:
+    mapping = {member.encode(): score for member, score in d.members.items()}
     added = await c.client.zadd(
-        c.keys.key(data.key),
+        c.keys.key(p.key),
         mapping,
-        nx=data.nx,
-        xx=data.xx,
-        gt=data.gt,
-        lt=data.lt,
+        nx=p.nx,
+        xx=p.xx,
+        gt=p.gt,
+        lt=p.lt,
     )
     added_count = int(added or 0)
     return done({"added": added_count}, processed=len(mapping), affected=added_count)
@@ -80,32 +83,32 @@ def _bound(value: float | str) -> str:
     return repr(value) if isinstance(value, float) else value
 
 
-async def run_zrange(c: Context, data: ZRangeData) -> OperationOutcome:
-    key = c.keys.key(data.key)
-    if data.by == "index":
-        length = await c.client.zcard(key) if needs_length(data.start, data.stop) else None
-        span = window(data.start, data.stop, length, c.max_items)
+async def run_zrange(c: Context, p: ZRangeParameters, _: NoData) -> OperationOutcome:
+    key = c.keys.key(p.key)
+    if p.by == "index":
+        length = await c.client.zcard(key) if needs_length(p.start, p.stop) else None
+        span = window(p.start, p.stop, length, c.max_items)
         limit = c.max_items
         raws: list[Any] = []
         if span is not None:
-            raws = list(await c.client.zrange(key, *span, desc=data.reverse, withscores=data.withscores))
+            raws = list(await c.client.zrange(key, *span, desc=p.reverse, withscores=p.withscores))
     else:
-        limit = c.max_items if data.count is None else c.page_size(data.count)
-        low, high = _bound(data.min), _bound(data.max)
-        start, end = (high, low) if data.reverse else (low, high)
+        limit = c.max_items if p.count is None else c.page_size(p.count)
+        low, high = _bound(p.min), _bound(p.max)
+        start, end = (high, low) if p.reverse else (low, high)
         reply = await c.client.zrange(
             key,
             start,
             end,
-            desc=data.reverse,
-            withscores=data.withscores,
+            desc=p.reverse,
+            withscores=p.withscores,
             byscore=True,
-            offset=data.offset,
+            offset=p.offset,
             num=limit + 1,
         )
         raws = list(reply)
     truncated = len(raws) > limit
-    members = [_member(c, item, data.withscores) for item in raws[:limit]]
+    members = [_member(c, item, p.withscores) for item in raws[:limit]]
     return done({"members": members, "truncated": truncated}, processed=len(members))
 
 
@@ -116,30 +119,30 @@ def _member(c: Context, item: Any, withscores: bool) -> Any:
     return {"member": decode(as_bytes(member), c.decode), "score": float(score)}
 
 
-async def run_zrem(c: Context, data: ZMembersData) -> OperationOutcome:
-    removed = await c.client.zrem(c.keys.key(data.key), *data.members)
-    return done({"removed": removed}, processed=len(data.members), affected=removed)
+async def run_zrem(c: Context, p: KeyParameters, d: ZMembersData) -> OperationOutcome:
+    removed = await c.client.zrem(c.keys.key(p.key), *d.members)
+    return done({"removed": removed}, processed=len(d.members), affected=removed)
 
 
-async def run_zscore(c: Context, data: ZMemberData) -> OperationOutcome:
-    score = await c.client.zscore(c.keys.key(data.key), data.member)
+async def run_zscore(c: Context, p: KeyParameters, d: ZMemberData) -> OperationOutcome:
+    score = await c.client.zscore(c.keys.key(p.key), d.member)
     return done({"score": score, "exists": score is not None}, processed=int(score is not None))
 
 
-async def run_zincrby(c: Context, data: ZIncrByData) -> OperationOutcome:
-    score = await c.client.zincrby(c.keys.key(data.key), data.amount, data.member)
+async def run_zincrby(c: Context, p: KeyParameters, d: ZIncrByData) -> OperationOutcome:
+    score = await c.client.zincrby(c.keys.key(p.key), d.amount, d.member)
     return done({"score": score}, processed=1, affected=1)
 
 
-OPERATIONS: dict[str, Operation] = {
-    "sadd": operation(MembersData, run_sadd),
-    "srem": operation(MembersData, run_srem),
-    "smembers": operation(KeyData, run_smembers, reads=True),
-    "sismember": operation(MemberData, run_sismember),
-    "scard": operation(KeyData, run_scard),
-    "zadd": operation(ZAddData, run_zadd),
-    "zrange": operation(ZRangeData, run_zrange, reads=True),
-    "zrem": operation(ZMembersData, run_zrem),
-    "zscore": operation(ZMemberData, run_zscore),
-    "zincrby": operation(ZIncrByData, run_zincrby),
-}
+ROWS = (
+    row("sadd", run_sadd, KeyParameters, MembersData, IDEMPOTENT_WRITE, "add data.members to a set"),
+    row("srem", run_srem, KeyParameters, MembersData, IDEMPOTENT_WRITE, "remove data.members from a set"),
+    row("smembers", run_smembers, ReadKeyParameters, traits=READ, summary="every member (up to max_items)"),
+    row("sismember", run_sismember, KeyParameters, MemberData, READ, "is data.member in the set"),
+    row("scard", run_scard, KeyParameters, traits=READ, summary="the set's size"),
+    row("zadd", run_zadd, ZAddParameters, ScoresData, IDEMPOTENT_WRITE, "add data.members (member: score)"),
+    row("zrange", run_zrange, ZRangeParameters, traits=READ, summary="members by rank or by score"),
+    row("zrem", run_zrem, KeyParameters, ZMembersData, IDEMPOTENT_WRITE, "remove data.members"),
+    row("zscore", run_zscore, KeyParameters, ZMemberData, READ, "the score of data.member"),
+    row("zincrby", run_zincrby, KeyParameters, ZIncrByData, summary="add data.amount to a member's score"),
+)

@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from scf.connectors.operation_table import PAGED_READ, READ, NoData
 from scf.connectors.redis.bounds import block_ms, next_range_token, range_start
 from scf.connectors.redis.codec import decode_mapping
-from scf.connectors.redis.context import Context, Operation, as_bytes, as_text, done, operation
-from scf.connectors.redis.requests import KeyData, XAddData, XRangeData, XReadData
+from scf.connectors.redis.context import Context, as_bytes, as_text, done, row
+from scf.connectors.redis.requests import (
+    KeyParameters,
+    XAddData,
+    XAddParameters,
+    XRangeParameters,
+    XReadParameters,
+)
 from scf.schemas.operation import OperationOutcome
 
 
@@ -21,23 +28,23 @@ def _entry(c: Context, entry: Any) -> dict[str, Any]:
     return {"id": as_text(entry_id), "fields": decode_mapping(mapping, c.decode)}
 
 
-async def run_xadd(c: Context, data: XAddData) -> OperationOutcome:
-    fields = {name.encode(): c.encode(value, f"data.fields[{name!r}]") for name, value in data.fields.items()}
+async def run_xadd(c: Context, p: XAddParameters, d: XAddData) -> OperationOutcome:
+    fields = {name.encode(): c.encode(value, f"data.fields[{name!r}]") for name, value in d.fields.items()}
     entry_id = await c.client.xadd(
-        c.keys.key(data.key),
+        c.keys.key(p.key),
         fields,  # type: ignore[arg-type]  # bytes field names are fine
-        id=data.id,
-        maxlen=data.maxlen,
-        approximate=data.approximate,
+        id=p.id,
+        maxlen=p.maxlen,
+        approximate=p.approximate,
     )
     return done({"id": as_text(entry_id)}, processed=1, affected=1)
 
 
-async def run_xread(c: Context, data: XReadData) -> OperationOutcome:
-    count = c.page_size(data.count)
-    block = None if data.block is None else block_ms(data.block, c.budget, c.socket_timeout)
-    names = {c.keys.key(name): name for name in data.streams}
-    streams = {key: data.streams[name] for key, name in names.items()}
+async def run_xread(c: Context, p: XReadParameters, _: NoData) -> OperationOutcome:
+    count = c.page_size(p.count)
+    block = None if p.block is None else block_ms(p.block, c.budget, c.socket_timeout)
+    names = {c.keys.key(name): name for name in p.streams}
+    streams = {key: p.streams[name] for key, name in names.items()}
     reply = await c.client.xread(streams, count=count, block=block)  # type: ignore[arg-type]
     result = {
         names[as_bytes(raw_name)]: [_entry(c, e) for e in entries]
@@ -56,10 +63,10 @@ def _stream_replies(reply: Any) -> list[tuple[Any, Any]]:
     return [(name, entries) for name, entries in reply]
 
 
-async def run_xrange(c: Context, data: XRangeData) -> OperationOutcome:
-    count = c.page_size(data.count)
-    start = range_start(c.page_token, data.start)
-    entries = await c.client.xrange(c.keys.key(data.key), min=start, max=data.end, count=count + 1)
+async def run_xrange(c: Context, p: XRangeParameters, _: NoData) -> OperationOutcome:
+    count = c.page_size(p.page_size, "page_size")
+    start = range_start(c.page_token, p.start)
+    entries = await c.client.xrange(c.keys.key(p.key), min=start, max=p.end, count=count + 1)
     entries = list(entries or [])
     page = [_entry(c, e) for e in entries[:count]]
     more = len(entries) > count
@@ -70,13 +77,20 @@ async def run_xrange(c: Context, data: XRangeData) -> OperationOutcome:
     )
 
 
-async def run_xlen(c: Context, data: KeyData) -> OperationOutcome:
-    return done({"length": await c.client.xlen(c.keys.key(data.key))})
+async def run_xlen(c: Context, p: KeyParameters, _: NoData) -> OperationOutcome:
+    return done({"length": await c.client.xlen(c.keys.key(p.key))})
 
 
-OPERATIONS: dict[str, Operation] = {
-    "xadd": operation(XAddData, run_xadd),
-    "xread": operation(XReadData, run_xread, reads=True),
-    "xrange": operation(XRangeData, run_xrange, reads=True),
-    "xlen": operation(KeyData, run_xlen),
-}
+ROWS = (
+    row("xadd", run_xadd, XAddParameters, XAddData, summary="append an entry of data.fields"),
+    row("xread", run_xread, XReadParameters, traits=READ, summary="entries after ids, may block a while"),
+    row(
+        "xrange",
+        run_xrange,
+        XRangeParameters,
+        traits=PAGED_READ,
+        summary="entries start..end, paged",
+        page_size_was="count",
+    ),
+    row("xlen", run_xlen, KeyParameters, traits=READ, summary="the stream's length"),
+)

@@ -7,93 +7,104 @@ the key has none (EXPIRE NX, in the same transaction): the fixed-window counter 
 
 from __future__ import annotations
 
+from scf.connectors.operation_table import IDEMPOTENT_WRITE, PAGED_READ, READ, NoData, NoParameters
 from scf.connectors.redis.bounds import scan_cursor
 from scf.connectors.redis.codec import decode, decode_many
-from scf.connectors.redis.context import Context, Operation, as_bytes, done, milliseconds, operation
+from scf.connectors.redis.context import Context, as_bytes, done, milliseconds, row
 from scf.connectors.redis.keys import pattern_problem
 from scf.connectors.redis.requests import (
-    ExpireData,
-    IncrData,
-    KeyData,
-    KeysData,
+    DEFAULT_PAGE,
+    AmountData,
+    ExpireParameters,
+    IncrParameters,
+    KeyParameters,
+    KeysParameters,
+    MessageData,
     MSetData,
-    PublishData,
-    ScanData,
-    SetData,
+    PublishParameters,
+    ReadKeyParameters,
+    ReadKeysParameters,
+    ScanParameters,
+    SetParameters,
+    ValueData,
 )
 from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.operation import OperationOutcome
 
 
-async def run_get(c: Context, data: KeyData) -> OperationOutcome:
-    raw = await c.client.get(c.keys.key(data.key))
+async def run_get(c: Context, p: ReadKeyParameters, _: NoData) -> OperationOutcome:
+    raw = await c.client.get(c.keys.key(p.key))
     found = raw is not None
     value = decode(as_bytes(raw) if raw is not None else None, c.decode)
     return done({"value": value, "exists": found}, processed=int(found))
 
 
-async def run_set(c: Context, data: SetData) -> OperationOutcome:
-    value = c.encode(data.value, "data.value")
-    px = milliseconds(data.ttl) if data.ttl is not None else None
-    written = await c.client.set(c.keys.key(data.key), value, px=px, nx=data.nx, xx=data.xx)
+async def run_set(c: Context, p: SetParameters, d: ValueData) -> OperationOutcome:
+    value = c.encode(d.value, "data.value")
+    px = milliseconds(p.ttl) if p.ttl is not None else None
+    written = await c.client.set(c.keys.key(p.key), value, px=px, nx=p.nx, xx=p.xx)
     return done({"written": bool(written)}, processed=1, affected=int(bool(written)))
 
 
-async def run_mget(c: Context, data: KeysData) -> OperationOutcome:
-    raws = await c.client.mget(c.keys.keys(data.keys))
+async def run_mget(c: Context, p: ReadKeysParameters, _: NoData) -> OperationOutcome:
+    raws = await c.client.mget(c.keys.keys(p.keys))
     values = decode_many([as_bytes(r) if r is not None else None for r in raws], c.decode)
     found = sum(r is not None for r in raws)
     return done({"values": values}, processed=found)
 
 
-async def run_mset(c: Context, data: MSetData) -> OperationOutcome:
-    mapping = {c.keys.key(k): c.encode(v, f"data.values[{k!r}]") for k, v in data.values.items()}
+async def run_mset(c: Context, _: NoParameters, d: MSetData) -> OperationOutcome:
+    mapping = {c.keys.key(k): c.encode(v, f"data.values[{k!r}]") for k, v in d.values.items()}
     await c.client.mset(mapping)
     return done({"written": len(mapping)}, processed=len(mapping), affected=len(mapping))
 
 
-async def run_delete(c: Context, data: KeysData) -> OperationOutcome:
-    deleted = await c.client.delete(*c.keys.keys(data.keys))
-    return done({"deleted": deleted}, processed=len(data.keys), affected=deleted)
+async def run_delete(c: Context, p: KeysParameters, _: NoData) -> OperationOutcome:
+    deleted = await c.client.delete(*c.keys.keys(p.keys))
+    return done({"deleted": deleted}, processed=len(p.keys), affected=deleted)
 
 
-async def run_exists(c: Context, data: KeysData) -> OperationOutcome:
-    count = await c.client.exists(*c.keys.keys(data.keys))
-    return done({"exists": count}, processed=len(data.keys))
+async def run_exists(c: Context, p: KeysParameters, _: NoData) -> OperationOutcome:
+    count = await c.client.exists(*c.keys.keys(p.keys))
+    return done({"exists": count}, processed=len(p.keys))
 
 
-async def run_expire(c: Context, data: ExpireData) -> OperationOutcome:
-    updated = bool(await c.client.pexpire(c.keys.key(data.key), milliseconds(data.ttl)))
+async def run_expire(c: Context, p: ExpireParameters, _: NoData) -> OperationOutcome:
+    updated = bool(await c.client.pexpire(c.keys.key(p.key), milliseconds(p.ttl)))
     return done({"updated": updated}, processed=1, affected=int(updated))
 
 
-async def run_ttl(c: Context, data: KeyData) -> OperationOutcome:
-    pttl = await c.client.pttl(c.keys.key(data.key))
+async def run_ttl(c: Context, p: KeyParameters, _: NoData) -> OperationOutcome:
+    pttl = await c.client.pttl(c.keys.key(p.key))
     exists = pttl != -2
     ttl = pttl / 1000 if pttl >= 0 else None  # -1: no expiry, -2: no such key
     return done({"exists": exists, "ttl": ttl}, processed=int(exists))
 
 
-async def run_incr(c: Context, data: IncrData) -> OperationOutcome:
-    key = c.keys.key(data.key)
+async def run_incr(c: Context, p: IncrParameters, d: AmountData) -> OperationOutcome:
+    key = c.keys.key(p.key)
     async with c.client.pipeline(transaction=True) as pipe:
-        if isinstance(data.amount, int):
-            pipe.incrby(key, data.amount)
+        if isinstance(d.amount, int):
+            pipe.incrby(key, d.amount)
         else:
-            pipe.incrbyfloat(key, data.amount)
-        if data.ttl is not None:
-            pipe.pexpire(key, milliseconds(data.ttl), nx=True)
+            pipe.incrbyfloat(key, d.amount)
+        if p.ttl is not None:
+            pipe.pexpire(key, milliseconds(p.ttl), nx=True)
         replies = await pipe.execute()
     value = replies[0]
     return done({"value": value}, processed=1, affected=1)
 
 
-async def run_scan(c: Context, data: ScanData) -> OperationOutcome:
-    problem = pattern_problem(data.match)
+async def run_scan(c: Context, p: ScanParameters, _: NoData) -> OperationOutcome:
+    """`page_size` is SCAN's COUNT: a hint of how much work one page does, not an exact size."""
+    problem = pattern_problem(p.match)
     if problem is not None:
-        raise PermanentError(f"invalid data: match {problem}", code=ErrorCode.INVALID_REQUEST)
+        raise PermanentError(f"invalid parameters: match {problem}", code=ErrorCode.INVALID_REQUEST)
     cursor, raws = await c.client.scan(
-        scan_cursor(c.page_token), match=c.keys.pattern(data.match), count=data.count, _type=data.type
+        scan_cursor(c.page_token),
+        match=c.keys.pattern(p.match),
+        count=p.page_size or DEFAULT_PAGE,
+        _type=p.type,
     )
     keys = [c.keys.strip(as_bytes(raw)) for raw in raws if c.keys.owns(as_bytes(raw))]
     next_token = str(cursor) if cursor else None
@@ -102,22 +113,29 @@ async def run_scan(c: Context, data: ScanData) -> OperationOutcome:
     )
 
 
-async def run_publish(c: Context, data: PublishData) -> OperationOutcome:
-    message = c.encode(data.message, "data.message")
-    receivers = await c.client.publish(c.keys.channel(data.channel), message)
+async def run_publish(c: Context, p: PublishParameters, d: MessageData) -> OperationOutcome:
+    message = c.encode(d.message, "data.message")
+    receivers = await c.client.publish(c.keys.channel(p.channel), message)
     return done({"receivers": receivers}, processed=1)
 
 
-OPERATIONS: dict[str, Operation] = {
-    "get": operation(KeyData, run_get, reads=True),
-    "set": operation(SetData, run_set),
-    "mget": operation(KeysData, run_mget, reads=True),
-    "mset": operation(MSetData, run_mset),
-    "delete": operation(KeysData, run_delete),
-    "exists": operation(KeysData, run_exists),
-    "expire": operation(ExpireData, run_expire),
-    "ttl": operation(KeyData, run_ttl),
-    "incr": operation(IncrData, run_incr),
-    "scan": operation(ScanData, run_scan),
-    "publish": operation(PublishData, run_publish),
-}
+ROWS = (
+    row("get", run_get, ReadKeyParameters, traits=READ, summary="the value of parameters.key"),
+    row("set", run_set, SetParameters, ValueData, IDEMPOTENT_WRITE, "store data.value (ttl, nx, xx)"),
+    row("mget", run_mget, ReadKeysParameters, traits=READ, summary="the values of parameters.keys"),
+    row("mset", run_mset, data=MSetData, traits=IDEMPOTENT_WRITE, summary="store data.values (key: value)"),
+    row("delete", run_delete, KeysParameters, traits=IDEMPOTENT_WRITE, summary="delete parameters.keys"),
+    row("exists", run_exists, KeysParameters, traits=READ, summary="how many of parameters.keys exist"),
+    row("expire", run_expire, ExpireParameters, traits=IDEMPOTENT_WRITE, summary="set a key's ttl"),
+    row("ttl", run_ttl, KeyParameters, traits=READ, summary="a key's remaining ttl in seconds"),
+    row("incr", run_incr, IncrParameters, AmountData, summary="add data.amount (ttl if the key has none)"),
+    row(
+        "scan",
+        run_scan,
+        ScanParameters,
+        traits=PAGED_READ,
+        summary="keys matching parameters.match",
+        page_size_was="count",
+    ),
+    row("publish", run_publish, PublishParameters, MessageData, summary="publish data.message on a channel"),
+)
