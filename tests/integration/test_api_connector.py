@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from scf.connectors.api import ApiIngestionConnector
-from scf.connectors.api.policy import Resolver
+from scf.connectors.web.policy import Resolver
 from scf.factory import ServiceConnectorFactory
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ConnectorError, ErrorCategory

@@ -15,13 +15,9 @@ from typing import ClassVar
 import structlog
 
 from scf.connectors.api.auth import build_authenticator, tls_files
-from scf.connectors.api.bodies import FetchedBody
-from scf.connectors.api.client import GuardedClient
-from scf.connectors.api.errors import API_ERROR_RULES, Redactor, translate_transport_error
 from scf.connectors.api.exchange import ApiCall, ApiExchange
 from scf.connectors.api.oauth2 import TokenFetcher
 from scf.connectors.api.operations import Plan, run_ingest, run_preview, run_validate
-from scf.connectors.api.policy import Resolver, safe_url
 from scf.connectors.api.requests import ApiData, FetchParameters, PreviewParameters, parse
 from scf.connectors.api.settings import (
     MAX_TOKEN_REPLY_BYTES,
@@ -31,9 +27,14 @@ from scf.connectors.api.settings import (
     guard_policy,
     same_origin,
 )
-from scf.connectors.api.transport import default_ssl_context
 from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
 from scf.connectors.sources import time_left
+from scf.connectors.web.bodies import FetchedBody
+from scf.connectors.web.client import GuardedClient
+from scf.connectors.web.errors import HTTP_ERROR_RULES, translate_transport_error
+from scf.connectors.web.policy import Resolver, safe_url
+from scf.connectors.web.redaction import Redactor
+from scf.connectors.web.transport import default_ssl_context
 from scf.schemas.configs.api import ApiConfig
 from scf.schemas.connection import ServiceConnection, ServiceType
 from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, PermanentError, TransientError
@@ -56,7 +57,7 @@ class ApiIngestionConnector(ServiceConnector):
 
     service_type: ClassVar[ServiceType] = ServiceType.API
     operations: ClassVar[frozenset[str]] = frozenset(_RUNNERS)
-    error_rules: ClassVar[tuple[ErrorRule, ...]] = API_ERROR_RULES
+    error_rules: ClassVar[tuple[ErrorRule, ...]] = HTTP_ERROR_RULES
 
     def __init__(self, connection: ServiceConnection, *, resolver: Resolver | None = None) -> None:
         super().__init__(connection)

@@ -14,12 +14,13 @@ import httpx
 import structlog
 
 from scf.connectors.api.auth import Authenticator
-from scf.connectors.api.bodies import FetchedBody
-from scf.connectors.api.client import GuardedClient
-from scf.connectors.api.errors import Redactor, status_error
 from scf.connectors.api.paging import NextPage
-from scf.connectors.api.policy import safe_url
 from scf.connectors.api.settings import ApiSettings, secret_header
+from scf.connectors.web.bodies import FetchedBody
+from scf.connectors.web.client import GuardedClient
+from scf.connectors.web.errors import status_error
+from scf.connectors.web.policy import safe_url
+from scf.connectors.web.redaction import Redactor
 from scf.schemas.errors import ConnectorError
 
 log = structlog.get_logger(__name__)

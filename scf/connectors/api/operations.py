@@ -14,9 +14,9 @@ import structlog
 
 from scf.connectors.api.exchange import ApiCall, ApiExchange
 from scf.connectors.api.paging import next_page
-from scf.connectors.api.policy import safe_url
 from scf.connectors.api.records import fields_of, records_at
 from scf.connectors.api.settings import same_origin
+from scf.connectors.web.policy import safe_url
 from scf.schemas.configs.api import PaginationSpec
 from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.operation import OperationOutcome

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from scf.connectors.api.policy import GuardPolicy, Resolver, parse_url, system_resolver
+from scf.connectors.web.policy import GuardPolicy, Resolver, parse_url, system_resolver
 from scf.schemas.configs.api import ApiConfig, PaginationSpec
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ErrorCode, PermanentError
