@@ -21,6 +21,10 @@ class Redactor:
     def plus(self, secrets: Iterable[str]) -> Redactor:
         return Redactor((*self._secrets, *secrets))
 
+    def holds_secret(self, text: str) -> bool:
+        """Whether `text` holds one of the known secret values verbatim."""
+        return any(secret in text for secret in self._secrets)
+
     def __call__(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, MASK)
