@@ -27,13 +27,10 @@ from scf.connectors.rabbitmq.names import refuse_direct_route, refuse_fleet, ref
 from scf.connectors.rabbitmq.requests import (
     BindParameters,
     ConsumeParameters,
-    DeclareExchangeParameters,
     DeclareQueueParameters,
-    DeleteExchangeParameters,
     DeleteQueueParameters,
     EnqueueData,
     EnqueueParameters,
-    ExchangeTarget,
     PublishData,
     PublishParameters,
     QueueTarget,
@@ -119,8 +116,7 @@ def plan_publish(call: Call[PublishData, PublishParameters], config: RabbitMQCon
 def plan_enqueue(call: Call[EnqueueData, EnqueueParameters], config: RabbitMQConfig, budget: float) -> Run:
     data, params, request = call.data, call.parameters, call.request
     _limit(len(data.jobs), config.max_batch, "data.jobs", "max_batch")
-    refuse_reserved(params.queue, "parameters.queue")
-    refuse_fleet(params.queue, "parameters.queue", config.allow_fleet_names)
+    _creatable(params.queue, "parameters.queue", config)
     encoded = _encode(request, list(data.jobs), "data.jobs", config)
     ids = message_ids(_id_key(request), len(encoded))
     outgoing = ops.Outgoing(
@@ -212,31 +208,32 @@ def plan_declare_queue(
     call: Call[NoData, DeclareQueueParameters], config: RabbitMQConfig, budget: float
 ) -> Run:
     params = call.parameters
-    refuse_reserved(params.queue, "parameters.queue")
-    refuse_fleet(params.queue, "parameters.queue", config.allow_fleet_names)
+    _creatable(params.queue, "parameters.queue", config)
     _checked_dead_letters(params, config.allow_fleet_names)
     return _one_channel(lambda ch: ops.declare_queue(ch, params))
 
 
-def _exchange_named(params: ExchangeTarget, config: RabbitMQConfig) -> None:
-    refuse_reserved(params.exchange, "parameters.exchange")
-    refuse_fleet(params.exchange, "parameters.exchange", config.allow_fleet_names)
+def _creatable(name: str, where: str, config: RabbitMQConfig) -> None:
+    """A queue or exchange this connector may create or delete: not `amq.*`, not the fleet's own."""
+    refuse_reserved(name, where)
+    refuse_fleet(name, where, config.allow_fleet_names)
 
 
-def plan_declare_exchange(
-    call: Call[NoData, DeclareExchangeParameters], config: RabbitMQConfig, budget: float
-) -> Run:
-    params = call.parameters
-    _exchange_named(params, config)
-    return _one_channel(lambda ch: ops.declare_exchange(ch, params))
+def _on_exchange(
+    step: Callable[[AbstractChannel, Any], Awaitable[OperationOutcome]],
+) -> Callable[[Call[NoData, Any], RabbitMQConfig, float], Run]:
+    """The planner of declare_exchange / delete_exchange: check the name, then one broker method."""
+
+    def planner(call: Call[NoData, Any], config: RabbitMQConfig, budget: float) -> Run:
+        params = call.parameters
+        _creatable(params.exchange, "parameters.exchange", config)
+        return _one_channel(lambda ch: step(ch, params))
+
+    return planner
 
 
-def plan_delete_exchange(
-    call: Call[NoData, DeleteExchangeParameters], config: RabbitMQConfig, budget: float
-) -> Run:
-    params = call.parameters
-    _exchange_named(params, config)
-    return _one_channel(lambda ch: ops.delete_exchange(ch, params))
+plan_declare_exchange = _on_exchange(ops.declare_exchange)
+plan_delete_exchange = _on_exchange(ops.delete_exchange)
 
 
 def _binding(call: Call[NoData, BindParameters], config: RabbitMQConfig, *, unbind: bool) -> Run:
@@ -258,8 +255,7 @@ def plan_delete_queue(
     call: Call[NoData, DeleteQueueParameters], config: RabbitMQConfig, budget: float
 ) -> Run:
     params = call.parameters
-    refuse_reserved(params.queue, "parameters.queue")
-    refuse_fleet(params.queue, "parameters.queue", config.allow_fleet_names)
+    _creatable(params.queue, "parameters.queue", config)
     return _one_channel(lambda ch: ops.delete_queue(ch, params))
 
 
