@@ -1,6 +1,6 @@
 """The Elasticsearch error tables: transport exceptions by class, API errors by HTTP status and error type.
 
-A reply the cluster sent (`ApiError`) is classified by `HTTP_ERROR_RULES`, the first row whose status
+A reply the cluster sent (`ApiError`) is classified by `API_ERROR_RULES`, the first row whose status
 and (if given) error type match; network trouble by `ELASTICSEARCH_ERROR_RULES`. The cluster's reason
 is added to the user-safe message for request errors, with document values (mapping previews) removed.
 """
@@ -62,7 +62,7 @@ def _status(code: int) -> range:
     return range(code, code + 1)
 
 
-HTTP_ERROR_RULES: tuple[ApiErrorRule, ...] = (
+API_ERROR_RULES: tuple[ApiErrorRule, ...] = (
     ApiErrorRule(_status(401), None, _S, ErrorCode.AUTHENTICATION_FAILED, "authentication failed", False),
     ApiErrorRule(_status(403), None, _S, ErrorCode.PERMISSION_DENIED, "permission denied", False),
     ApiErrorRule(
@@ -172,14 +172,14 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
 
 
 def api_rule(status: int, types: list[str]) -> ApiErrorRule:
-    for rule in HTTP_ERROR_RULES:
+    for rule in API_ERROR_RULES:
         if status in rule.statuses and (rule.error_type is None or rule.error_type in types):
             return rule
     return _UNEXPECTED
 
 
 def classify_api_error(exc: ApiError) -> ConnectorError:
-    """Translate an error reply of the cluster through `HTTP_ERROR_RULES`."""
+    """Translate an error reply of the cluster through `API_ERROR_RULES`."""
     status = int(exc.meta.status)
     types = error_types(exc.body)
     rule = api_rule(status, types)
