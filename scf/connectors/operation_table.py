@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.operation import OperationOutcome, OperationRequest
-from scf.schemas.validation import parse_model
+from scf.schemas.validation import Strict, parse_model
 
 log = structlog.get_logger(__name__)
 
@@ -35,12 +35,6 @@ C = TypeVar("C")
 
 #: The largest `page_size` any connector accepts; a connector's own `max_items` may be lower.
 MAX_PAGE_SIZE = 10_000
-
-
-class Strict(BaseModel):
-    """The base of every `data` and `parameters` model: unknown fields are refused, values frozen."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class NoData(Strict):

@@ -9,9 +9,10 @@ few requests naming a dead URL would otherwise stop every caller's parsing).
 
 from __future__ import annotations
 
-from scf.connectors.api.errors import Redactor, status_error
-from scf.connectors.api.guard import GuardPolicy, fetch
-from scf.connectors.api.policy import safe_url
+from scf.connectors.web.errors import status_error
+from scf.connectors.web.fetch import GuardPolicy, fetch
+from scf.connectors.web.policy import safe_url
+from scf.connectors.web.redaction import Redactor
 from scf.schemas.errors import ConnectorError, ErrorCategory, PermanentError
 
 

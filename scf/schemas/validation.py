@@ -11,12 +11,19 @@ import re
 from collections.abc import Iterator
 from typing import Any, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from scf.schemas.connection import describe_validation_error
 from scf.schemas.errors import ErrorCode, PermanentError
 
 M = TypeVar("M", bound=BaseModel)
+
+
+class Strict(BaseModel):
+    """The base of every request and config model: unknown fields are refused, values frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
 
 #: A `\u` escape of a UTF-16 surrogate (D800-DFFF): the only way valid UTF-8 JSON yields a lone one.
 #: One fixed-width token, no repetition: a linear scan, so it can run on every raw body as a prefilter.

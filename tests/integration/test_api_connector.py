@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from scf.connectors.api import ApiIngestionConnector
-from scf.connectors.api.policy import Resolver
+from scf.connectors.web.policy import Resolver
 from scf.factory import ServiceConnectorFactory
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ConnectorError, ErrorCategory
@@ -345,6 +345,24 @@ async def test_each_pagination_style_collects_every_record(demo: RunningApi, sty
 
     assert data["records"] == ITEMS
     assert (data["pages"], data["truncated"]) == (3, False)
+
+
+@pytest.mark.parametrize("style", sorted(PAGINATION))
+async def test_page_size_and_page_token_walk_every_record_once(demo: RunningApi, style: str) -> None:
+    """The convention's paging: page_size records per call (cut inside an upstream page too), and
+    next_page_token resumes exactly there, whatever the API's own pagination style."""
+    endpoint, path, pagination = PAGINATION[style]
+    parameters = {"endpoint": endpoint, "records_path": path, "pagination": pagination, "page_size": 2}
+    records: list[Any] = []
+    token: str | None = None
+    for _ in range(10):
+        result = await run(connection(demo), parameters=parameters, page_token=token)
+        records += ok(result)["records"]
+        token = result.next_page_token
+        if token is None:
+            break
+
+    assert records == ITEMS
 
 
 async def test_pagination_true_follows_link_headers(demo: RunningApi) -> None:

@@ -87,6 +87,24 @@ async def test_a_batch_of_1000_is_confirmed_and_consumed_in_order(mq: RabbitMQCo
     assert bodies == [{"n": i} for i in range(1000)]
 
 
+async def test_consume_pages_by_page_size_until_no_token_comes_back(mq: RabbitMQConnector) -> None:
+    """The convention's paging: page_size messages per consume, next_page_token while pages are full."""
+    queue = await new_queue(mq)
+    await ok(mq, "publish", {"messages": list(range(7))}, routing_key=queue)
+    bodies: list[Any] = []
+    token: str | None = None
+    for _ in range(5):
+        result = await call(mq, "consume", parameters={"queue": queue, "page_size": 3}, page_token=token)
+        assert result.status == "success", result.error
+        bodies += [m["body"] for m in result.result_data["messages"]]
+        token = result.next_page_token
+        if token is None:
+            break
+
+    assert bodies == list(range(7))
+    assert token is None
+
+
 async def test_an_unroutable_mandatory_message_is_a_permanent_error(mq: RabbitMQConnector) -> None:
     exchange = unique("x")
     await ok(mq, "declare_exchange", exchange=exchange, type="direct", durable=False)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from scf.connectors.api import ApiIngestionConnector
-from scf.connectors.api.guard import GuardPolicy, fetch
+from scf.connectors.web.fetch import GuardPolicy, fetch
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ConnectorError, ErrorCategory, SecurityError
 from tests.support.http_servers import (

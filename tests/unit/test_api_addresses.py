@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from scf.connectors.api.addresses import AddressClass, address_refusal, classify_address
+from scf.connectors.web.addresses import AddressClass, address_refusal, classify_address
 from scf.schemas.configs.api import parse_host_rule
 
 

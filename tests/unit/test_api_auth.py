@@ -14,10 +14,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from scf.connectors.api.auth import build_authenticator
-from scf.connectors.api.bodies import FetchedBody
-from scf.connectors.api.errors import Redactor
 from scf.connectors.api.jwt_bearer import JwtSigner, encode_jwt
 from scf.connectors.api.oauth2 import TokenCache, parse_token_reply, token_request
+from scf.connectors.web.bodies import FetchedBody
+from scf.connectors.web.redaction import Redactor
 from scf.schemas.configs.api import ApiConfig, JwtAuth, OAuth2ClientCredentialsAuth
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import PermanentError, ResourceError, SecurityError

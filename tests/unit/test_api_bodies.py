@@ -9,7 +9,7 @@ import zlib
 import httpx
 import pytest
 
-from scf.connectors.api.bodies import BoundedDecoder, FetchedBody
+from scf.connectors.web.bodies import BoundedDecoder, FetchedBody
 from scf.schemas.errors import PermanentError
 from tests.support.http_servers import gzip_bomb
 

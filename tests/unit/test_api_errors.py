@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from scf.connectors.api.errors import Redactor, retry_after, status_error, translate_transport_error
+from scf.connectors.web.errors import retry_after, status_error, translate_transport_error
+from scf.connectors.web.redaction import Redactor
 from scf.schemas.errors import ErrorCategory, ResourceError
 
 SECRET = "errors-canary-secret-5e7b"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scf.connectors.api.policy import CheckedUrl, GuardPolicy, check_url, safe_url
+from scf.connectors.web.policy import CheckedUrl, GuardPolicy, check_url, safe_url
 from scf.schemas.errors import ErrorCategory, SecurityError, TransientError
 from tests.support.http_servers import FakeDns
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from scf.connectors.api.client import clipped, redirect_request
+from scf.connectors.web.client import clipped, redirect_request
 from scf.schemas.errors import SecurityError
 
 

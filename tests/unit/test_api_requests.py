@@ -6,14 +6,18 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel
 
 from scf.connectors.api.connector import ApiIngestionConnector
-from scf.connectors.api.requests import FetchParameters, PreviewParameters, parse
+from scf.connectors.api.requests import CallParameters as FetchParameters
 from scf.connectors.api.settings import api_settings, endpoint_url, join, same_origin
+from scf.connectors.api.tokens import Resume, encode
+from scf.connectors.operation_table import Call
 from scf.schemas.configs.api import ApiConfig, PaginationSpec
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import PermanentError, SecurityError
 from scf.schemas.operation import OperationRequest
+from scf.schemas.validation import parse_model
 
 
 def connection(custom: dict[str, Any], **fields: Any) -> ServiceConnection:
@@ -67,25 +71,77 @@ def test_origins_compare_scheme_host_and_effective_port() -> None:
 
 
 def test_parameters_are_checked_before_any_io() -> None:
-    params = parse(
-        FetchParameters, {"method": "post", "json": {"q": 1}, "query": {"a": [1, 2]}}, "parameters"
+    call = parsed(
+        {
+            "operation": "ingest",
+            "data": {"body": {"q": 1}},
+            "parameters": {"method": "post", "query": {"a": [1, 2]}},
+        }
     )
 
-    assert (params.method, params.body) == ("POST", {"q": 1})
+    assert (call.parameters.method, call.data.body) == ("POST", {"q": 1})
     for bad in (
         {"method": "DELETE"},
-        {"json": {"q": 1}},
         {"headers": {"Host": "x"}},
         {"headers": {"X": "a\nb"}},
         {"max_pages": 0},
         {"pagination": {"type": "cursor"}},
         {"unknown": 1},
+        {"body": {"q": 1}, "json": {"q": 2}},
     ):
         with pytest.raises(PermanentError) as caught:
-            parse(FetchParameters, bad, "parameters")
+            parsed({"operation": "ingest", "parameters": bad})
+        assert caught.value.code == "INVALID_REQUEST"
+    for too_many in ({"limit": 5000}, {"page_size": 5000}):
+        with pytest.raises(PermanentError):
+            parsed({"operation": "preview", "parameters": too_many})
+
+
+def test_a_body_needs_post() -> None:
+    for request in ({"data": {"body": {"q": 1}}}, {"parameters": {"json": {"q": 1}}}):
+        with pytest.raises(PermanentError) as caught:
+            plan({"base_url": "https://api.example.com"}, {"operation": "ingest", **request})
+        assert "POST" in caught.value.message
+
+
+def test_old_request_shapes_move_to_the_convention() -> None:
+    old = parsed(
+        {
+            "operation": "preview",
+            "data": {"api_endpoint": "/items"},
+            "parameters": {"method": "POST", "json": {"q": 1}, "limit": 3},
+        }
+    )
+    new = parsed(
+        {
+            "operation": "preview",
+            "data": {"body": {"q": 1}},
+            "parameters": {"endpoint": "/items", "method": "POST", "page_size": 3},
+        }
+    )
+
+    assert (old.data, old.parameters) == (new.data, new.parameters)
+    with pytest.raises(PermanentError):
+        parsed({"operation": "ingest", "data": {"api_endpoint": "/a"}, "parameters": {"endpoint": "/b"}})
+
+
+def test_page_size_caps_one_call_and_a_token_resumes_on_the_same_origin_only() -> None:
+    custom = {"base_url": "https://api.example.com", "max_records": 50}
+    token = encode(Resume(httpx.URL("https://api.example.com/items?page=3"), skip=2, pages=2, records=20))
+    elsewhere = encode(Resume(httpx.URL("https://attacker.example/items")))
+
+    capped = plan(custom, {"operation": "ingest", "parameters": {"page_size": 7}})
+    resumed = plan(custom, {"operation": "ingest", "parameters": {"endpoint": "items"}, "page_token": token})
+
+    assert capped.max_records == 7
+    assert str(resumed.first.url) == "https://api.example.com/items?page=3"
+    assert resumed.resume == Resume(httpx.URL("https://api.example.com/items?page=3"), 2, 2, 20)
+    for bad in (elsewhere, "not-a-token", "e30"):
+        with pytest.raises(PermanentError) as caught:
+            plan(custom, {"operation": "ingest", "page_token": bad})
         assert caught.value.code == "INVALID_REQUEST"
     with pytest.raises(PermanentError):
-        parse(PreviewParameters, {"limit": 5000}, "parameters")
+        plan(custom, {"operation": "validate", "page_token": token})
 
 
 def test_pagination_true_means_the_connectors_default_else_link_headers() -> None:
@@ -97,9 +153,19 @@ def test_pagination_true_means_the_connectors_default_else_link_headers() -> Non
     assert FetchParameters(pagination=False).pagination_spec(default) is None
 
 
+def parse(model: type[BaseModel], body: dict[str, Any], where: str) -> Any:
+    return parse_model(model, body, where)
+
+
+def parsed(request: dict[str, Any]) -> Call[Any, Any]:
+    """The request as the operation table parses it (aliases moved, models validated)."""
+    parsed_request = OperationRequest.model_validate(request)
+    return ApiIngestionConnector.operation_table[parsed_request.operation].parse(parsed_request, "api")
+
+
 def plan(custom: dict[str, Any], request: dict[str, Any], **fields: Any) -> Any:
     connector = ApiIngestionConnector(connection(custom, **fields))
-    return connector._plan(OperationRequest.model_validate(request))
+    return connector._plan(parsed(request))
 
 
 def test_plans_cap_pages_and_records_at_the_configured_limits() -> None:

@@ -14,7 +14,7 @@ from minio.error import InvalidResponseError
 from pydantic import ValidationError
 from urllib3.exceptions import ConnectTimeoutError
 
-from scf.connectors.api.errors import translate_transport_error
+from scf.connectors.web.errors import translate_transport_error
 from scf.connectors.base import classify
 from scf.connectors.circuit import counts_as_failure
 from scf.connectors.minio.client import call_timeout

@@ -18,18 +18,19 @@ from scf.connectors.rabbitmq.messages import (
 )
 from scf.connectors.rabbitmq.names import is_fleet_name, refuse_fleet, refuse_reserved
 from scf.connectors.rabbitmq.operations import Outgoing
-from scf.connectors.rabbitmq.plans import OPERATIONS, plan
+from scf.connectors.rabbitmq.plans import Run, consume_token
 from scf.connectors.rabbitmq.requests import (
     BindParameters,
     ConsumeParameters,
     DeclareQueueParameters,
     PublishData,
     PublishParameters,
-    parse,
 )
+from scf.connectors.rabbitmq.table import PLANNERS, RABBITMQ_OPERATIONS
 from scf.schemas.configs.rabbitmq import RabbitMQConfig
 from scf.schemas.errors import ConnectorError, PermanentError, SecurityError
 from scf.schemas.operation import OperationRequest
+from scf.schemas.validation import parse_model as parse
 
 
 def config(**fields: Any) -> RabbitMQConfig:
@@ -57,9 +58,15 @@ def test_a_misspelt_key_is_an_invalid_request_naming_the_field() -> None:
 
 
 def test_queue_arguments_are_an_allowlist_under_rabbitmq_names() -> None:
-    params = parse(
-        DeclareQueueParameters,
-        {"name": "jobs", "arguments": {"x-queue-type": "quorum", "x-delivery-limit": 5}},
+    params = (
+        RABBITMQ_OPERATIONS["declare_queue"]
+        .parse(
+            request(
+                "declare_queue", name="jobs", arguments={"x-queue-type": "quorum", "x-delivery-limit": 5}
+            ),
+            "rabbitmq",
+        )
+        .parameters
     )
 
     assert params.queue == "jobs"
@@ -214,6 +221,12 @@ def request(operation: str, data: dict[str, Any] | None = None, **parameters: An
     return OperationRequest(operation=operation, data=data or {}, parameters=parameters)
 
 
+def plan(req: OperationRequest, settings: RabbitMQConfig, budget: float) -> Run:
+    """What the connector does before any I/O: parse against the operation's row, then plan."""
+    call = RABBITMQ_OPERATIONS[req.operation].parse(req, "rabbitmq")
+    return PLANNERS[req.operation](call, settings, budget)
+
+
 @pytest.mark.parametrize(
     ("req", "code"),
     [
@@ -223,6 +236,8 @@ def request(operation: str, data: dict[str, Any] | None = None, **parameters: An
         (request("publish", {"message": 1}, exchange="scf", routing_key="requests"), "PERMISSION_DENIED"),
         (request("publish", {"message": 1}, routing_key="amq.gen-Xy12"), "PERMISSION_DENIED"),
         (request("consume", queue="q", max_messages=4), "LIMIT_EXCEEDED"),
+        (request("consume", queue="q", page_size=4), "LIMIT_EXCEEDED"),
+        (request("consume", queue="q", page_size=2, max_messages=2), "INVALID_REQUEST"),
         (request("consume", {"queue": "q"}), "INVALID_REQUEST"),
         (
             request("declare_queue", queue="q", arguments={"x-dead-letter-exchange": "scf.dlx"}),
@@ -257,6 +272,30 @@ MINIMAL = {
 
 
 def test_every_operation_plans_from_a_minimal_request() -> None:
-    assert set(MINIMAL) == OPERATIONS
+    assert set(MINIMAL) == set(RABBITMQ_OPERATIONS) == set(PLANNERS)
     for req in MINIMAL.values():
         assert callable(plan(req, config(), budget=10))
+
+
+def test_old_names_are_deprecated_aliases_of_the_convention() -> None:
+    rows = RABBITMQ_OPERATIONS
+    old = rows["consume"].parse(request("consume", name="q", max_messages=3), "rabbitmq")
+    new = rows["consume"].parse(request("consume", queue="q", page_size=3), "rabbitmq")
+    exchange = rows["declare_exchange"].parse(request("declare_exchange", name="x"), "rabbitmq")
+
+    assert old.parameters == new.parameters
+    assert exchange.parameters.exchange == "x"
+
+
+def test_a_consume_page_token_names_its_queue() -> None:
+    token = consume_token("q")
+
+    assert token == consume_token("q") != consume_token("r")
+    assert callable(
+        plan(request("consume", queue="q").model_copy(update={"page_token": token}), config(), 10)
+    )
+    with pytest.raises(PermanentError) as caught:
+        plan(request("consume", queue="r").model_copy(update={"page_token": token}), config(), 10)
+    assert caught.value.code == "INVALID_REQUEST"
+    with pytest.raises(PermanentError):
+        plan(request("queue_stats", queue="q").model_copy(update={"page_token": token}), config(), 10)

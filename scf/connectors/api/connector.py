@@ -9,20 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Awaitable, Callable
-from typing import ClassVar
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, ClassVar
 
 import structlog
 
 from scf.connectors.api.auth import build_authenticator, tls_files
-from scf.connectors.api.bodies import FetchedBody
-from scf.connectors.api.client import GuardedClient
-from scf.connectors.api.errors import API_ERROR_RULES, Redactor, translate_transport_error
 from scf.connectors.api.exchange import ApiCall, ApiExchange
 from scf.connectors.api.oauth2 import TokenFetcher
 from scf.connectors.api.operations import Plan, run_ingest, run_preview, run_validate
-from scf.connectors.api.policy import Resolver, safe_url
-from scf.connectors.api.requests import ApiData, FetchParameters, PreviewParameters, parse
+from scf.connectors.api.requests import (
+    PREVIEW_ALIASES,
+    REQUEST_ALIASES,
+    ApiData,
+    CallParameters,
+    PagedCallParameters,
+    PreviewParameters,
+)
 from scf.connectors.api.settings import (
     MAX_TOKEN_REPLY_BYTES,
     ApiSettings,
@@ -31,18 +34,30 @@ from scf.connectors.api.settings import (
     guard_policy,
     same_origin,
 )
-from scf.connectors.api.transport import default_ssl_context
+from scf.connectors.api.tokens import decode
 from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
-from scf.connectors.sources import time_left
+from scf.connectors.operation_table import PAGED_READ, READ, Call, Operation, table
+from scf.connectors.web.bodies import FetchedBody
+from scf.connectors.web.client import GuardedClient
+from scf.connectors.web.errors import HTTP_ERROR_RULES, translate_transport_error
+from scf.connectors.web.policy import Resolver, safe_url
+from scf.connectors.web.redaction import Redactor
+from scf.connectors.web.transport import default_ssl_context
 from scf.schemas.configs.api import ApiConfig
 from scf.schemas.connection import ServiceConnection, ServiceType
 from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, PermanentError, TransientError
-from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict
+from scf.schemas.operation import OperationOutcome, TestVerdict
 
 log = structlog.get_logger(__name__)
 
 _Run = Callable[[ApiExchange, Plan, float], Awaitable[OperationOutcome]]
-_RUNNERS: dict[str, _Run] = {"ingest": run_ingest, "preview": run_preview, "validate": run_validate}
+
+
+def _runs(runner: _Run) -> Callable[[ApiIngestionConnector, Call[Any, Any]], Awaitable[OperationOutcome]]:
+    async def handler(connector: ApiIngestionConnector, call: Call[Any, Any]) -> OperationOutcome:
+        return await connector.run(call, runner)
+
+    return handler
 
 
 class ApiIngestionConnector(ServiceConnector):
@@ -55,8 +70,36 @@ class ApiIngestionConnector(ServiceConnector):
     """
 
     service_type: ClassVar[ServiceType] = ServiceType.API
-    operations: ClassVar[frozenset[str]] = frozenset(_RUNNERS)
-    error_rules: ClassVar[tuple[ErrorRule, ...]] = API_ERROR_RULES
+    operation_table: ClassVar[Mapping[str, Operation[Any]]] = table(
+        Operation(
+            "ingest",
+            _runs(run_ingest),
+            ApiData,
+            PagedCallParameters,
+            PAGED_READ,
+            "every page of JSON records from parameters.endpoint (within max_pages, max_records, page_size)",
+            REQUEST_ALIASES,
+        ),
+        Operation(
+            "preview",
+            _runs(run_preview),
+            ApiData,
+            PreviewParameters,
+            PAGED_READ,
+            "the first page_size records and their fields",
+            PREVIEW_ALIASES,
+        ),
+        Operation(
+            "validate",
+            _runs(run_validate),
+            ApiData,
+            CallParameters,
+            READ,
+            "one page: is it JSON, are there records at records_path, which fields, is there a next page",
+            REQUEST_ALIASES,
+        ),
+    )
+    error_rules: ClassVar[tuple[ErrorRule, ...]] = HTTP_ERROR_RULES
 
     def __init__(self, connection: ServiceConnection, *, resolver: Resolver | None = None) -> None:
         super().__init__(connection)
@@ -170,12 +213,6 @@ class ApiIngestionConnector(ServiceConnector):
             raise exchange.error(call, reply)
         return reply.status_code
 
-    def _budget(self, limit: float | None) -> float:
-        """Seconds an exchange may take: total_timeout (or `limit`), within the request's deadline."""
-        total = self.settings.total_timeout
-        cap = total if limit is None else min(total, limit)
-        return time_left(cap)
-
     def _live(self) -> ApiExchange:
         if self._exchange is None:
             raise TransientError("the connector is closed", code=ErrorCode.CONNECTION_FAILED)
@@ -183,40 +220,67 @@ class ApiIngestionConnector(ServiceConnector):
 
     # --- operations ---------------------------------------------------------------------------------
 
-    async def _execute(self, request: OperationRequest) -> OperationOutcome:
-        plan = self._plan(request)  # parse and resolve the endpoint before any I/O
-        deadline = asyncio.get_running_loop().time() + self._budget(request.timeout)
+    async def run(self, call: Call[Any, Any], runner: _Run) -> OperationOutcome:
+        """Plan (resolve the endpoint, before any I/O), then run within total_timeout and the deadline."""
+        plan = self._plan(call)
+        deadline = asyncio.get_running_loop().time() + self._budget(call.request.timeout)
         self._in_flight += 1
         try:
             async with asyncio.timeout_at(deadline):
-                return await _RUNNERS[request.operation](self._live(), plan, deadline)
+                return await runner(self._live(), plan, deadline)
         finally:
             self._in_flight -= 1
 
-    def _plan(self, request: OperationRequest) -> Plan:
-        data = parse(ApiData, request.data, "data")
-        model = PreviewParameters if request.operation == "preview" else FetchParameters
-        params = parse(model, request.parameters, "parameters")
-        url = endpoint_url(self.settings, data.api_endpoint)
+    def _plan(self, call: Call[Any, Any]) -> Plan:
+        data: ApiData = call.data
+        params: CallParameters = call.parameters
+        if data.body is not None and params.method != "POST":
+            raise PermanentError(
+                "data.body (a JSON body) needs parameters.method POST", code=ErrorCode.INVALID_REQUEST
+            )
+        url = endpoint_url(self.settings, params.endpoint)
         if params.query:
             url = url.copy_merge_params(params.query)
         credentials = same_origin(url, self.settings.base_url)
         if not credentials and self._has_credentials():
             raise PermanentError(
-                "data.api_endpoint is outside custom_config.base_url's origin; "
+                "parameters.endpoint is outside custom_config.base_url's origin; "
                 "this connector's credentials only go there",
                 code=ErrorCode.INVALID_REQUEST,
             )
-        max_records = min(params.max_records or self.settings.max_records, self.settings.max_records)
-        if isinstance(params, PreviewParameters):
-            max_records = min(params.limit or self.settings.preview_records, max_records)
+        resume = None if call.page_token is None else decode(call.page_token)
+        if resume is not None and not same_origin(resume.url, url):
+            raise PermanentError(
+                "page_token leads outside the endpoint's origin", code=ErrorCode.INVALID_REQUEST
+            )
         return Plan(
-            first=ApiCall(params.method, url, dict(params.headers), params.body, credentials),
+            first=ApiCall(
+                params.method,
+                url if resume is None else resume.url,
+                dict(params.headers),
+                data.body,
+                credentials,
+            ),
             records_path=params.records_path or self.settings.records_path,
             pagination=params.pagination_spec(self.settings.pagination),
             max_pages=min(params.max_pages or self.settings.max_pages, self.settings.max_pages),
-            max_records=max_records,
+            max_records=self._max_records(params),
+            resume=resume,
         )
+
+    def _max_records(self, params: CallParameters) -> int:
+        """The records one call returns: max_records, then page_size (preview: preview_records)."""
+        most = min(params.max_records or self.settings.max_records, self.settings.max_records)
+        if isinstance(params, PreviewParameters):
+            return min(params.page_size or self.settings.preview_records, most)
+        if isinstance(params, PagedCallParameters):
+            return min(params.page_size or most, most)
+        return most
+
+    def _budget(self, limit: float | None) -> float:
+        """Seconds an exchange may take: total_timeout (or `limit`), within the request's deadline."""
+        total = self.settings.total_timeout
+        return self.time_left(total if limit is None else min(total, limit))
 
     def _has_credentials(self) -> bool:
         return bool(self.config.auth is not None or self.connection.username or self.settings.secret_headers)

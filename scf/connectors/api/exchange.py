@@ -14,12 +14,14 @@ import httpx
 import structlog
 
 from scf.connectors.api.auth import Authenticator
-from scf.connectors.api.bodies import FetchedBody
-from scf.connectors.api.client import GuardedClient
-from scf.connectors.api.errors import Redactor, status_error
 from scf.connectors.api.paging import NextPage
-from scf.connectors.api.policy import safe_url
 from scf.connectors.api.settings import ApiSettings, secret_header
+from scf.connectors.api.tokens import Resume, encode
+from scf.connectors.web.bodies import FetchedBody
+from scf.connectors.web.client import GuardedClient
+from scf.connectors.web.errors import status_error
+from scf.connectors.web.policy import safe_url
+from scf.connectors.web.redaction import Redactor
 from scf.schemas.errors import ConnectorError
 
 log = structlog.get_logger(__name__)
@@ -94,6 +96,13 @@ class ApiExchange:
                 retried = True
                 continue
             return reply
+
+    def page_token(self, call: ApiCall, resume: Resume) -> str | None:
+        """The `next_page_token` for `resume`; None when its URL would show one of the call's secrets."""
+        if self.redactor(call).holds_secret(str(resume.url)):
+            log.warning("api_page_token_withheld", url=safe_url(resume.url), reason="secret in the URL")
+            return None
+        return encode(resume)
 
     def redactor(self, call: ApiCall) -> Redactor:
         """Masks the connector's secrets and this call's secret-looking headers."""

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from scf.connectors.api.bodies import FetchedBody
-from scf.connectors.api.errors import Redactor, status_error
-from scf.connectors.api.policy import safe_url
+from scf.connectors.web.bodies import FetchedBody
+from scf.connectors.web.errors import status_error
+from scf.connectors.web.policy import safe_url
+from scf.connectors.web.redaction import Redactor
 from scf.schemas.configs.api import OAuth2ClientCredentialsAuth
 from scf.schemas.errors import ConnectorError, ErrorCode, PermanentError, SecurityError
 

@@ -1,44 +1,52 @@
 """The shapes of `data` and `parameters` for ingest, preview and validate, checked before any I/O.
 
-`data.api_endpoint` names the resource; `parameters` carry method, headers, query, a JSON body,
-records_path and pagination (`true` = the connector's default style, else RFC 8288 Link headers).
+`parameters.endpoint` names the resource (the spec's `data.api_endpoint` is accepted too); `parameters`
+carry method, headers, query, records_path, pagination (`true` = the connector's default style, else
+RFC 8288 Link headers) and, for ingest and preview, `page_size`; `data.body` is the JSON body of a POST.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
-from pydantic import (
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, field_validator
 
+from scf.connectors.operation_table import Alias, PageParameters, Strict
 from scf.schemas.configs.api import PaginationSpec, check_headers
-from scf.schemas.validation import parse_model
-
-#: Validates `data` or `parameters` against a model (the helper every connector shares).
-parse = parse_model
 
 QueryValue = str | int | float | bool
 
+#: The most records one preview returns.
+MAX_PREVIEW_RECORDS = 1000
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+#: Every operation: the spec's `data.api_endpoint` (accepted) and the body's old places (deprecated).
+REQUEST_ALIASES = (
+    Alias("data", "api_endpoint", "parameters", "endpoint", deprecated=False),
+    Alias("parameters", "body", "data", "body"),
+    Alias("parameters", "json", "data", "body"),
+)
+#: preview's old page size.
+PREVIEW_ALIASES = (*REQUEST_ALIASES, Alias("parameters", "limit", "parameters", "page_size"))
 
 
-class ApiData(_Strict):
-    api_endpoint: str | None = Field(default=None, min_length=1, max_length=8192)
+class ApiData(Strict):
+    """The payload: the JSON body sent with method POST (a search query, a GraphQL document, ...)."""
+
+    body: Any = Field(default=None, description="JSON body of a POST request")
 
 
-class FetchParameters(_Strict):
+class CallParameters(Strict):
+    """Where and how to call: endpoint, method, headers, query, where the records are, how to page."""
+
+    endpoint: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=8192,
+        description="path relative to custom_config.base_url, or an absolute URL (default: the base URL)",
+    )
     method: Literal["GET", "POST"] = "GET"
     headers: dict[str, str] = Field(default_factory=dict, max_length=64, repr=False)
     query: dict[str, QueryValue | list[QueryValue]] = Field(default_factory=dict, max_length=256)
-    body: Any = Field(default=None, validation_alias=AliasChoices("json", "body"))
     records_path: str | None = Field(default=None, min_length=1, max_length=512)
     pagination: bool | PaginationSpec | None = None
     max_pages: int | None = Field(default=None, ge=1)
@@ -54,12 +62,6 @@ class FetchParameters(_Strict):
     def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
         return check_headers(headers)
 
-    @model_validator(mode="after")
-    def _body_needs_post(self) -> Self:
-        if self.body is not None and self.method != "POST":
-            raise ValueError("a json body needs method POST")
-        return self
-
     def pagination_spec(self, default: PaginationSpec | None) -> PaginationSpec | None:
         """`true` means the connector's default style (else Link headers); absent means the default."""
         if self.pagination is None:
@@ -71,5 +73,11 @@ class FetchParameters(_Strict):
         return self.pagination
 
 
-class PreviewParameters(FetchParameters):
-    limit: int | None = Field(default=None, ge=1, le=1000)
+class PagedCallParameters(CallParameters, PageParameters):
+    """ingest: `page_size` caps the records of one call; `next_page_token` resumes where it stopped."""
+
+
+class PreviewParameters(PagedCallParameters):
+    """preview: `page_size` records (custom_config.preview_records by default, at most 1000)."""
+
+    page_size: int | None = Field(default=None, ge=1, le=MAX_PREVIEW_RECORDS)

@@ -1,7 +1,7 @@
 """Pure translation of a `ServiceConnection` + `ApiConfig` into client settings, endpoints and a guard policy.
 
 The base URL comes from `custom_config.base_url`, else from host/port/ssl_enabled. A relative
-`api_endpoint` is appended to the base URL's path; an absolute one stands alone but only receives the
+`parameters.endpoint` is appended to the base URL's path; an absolute one stands alone but only receives the
 connector's credentials when it shares the base URL's origin.
 """
 
@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from scf.connectors.api.policy import GuardPolicy, Resolver, parse_url, system_resolver
+from scf.connectors.web.policy import GuardPolicy, Resolver, parse_url, system_resolver
 from scf.schemas.configs.api import ApiConfig, PaginationSpec
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ErrorCode, PermanentError
@@ -102,30 +102,31 @@ def join(base: httpx.URL, endpoint: str) -> httpx.URL:
     return httpx.URL(f"{prefix}/{endpoint.lstrip('/')}")
 
 
-def endpoint_url(settings: ApiSettings, api_endpoint: str | None) -> httpx.URL:
+def endpoint_url(settings: ApiSettings, endpoint: str | None) -> httpx.URL:
     """The URL a request names: absolute, relative to the base URL, or the base URL itself."""
-    if not api_endpoint:
+    if not endpoint:
         if settings.base_url is None:
             raise PermanentError(
-                "data.api_endpoint is required (this connector has no custom_config.base_url)",
+                "parameters.endpoint is required (this connector has no custom_config.base_url)",
                 code=ErrorCode.INVALID_REQUEST,
             )
         return settings.base_url
-    if "://" in api_endpoint.split("?", 1)[0]:
-        return parse_url(api_endpoint)
-    if api_endpoint.startswith("//"):
+    if "://" in endpoint.split("?", 1)[0]:
+        return parse_url(endpoint)
+    if endpoint.startswith("//"):
         raise PermanentError(
-            "data.api_endpoint must be an absolute URL or a path, not //host", code=ErrorCode.INVALID_REQUEST
+            "parameters.endpoint must be an absolute URL or a path, not //host",
+            code=ErrorCode.INVALID_REQUEST,
         )
     if settings.base_url is None:
         raise PermanentError(
-            "a relative data.api_endpoint needs custom_config.base_url", code=ErrorCode.INVALID_REQUEST
+            "a relative parameters.endpoint needs custom_config.base_url", code=ErrorCode.INVALID_REQUEST
         )
     try:
-        return join(settings.base_url, api_endpoint)
+        return join(settings.base_url, endpoint)
     except (httpx.InvalidURL, ValueError):
         raise PermanentError(
-            "data.api_endpoint is not a valid path", code=ErrorCode.INVALID_REQUEST
+            "parameters.endpoint is not a valid path", code=ErrorCode.INVALID_REQUEST
         ) from None
 
 

@@ -8,18 +8,19 @@ error table live in their own modules.
 from __future__ import annotations
 
 import asyncio
-from typing import ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar
 
 from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
+from scf.connectors.operation_table import Call, Operation
 from scf.connectors.rabbitmq.channels import Link
 from scf.connectors.rabbitmq.errors import RABBITMQ_ERROR_RULES, classify_amqp, timeout_error
-from scf.connectors.rabbitmq.plans import OPERATIONS, plan
 from scf.connectors.rabbitmq.settings import connect_settings
-from scf.connectors.sources import time_left
+from scf.connectors.rabbitmq.table import RABBITMQ_OPERATIONS, Planner
 from scf.schemas.configs.rabbitmq import RabbitMQConfig
 from scf.schemas.connection import ServiceConnection, ServiceType
 from scf.schemas.errors import ConfigurationError, ConnectorError
-from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict
+from scf.schemas.operation import OperationOutcome, TestVerdict
 
 #: Seconds an operation may take when the request sets no timeout.
 DEFAULT_OPERATION_TIMEOUT = 60.0
@@ -41,9 +42,7 @@ class RabbitMQConnector(ServiceConnector):
     """
 
     service_type: ClassVar[ServiceType] = ServiceType.RABBITMQ
-    operations: ClassVar[frozenset[str]] = OPERATIONS
-    #: changes nothing, so a read-only failover host may answer it
-    read_operations: ClassVar[frozenset[str]] = frozenset({"queue_stats"})
+    operation_table: ClassVar[Mapping[str, Operation[Any]]] = RABBITMQ_OPERATIONS
     error_rules: ClassVar[tuple[ErrorRule, ...]] = RABBITMQ_ERROR_RULES
 
     def __init__(self, connection: ServiceConnection) -> None:
@@ -81,7 +80,7 @@ class RabbitMQConnector(ServiceConnector):
         """Connected and logged in means the vhost admitted the user; a channel that can see the probe
         exchange (the configured default exchange, if any) means it can work there."""
         probe = self.config.default_exchange or PROBE_EXCHANGE
-        budget = time_left(self.connection.connection_timeout)
+        budget = self.time_left(self.connection.connection_timeout)
         async with asyncio.timeout(budget), self._link.channel() as channel:
             await channel.declare_exchange(probe, passive=True)
         return {"connection_test": "passed", "authentication_test": "passed", "permissions_test": "passed"}
@@ -91,8 +90,9 @@ class RabbitMQConnector(ServiceConnector):
 
     # --- operations ---------------------------------------------------------------------------------
 
-    async def _execute(self, request: OperationRequest) -> OperationOutcome:
-        budget = time_left(request.timeout or DEFAULT_OPERATION_TIMEOUT)
-        run = plan(request, self.config, budget)  # parse, check names and encode before any I/O
+    async def run(self, call: Call[Any, Any], planner: Planner) -> OperationOutcome:
+        """Plan (check names, encode bodies: before any I/O), then run the plan within the budget."""
+        budget = self.time_left(call.request.timeout or DEFAULT_OPERATION_TIMEOUT)
+        plan = planner(call, self.config, budget)
         async with asyncio.timeout(budget):
-            return await run(self._link)
+            return await plan(self._link)

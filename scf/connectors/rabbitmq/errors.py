@@ -8,7 +8,6 @@ as an AMQPConnectionError caused by an `ssl.SSLError`. Broker reply texts go int
 from __future__ import annotations
 
 import ssl
-from typing import Any
 
 from aiormq.exceptions import (
     AMQPConnectionError,
@@ -34,43 +33,18 @@ from aiormq.exceptions import (
     PublishError,
 )
 
-from scf.connectors.base import ErrorRule, classify
+from scf.connectors.base import C, ErrorRule, P, R, S, T, classify
 from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode, ResourceError, TransientError
 
-_T, _R, _P, _C, _S = (
-    ErrorCategory.TRANSIENT,
-    ErrorCategory.RESOURCE,
-    ErrorCategory.PERMANENT,
-    ErrorCategory.CONFIGURATION,
-    ErrorCategory.SECURITY,
-)
 MAX_REPLY_TEXT = 300
 
 
-class _Matching(type):
-    """`isinstance` by a predicate, for errors aiormq tells apart only by their text."""
-
-    def __instancecheck__(cls, instance: Any) -> bool:
-        return bool(getattr(cls, "matches")(instance))  # noqa: B009 - set by each class below
-
-
-class VhostRefusedError(Exception, metaclass=_Matching):
+def vhost_refused(exc: BaseException) -> bool:
     """Connection.Open answered by Connection.Close 530: no such vhost, or no permission on it."""
-
-    @staticmethod
-    def matches(exc: object) -> bool:
-        text = str(exc)
-        return (
-            isinstance(exc, InvalidFrameError) and "Connection.OpenOk" in text and "Connection.Close" in text
-        )
-
-
-class ReservedNameRefusedError(Exception, metaclass=_Matching):
-    """403 for an `amq.*` name: a naming mistake, not a permission problem."""
-
-    @staticmethod
-    def matches(exc: object) -> bool:
-        return isinstance(exc, ChannelAccessRefused) and "reserved prefix" in str(exc)
+    if isinstance(exc, ConnectionNotAllowed):
+        return True
+    text = str(exc)
+    return "Connection.OpenOk" in text and "Connection.Close" in text
 
 
 #: Connection.Close 501-505/540: the frames sent were malformed, illegal or not implemented.
@@ -84,61 +58,54 @@ _PROTOCOL_REFUSALS = (
 
 RABBITMQ_ERROR_RULES: tuple[ErrorRule, ...] = (
     # connecting
-    ErrorRule(ProbableAuthenticationError, _S, ErrorCode.AUTHENTICATION_FAILED, "RabbitMQ refused the login"),
+    ErrorRule(ProbableAuthenticationError, S, ErrorCode.AUTHENTICATION_FAILED, "RabbitMQ refused the login"),
     ErrorRule(
-        AuthenticationError, _S, ErrorCode.AUTHENTICATION_FAILED, "no authentication mechanism in common"
+        AuthenticationError, S, ErrorCode.AUTHENTICATION_FAILED, "no authentication mechanism in common"
     ),
     ErrorRule(
-        VhostRefusedError,
-        _C,
+        (InvalidFrameError, ConnectionNotAllowed),
+        C,
         ErrorCode.INVALID_CONFIG,
         "RabbitMQ refused the virtual host: it does not exist or the user has no permissions on it",
+        when=vhost_refused,
     ),
-    ErrorRule(
-        ConnectionNotAllowed,
-        _C,
-        ErrorCode.INVALID_CONFIG,
-        "RabbitMQ refused the virtual host: it does not exist or the user has no permissions on it",
-    ),
-    ErrorRule(
-        IncompatibleProtocolError, _C, ErrorCode.INVALID_CONFIG, "the server does not speak AMQP 0-9-1"
-    ),
+    ErrorRule(IncompatibleProtocolError, C, ErrorCode.INVALID_CONFIG, "the server does not speak AMQP 0-9-1"),
     ErrorRule(
         ssl.SSLCertVerificationError,
-        _C,
+        C,
         ErrorCode.INVALID_CONFIG,
         "the broker's TLS certificate was not accepted (check custom_config.ssl_ca_file and ssl_verify)",
     ),
-    ErrorRule(ssl.SSLError, _C, ErrorCode.INVALID_CONFIG, "the TLS handshake with the broker failed"),
-    ErrorRule(ConnectionResourceError, _R, ErrorCode.TOO_MANY_CONNECTIONS, "the broker is out of resources"),
+    ErrorRule(ssl.SSLError, C, ErrorCode.INVALID_CONFIG, "the TLS handshake with the broker failed"),
+    ErrorRule(ConnectionResourceError, R, ErrorCode.TOO_MANY_CONNECTIONS, "the broker is out of resources"),
     # the broker closed the connection over what was sent (a frame too large, an illegal field): the
     # request's fault, not the broker's, so never retried and never counted by the breaker
-    *(
-        ErrorRule(
-            kind,
-            _P,
-            ErrorCode.INVALID_REQUEST,
-            "the broker refused what was sent (an AMQP protocol error) and closed the connection",
-        )
-        for kind in _PROTOCOL_REFUSALS
-    ),
-    ErrorRule(ConnectionClosed, _T, ErrorCode.CONNECTION_FAILED, "the broker closed the connection"),
-    ErrorRule(AMQPConnectionError, _T, ErrorCode.CONNECTION_FAILED, "cannot reach RabbitMQ"),
-    # channel errors: the channel is gone, the connector replaces it
-    ErrorRule(ReservedNameRefusedError, _P, ErrorCode.INVALID_IDENTIFIER, "reserved name"),
-    ErrorRule(ChannelAccessRefused, _S, ErrorCode.PERMISSION_DENIED, "permission denied"),
-    ErrorRule(ChannelNotFoundEntity, _P, ErrorCode.NOT_FOUND, "not found"),
-    ErrorRule(ChannelPreconditionFailed, _P, ErrorCode.INVALID_REQUEST, "refused by the broker"),
     ErrorRule(
-        ChannelLockedResource, _P, ErrorCode.CONSTRAINT_VIOLATION, "in exclusive use by another connection"
+        _PROTOCOL_REFUSALS,
+        P,
+        ErrorCode.INVALID_REQUEST,
+        "the broker refused what was sent (an AMQP protocol error) and closed the connection",
     ),
-    ErrorRule(ChannelClosed, _T, ErrorCode.CONNECTION_FAILED, "the broker closed the channel"),
-    ErrorRule(ChannelInvalidStateError, _T, ErrorCode.CONNECTION_FAILED, "the channel is closed"),
+    ErrorRule(ConnectionClosed, T, ErrorCode.CONNECTION_FAILED, "the broker closed the connection"),
+    ErrorRule(AMQPConnectionError, T, ErrorCode.CONNECTION_FAILED, "cannot reach RabbitMQ"),
+    # channel errors: the channel is gone, the connector replaces it
+    # 403 for an `amq.*` name: a naming mistake, not a permission problem
+    ErrorRule(
+        ChannelAccessRefused, P, ErrorCode.INVALID_IDENTIFIER, "reserved name", text=("reserved prefix",)
+    ),
+    ErrorRule(ChannelAccessRefused, S, ErrorCode.PERMISSION_DENIED, "permission denied"),
+    ErrorRule(ChannelNotFoundEntity, P, ErrorCode.NOT_FOUND, "not found"),
+    ErrorRule(ChannelPreconditionFailed, P, ErrorCode.INVALID_REQUEST, "refused by the broker"),
+    ErrorRule(
+        ChannelLockedResource, P, ErrorCode.CONSTRAINT_VIOLATION, "in exclusive use by another connection"
+    ),
+    ErrorRule(ChannelClosed, T, ErrorCode.CONNECTION_FAILED, "the broker closed the channel"),
+    ErrorRule(ChannelInvalidStateError, T, ErrorCode.CONNECTION_FAILED, "the channel is closed"),
     # publishing
-    ErrorRule(PublishError, _P, ErrorCode.NOT_FOUND, "unroutable"),
+    ErrorRule(PublishError, P, ErrorCode.NOT_FOUND, "unroutable"),
     ErrorRule(
         DeliveryError,
-        _R,
+        R,
         ErrorCode.QUEUE_FULL,
         "the broker refused the message (a queue is full with x-overflow=reject-publish, or failed)",
     ),

@@ -1,4 +1,4 @@
-"""From a request to a plan: parse `data` and `parameters`, check names and limits, encode bodies.
+"""From a parsed request to a plan: check names and limits, encode bodies.
 
 Everything here happens before any I/O, so a malformed request never reaches the broker. A plan is a
 coroutine over the connector's `Link`; most take one channel, `enqueue` takes two (a missing queue
@@ -7,11 +7,13 @@ closes the channel that asked about it).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aio_pika.abc import AbstractChannel
 
+from scf.connectors.operation_table import Call, NoData
 from scf.connectors.rabbitmq import operations as ops
 from scf.connectors.rabbitmq.channels import Link
 from scf.connectors.rabbitmq.messages import (
@@ -25,23 +27,21 @@ from scf.connectors.rabbitmq.names import refuse_direct_route, refuse_fleet, ref
 from scf.connectors.rabbitmq.requests import (
     BindParameters,
     ConsumeParameters,
-    DeclareExchangeParameters,
     DeclareQueueParameters,
-    DeleteExchangeParameters,
     DeleteQueueParameters,
     EnqueueData,
     EnqueueParameters,
-    NoData,
     PublishData,
     PublishParameters,
     QueueTarget,
-    parse,
 )
 from scf.schemas.configs.rabbitmq import RabbitMQConfig
 from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.operation import OperationOutcome, OperationRequest
 
 Run = Callable[[Link], Awaitable[OperationOutcome]]
+#: Messages one consume takes when `parameters.page_size` is unset.
+DEFAULT_CONSUME = 10
 
 
 def _limit(count: int, limit: int, what: str, setting: str) -> None:
@@ -70,9 +70,8 @@ def _id_key(request: OperationRequest) -> str | None:
     return request.idempotency_key or request.operation_id
 
 
-def plan_publish(request: OperationRequest, config: RabbitMQConfig) -> Run:
-    data = parse(PublishData, request.data, "data")
-    params = parse(PublishParameters, request.parameters, "parameters")
+def plan_publish(call: Call[PublishData, PublishParameters], config: RabbitMQConfig, budget: float) -> Run:
+    data, params, request = call.data, call.parameters, call.request
     bodies = list(data.bodies)
     _limit(len(bodies), config.max_batch, "data.messages", "max_batch")
     if params.message_id is not None and len(bodies) > 1:
@@ -114,12 +113,10 @@ def plan_publish(request: OperationRequest, config: RabbitMQConfig) -> Run:
     return run
 
 
-def plan_enqueue(request: OperationRequest, config: RabbitMQConfig) -> Run:
-    data = parse(EnqueueData, request.data, "data")
-    params = parse(EnqueueParameters, request.parameters, "parameters")
+def plan_enqueue(call: Call[EnqueueData, EnqueueParameters], config: RabbitMQConfig, budget: float) -> Run:
+    data, params, request = call.data, call.parameters, call.request
     _limit(len(data.jobs), config.max_batch, "data.jobs", "max_batch")
-    refuse_reserved(params.queue, "parameters.queue")
-    refuse_fleet(params.queue, "parameters.queue", config.allow_fleet_names)
+    _creatable(params.queue, "parameters.queue", config)
     encoded = _encode(request, list(data.jobs), "data.jobs", config)
     ids = message_ids(_id_key(request), len(encoded))
     outgoing = ops.Outgoing(
@@ -160,16 +157,21 @@ def plan_enqueue(request: OperationRequest, config: RabbitMQConfig) -> Run:
     return run
 
 
-def plan_consume(request: OperationRequest, config: RabbitMQConfig, budget: float) -> Run:
-    parse(NoData, request.data, "data")
-    params = parse(ConsumeParameters, request.parameters, "parameters")
-    _limit(params.max_messages, config.max_consume, "parameters.max_messages", "max_consume")
+def plan_consume(call: Call[NoData, ConsumeParameters], config: RabbitMQConfig, budget: float) -> Run:
+    """Up to `page_size` messages; a full page answers a `next_page_token` (more may be waiting)."""
+    params = call.parameters
+    size = params.page_size or DEFAULT_CONSUME
+    _limit(size, config.max_consume, "parameters.page_size", "max_consume")
     refuse_fleet(params.queue, "parameters.queue", config.allow_fleet_names)
+    if call.page_token is not None and call.page_token != consume_token(params.queue):
+        raise PermanentError(
+            "page_token is not one a consume of this queue answered", code=ErrorCode.INVALID_REQUEST
+        )
     # Leave part of the operation's budget for settling what was taken and replying.
     time_limit = max(0.0, budget - min(2.0, budget / 4))
     take = ops.Take(
         queue=params.queue,
-        max_messages=params.max_messages,
+        max_messages=size,
         ack=params.ack,
         wait=min(params.wait, time_limit),
         time_limit=time_limit,
@@ -183,58 +185,90 @@ def plan_consume(request: OperationRequest, config: RabbitMQConfig, budget: floa
             records_processed=count,
             records_affected=count if take.ack else 0,
             result_data={"queue": take.queue, "count": count, "acked": take.ack, "messages": messages},
+            next_page_token=consume_token(take.queue) if count == size else None,
         )
 
     return run
 
 
-def plan_admin(request: OperationRequest, config: RabbitMQConfig) -> Run:
-    """declare_queue, declare_exchange, delete_exchange, bind, unbind, delete_queue, purge_queue,
-    queue_stats: one channel, one broker method."""
-    parse(NoData, request.data, "data")
-    allowed = config.allow_fleet_names
-    match request.operation:
-        case "declare_queue":
-            dq = parse(DeclareQueueParameters, request.parameters, "parameters")
-            refuse_reserved(dq.queue, "parameters.queue")
-            refuse_fleet(dq.queue, "parameters.queue", allowed)
-            dlx = dq.arguments.dead_letter_exchange
-            if dlx is not None:
-                refuse_fleet(dlx, "parameters.arguments.x-dead-letter-exchange", allowed)
-                if dlx == "" and dq.arguments.dead_letter_routing_key is not None:
-                    refuse_fleet(dq.arguments.dead_letter_routing_key, "x-dead-letter-routing-key", allowed)
-            return _one_channel(lambda ch: ops.declare_queue(ch, dq))
-        case "declare_exchange" | "delete_exchange":
-            model = (
-                DeclareExchangeParameters
-                if request.operation == "declare_exchange"
-                else DeleteExchangeParameters
-            )
-            ex = parse(model, request.parameters, "parameters")
-            refuse_reserved(ex.exchange, "parameters.exchange")
-            refuse_fleet(ex.exchange, "parameters.exchange", allowed)
-            if isinstance(ex, DeclareExchangeParameters):
-                return _one_channel(lambda ch: ops.declare_exchange(ch, ex))
-            assert isinstance(ex, DeleteExchangeParameters)
-            return _one_channel(lambda ch: ops.delete_exchange(ch, ex))
-        case "bind" | "unbind":
-            bp = parse(BindParameters, request.parameters, "parameters")
-            refuse_fleet(bp.queue, "parameters.queue", allowed)
-            refuse_fleet(bp.exchange, "parameters.exchange", allowed)
-            unbind = request.operation == "unbind"
-            return _one_channel(lambda ch: ops.bind(ch, bp, unbind=unbind))
-        case "delete_queue":
-            dl = parse(DeleteQueueParameters, request.parameters, "parameters")
-            refuse_reserved(dl.queue, "parameters.queue")
-            refuse_fleet(dl.queue, "parameters.queue", allowed)
-            return _one_channel(lambda ch: ops.delete_queue(ch, dl))
-        case "purge_queue":
-            pq = parse(QueueTarget, request.parameters, "parameters")
-            refuse_fleet(pq.queue, "parameters.queue", allowed)
-            return _one_channel(lambda ch: ops.purge_queue(ch, pq.queue))
-        case _:  # queue_stats: read-only, so fleet queues may be watched
-            qs = parse(QueueTarget, request.parameters, "parameters")
-            return _one_channel(lambda ch: _stats(ch, qs.queue))
+def consume_token(queue: str) -> str:
+    """A queue is its own cursor: the token only says "a full page came, ask this queue again"."""
+    return "more:" + hashlib.sha256(queue.encode("utf-8", errors="surrogatepass")).hexdigest()[:32]
+
+
+def _checked_dead_letters(params: DeclareQueueParameters, allowed: bool) -> None:
+    dlx = params.arguments.dead_letter_exchange
+    if dlx is not None:
+        refuse_fleet(dlx, "parameters.arguments.x-dead-letter-exchange", allowed)
+        if dlx == "" and params.arguments.dead_letter_routing_key is not None:
+            refuse_fleet(params.arguments.dead_letter_routing_key, "x-dead-letter-routing-key", allowed)
+
+
+def plan_declare_queue(
+    call: Call[NoData, DeclareQueueParameters], config: RabbitMQConfig, budget: float
+) -> Run:
+    params = call.parameters
+    _creatable(params.queue, "parameters.queue", config)
+    _checked_dead_letters(params, config.allow_fleet_names)
+    return _one_channel(lambda ch: ops.declare_queue(ch, params))
+
+
+def _creatable(name: str, where: str, config: RabbitMQConfig) -> None:
+    """A queue or exchange this connector may create or delete: not `amq.*`, not the fleet's own."""
+    refuse_reserved(name, where)
+    refuse_fleet(name, where, config.allow_fleet_names)
+
+
+def _on_exchange(
+    step: Callable[[AbstractChannel, Any], Awaitable[OperationOutcome]],
+) -> Callable[[Call[NoData, Any], RabbitMQConfig, float], Run]:
+    """The planner of declare_exchange / delete_exchange: check the name, then one broker method."""
+
+    def planner(call: Call[NoData, Any], config: RabbitMQConfig, budget: float) -> Run:
+        params = call.parameters
+        _creatable(params.exchange, "parameters.exchange", config)
+        return _one_channel(lambda ch: step(ch, params))
+
+    return planner
+
+
+plan_declare_exchange = _on_exchange(ops.declare_exchange)
+plan_delete_exchange = _on_exchange(ops.delete_exchange)
+
+
+def _binding(call: Call[NoData, BindParameters], config: RabbitMQConfig, *, unbind: bool) -> Run:
+    params = call.parameters
+    refuse_fleet(params.queue, "parameters.queue", config.allow_fleet_names)
+    refuse_fleet(params.exchange, "parameters.exchange", config.allow_fleet_names)
+    return _one_channel(lambda ch: ops.bind(ch, params, unbind=unbind))
+
+
+def plan_bind(call: Call[NoData, BindParameters], config: RabbitMQConfig, budget: float) -> Run:
+    return _binding(call, config, unbind=False)
+
+
+def plan_unbind(call: Call[NoData, BindParameters], config: RabbitMQConfig, budget: float) -> Run:
+    return _binding(call, config, unbind=True)
+
+
+def plan_delete_queue(
+    call: Call[NoData, DeleteQueueParameters], config: RabbitMQConfig, budget: float
+) -> Run:
+    params = call.parameters
+    _creatable(params.queue, "parameters.queue", config)
+    return _one_channel(lambda ch: ops.delete_queue(ch, params))
+
+
+def plan_purge_queue(call: Call[NoData, QueueTarget], config: RabbitMQConfig, budget: float) -> Run:
+    queue = call.parameters.queue
+    refuse_fleet(queue, "parameters.queue", config.allow_fleet_names)
+    return _one_channel(lambda ch: ops.purge_queue(ch, queue))
+
+
+def plan_queue_stats(call: Call[NoData, QueueTarget], config: RabbitMQConfig, budget: float) -> Run:
+    """Read-only, so fleet queues may be watched."""
+    queue = call.parameters.queue
+    return _one_channel(lambda ch: _stats(ch, queue))
 
 
 async def _stats(channel: AbstractChannel, name: str) -> OperationOutcome:
@@ -248,28 +282,3 @@ def _one_channel(step: Callable[[AbstractChannel], Awaitable[OperationOutcome]])
             return await step(channel)
 
     return run
-
-
-ADMIN_OPERATIONS = frozenset(
-    {
-        "declare_queue",
-        "declare_exchange",
-        "delete_exchange",
-        "bind",
-        "unbind",
-        "delete_queue",
-        "purge_queue",
-        "queue_stats",
-    }
-)
-OPERATIONS = ADMIN_OPERATIONS | {"publish", "enqueue", "consume"}
-
-
-def plan(request: OperationRequest, config: RabbitMQConfig, budget: float) -> Run:
-    if request.operation == "publish":
-        return plan_publish(request, config)
-    if request.operation == "enqueue":
-        return plan_enqueue(request, config)
-    if request.operation == "consume":
-        return plan_consume(request, config, budget)
-    return plan_admin(request, config)

@@ -1,7 +1,7 @@
 """The shapes of `data` and `parameters` for each RabbitMQ operation, validated before any I/O.
 
 What to send is `data` (`message`/`messages`, `jobs`); where and how is `parameters` (queue, exchange,
-routing key, properties). Unknown keys are refused, so a misspelt option is a `permanent`
+routing key, properties, page_size). Unknown keys are refused, so a misspelt option is a `permanent`
 INVALID_REQUEST naming the field, never silently ignored. Queue arguments are an allowlist.
 """
 
@@ -14,20 +14,14 @@ from pamqp import encode
 from pamqp.common import FieldTable
 from pydantic import (
     AfterValidator,
-    AliasChoices,
-    BaseModel,
-    ConfigDict,
     Field,
     JsonValue,
     field_validator,
     model_validator,
 )
 
+from scf.connectors.operation_table import PageParameters, Strict
 from scf.schemas.configs.rabbitmq import name_problem
-from scf.schemas.validation import parse_model
-
-#: Validates `data` or `parameters` against a model (the helper every connector shares).
-parse = parse_model
 
 MAX_HEADERS = 128
 #: Encoded bytes of a headers or arguments table: well inside the 128 KiB frame RabbitMQ negotiates.
@@ -96,15 +90,7 @@ def _check_table(table: dict[str, JsonValue] | None, where: str) -> dict[str, Js
     return table
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class NoData(_Strict):
-    """`data` of operations that take none."""
-
-
-class _Properties(_Strict):
+class _Properties(Strict):
     """AMQP properties shared by every message of one request."""
 
     headers: dict[Name, JsonValue] | None = Field(default=None, max_length=MAX_HEADERS)
@@ -119,7 +105,7 @@ class _Properties(_Strict):
         return _check_table(headers, "headers")
 
 
-class PublishData(_Strict):
+class PublishData(Strict):
     """Exactly one of `message` (one body) or `messages` (a batch of bodies)."""
 
     message: JsonValue = None
@@ -144,18 +130,18 @@ class PublishParameters(_Properties):
     message_id: ShortStr | None = None
 
 
-class EnqueueData(_Strict):
+class EnqueueData(Strict):
     jobs: list[JsonValue] = Field(min_length=1)
 
 
-class QueueTarget(_Strict):
-    """Which queue: `parameters.queue` (or `name`)."""
+class QueueTarget(Strict):
+    """Which queue: `parameters.queue` (the old `parameters.name` is a deprecated alias)."""
 
-    queue: EntityName = Field(validation_alias=AliasChoices("queue", "name"))
+    queue: EntityName
 
 
-class ExchangeTarget(_Strict):
-    exchange: EntityName = Field(validation_alias=AliasChoices("exchange", "name"))
+class ExchangeTarget(Strict):
+    exchange: EntityName
 
 
 class EnqueueParameters(_Properties, QueueTarget):
@@ -165,13 +151,14 @@ class EnqueueParameters(_Properties, QueueTarget):
     create: bool = True
 
 
-class ConsumeParameters(QueueTarget):
-    max_messages: int = Field(default=10, ge=1)
+class ConsumeParameters(QueueTarget, PageParameters):
+    """Up to `page_size` messages (10 if unset; the old `max_messages` is a deprecated alias)."""
+
     ack: bool = True
     wait: float = Field(default=0.0, ge=0, le=300, allow_inf_nan=False)
 
 
-class QueueArguments(_Strict):
+class QueueArguments(Strict):
     """The `x-` arguments a declare may set (RabbitMQ's names); anything else is refused."""
 
     queue_type: Literal["classic", "quorum"] | None = Field(default=None, alias="x-queue-type")
@@ -211,7 +198,7 @@ class DeleteQueueParameters(QueueTarget):
     if_empty: bool = False
 
 
-class BindParameters(_Strict):
+class BindParameters(Strict):
     """A queue bound to an exchange; `arguments` are the match rules of a headers exchange."""
 
     queue: EntityName

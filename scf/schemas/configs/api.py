@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from scf.schemas.secret_fields import HeaderMap, header_is_secret
+from scf.schemas.validation import Strict
 
 if TYPE_CHECKING:
     from scf.schemas.connection import ServiceConnection
@@ -172,11 +173,7 @@ def url_problem(url: str) -> str | None:
     return None
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class BasicAuth(_Strict):
+class BasicAuth(Strict):
     """HTTP basic authentication; without a username/password here, the connection's own are used."""
 
     type: Literal["basic"]
@@ -184,7 +181,7 @@ class BasicAuth(_Strict):
     password: SecretStr | None = Field(default=None, max_length=1024, repr=False)
 
 
-class ApiKeyAuth(_Strict):
+class ApiKeyAuth(Strict):
     """An API key sent in a header (`name: prefix+key`) or as a query parameter `name=key`."""
 
     type: Literal["api_key"]
@@ -202,12 +199,12 @@ class ApiKeyAuth(_Strict):
         return self
 
 
-class BearerAuth(_Strict):
+class BearerAuth(Strict):
     type: Literal["bearer"]
     token: SecretStr = Field(min_length=1, max_length=16384, repr=False)
 
 
-class OAuth2ClientCredentialsAuth(_Strict):
+class OAuth2ClientCredentialsAuth(Strict):
     """OAuth 2.0 client credentials (RFC 6749 §4.4); the token is cached until shortly before it expires."""
 
     type: Literal["oauth2_client_credentials"]
@@ -228,7 +225,7 @@ class OAuth2ClientCredentialsAuth(_Strict):
         return url
 
 
-class JwtAuth(_Strict):
+class JwtAuth(Strict):
     """A JWT signed here (HS256 with `secret`, RS256 with `private_key_pem`), sent as a bearer token."""
 
     type: Literal["jwt"]
@@ -251,7 +248,7 @@ class JwtAuth(_Strict):
         return self
 
 
-class MtlsAuth(_Strict):
+class MtlsAuth(Strict):
     """A client certificate presented in the TLS handshake (files readable by the worker)."""
 
     type: Literal["mtls"]
@@ -260,7 +257,7 @@ class MtlsAuth(_Strict):
     key_password: SecretStr | None = Field(default=None, max_length=1024, repr=False)
 
 
-class AwsSigV4Auth(_Strict):
+class AwsSigV4Auth(Strict):
     """AWS Signature Version 4 for IAM-authorised APIs (API Gateway, OpenSearch, Lambda URLs, ...)."""
 
     type: Literal["aws_sigv4"]
@@ -277,7 +274,7 @@ ApiAuth = Annotated[
 ]
 
 
-class PaginationSpec(_Strict):
+class PaginationSpec(Strict):
     """How to ask for the next page: page number, offset, a cursor from the body, or `Link: rel=next`."""
 
     type: Literal["page", "offset", "cursor", "link"] = "link"
@@ -300,7 +297,7 @@ class PaginationSpec(_Strict):
         return self
 
 
-class ApiTimeouts(_Strict):
+class ApiTimeouts(Strict):
     """Per-phase timeouts in seconds; `connect` defaults to the connection's connection_timeout."""
 
     connect: float | None = Field(default=None, gt=0, le=600)

@@ -12,11 +12,11 @@ from collections.abc import Mapping
 
 import httpx
 
-from scf.connectors.api.bodies import FetchedBody
-from scf.connectors.api.client import GuardedClient
-from scf.connectors.api.errors import translate_transport_error
-from scf.connectors.api.policy import CheckedUrl, GuardPolicy, Resolver, check_url, safe_url, system_resolver
-from scf.connectors.api.transport import PinnedBackend, PinnedTransport
+from scf.connectors.web.bodies import FetchedBody
+from scf.connectors.web.client import GuardedClient
+from scf.connectors.web.errors import translate_transport_error
+from scf.connectors.web.policy import CheckedUrl, GuardPolicy, Resolver, check_url, safe_url, system_resolver
+from scf.connectors.web.transport import PinnedBackend, PinnedTransport
 
 # Why not request the IP URL with `extensions={"sni_hostname": host}`: httpcore pools connections by the
 # URL's origin, so two hostnames on one IP would share a connection whose certificate was verified for

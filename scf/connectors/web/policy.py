@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
-from scf.connectors.api.addresses import address_refusal
+from scf.connectors.web.addresses import address_refusal
 from scf.schemas.configs.api import HostRule, IPAddress, host_kind, parse_host_rule
 from scf.schemas.errors import ErrorCode, SecurityError, TransientError
 

@@ -1,4 +1,6 @@
-"""The API connector's error tables: httpx failures by class, HTTP replies by status, TLS failures by reason.
+"""Error tables of guarded HTTP exchanges (the API connector, files by URL).
+
+httpx failures by class, HTTP replies by status, TLS failures by reason.
 
 429 (and 503 with Retry-After) is a `resource` error carrying `retry_after`, so the fleet's retry waits
 at least that long; other 5xx are `transient`; 401/403 `security`; other 4xx `permanent`. Every text
@@ -8,40 +10,30 @@ taken from a reply passes through a `Redactor` that masks the connector's secret
 from __future__ import annotations
 
 import email.utils
-import re
 import ssl
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import httpx
 
-from scf.connectors.base import ErrorRule, classify
+from scf.connectors.base import ErrorRule, P, R, S, T, classify
+from scf.connectors.web.redaction import Redactor, body_excerpt
 from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCategory, ErrorCode, error_class
-from scf.schemas.secrets import MASK, mask_url
-
-_T, _R, _P, _S = (
-    ErrorCategory.TRANSIENT,
-    ErrorCategory.RESOURCE,
-    ErrorCategory.PERMANENT,
-    ErrorCategory.SECURITY,
-)
 
 #: Failures without an HTTP reply, most specific first.
-API_ERROR_RULES: tuple[ErrorRule, ...] = (
-    ErrorRule(httpx.ConnectTimeout, _T, ErrorCode.TIMEOUT, "connecting to the API timed out"),
-    ErrorRule(httpx.TimeoutException, _T, ErrorCode.TIMEOUT, "the API did not answer in time"),
-    ErrorRule(httpx.ConnectError, _T, ErrorCode.CONNECTION_FAILED, "cannot reach the API"),
-    ErrorRule(httpx.RemoteProtocolError, _T, ErrorCode.CONNECTION_FAILED, "the API broke off the exchange"),
-    ErrorRule(httpx.NetworkError, _T, ErrorCode.CONNECTION_FAILED, "the connection to the API failed"),
-    ErrorRule(httpx.InvalidURL, _P, ErrorCode.INVALID_REQUEST, "the URL is not valid"),
-    ErrorRule(httpx.DecodingError, _P, ErrorCode.INVALID_DATA, "the API's response could not be decoded"),
+HTTP_ERROR_RULES: tuple[ErrorRule, ...] = (
+    ErrorRule(httpx.ConnectTimeout, T, ErrorCode.TIMEOUT, "connecting to the API timed out"),
+    ErrorRule(httpx.TimeoutException, T, ErrorCode.TIMEOUT, "the API did not answer in time"),
+    ErrorRule(httpx.ConnectError, T, ErrorCode.CONNECTION_FAILED, "cannot reach the API"),
+    ErrorRule(httpx.RemoteProtocolError, T, ErrorCode.CONNECTION_FAILED, "the API broke off the exchange"),
+    ErrorRule(httpx.NetworkError, T, ErrorCode.CONNECTION_FAILED, "the connection to the API failed"),
+    ErrorRule(httpx.InvalidURL, P, ErrorCode.INVALID_REQUEST, "the URL is not valid"),
+    ErrorRule(httpx.DecodingError, P, ErrorCode.INVALID_DATA, "the API's response could not be decoded"),
     # the client refused to send what the request asked for: the request's fault, not the API's
-    ErrorRule(
-        httpx.LocalProtocolError, _P, ErrorCode.INVALID_REQUEST, "the request cannot be sent over HTTP"
-    ),
-    ErrorRule(httpx.UnsupportedProtocol, _P, ErrorCode.INVALID_REQUEST, "the URL's scheme is not HTTP(S)"),
-    ErrorRule(httpx.HTTPError, _T, ErrorCode.CONNECTION_FAILED, "the exchange with the API failed"),
+    ErrorRule(httpx.LocalProtocolError, P, ErrorCode.INVALID_REQUEST, "the request cannot be sent over HTTP"),
+    ErrorRule(httpx.UnsupportedProtocol, P, ErrorCode.INVALID_REQUEST, "the URL's scheme is not HTTP(S)"),
+    ErrorRule(httpx.HTTPError, T, ErrorCode.CONNECTION_FAILED, "the exchange with the API failed"),
 )
 
 #: TLS alerts a server sends when it refuses the client certificate (or its absence).
@@ -81,14 +73,14 @@ def translate_transport_error(exc: BaseException) -> ConnectorError:
             detail=f"{tls.reason}: {tls.verify_message}",
         )
     if tls is not None and tls.reason in CLIENT_CERT_REFUSED:
-        return error_class(_S)(
+        return error_class(S)(
             "the API refused the client certificate", code=ErrorCode.AUTHENTICATION_FAILED, detail=tls.reason
         )
     if tls is not None:
         return ConfigurationError(
             "the TLS handshake with the API failed", code=ErrorCode.INVALID_CONFIG, detail=str(tls.reason)
         )
-    return classify(exc, API_ERROR_RULES)
+    return classify(exc, HTTP_ERROR_RULES)
 
 
 @dataclass(frozen=True)
@@ -105,33 +97,32 @@ def _status(code: int) -> range:
 
 
 STATUS_RULES: tuple[StatusRule, ...] = (
-    StatusRule(_status(401), _S, ErrorCode.AUTHENTICATION_FAILED, "the API refused the credentials", False),
-    StatusRule(_status(403), _S, ErrorCode.PERMISSION_DENIED, "the API denied access", False),
-    StatusRule(_status(404), _P, ErrorCode.NOT_FOUND, "the API endpoint was not found"),
-    StatusRule(_status(410), _P, ErrorCode.NOT_FOUND, "the API endpoint is gone"),
-    StatusRule(_status(405), _P, ErrorCode.INVALID_REQUEST, "the API does not allow this method"),
-    StatusRule(_status(408), _T, ErrorCode.TIMEOUT, "the API timed out reading the request", False),
-    StatusRule(_status(409), _P, ErrorCode.CONSTRAINT_VIOLATION, "the API reported a conflict"),
-    StatusRule(_status(413), _P, ErrorCode.LIMIT_EXCEEDED, "the request is too large for the API"),
-    StatusRule(_status(429), _R, ErrorCode.LIMIT_EXCEEDED, "the API is rate limiting (HTTP 429)", False),
-    StatusRule(range(400, 500), _P, ErrorCode.INVALID_REQUEST, "the API refused the request"),
-    StatusRule(_status(504), _T, ErrorCode.TIMEOUT, "the API's gateway timed out", False),
-    StatusRule(range(500, 600), _T, ErrorCode.CONNECTION_FAILED, "the API failed the request", False),
+    StatusRule(_status(401), S, ErrorCode.AUTHENTICATION_FAILED, "the API refused the credentials", False),
+    StatusRule(_status(403), S, ErrorCode.PERMISSION_DENIED, "the API denied access", False),
+    StatusRule(_status(404), P, ErrorCode.NOT_FOUND, "the API endpoint was not found"),
+    StatusRule(_status(410), P, ErrorCode.NOT_FOUND, "the API endpoint is gone"),
+    StatusRule(_status(405), P, ErrorCode.INVALID_REQUEST, "the API does not allow this method"),
+    StatusRule(_status(408), T, ErrorCode.TIMEOUT, "the API timed out reading the request", False),
+    StatusRule(_status(409), P, ErrorCode.CONSTRAINT_VIOLATION, "the API reported a conflict"),
+    StatusRule(_status(413), P, ErrorCode.LIMIT_EXCEEDED, "the request is too large for the API"),
+    StatusRule(_status(429), R, ErrorCode.LIMIT_EXCEEDED, "the API is rate limiting (HTTP 429)", False),
+    StatusRule(range(400, 500), P, ErrorCode.INVALID_REQUEST, "the API refused the request"),
+    StatusRule(_status(504), T, ErrorCode.TIMEOUT, "the API's gateway timed out", False),
+    StatusRule(range(500, 600), T, ErrorCode.CONNECTION_FAILED, "the API failed the request", False),
     StatusRule(
         range(300, 400),
-        _P,
+        P,
         ErrorCode.INVALID_REQUEST,
         "the API redirected, but redirects are off (custom_config.follow_redirects) or lack a Location",
         False,
     ),
 )
-_UNEXPECTED = StatusRule(range(0), _P, ErrorCode.INTERNAL, "unexpected reply from the API", False)
+_UNEXPECTED = StatusRule(range(0), P, ErrorCode.INTERNAL, "unexpected reply from the API", False)
 _RATE_LIMITED_503 = StatusRule(
-    _status(503), _R, ErrorCode.LIMIT_EXCEEDED, "the API is overloaded (HTTP 503 with Retry-After)", False
+    _status(503), R, ErrorCode.LIMIT_EXCEEDED, "the API is overloaded (HTTP 503 with Retry-After)", False
 )
 
 MAX_RETRY_AFTER = 3600.0
-MAX_BODY_EXCERPT = 200
 
 
 def retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -160,29 +151,6 @@ def status_rule(status: int, headers: Mapping[str, str]) -> StatusRule:
     return _UNEXPECTED
 
 
-class Redactor:
-    """Masks known secret values (and credentials in URLs or auth headers) in text shown or logged."""
-
-    _AUTH_SCHEME = re.compile(r"\b(Bearer|Basic|Digest|AWS4-HMAC-SHA256)\s+[^\s,;\"']+", re.IGNORECASE)
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets = tuple(sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True))
-
-    def plus(self, secrets: Iterable[str]) -> Redactor:
-        return Redactor((*self._secrets, *secrets))
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, MASK)
-        return self._AUTH_SCHEME.sub(lambda m: f"{m.group(1)} {MASK}", mask_url(text))
-
-
-def body_excerpt(content: bytes, redact: Redactor) -> str:
-    text = " ".join(content[: MAX_BODY_EXCERPT * 4].decode("utf-8", errors="replace").split())
-    text = redact(text)
-    return text if len(text) <= MAX_BODY_EXCERPT else text[: MAX_BODY_EXCERPT - 3] + "..."
-
-
 def status_error(
     status: int, headers: Mapping[str, str], content: bytes, redact: Redactor, where: str
 ) -> ConnectorError:
@@ -195,5 +163,5 @@ def status_error(
     detail = f"HTTP {status} from {where}"
     if excerpt and rule.category is not ErrorCategory.SECURITY:
         detail += f": {excerpt}"
-    wait = retry_after(headers.get("retry-after")) if rule.category in (_R, _T) else None
+    wait = retry_after(headers.get("retry-after")) if rule.category in (R, T) else None
     return error_class(rule.category)(message, code=rule.code, retry_after=wait, detail=detail)

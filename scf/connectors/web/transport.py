@@ -14,7 +14,7 @@ import certifi
 import httpcore
 import httpx
 
-from scf.connectors.api.policy import CheckedUrl
+from scf.connectors.web.policy import CheckedUrl
 
 #: Pins kept per client; the oldest is dropped beyond this (a new request pins again before it connects).
 MAX_PINS = 1024

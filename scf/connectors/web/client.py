@@ -17,9 +17,9 @@ from typing import Self
 
 import httpx
 
-from scf.connectors.api.bodies import ACCEPT_ENCODING, FetchedBody, read_capped
-from scf.connectors.api.policy import GuardPolicy, check_url, refusal
-from scf.connectors.api.transport import PinnedBackend, PinnedTransport, default_ssl_context
+from scf.connectors.web.bodies import ACCEPT_ENCODING, FetchedBody, read_capped
+from scf.connectors.web.policy import GuardPolicy, check_url, refusal
+from scf.connectors.web.transport import PinnedBackend, PinnedTransport, default_ssl_context
 from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.secret_fields import header_is_secret
 
