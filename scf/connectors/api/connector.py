@@ -103,10 +103,8 @@ class ApiIngestionConnector(ServiceConnector):
 
     def __init__(self, connection: ServiceConnection, *, resolver: Resolver | None = None) -> None:
         super().__init__(connection)
-        config = self.type_config
-        if not isinstance(config, ApiConfig):  # pragma: no cover - the registry guarantees it
-            raise ConfigurationError("api connector without an ApiConfig")
-        self.config: ApiConfig = config
+        self.config: ApiConfig = self.config_of(ApiConfig)
+        config = self.config
         self.settings: ApiSettings = api_settings(connection, config)
         self._policy = guard_policy(config, resolver)
         self._exchange: ApiExchange | None = None

@@ -45,10 +45,7 @@ class ElasticsearchConnector(ServiceConnector):
 
     def __init__(self, connection: ServiceConnection) -> None:
         super().__init__(connection)
-        config = self.type_config
-        if not isinstance(config, ElasticsearchConfig):  # pragma: no cover - the registry guarantees it
-            raise ConfigurationError("elasticsearch connector without an ElasticsearchConfig")
-        self.config: ElasticsearchConfig = config
+        self.config: ElasticsearchConfig = self.config_of(ElasticsearchConfig)
         self._settings = client_settings(connection, self.config)
         self._client: AsyncElasticsearch | None = None
         self._opened_total = 0

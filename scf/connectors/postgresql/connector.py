@@ -105,9 +105,7 @@ class PostgreSQLOutputConnector(ServiceConnector):
 
     def __init__(self, connection: ServiceConnection) -> None:
         super().__init__(connection)
-        if not isinstance(self.type_config, PostgresConfig):  # pragma: no cover - the registry guarantees it
-            raise ConfigurationError("postgresql connector without a PostgresConfig")
-        self.config: PostgresConfig = self.type_config
+        self.config: PostgresConfig = self.config_of(PostgresConfig)
         self._settings = pool_settings(connection, self.config)
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._catalog = Catalog(self.config.schema_)

@@ -46,9 +46,7 @@ class QdrantVectorConnector(ServiceConnector):
 
     def __init__(self, connection: ServiceConnection) -> None:
         super().__init__(connection)
-        if not isinstance(self.type_config, QdrantConfig):  # pragma: no cover - the registry guarantees it
-            raise ConfigurationError("qdrant connector without a QdrantConfig")
-        self.config: QdrantConfig = self.type_config
+        self.config: QdrantConfig = self.config_of(QdrantConfig)
         self._settings = client_settings(connection, self.config, data_dir())
         self._client: AsyncQdrantClient | None = None
         self.catalog = Catalog()

@@ -19,7 +19,7 @@ from scf.connectors.rabbitmq.settings import connect_settings
 from scf.connectors.rabbitmq.table import RABBITMQ_OPERATIONS, Planner
 from scf.schemas.configs.rabbitmq import RabbitMQConfig
 from scf.schemas.connection import ServiceConnection, ServiceType
-from scf.schemas.errors import ConfigurationError, ConnectorError
+from scf.schemas.errors import ConnectorError
 from scf.schemas.operation import OperationOutcome, TestVerdict
 
 #: Seconds an operation may take when the request sets no timeout.
@@ -47,9 +47,7 @@ class RabbitMQConnector(ServiceConnector):
 
     def __init__(self, connection: ServiceConnection) -> None:
         super().__init__(connection)
-        if not isinstance(self.type_config, RabbitMQConfig):  # pragma: no cover - the registry guarantees it
-            raise ConfigurationError("rabbitmq connector without a RabbitMQConfig")
-        self.config: RabbitMQConfig = self.type_config
+        self.config: RabbitMQConfig = self.config_of(RabbitMQConfig)
         self._link = Link(
             connect_settings(connection, self.config),
             pool_size=connection.connection_pool_size,

@@ -26,7 +26,7 @@ from scf.connectors.redis.operations import OPERATIONS
 from scf.connectors.redis.settings import pool_settings
 from scf.schemas.configs.redis import RedisConfig
 from scf.schemas.connection import ServiceConnection, ServiceType
-from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, TransientError
+from scf.schemas.errors import ConnectorError, ErrorCode, TransientError
 from scf.schemas.operation import OperationOutcome, TestVerdict
 
 log = structlog.get_logger(__name__)
@@ -51,9 +51,7 @@ class RedisConnector(ServiceConnector):
 
     def __init__(self, connection: ServiceConnection) -> None:
         super().__init__(connection)
-        if not isinstance(self.type_config, RedisConfig):  # pragma: no cover - the registry guarantees it
-            raise ConfigurationError("redis connector without a RedisConfig")
-        self.config: RedisConfig = self.type_config
+        self.config: RedisConfig = self.config_of(RedisConfig)
         self.keys = KeySpace(self.config.prefix_for(connection.service_name))
         self._settings = pool_settings(connection, self.config)
         self._client: Redis | None = None
