@@ -18,7 +18,7 @@ import pytest
 import structlog
 
 from scf.connectors.pdf import PDFIngestionConnector
-from scf.connectors.pdf.sandbox import EXTRACT_SCRIPT
+from scf.connectors.parsing.pdf.sandbox import EXTRACT_SCRIPT
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode, PermanentError
 from scf.schemas.operation import OperationOutcome, OperationRequest

@@ -11,7 +11,7 @@ import pytest
 
 from scf.connectors.pdf import PDFIngestionConnector
 from scf.connectors.pdf import connector as connector_module
-from scf.connectors.pdf.sandbox import ParserRun, SandboxLimits, child_env
+from scf.connectors.parsing.pdf.sandbox import ParserRun, SandboxLimits, child_env
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.operation import OperationRequest
 from tests.support.pdfs import b64

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from scf.connectors.pdf import extract
-from scf.connectors.pdf.requests import build_job, parse_page_selection, parse_parameters
+from scf.connectors.parsing.pdf import extract
+from scf.connectors.parsing.pdf.requests import build_job, parse_page_selection, parse_parameters
 from scf.schemas.configs.pdf import PdfConfig
 from scf.schemas.errors import ErrorCode, PermanentError
 

@@ -20,12 +20,12 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from scf.connectors.csv_parsing import (
+from scf.connectors.parsing.csv_rows import column_names
+from scf.connectors.parsing.csv_text import (
     CsvDialect,
     CsvLimits,
     canonical_encoding,
     check_dialect,
-    column_names,
     detect_codec,
     limit_exceeded,
     sniff_delimiter,

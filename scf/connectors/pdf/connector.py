@@ -13,10 +13,10 @@ from typing import Any, ClassVar
 import structlog
 
 from scf.connectors.base import ServiceConnector
-from scf.connectors.pdf.errors import missing_result, run_error
-from scf.connectors.pdf.requests import build_job, parse_parameters
-from scf.connectors.pdf.results import not_a_pdf_report, pages_outcome, validate_outcome
-from scf.connectors.pdf.sandbox import ParserRun, SandboxLimits, run_parser
+from scf.connectors.parsing.pdf.errors import missing_result, run_error
+from scf.connectors.parsing.pdf.requests import build_job, parse_parameters
+from scf.connectors.parsing.pdf.results import not_a_pdf_report, pages_outcome, validate_outcome
+from scf.connectors.parsing.pdf.sandbox import ParserRun, SandboxLimits, run_parser
 from scf.connectors.pdf.source import FetchSource, load_pdf_bytes, pdf_version
 from scf.connectors.sources import ObjectRef, time_left
 from scf.connectors.url_source import fetch_url_bytes
