@@ -79,25 +79,27 @@ class UrlSource:
 
 
 async def fetch_file(data: FileData, bindings: Bindings, url: UrlSource, max_bytes: int) -> bytes | None:
-    """The bytes of `data.object` or `data.url`, at most `max_bytes`; None for inline `file_data`.
+    """The bytes of `data.object` or `data.url`, at most `max_bytes`; None when neither is given."""
+    if data.object is None and data.url is None:
+        return None
+    return await read_reference(data, bindings, url, max_bytes)
 
-    The one object-source path: an object is read through the bound `ObjectReader` (what MinIO's own
-    `ingest` uses on itself), a URL only through the SSRF guard.
-    """
+
+async def read_reference(data: FileData, bindings: Bindings, url: UrlSource, max_bytes: int) -> bytes:
+    """The one object-source path: `data.object` through the bound `ObjectReader` (the same read MinIO's
+    own `ingest` makes on itself), else `data.url` only through the SSRF guard."""
     if data.object is not None:
         reader = await bindings.object_reader(data.object)
         return await reader.read_object_bytes(data.object.key, max_bytes)
-    if data.url is not None:
-        from scf.connectors.url_source import fetch_url_bytes  # the web package is heavy: load on use
+    from scf.connectors.url_source import fetch_url_bytes  # the web package is heavy: load on use
 
-        return await fetch_url_bytes(
-            data.url,
-            allowed_hosts=url.allowed_hosts,
-            allow_private=url.allow_private,
-            max_bytes=max_bytes,
-            timeout=time_left(url.timeout),
-        )
-    return None
+    return await fetch_url_bytes(
+        data.url or "",
+        allowed_hosts=url.allowed_hosts,
+        allow_private=url.allow_private,
+        max_bytes=max_bytes,
+        timeout=time_left(url.timeout),
+    )
 
 
 class SinkTarget(BaseModel):
