@@ -21,14 +21,25 @@ MAX_PREVIEW_PAGES = 50
 _SPAN = re.compile(r"\s*([0-9]{1,9})\s*(?:-\s*([0-9]{1,9})\s*)?")
 
 
-class PdfOptions(Strict):
+class PdfReadOptions(Strict):
     """How to read a PDF (every operation, and MinIO `ingest` of a PDF object)."""
 
-    base64: bool = True
     extract_tables: bool = True
     ocr: OcrMode | None = None
     ocr_language: str | None = Field(default=None, pattern=OCR_LANGUAGE_PATTERN)
     password: SecretStr | None = Field(default=None, min_length=1, max_length=1024, repr=False)
+
+
+class PdfPages(Strict):
+    """`pages`: [1, 3] or "1-3,5" (default all, at most `max_pages`)."""
+
+    pages: list[int] | str | None = None
+
+
+class PdfOptions(PdfReadOptions):
+    """The PDF connector's options: `data.file_data` is binary, so always base64."""
+
+    base64: bool = True
 
     @field_validator("base64")
     @classmethod
@@ -38,10 +49,8 @@ class PdfOptions(Strict):
         return value
 
 
-class PdfIngestParameters(PdfOptions):
-    """`pages`: [1, 3] or "1-3,5" (default all, at most `max_pages`)."""
-
-    pages: list[int] | str | None = Field(default=None)
+class PdfIngestParameters(PdfOptions, PdfPages):
+    """`parameters` of PDF `ingest`."""
 
 
 class PdfPreviewParameters(PdfOptions):
@@ -105,7 +114,7 @@ def parse_page_selection(spec: list[int] | str, max_pages: int) -> tuple[int, ..
     return tuple(page for first, last in merged for page in range(first, last + 1))
 
 
-def build_job(operation: str, params: PdfOptions, config: PdfConfig) -> dict[str, Any]:
+def build_job(operation: str, params: PdfReadOptions, config: PdfConfig) -> dict[str, Any]:
     """The child's `extract.Job` as JSON: request choices, bounded by the connector's config."""
     job: dict[str, Any] = {
         "mode": operation,
@@ -118,7 +127,7 @@ def build_job(operation: str, params: PdfOptions, config: PdfConfig) -> dict[str
         "max_text_bytes": config.max_text_bytes,
         "password": params.password.get_secret_value() if params.password is not None else "",
     }
-    if isinstance(params, PdfIngestParameters) and params.pages is not None:
+    if isinstance(params, PdfPages) and params.pages is not None:
         job["pages"] = list(parse_page_selection(params.pages, config.max_pages))
     if isinstance(params, PdfPreviewParameters):
         job["first_pages"] = params.pages_count or config.preview_pages
