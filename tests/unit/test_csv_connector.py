@@ -400,7 +400,7 @@ async def test_validate_still_raises_for_limit_breaches() -> None:
 
 
 async def test_preview_returns_first_rows_and_schema() -> None:
-    outcome = await execute("preview", PEOPLE, parameters={"rows": 2})
+    outcome = await execute("preview", PEOPLE, parameters={"preview_rows": 2})
     data = outcome.result_data
     assert outcome.records_processed == 2
     assert [r["name"] for r in data["records"]] == ["Ada", "Grace"]
@@ -426,7 +426,7 @@ async def test_preview_of_a_short_file_is_not_truncated() -> None:
 
 async def test_preview_ignores_trouble_past_the_rows_it_shows() -> None:
     text = numbered(5) + "ragged\n" + '9,"open\n'
-    data = await run("preview", text, parameters={"rows": 3})
+    data = await run("preview", text, parameters={"preview_rows": 3})
     assert [r["n"] for r in data["records"]] == [0, 1, 2]
     assert data["truncated"] is True
     error = await failure("preview", text, parameters={"rows": 6})

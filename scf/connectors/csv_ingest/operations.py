@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from scf.connectors.operation_table import READ, Call, Operation, Traits, table
+from scf.connectors.operation_table import READ, Alias, Call, Operation, Traits, table
 from scf.connectors.parsing.csv import (
     CsvIngestParameters,
     CsvPreviewParameters,
@@ -89,5 +89,6 @@ OPERATIONS = table(
         parameters=CsvPreviewParameters,
         traits=READ,
         summary="the first rows and a schema inferred over the leading rows",
+        aliases=(Alias("parameters", "rows", "parameters", "preview_rows"),),
     ),
 )

@@ -82,7 +82,9 @@ class CsvValidateParameters(CsvOptions, InlineOptions):
 
 
 class CsvPreviewParameters(CsvOptions, InlineOptions):
-    rows: int | None = Field(default=None, ge=1, le=1_000)
+    """`preview_rows`: how many leading rows to show (default `custom_config.preview_rows`)."""
+
+    preview_rows: int | None = Field(default=None, ge=1, le=1_000)
 
 
 @dataclass(frozen=True)
@@ -295,7 +297,7 @@ def run_preview(
     source: CsvSource, params: CsvPreviewParameters, limits: CsvLimits, default_rows: int
 ) -> OperationOutcome:
     """The first rows, read strictly, and a schema inferred over them plus up to ~1000 rows after."""
-    wanted = params.rows or default_rows
+    wanted = params.preview_rows or default_rows
     table = source.table(limits)
     columns = column_names(table.header, table.width)
     shown = list(itertools.islice(table.rows, wanted))
