@@ -91,25 +91,13 @@ def connector_packages() -> set[str]:
     }
 
 
-def modules_named_by(path: Path) -> set[str]:
-    """Every module an import in `path` names, `from scf.connectors import x` as `scf.connectors.x`."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
-    return names
-
-
 def test_no_connector_package_imports_another() -> None:
     packages = connector_packages()
     assert {"csv_ingest", "pdf", "minio", "postgresql"} <= packages
     offenders = []
     for own in sorted(packages):
         for path in sorted((PACKAGE / "connectors" / own).rglob("*.py")):
-            for name in modules_named_by(path):
+            for name in imports_of(path):
                 parts = name.split(".")
                 if parts[:2] == ["scf", "connectors"] and len(parts) > 2:
                     other = parts[2]

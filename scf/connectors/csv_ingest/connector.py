@@ -129,4 +129,3 @@ class CSVIngestionConnector(ServiceConnector):
         if isinstance(payload, str):
             payload = encode_text(payload, self.config.max_bytes)
         return inline_chunks(payload)
-

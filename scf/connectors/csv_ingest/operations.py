@@ -6,12 +6,15 @@ Each handler gets the file (`CSVIngestionConnector.payload`) and calls the pure 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from scf.connectors.operation_table import READ, Alias, Call, Operation, Traits, table
 from scf.connectors.parsing.csv import (
     CsvIngestParameters,
+    CsvOptions,
     CsvPreviewParameters,
+    CsvSource,
     CsvValidateParameters,
     load_source,
     run_ingest,
@@ -24,43 +27,51 @@ from scf.schemas.operation import OperationOutcome
 if TYPE_CHECKING:
     from scf.connectors.csv_ingest.connector import CSVIngestionConnector
 
+Options = TypeVar("Options", bound=CsvOptions)
+
+
+async def _on_file(
+    connector: CSVIngestionConnector,
+    call: Call[FileData, Options],
+    base64: bool,
+    run: Callable[[CsvSource], OperationOutcome],
+    *,
+    lenient: bool = False,
+) -> OperationOutcome:
+    """Get the file, load it with the call's options and `run` a pure operation on it."""
+    params, config = call.parameters, connector.config
+    payload = await connector.payload(call.data, params, base64, call.request)
+    return await connector.off_loop(
+        payload, lambda: run(load_source(payload, params, config, lenient=lenient))
+    )
+
+
 async def ingest(
     connector: CSVIngestionConnector, call: Call[FileData, CsvIngestParameters]
 ) -> OperationOutcome:
-    params, request = call.parameters, call.request
+    params, limits, token = call.parameters, connector.limits, call.page_token
     if params.sink is not None:
-        return await connector.ingest_to_sink(call.data, params, params.sink, request)
-    payload = await connector.payload(call.data, params, params.base64, request)
-    config, limits, token = connector.config, connector.limits, call.page_token
-
-    def work() -> OperationOutcome:
-        return run_ingest(load_source(payload, params, config, lenient=False), params, limits, token)
-
-    return await connector.off_loop(payload, work)
+        return await connector.ingest_to_sink(call.data, params, params.sink, call.request)
+    return await _on_file(
+        connector, call, params.base64, lambda source: run_ingest(source, params, limits, token)
+    )
 
 
 async def validate(
     connector: CSVIngestionConnector, call: Call[FileData, CsvValidateParameters]
 ) -> OperationOutcome:
-    params = call.parameters
-    payload = await connector.payload(call.data, params, params.base64, call.request)
-    config, limits = connector.config, connector.limits
-    return await connector.off_loop(
-        payload, lambda: run_validate(load_source(payload, params, config, lenient=True), params, limits)
+    params, limits = call.parameters, connector.limits
+    return await _on_file(
+        connector, call, params.base64, lambda source: run_validate(source, params, limits), lenient=True
     )
 
 
 async def preview(
     connector: CSVIngestionConnector, call: Call[FileData, CsvPreviewParameters]
 ) -> OperationOutcome:
-    params = call.parameters
-    payload = await connector.payload(call.data, params, params.base64, call.request)
-    config, limits = connector.config, connector.limits
-    return await connector.off_loop(
-        payload,
-        lambda: run_preview(
-            load_source(payload, params, config, lenient=False), params, limits, config.preview_rows
-        ),
+    params, limits, rows = call.parameters, connector.limits, connector.config.preview_rows
+    return await _on_file(
+        connector, call, params.base64, lambda source: run_preview(source, params, limits, rows)
     )
 
 

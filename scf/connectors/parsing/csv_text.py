@@ -126,12 +126,17 @@ def decode_bytes(raw: bytes, encoding: str | None = None, *, lenient: bool = Fal
     return DecodedText(strip_bom(text), _display(codec))
 
 
+def bom_codec(raw: bytes) -> str | None:
+    """The codec a byte-order mark at the start of `raw` names, if any."""
+    return next((codec for bom, codec in _BOMS if raw.startswith(bom)), None)
+
+
 def _choose_codec(raw: bytes, encoding: str | None) -> str:
     if encoding is not None:
         return canonical_encoding(encoding)
-    for bom, codec in _BOMS:
-        if raw.startswith(bom):
-            return codec
+    marked = bom_codec(raw)
+    if marked is not None:
+        return marked
     try:
         raw.decode("utf-8")
     except UnicodeDecodeError as exc:
