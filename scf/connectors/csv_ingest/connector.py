@@ -17,7 +17,7 @@ from typing import ClassVar
 from scf.connectors.base import ErrorRule, P, ServiceConnector
 from scf.connectors.csv_ingest.operations import OPERATIONS
 from scf.connectors.csv_ingest.sink import Chunks, StreamOptions, inline_chunks, stream_to_sink
-from scf.connectors.parsing.csv import CsvIngestParameters, CsvOptions, inline_payload
+from scf.connectors.parsing.csv import CsvIngestParameters, inline_payload
 from scf.connectors.parsing.csv_text import CsvLimits, encode_text
 from scf.connectors.sources import DEADLINE, FileData, SinkTarget, UrlSource, fetch_file
 from scf.schemas.configs.csv import CsvConfig
@@ -66,9 +66,7 @@ class CSVIngestionConnector(ServiceConnector):
     async def _check(self) -> dict[str, TestVerdict]:
         return {"connection_test": "passed", "authentication_test": "passed", "permissions_test": "passed"}
 
-    async def payload(
-        self, data: FileData, options: CsvOptions, base64: bool, request: OperationRequest
-    ) -> bytes | str:
+    async def payload(self, data: FileData, base64: bool, request: OperationRequest) -> bytes | str:
         """The file's bytes (object, URL, base64) or its inline text."""
         config = self.config
         data.source()  # one source only
@@ -122,10 +120,10 @@ class CSVIngestionConnector(ServiceConnector):
 
     async def _chunks(self, data: FileData, params: CsvIngestParameters, request: OperationRequest) -> Chunks:
         """An object is streamed chunk by chunk; anything else is loaded whole first."""
-        if data.object is not None and data.source() == "object":
+        if data.source() == "object" and data.object is not None:
             reader = await self.bindings.object_reader(data.object)
             return reader.stream_object(data.object.key, self.config.max_bytes)
-        payload = await self.payload(data, params, params.base64, request)
+        payload = await self.payload(data, params.base64, request)
         if isinstance(payload, str):
             payload = encode_text(payload, self.config.max_bytes)
         return inline_chunks(payload)

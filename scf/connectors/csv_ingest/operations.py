@@ -40,7 +40,7 @@ async def _on_file(
 ) -> OperationOutcome:
     """Get the file, load it with the call's options and `run` a pure operation on it."""
     params, config = call.parameters, connector.config
-    payload = await connector.payload(call.data, params, base64, call.request)
+    payload = await connector.payload(call.data, base64, call.request)
     return await connector.off_loop(
         payload, lambda: run(load_source(payload, params, config, lenient=lenient))
     )
