@@ -12,13 +12,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AbstractContextManager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, overload, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from scf.connectors.result_cache import MemoryResultCache, ResultCache
 from scf.schemas.connection import SERVICE_NAME_PATTERN
 from scf.schemas.errors import ConfigurationError, ErrorCode, PermanentError
+from scf.schemas.validation import Strict
 
 if TYPE_CHECKING:
     from scf.connectors.base import ServiceConnector
@@ -37,11 +38,68 @@ class ObjectReader(Protocol):
         ...
 
 
-class ObjectRef(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ObjectRef(Strict):
+    """An object held by another connector (MinIO/S3): `{"service_name", "key"}`."""
 
     service_name: str = Field(pattern=SERVICE_NAME_PATTERN)
     key: str = Field(min_length=1, max_length=1024)
+
+
+FileSource = Literal["file_data", "object", "url"]
+
+
+class FileData(Strict):
+    """`data` of an operation that reads a file: exactly one of `file_data` (inline), `object` (a
+    reference to an object store's object) or `url` (fetched through the SSRF guard)."""
+
+    file_data: str | None = None
+    object: ObjectRef | None = None
+    url: str | None = Field(default=None, max_length=8192)
+
+    def source(self) -> FileSource | None:
+        """Which source the request gives; INVALID_REQUEST when it gives several."""
+        given: list[FileSource] = [
+            name for name in ("file_data", "object", "url") if getattr(self, name) is not None
+        ]
+        if len(given) > 1:
+            raise PermanentError(
+                "data needs one source: file_data, object or url, not " + " and ".join(given),
+                code=ErrorCode.INVALID_REQUEST,
+            )
+        return given[0] if given else None
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    """A connector's settings for `data.url` (its SSRF guard widening and its time limit)."""
+
+    allowed_hosts: list[str]
+    allow_private: bool
+    timeout: float
+
+
+async def fetch_file(data: FileData, bindings: Bindings, url: UrlSource, max_bytes: int) -> bytes | None:
+    """The bytes of `data.object` or `data.url`, at most `max_bytes`; None when neither is given."""
+    if data.object is None and data.url is None:
+        return None
+    return await read_reference(data, bindings, url, max_bytes)
+
+
+async def read_reference(data: FileData, bindings: Bindings, url: UrlSource, max_bytes: int) -> bytes:
+    """The one object-source path: `data.object` through the bound `ObjectReader` (the same read MinIO's
+    own `ingest` makes on itself), else `data.url` only through the SSRF guard."""
+    if data.object is not None:
+        reader = await bindings.object_reader(data.object)
+        return await reader.read_object_bytes(data.object.key, max_bytes)
+    from scf.connectors.url_source import fetch_url_bytes  # the web package is heavy: load on use
+
+    return await fetch_url_bytes(
+        data.url or "",
+        allowed_hosts=url.allowed_hosts,
+        allow_private=url.allow_private,
+        max_bytes=max_bytes,
+        timeout=time_left(url.timeout),
+    )
 
 
 class SinkTarget(BaseModel):
@@ -63,11 +121,14 @@ class SinkTarget(BaseModel):
         return self
 
     def request_body(self, records: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """`data` and `parameters` of one batch's operation on the sink connector."""
+        """`data` and `parameters` of one batch's operation on the sink connector, in the convention:
+        the target (PostgreSQL `parameters.table`, Elasticsearch `parameters.index`) in parameters,
+        the records in data."""
         parameters = dict(self.parameters)
         if self.table_name is not None:
+            parameters["table"] = self.table_name
             parameters.setdefault("batch_size", len(records))
-            return {"table_name": self.table_name, "records": records}, parameters
+            return {"records": records}, parameters
         parameters["index"] = self.index
         return {"documents": records}, parameters
 

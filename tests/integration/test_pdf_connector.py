@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import structlog
 
+from scf.connectors.parsing.pdf.sandbox import EXTRACT_SCRIPT
 from scf.connectors.pdf import PDFIngestionConnector
-from scf.connectors.pdf.sandbox import EXTRACT_SCRIPT
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode, PermanentError
 from scf.schemas.operation import OperationOutcome, OperationRequest
@@ -306,19 +306,27 @@ async def test_a_file_past_max_bytes_is_refused_before_parsing() -> None:
 async def test_object_sources_are_read_through_the_fleets_fetcher(connector: PDFIngestionConnector) -> None:
     request = OperationRequest(operation="ingest", data={"object": {"service_name": "files", "key": "a.pdf"}})
     unbound = await connector.execute_operation(request)
-    asked: list[dict[str, Any]] = []
+    asked: list[tuple[str, int]] = []
 
-    async def fetch(source: dict[str, Any]) -> bytes:
-        asked.append(source)
-        return pdfs.text_pdf(pages=1)
+    class Files:
+        async def read_object_bytes(self, key: str, max_bytes: int) -> bytes:
+            asked.append((key, max_bytes))
+            return pdfs.text_pdf(pages=1)
 
-    connector.fetch_source = fetch
+        def stream_object(self, key: str, max_bytes: int) -> Any:
+            raise AssertionError("a PDF is read whole")
+
+    async def lookup(name: str) -> Any:
+        assert name == "files"
+        return Files()
+
+    connector.bindings.lookup = lookup
     bound = await connector.execute(request)
 
     assert unbound.error is not None and unbound.error.code == "INVALID_CONFIG"  # built outside a factory
     assert "look up connectors" in unbound.error.message
     assert bound.result_data["pages"][0]["text"].startswith("Page 1 says hello.")
-    assert asked[0]["key"] == "a.pdf"
+    assert asked == [("a.pdf", connector.config.max_bytes)]
 
 
 # --- bombs ------------------------------------------------------------------------------------------

@@ -76,3 +76,31 @@ def test_the_driver_exemption_is_confined_to_its_own_connector() -> None:
     assert allowed(PACKAGE / "connectors" / "redis" / "connector.py", "redis.asyncio")
     assert not allowed(PACKAGE / "connectors" / "postgresql" / "connector.py", "redis")
     assert not allowed(PACKAGE / "connectors" / "redis" / "connector.py", "scf.fleet.state")
+
+
+#: Shared packages under scf/connectors/ that every connector may use (they are no connector).
+SHARED_CONNECTOR_PACKAGES = frozenset({"parsing", "web"})
+
+
+def connector_packages() -> set[str]:
+    root = PACKAGE / "connectors"
+    return {
+        path.parent.name
+        for path in root.glob("*/__init__.py")
+        if path.parent.name not in SHARED_CONNECTOR_PACKAGES
+    }
+
+
+def test_no_connector_package_imports_another() -> None:
+    packages = connector_packages()
+    assert {"csv_ingest", "pdf", "minio", "postgresql"} <= packages
+    offenders = []
+    for own in sorted(packages):
+        for path in sorted((PACKAGE / "connectors" / own).rglob("*.py")):
+            for name in imports_of(path):
+                parts = name.split(".")
+                if parts[:2] == ["scf", "connectors"] and len(parts) > 2:
+                    other = parts[2]
+                    if other in packages and other != own:
+                        offenders.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert offenders == []

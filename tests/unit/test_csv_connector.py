@@ -9,19 +9,21 @@ from typing import Any
 import pytest
 
 from scf.connectors.csv_ingest import CSVIngestionConnector
-from scf.connectors.csv_parsing import (
+from scf.connectors.parsing.csv_rows import (
     ColumnProfile,
-    CsvDialect,
-    CsvLimits,
     classify_value,
     coerce_value,
     column_names,
+    header_problems,
+    read_rows,
+)
+from scf.connectors.parsing.csv_text import (
+    CsvDialect,
+    CsvLimits,
     decode_bytes,
     decode_page_token,
     detect_codec,
     encode_page_token,
-    header_problems,
-    read_rows,
     sniff_delimiter,
 )
 from scf.schemas.connection import ServiceConnection
@@ -217,12 +219,19 @@ async def test_unknown_operation_is_refused_by_the_base_class() -> None:
     assert result.error is not None and result.error.code == ErrorCode.UNKNOWN_OPERATION
 
 
-@pytest.mark.parametrize("data", [{}, {"file_data": None}, {"file_data": 42}, {"file": "a,b"}])
-async def test_missing_or_non_string_file_data_is_invalid_data(data: dict[str, Any]) -> None:
+@pytest.mark.parametrize("data", [{}, {"file_data": None}])
+async def test_missing_file_data_is_invalid_data(data: dict[str, Any]) -> None:
     with pytest.raises(PermanentError) as caught:
         await make_connector().execute(OperationRequest(operation="ingest", data=data))
     assert caught.value.code == ErrorCode.INVALID_DATA
-    assert "file_data" in caught.value.message
+
+
+@pytest.mark.parametrize("data", [{"file_data": 42}, {"file": "a,b"}])
+async def test_misshapen_data_is_refused_before_any_work(data: dict[str, Any]) -> None:
+    with pytest.raises(PermanentError) as caught:
+        await make_connector().execute(OperationRequest(operation="ingest", data=data))
+    assert caught.value.code == ErrorCode.INVALID_REQUEST
+    assert "invalid data" in caught.value.message
 
 
 async def test_bad_base64_is_invalid_data() -> None:
@@ -391,7 +400,7 @@ async def test_validate_still_raises_for_limit_breaches() -> None:
 
 
 async def test_preview_returns_first_rows_and_schema() -> None:
-    outcome = await execute("preview", PEOPLE, parameters={"rows": 2})
+    outcome = await execute("preview", PEOPLE, parameters={"preview_rows": 2})
     data = outcome.result_data
     assert outcome.records_processed == 2
     assert [r["name"] for r in data["records"]] == ["Ada", "Grace"]
@@ -417,7 +426,7 @@ async def test_preview_of_a_short_file_is_not_truncated() -> None:
 
 async def test_preview_ignores_trouble_past_the_rows_it_shows() -> None:
     text = numbered(5) + "ragged\n" + '9,"open\n'
-    data = await run("preview", text, parameters={"rows": 3})
+    data = await run("preview", text, parameters={"preview_rows": 3})
     assert [r["n"] for r in data["records"]] == [0, 1, 2]
     assert data["truncated"] is True
     error = await failure("preview", text, parameters={"rows": 6})

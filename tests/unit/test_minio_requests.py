@@ -12,12 +12,13 @@ from minio import Minio
 
 from scf.connectors.minio import MinIOStorageConnector
 from scf.connectors.minio.buckets import BUCKET_PLANS
-from scf.connectors.minio.ingest import object_format, plan_ingest
+from scf.connectors.minio.ingest import IngestParameters, object_format
 from scf.connectors.minio.names import ObjectNames
 from scf.connectors.minio.objects import OBJECT_PLANS
 from scf.connectors.minio.store import Store
 from scf.schemas.errors import ErrorCode, PermanentError
 from scf.schemas.operation import OperationRequest
+from scf.schemas.validation import parse_model
 
 PLANS = {**OBJECT_PLANS, **BUCKET_PLANS}
 STORE = Store(
@@ -33,11 +34,7 @@ STORE = Store(
 
 def refusal(operation: str, **request: Any) -> PermanentError:
     with pytest.raises(PermanentError) as caught:
-        req = OperationRequest(operation=operation, **request)
-        if operation == "ingest":
-            plan_ingest(STORE, req)
-        else:
-            PLANS[operation](STORE, req)
+        PLANS[operation](STORE, OperationRequest(operation=operation, **request))
     return caught.value
 
 
@@ -47,7 +44,7 @@ def test_every_operation_the_connector_announces_has_a_planner() -> None:
 
 @pytest.mark.parametrize(
     "operation",
-    ["get_object", "stat_object", "delete_object", "presigned_get", "presigned_put", "ingest"],
+    ["get_object", "stat_object", "delete_object", "presigned_get", "presigned_put"],
 )
 def test_every_key_taking_operation_refuses_traversal(operation: str) -> None:
     error = refusal(operation, parameters={"key": "../other-tenant/x.csv"})
@@ -136,22 +133,37 @@ def test_an_unknown_extension_asks_for_the_format(key: str) -> None:
         object_format(key, None)
 
 
-def test_a_pdf_object_is_planned_for_the_pdf_parser() -> None:
-    plan = plan_ingest(
-        STORE, OperationRequest(operation="ingest", parameters={"key": "scan.pdf", "pages": [1]})
-    )
-
-    assert plan.format == "pdf"
-    assert plan.parser_parameters == {"pages": [1]}
+def ingest_parameters(**raw: Any) -> IngestParameters:
+    return parse_model(IngestParameters, raw, "parameters")
 
 
-def test_ingest_hands_other_parameters_to_the_csv_parser() -> None:
-    request = OperationRequest(
-        operation="ingest", parameters={"key": "d.csv", "delimiter": ";", "page_size": 5}, page_token="t"
-    )
+def test_ingest_takes_the_pdf_options_for_a_pdf_object() -> None:
+    params = ingest_parameters(key="scan.pdf", pages=[1])
 
-    plan = plan_ingest(STORE, request)
+    params.only_for(object_format(params.key, params.format))
+    assert params.pages == [1]
 
-    assert plan.name == "tenant/d.csv"
-    assert plan.parser_parameters == {"delimiter": ";", "page_size": 5}
-    assert plan.page_token == "t"
+
+def test_ingest_takes_the_csv_options_and_page_size_for_a_csv_object() -> None:
+    params = ingest_parameters(key="d.csv", delimiter=";", page_size=5)
+
+    params.only_for("csv")
+    assert (params.delimiter, params.page_size) == (";", 5)
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [({"key": "d.csv", "pages": [1]}, "csv"), ({"key": "s.pdf", "delimiter": ";"}, "pdf")],
+)
+def test_ingest_refuses_the_options_of_the_other_format(raw: dict[str, Any], kind: Any) -> None:
+    with pytest.raises(PermanentError) as caught:
+        ingest_parameters(**raw).only_for(kind)
+
+    assert caught.value.code == ErrorCode.INVALID_REQUEST
+
+
+def test_ingest_refuses_an_unknown_option_before_any_io() -> None:
+    with pytest.raises(PermanentError) as caught:
+        ingest_parameters(key="d.csv", delimitter=";")
+
+    assert caught.value.code == ErrorCode.INVALID_REQUEST

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
+from scf.connectors.parsing.pdf import sandbox
+from scf.connectors.parsing.pdf.sandbox import ParserRun, SandboxLimits, child_env
 from scf.connectors.pdf import PDFIngestionConnector
-from scf.connectors.pdf import connector as connector_module
-from scf.connectors.pdf.sandbox import ParserRun, SandboxLimits, child_env
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.operation import OperationRequest
 from tests.support.pdfs import b64
@@ -45,7 +45,7 @@ async def test_no_more_parsers_run_at_once_than_max_parsers(
     monkeypatch: pytest.MonkeyPatch, max_parsers: int
 ) -> None:
     fake = FakeParser()
-    monkeypatch.setattr(connector_module, "run_parser", fake)
+    monkeypatch.setattr(sandbox, "run_parser", fake)
     connector = PDFIngestionConnector(
         ServiceConnection(
             service_type="pdf", service_name="bounded", custom_config={"max_parsers": max_parsers}
@@ -76,5 +76,5 @@ def test_the_parser_runs_isolated_with_its_limits_on_the_command_line() -> None:
 
     argv = limits.argv()
 
-    assert argv[1] == "-I" and argv[2].endswith("scf/connectors/pdf/extract.py")
+    assert argv[1] == "-I" and argv[2].endswith("scf/connectors/parsing/pdf/extract.py")
     assert argv[3:] == ["--memory-bytes", str(256 << 20), "--cpu-seconds", "5", "--max-open-files", "64"]

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from scf.connectors.pdf import extract
-from scf.connectors.pdf.errors import FAILURE_RULES, failure_error, missing_result, run_error
-from scf.connectors.pdf.sandbox import ParserRun, SandboxLimits
+from scf.connectors.parsing.pdf import extract
+from scf.connectors.parsing.pdf.errors import FAILURE_RULES, failure_error, missing_result, run_error
+from scf.connectors.parsing.pdf.sandbox import ParserRun, SandboxLimits
 from scf.schemas.configs.pdf import PdfConfig
 from scf.schemas.errors import ErrorCategory, ErrorCode
 

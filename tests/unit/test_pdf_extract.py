@@ -15,8 +15,8 @@ from pdfminer.pdfparser import PDFParser
 from pdfminer.psexceptions import PSEOF
 from pdfplumber.utils.exceptions import PdfminerException
 
-from scf.connectors.pdf import extract
-from scf.connectors.pdf.extract import (
+from scf.connectors.parsing.pdf import extract
+from scf.connectors.parsing.pdf.extract import (
     CircularWatcher,
     Failure,
     Job,

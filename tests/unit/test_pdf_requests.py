@@ -10,10 +10,11 @@ from typing import Any
 
 import pytest
 
-from scf.connectors.pdf import extract
-from scf.connectors.pdf.requests import build_job, parse_page_selection, parse_parameters
+from scf.connectors.parsing.pdf import extract
+from scf.connectors.parsing.pdf.requests import PARAMETERS, PdfOptions, build_job, parse_page_selection
 from scf.schemas.configs.pdf import PdfConfig
 from scf.schemas.errors import ErrorCode, PermanentError
+from scf.schemas.validation import parse_model
 
 
 def refused(spec: Any, max_pages: int = 1_000) -> PermanentError:
@@ -78,10 +79,10 @@ def test_unknown_parameters_are_refused() -> None:
 @pytest.mark.parametrize(
     ("operation", "parameters", "fragment"),
     [
-        ("preview", {"pages": [1]}, "parameters.pages applies only to ingest"),
-        ("validate", {"pages": "1-2"}, "parameters.pages applies only to ingest"),
-        ("ingest", {"pages_count": 2}, "parameters.pages_count applies only to preview"),
-        ("ingest", {"chars": 10}, "parameters.chars applies only to preview"),
+        ("preview", {"pages": [1]}, "pages: Extra inputs are not permitted"),
+        ("validate", {"pages": "1-2"}, "pages: Extra inputs are not permitted"),
+        ("ingest", {"pages_count": 2}, "pages_count: Extra inputs are not permitted"),
+        ("ingest", {"chars": 10}, "chars: Extra inputs are not permitted"),
         ("ingest", {"base64": False}, "always travels as base64"),
         ("ingest", {"ocr": "sometimes"}, "ocr"),
         ("ingest", {"ocr_language": "eng; rm -rf /"}, "ocr_language"),
@@ -139,3 +140,8 @@ def test_every_job_is_one_the_child_can_read(operation: str) -> None:
 
     assert parsed.mode == operation
     assert parsed.pages == ((1, 2) if operation == "ingest" else None)
+
+
+def parse_parameters(operation: str, raw: dict[str, Any]) -> PdfOptions:
+    """`parameters` as the operation table parses them (each operation's own model)."""
+    return parse_model(PARAMETERS[operation], raw, "parameters")

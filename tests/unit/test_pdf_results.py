@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from scf.connectors.pdf.results import not_a_pdf_report, pages_outcome, validate_outcome
-from scf.connectors.pdf.sandbox import ParserRun, parse_records
+from scf.connectors.parsing.pdf.results import not_a_pdf_report, pages_outcome, validate_outcome
+from scf.connectors.parsing.pdf.sandbox import ParserRun, parse_records
 from scf.schemas.errors import ErrorCode, PermanentError
 
 DOCUMENT = {"type": "document", "encrypted": False, "metadata": {"Title": "T"}}

@@ -1,340 +1,105 @@
-"""The CSV operations on a loaded file: parameters, sources, and ingest/validate/preview as pure steps.
+"""The CSV connector's operation table: ingest (paged, or streamed to a sink), validate and preview.
 
-Everything here runs without I/O (in a worker thread for large inputs); `connector.py` fetches the bytes
-and chooses what to run.
+Each handler gets the file (`CSVIngestionConnector.payload`) and calls the pure function of
+`scf.connectors.parsing.csv` that does the work; none parses `data` or `parameters` by hand.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from scf.connectors.csv_parsing import (
-    ColumnProfile,
-    ColumnType,
-    CsvDialect,
-    CsvLimits,
-    MalformedCsvError,
-    Row,
-    Table,
-    canonical_encoding,
-    check_dialect,
-    check_size,
-    coerce_value,
-    column_names,
-    decode_base64,
-    decode_bytes,
-    decode_page_token,
-    encode_page_token,
-    encode_text,
-    fingerprint,
-    header_problems,
-    open_table,
-    sniff_delimiter,
-    strip_bom,
+from scf.connectors.operation_table import READ, Alias, Call, Operation, Traits, table
+from scf.connectors.parsing.csv import (
+    CsvIngestParameters,
+    CsvOptions,
+    CsvPreviewParameters,
+    CsvSource,
+    CsvValidateParameters,
+    load_source,
+    run_ingest,
+    run_preview,
+    run_validate,
 )
-from scf.connectors.sources import SinkTarget
-from scf.schemas.configs.csv import CsvConfig
-from scf.schemas.errors import ErrorCode, PermanentError
-from scf.schemas.operation import OperationOutcome, OperationRequest
-from scf.schemas.validation import parse_model
+from scf.connectors.sources import FileData
+from scf.schemas.operation import OperationOutcome
 
-MAX_PAGE_SIZE = 10_000
-PREVIEW_SAMPLE_ROWS = 1_000  # preview infers types over at least this many leading rows
+if TYPE_CHECKING:
+    from scf.connectors.csv_ingest.connector import CSVIngestionConnector
 
-
-class CsvParameters(BaseModel):
-    """`parameters` of a CSV operation. Unknown keys are refused so a misspelt option is not ignored."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    delimiter: str | None = Field(default=None, min_length=1, max_length=1)
-    quotechar: str = Field(default='"', min_length=1, max_length=1)
-    has_headers: bool | None = None
-    encoding: str | None = Field(default=None, min_length=1, max_length=64)
-    base64: bool = False
-    coerce_types: bool = True
-    page_size: int = Field(default=1_000, ge=1, le=MAX_PAGE_SIZE)
-    rows: int | None = Field(default=None, ge=1, le=1_000)
-    max_errors: int = Field(default=100, ge=1, le=10_000)
-    sink: SinkTarget | None = None
-    schema_: dict[str, ColumnType] = Field(default_factory=dict, alias="schema", max_length=10_000)
-
-    @classmethod
-    def parse(cls, raw: dict[str, Any]) -> CsvParameters:
-        return parse_model(cls, raw, "parameters")
+Options = TypeVar("Options", bound=CsvOptions)
 
 
-@dataclass(frozen=True)
-class CsvSource:
-    """A decoded payload and how to read it; `encoding_issue` is set only by a lenient (validate) load."""
-
-    text: str
-    encoding: str
-    file_id: str
-    dialect: CsvDialect
-    has_headers: bool
-    encoding_issue: str | None = None
-    issue_line: int = 0
-
-    @property
-    def reading_id(self) -> str:
-        """Everything besides the bytes that decides which row is row n: part of every page token."""
-        return json.dumps([self.dialect.delimiter, self.dialect.quotechar, self.has_headers, self.encoding])
-
-    def table(self, limits: CsvLimits) -> Table:
-        return open_table(self.text, self.dialect, limits, has_headers=self.has_headers)
-
-    def describe(self) -> dict[str, Any]:
-        return {"delimiter": self.dialect.delimiter, "encoding": self.encoding}
-
-
-def load_source(
-    request: OperationRequest,
-    params: CsvParameters,
-    config: CsvConfig,
+async def _on_file(
+    connector: CSVIngestionConnector,
+    call: Call[FileData, Options],
+    base64: bool,
+    run: Callable[[CsvSource], OperationOutcome],
     *,
-    lenient: bool,
-    fetched: bytes | None = None,
-) -> CsvSource:
-    """Read `data.file_data` (text, or base64 when `data_format` is base64 or `parameters.base64`),
-    or the bytes already `fetched` for an object reference."""
-    encoding = params.encoding or config.encoding
-    if fetched is not None:
-        check_size(len(fetched), config.max_bytes)
-        decoded = decode_bytes(fetched, encoding, lenient=lenient)
-        return _source(
-            fetched, decoded.text, decoded.encoding, params, config, decoded.issue, decoded.issue_line
-        )
-    data = request.data.get("file_data")
-    if not isinstance(data, str):
-        raise PermanentError(
-            "data.file_data is required: CSV text, or base64 with data_format 'base64'",
-            code=ErrorCode.INVALID_DATA,
-        )
-    if request.data_format == "base64" or params.base64:
-        raw = decode_base64(data, config.max_bytes)
-        decoded = decode_bytes(raw, encoding, lenient=lenient)
-        text, codec, issue, issue_line = decoded.text, decoded.encoding, decoded.issue, decoded.issue_line
-    else:
-        # Inline text is already Unicode (the wire is JSON); an encoding given for it is only checked.
-        raw = encode_text(data, config.max_bytes)
-        if encoding is not None:
-            canonical_encoding(encoding)
-        text, codec, issue, issue_line = strip_bom(data), "utf-8", None, 0
-    return _source(raw, text, codec, params, config, issue, issue_line)
-
-
-def _source(
-    raw: bytes,
-    text: str,
-    codec: str,
-    params: CsvParameters,
-    config: CsvConfig,
-    issue: str | None,
-    issue_line: int,
-) -> CsvSource:
-    delimiter = params.delimiter or config.delimiter or sniff_delimiter(text)
-    dialect = CsvDialect(delimiter, params.quotechar)
-    check_dialect(dialect)
-    has_headers = config.has_headers if params.has_headers is None else params.has_headers
-    return CsvSource(text, codec, fingerprint(raw), dialect, has_headers, issue, issue_line)
-
-
-def _require_width(row: Row, width: int) -> None:
-    if len(row.fields) != width:
-        raise PermanentError(
-            f"row at line {row.line} has {len(row.fields)} fields, expected {width}; "
-            "run validate for a full report",
-            code=ErrorCode.INVALID_DATA,
-        )
-
-
-def _records(rows: list[Row], columns: list[str], types: list[ColumnType] | None) -> list[dict[str, Any]]:
-    if types is None:
-        return [dict(zip(columns, row.fields, strict=True)) for row in rows]
-    return [
-        {
-            name: _coerce(value, kind, name, row.line)
-            for name, value, kind in zip(columns, row.fields, types, strict=True)
-        }
-        for row in rows
-    ]
-
-
-def _coerce(value: str, kind: ColumnType, column: str, line: int) -> Any:
-    try:
-        return coerce_value(value, kind)
-    except (ValueError, KeyError):  # only a given schema can disagree with the data
-        raise PermanentError(
-            f"line {line}, column {column!r}: the value is not a {kind} as parameters.schema says",
-            code=ErrorCode.INVALID_DATA,
-        ) from None
-
-
-def _column_types(
-    columns: list[str], profiles: list[ColumnProfile], given: dict[str, ColumnType]
-) -> list[ColumnType]:
-    unknown = sorted(set(given) - set(columns))
-    if unknown:
-        raise PermanentError(
-            f"parameters.schema names columns the file does not have: {unknown}",
-            code=ErrorCode.INVALID_REQUEST,
-        )
-    return [given.get(name, profile.widened_type) for name, profile in zip(columns, profiles, strict=True)]
-
-
-# --- operations -------------------------------------------------------------------------------------
-
-
-def run_ingest(
-    source: CsvSource, params: CsvParameters, limits: CsvLimits, page_token: str | None
+    lenient: bool = False,
 ) -> OperationOutcome:
-    """One page of records, typed by inference over the whole file so every page agrees on types."""
-    offset = decode_page_token(page_token, source.file_id, source.reading_id) if page_token else 0
-    table = source.table(limits)
-    columns = column_names(table.header, table.width)
-    profiles = [ColumnProfile() for _ in columns]
-    page: list[Row] = []
-    total = 0
-    for row in table.rows:
-        _require_width(row, table.width)
-        if offset <= total < offset + params.page_size:
-            page.append(row)
-        total += 1
-        if params.coerce_types:
-            for profile, value in zip(profiles, row.fields, strict=True):
-                profile.observe(value, row.line)
-    types = _column_types(columns, profiles, params.schema_) if params.coerce_types else None
-    end = offset + len(page)
-    return OperationOutcome(
-        records_processed=len(page),
-        result_data={
-            "records": _records(page, columns, types),
-            "columns": columns,
-            **source.describe(),
-            "row_offset": offset,
-            "total_rows": total,
-        },
-        next_page_token=encode_page_token(end, source.file_id, source.reading_id) if end < total else None,
+    """Get the file, load it with the call's options and `run` a pure operation on it."""
+    params, config = call.parameters, connector.config
+    payload = await connector.payload(call.data, base64, call.request)
+    return await connector.off_loop(
+        payload, lambda: run(load_source(payload, params, config, lenient=lenient))
     )
 
 
-@dataclass(frozen=True)
-class _Issue:
-    line: int
-    kind: str
-    message: str
-
-
-def run_validate(source: CsvSource, params: CsvParameters, limits: CsvLimits) -> OperationOutcome:
-    """A report of everything wrong with the content; raises only for limit breaches."""
-    issues: list[_Issue] = []
-    count = 0
-
-    def note(line: int, kind: str, message: str) -> None:
-        nonlocal count
-        count += 1
-        if len(issues) < params.max_errors:  # issues arrive in line order: the first ones are kept
-            issues.append(_Issue(line, kind, message))
-
-    columns: list[str] = []
-    profiles: list[ColumnProfile] = []
-    rows = 0
-    try:
-        table = source.table(limits)
-        columns = column_names(table.header, table.width)
-        profiles = [ColumnProfile(keep=params.max_errors) for _ in columns]
-        for kind, message in header_problems(table.header or []):
-            note(table.header_line, kind, message)
-        for row in table.rows:
-            rows += 1
-            if len(row.fields) != table.width:
-                note(row.line, "ragged_row", f"{len(row.fields)} fields, expected {table.width}")
-            for profile, value in zip(profiles, row.fields, strict=False):
-                profile.observe(value, row.line)
-    except MalformedCsvError as exc:
-        note(exc.line, "malformed", exc.reason + "; rows after it were not read")
-    if source.encoding_issue is not None:
-        count += 1
-        issues.append(_Issue(source.issue_line, "encoding", source.encoding_issue))
-    for name, profile in zip(columns, profiles, strict=True):
-        bad, samples = profile.mismatches()
-        count += bad
-        expected = profile.dominant_type
-        issues.extend(
-            _Issue(
-                line, "type_mismatch", f"column {name!r} holds {expected} values, but {value!r} is not one"
-            )
-            for line, value in samples
-        )
-    issues.sort(key=lambda issue: issue.line)
-    kept = issues[: params.max_errors]
-    return OperationOutcome(
-        records_processed=rows,
-        result_data={
-            "valid": count == 0,
-            "rows": rows,
-            "columns": columns,
-            **source.describe(),
-            "errors": [{"line": i.line, "kind": i.kind, "message": i.message} for i in kept],
-            "error_count": count,
-            "errors_truncated": count > len(kept),
-            "inferred_types": {name: p.dominant_type for name, p in zip(columns, profiles, strict=True)},
-        },
-    )
-
-
-def run_preview(
-    source: CsvSource, params: CsvParameters, limits: CsvLimits, default_rows: int
+async def ingest(
+    connector: CSVIngestionConnector, call: Call[FileData, CsvIngestParameters]
 ) -> OperationOutcome:
-    """The first rows, read strictly, and a schema inferred over them plus up to ~1000 rows after."""
-    wanted = params.rows or default_rows
-    table = source.table(limits)
-    columns = column_names(table.header, table.width)
-    shown = list(itertools.islice(table.rows, wanted))
-    for row in shown:
-        _require_width(row, table.width)
-    extra, more = _read_on(table, PREVIEW_SAMPLE_ROWS - len(shown))
-    profiles = [ColumnProfile() for _ in columns]
-    for row in itertools.chain(shown, extra):
-        for profile, value in zip(profiles, row.fields, strict=True):
-            profile.observe(value, row.line)
-    types = [p.widened_type for p in profiles]
-    return OperationOutcome(
-        records_processed=len(shown),
-        result_data={
-            "records": _records(shown, columns, types if params.coerce_types else None),
-            "columns": columns,
-            "schema": [
-                {"name": name, "type": kind, "nullable": p.nullable}
-                for name, kind, p in zip(columns, types, profiles, strict=True)
-            ],
-            **source.describe(),
-            "truncated": more or bool(extra),
-        },
+    params, limits, token = call.parameters, connector.limits, call.page_token
+    if params.sink is not None:
+        return await connector.ingest_to_sink(call.data, params, params.sink, call.request)
+    return await _on_file(
+        connector, call, params.base64, lambda source: run_ingest(source, params, limits, token)
     )
 
 
-def _read_on(table: Table, limit: int) -> tuple[list[Row], bool]:
-    """Up to `limit` further well-formed rows, and whether anything follows them.
-
-    Stops quietly at the first ragged, malformed or over-limit row: what is wrong past the shown rows
-    is validate's business, not a reason to refuse a preview.
-    """
-    rows: list[Row] = []
-    try:
-        for row in table.rows:
-            if len(rows) >= limit or len(row.fields) != table.width:
-                return rows, True
-            rows.append(row)
-    except PermanentError:
-        return rows, True
-    return rows, False
+async def validate(
+    connector: CSVIngestionConnector, call: Call[FileData, CsvValidateParameters]
+) -> OperationOutcome:
+    params, limits = call.parameters, connector.limits
+    return await _on_file(
+        connector, call, params.base64, lambda source: run_validate(source, params, limits), lenient=True
+    )
 
 
-# --- the connector ----------------------------------------------------------------------------------
+async def preview(
+    connector: CSVIngestionConnector, call: Call[FileData, CsvPreviewParameters]
+) -> OperationOutcome:
+    params, limits, rows = call.parameters, connector.limits, connector.config.preview_rows
+    return await _on_file(
+        connector, call, params.base64, lambda source: run_preview(source, params, limits, rows)
+    )
+
+
+OPERATIONS = table(
+    Operation(
+        "ingest",
+        ingest,
+        data=FileData,
+        parameters=CsvIngestParameters,
+        # with `parameters.sink` it streams the whole file into an output connector: long, and a write
+        traits=Traits(writes=True, long_running=True, pages=True),
+        summary="records of the file, a page at a time (page_size, page_token), or all of them into a sink",
+    ),
+    Operation(
+        "validate",
+        validate,
+        data=FileData,
+        parameters=CsvValidateParameters,
+        traits=READ,
+        summary="a report of everything wrong with the file (ragged rows, headers, types, encoding)",
+    ),
+    Operation(
+        "preview",
+        preview,
+        data=FileData,
+        parameters=CsvPreviewParameters,
+        traits=READ,
+        summary="the first rows and a schema inferred over the leading rows",
+        aliases=(Alias("parameters", "rows", "parameters", "preview_rows"),),
+    ),
+)

@@ -20,12 +20,13 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from scf.connectors.csv_parsing import (
+from scf.connectors.parsing.csv_rows import column_names
+from scf.connectors.parsing.csv_text import (
     CsvDialect,
     CsvLimits,
+    bom_codec,
     canonical_encoding,
     check_dialect,
-    column_names,
     detect_codec,
     limit_exceeded,
     sniff_delimiter,
@@ -34,7 +35,6 @@ from scf.connectors.sources import BatchSink, SinkTarget, report_progress
 from scf.schemas.errors import ErrorCode, PermanentError, TransientError
 
 SNIFF_BYTES = 64 * 1024
-_BOMS = ((codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 Chunks = AbstractContextManager[Iterator[bytes]]
 
@@ -203,9 +203,9 @@ def _codec(head: bytes, encoding: str | None) -> str:
     if encoding is not None:
         codec = canonical_encoding(encoding)
         return "utf-8-sig" if codec == "utf-8" else codec
-    for bom, codec in _BOMS:
-        if head.startswith(bom):
-            return codec
+    marked = bom_codec(head)
+    if marked is not None:
+        return marked
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as exc:

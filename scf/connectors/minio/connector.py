@@ -18,12 +18,13 @@ from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
 from scf.connectors.minio.buckets import BUCKET_PLANS, BUCKETLESS, probe
 from scf.connectors.minio.client import StoreClient
 from scf.connectors.minio.errors import MINIO_ERROR_RULES, classify_store_answer, unwrap
-from scf.connectors.minio.ingest import Format, fetch_encoded, parse_object, parser_for, plan_ingest
+from scf.connectors.minio.ingest import IngestParameters, handle_ingest
 from scf.connectors.minio.names import ObjectNames
 from scf.connectors.minio.objects import OBJECT_PLANS
 from scf.connectors.minio.reads import read_object
 from scf.connectors.minio.settings import client_settings
 from scf.connectors.minio.store import Planner, Store
+from scf.connectors.operation_table import Call, NoData
 from scf.schemas.configs.minio import MinioConfig
 from scf.schemas.connection import ServiceConnection, ServiceType
 from scf.schemas.errors import (
@@ -34,6 +35,7 @@ from scf.schemas.errors import (
     TransientError,
 )
 from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict
+from scf.schemas.validation import parse_model
 
 log = structlog.get_logger(__name__)
 
@@ -64,7 +66,6 @@ class MinIOStorageConnector(ServiceConnector):
         self._settings = client_settings(connection, self.config)
         self._names = ObjectNames(self.config.prefix)
         self._client: StoreClient | None = None
-        self._parsers: dict[Format, ServiceConnector] = {}
         self._opened_total = 0
 
     def translate(self, exc: BaseException) -> ConnectorError:
@@ -126,14 +127,9 @@ class MinIOStorageConnector(ServiceConnector):
         return await client.run(plan)
 
     async def _ingest(self, client: StoreClient, store: Store, request: OperationRequest) -> OperationOutcome:
-        plan = plan_ingest(store, request)
-        encoded, source = await client.run(partial(fetch_encoded, store, plan.name))
-        parser = self._parsers.get(plan.format)
-        if parser is None:
-            parser = self._parsers[plan.format] = parser_for(
-                plan.format, self.service_name, self.config.max_ingest_bytes
-            )
-        return await parse_object(parser, plan, encoded, source)
+        # files-a: a bridge until files-b's operation table row calls handle_ingest itself
+        parameters = parse_model(IngestParameters, request.parameters, "parameters")
+        return await handle_ingest(self, Call(NoData(), parameters, request))
 
     # --- objects for other connectors (CSV and PDF sources by reference) ----------------------------
 

@@ -1,30 +1,57 @@
-"""`ingest`: read an object inside the worker and hand it to a parser, so large files travel by reference.
+"""`ingest`: read an object inside the worker and parse it there, so large files travel by reference.
 
-The caller names a key; the bytes go from the store to the CSV connector's own `ingest` in this process
-(never through a message), and only the parsed page comes back. Paging works as in the CSV connector:
-send the same request with `page_token`; the token is bound to the object's content, so a page of a
-changed object is refused. PDF objects go to the PDF connector's `ingest` the same way.
+The caller names a key; the connector reads the object the way CSV and PDF read a `data.object` (the
+`ObjectReader` protocol of `sources.py`, here on itself) and calls the same pure parsers
+(`scf.connectors.parsing`); only the parsed page comes back. Paging works as in the CSV connector: send
+the same request with `page_token`; the token is bound to the object's content, so a page of a changed
+object is refused. No other connector is imported or built.
 """
 
 from __future__ import annotations
 
-import base64
-from dataclasses import dataclass
-from typing import Any, Literal
+import asyncio
+import weakref
+from typing import TYPE_CHECKING, Any, Literal
 
-from scf.connectors.base import ServiceConnector
-from scf.connectors.csv_ingest import CSVIngestionConnector
-from scf.connectors.minio.reads import read_object
-from scf.connectors.minio.requests import IngestParameters, parse
-from scf.connectors.minio.store import Store
-from scf.connectors.pdf import PDFIngestionConnector
-from scf.schemas.connection import ServiceConnection
+from pydantic import Field
+
+from scf.connectors.operation_table import Call, NoData
+from scf.connectors.parsing.csv import CsvPageOptions, load_source, run_ingest
+from scf.connectors.parsing.csv_text import CsvLimits
+from scf.connectors.parsing.pdf.requests import PdfPages, PdfReadOptions, build_job
+from scf.connectors.parsing.pdf.run import Parsers, parse_pdf
+from scf.connectors.sources import ObjectReader
+from scf.schemas.configs.csv import CsvConfig
+from scf.schemas.configs.pdf import PdfConfig
 from scf.schemas.errors import ErrorCode, PermanentError
-from scf.schemas.operation import OperationOutcome, OperationRequest
+from scf.schemas.operation import OperationOutcome
+
+if TYPE_CHECKING:
+    from scf.connectors.minio.connector import MinIOStorageConnector
 
 Format = Literal["csv", "pdf"]
 
 FORMATS_BY_EXTENSION: dict[str, Format] = {".csv": "csv", ".tsv": "csv", ".pdf": "pdf"}
+
+
+class IngestParameters(CsvPageOptions, PdfReadOptions, PdfPages):
+    """`key`, `format` (default from the key's extension), and the options of that format's parser:
+    CSV reading options and `page_size` (paged with `page_token`), or the PDF `pages` and options."""
+
+    key: str = Field(max_length=4096)
+    format: Format | None = None
+
+    def only_for(self, kind: Format) -> None:
+        """Refuse an option of the other format (a PDF has no `delimiter`, a CSV no `pages`)."""
+        own = set(
+            CsvPageOptions.model_fields if kind == "csv" else {**PdfReadOptions.model_fields, "pages": 0}
+        )
+        misplaced = sorted(self.model_fields_set - own - {"key", "format"})
+        if misplaced:
+            raise PermanentError(
+                f"parameters {', '.join(misplaced)} do not apply to a {kind} object",
+                code=ErrorCode.INVALID_REQUEST,
+            )
 
 
 def object_format(key: str, declared: Format | None) -> Format:
@@ -41,51 +68,66 @@ def object_format(key: str, declared: Format | None) -> Format:
     return found
 
 
-@dataclass(frozen=True)
-class IngestPlan:
-    """A checked ingest request: which object, and what the parser gets besides the bytes."""
-
-    name: str
-    format: Format
-    parser_parameters: dict[str, Any]
-    page_token: str | None
-    timeout: float | None
-
-
-def plan_ingest(store: Store, request: OperationRequest) -> IngestPlan:
-    params = parse(IngestParameters, request.parameters, "parameters")
-    name = store.names.full(params.key)
-    kind = object_format(params.key, params.format)
-    return IngestPlan(name, kind, params.parser_parameters(), request.page_token, request.timeout)
-
-
-def fetch_encoded(store: Store, name: str) -> tuple[str, dict[str, Any]]:
-    """Blocking: the object as base64 (the CSV connector's binary form) and its facts."""
-    content, source = read_object(store, name, store.max_ingest_bytes, "max_ingest_bytes")
-    return base64.b64encode(content).decode("ascii"), source
-
-
-def parser_for(kind: Format, service_name: str, max_bytes: int) -> ServiceConnector:
-    """An in-process CSV or PDF connector (no I/O of its own) whose size limit is the ingest limit."""
-    connection = ServiceConnection(
-        service_type=kind,
-        service_name=f"{service_name[:124]}-{kind}",
-        custom_config={"max_bytes": max_bytes},
-    )
-    return CSVIngestionConnector(connection) if kind == "csv" else PDFIngestionConnector(connection)
-
-
-async def parse_object(
-    parser: ServiceConnector, plan: IngestPlan, encoded: str, source: dict[str, Any]
+async def handle_ingest(
+    connector: MinIOStorageConnector, call: Call[NoData, IngestParameters]
 ) -> OperationOutcome:
-    request = OperationRequest(
-        operation="ingest",
-        data_format="base64",
-        data={"file_data": encoded},
-        parameters=plan.parser_parameters,
-        page_token=plan.page_token,
-        timeout=plan.timeout,
-    )
-    outcome = await parser.execute(request)
-    result = {**outcome.result_data, "source": source}
-    return outcome.model_copy(update={"result_data": result})
+    """The row `ingest`: read the object (`ObjectReader`), parse it with the pure CSV or PDF parser."""
+    params = call.parameters
+    kind = object_format(params.key, params.format)
+    params.only_for(kind)
+    max_bytes = connector.config.max_ingest_bytes
+    reader: ObjectReader = connector
+    if kind == "pdf":
+        return await _ingest_pdf(connector, reader, call, max_bytes)
+    content = await reader.read_object_bytes(params.key, max_bytes)
+    config = CsvConfig(max_bytes=max_bytes)
+    outcome = await asyncio.to_thread(_parse_csv, content, params, config, call.page_token)
+    return _with_source(outcome, connector, params.key, content)
+
+
+def _parse_csv(
+    content: bytes, params: CsvPageOptions, config: CsvConfig, token: str | None
+) -> OperationOutcome:
+    source = load_source(content, params, config, lenient=False)
+    return run_ingest(source, params, CsvLimits.from_config(config), token)
+
+
+async def _ingest_pdf(
+    connector: MinIOStorageConnector,
+    reader: ObjectReader,
+    call: Call[NoData, IngestParameters],
+    max_bytes: int,
+) -> OperationOutcome:
+    if call.page_token is not None:
+        raise PermanentError(
+            "a PDF object is not paged with page_token; choose pages with parameters.pages",
+            code=ErrorCode.INVALID_REQUEST,
+        )
+    params = call.parameters
+    config = PdfConfig(max_bytes=max_bytes)
+    job = build_job("ingest", params, config)  # checks the page selection before reading the object
+    content = await reader.read_object_bytes(params.key, max_bytes)
+    timeout = connector.time_left(call.request.timeout)
+    outcome = await parse_pdf(job, content, config, _parsers(connector, config), timeout)
+    return _with_source(outcome, connector, params.key, content)
+
+
+_PARSERS: weakref.WeakKeyDictionary[Any, Parsers] = weakref.WeakKeyDictionary()
+
+
+def _parsers(connector: MinIOStorageConnector, config: PdfConfig) -> Parsers:
+    """Each MinIO connector's own bound on PDF parser processes (the PDF connector's default)."""
+    parsers = _PARSERS.get(connector)
+    if parsers is None:
+        parsers = _PARSERS[connector] = Parsers.of(f"{connector.service_name}-pdf", config)
+    return parsers
+
+
+def _with_source(
+    outcome: OperationOutcome, connector: MinIOStorageConnector, key: str, content: bytes
+) -> OperationOutcome:
+    source = {"bucket": connector.config.bucket_name, "key": key, "size": len(content)}
+    return outcome.model_copy(update={"result_data": {**outcome.result_data, "source": source}})
+
+
+__all__ = ["Format", "IngestParameters", "handle_ingest", "object_format"]

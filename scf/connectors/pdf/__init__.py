@@ -1,8 +1,8 @@
 """PDF ingestion connector (pdfplumber, tesseract OCR): text, tables and metadata from untrusted PDFs.
 
-`connector.py` holds the class; `requests.py`, `source.py`, `results.py` and `errors.py` are the pure
-parts (parameters and page selections, where bytes come from, reply shapes, the error tables);
-`sandbox.py` runs `extract.py`, the only code that parses PDF, in a limited child process.
+`connector.py` holds the class and its operation table. The parser it calls is shared with MinIO's
+`ingest` and lives in `scf/connectors/parsing/pdf/` (parameters and page selections, where bytes come
+from, the sandboxed child process, reply shapes, the error tables).
 """
 
 from scf.connectors.pdf.connector import PDFIngestionConnector

@@ -1,8 +1,8 @@
 """Pure request handling for the PDF connector: parameters, page selections and the parser's job.
 
-`parse_parameters` refuses unknown or misplaced options; `parse_page_selection` turns `[1, 3]` or
-"1-3,5" into sorted page numbers without expanding huge ranges; `build_job` is the one place that
-decides what the child process (`extract.Job`) is asked to do.
+The `parameters` models (one per operation: unknown or misplaced options are refused);
+`parse_page_selection` turns `[1, 3]` or "1-3,5" into sorted page numbers without expanding huge ranges;
+`build_job` is the one place that decides what the child process (`extract.Job`) is asked to do.
 """
 
 from __future__ import annotations
@@ -10,57 +10,66 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import Field, SecretStr, field_validator
 
 from scf.schemas.configs.pdf import OCR_LANGUAGE_PATTERN, OcrMode, PdfConfig
-from scf.schemas.connection import describe_validation_error
 from scf.schemas.errors import ErrorCode, PermanentError
+from scf.schemas.validation import Strict
 
 PREVIEW_TABLE_ROWS = 5
 MAX_PREVIEW_PAGES = 50
 _SPAN = re.compile(r"\s*([0-9]{1,9})\s*(?:-\s*([0-9]{1,9})\s*)?")
 
 
-class PdfParameters(BaseModel):
-    """`parameters` of a PDF operation. Unknown keys are refused so a misspelt option is not ignored."""
+class PdfReadOptions(Strict):
+    """How to read a PDF (every operation, and MinIO `ingest` of a PDF object)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    base64: bool = True
-    pages: list[int] | str | None = None
     extract_tables: bool = True
     ocr: OcrMode | None = None
     ocr_language: str | None = Field(default=None, pattern=OCR_LANGUAGE_PATTERN)
     password: SecretStr | None = Field(default=None, min_length=1, max_length=1024, repr=False)
+
+
+class PdfPages(Strict):
+    """`pages`: [1, 3] or "1-3,5" (default all, at most `max_pages`)."""
+
+    pages: list[int] | str | None = None
+
+
+class PdfOptions(PdfReadOptions):
+    """The PDF connector's options: `data.file_data` is binary, so always base64."""
+
+    base64: bool = True
+
+    @field_validator("base64")
+    @classmethod
+    def _always_base64(cls, value: bool) -> bool:
+        if not value:
+            raise ValueError("PDF file_data is binary and always travels as base64")
+        return value
+
+
+class PdfIngestParameters(PdfOptions, PdfPages):
+    """`parameters` of PDF `ingest`."""
+
+
+class PdfPreviewParameters(PdfOptions):
+    """The first `pages_count` pages, text cut to `chars`."""
+
     pages_count: int | None = Field(default=None, ge=1, le=MAX_PREVIEW_PAGES)
     chars: int | None = Field(default=None, ge=1, le=1_000_000)
 
 
-#: Parameters that mean something only to some operations.
-_ONLY_FOR: dict[str, frozenset[str]] = {
-    "pages": frozenset({"ingest"}),
-    "pages_count": frozenset({"preview"}),
-    "chars": frozenset({"preview"}),
+class PdfValidateParameters(PdfOptions):
+    pass
+
+
+#: Each operation's `parameters` model.
+PARAMETERS: dict[str, type[PdfOptions]] = {
+    "ingest": PdfIngestParameters,
+    "preview": PdfPreviewParameters,
+    "validate": PdfValidateParameters,
 }
-
-
-def parse_parameters(operation: str, raw: dict[str, Any]) -> PdfParameters:
-    try:
-        params = PdfParameters.model_validate(raw)
-    except ValidationError as exc:
-        message = "invalid parameters: " + describe_validation_error(exc)
-        raise PermanentError(message, code=ErrorCode.INVALID_REQUEST) from None
-    for name, operations in _ONLY_FOR.items():
-        if name in params.model_fields_set and operation not in operations:
-            raise PermanentError(
-                f"parameters.{name} applies only to {', '.join(sorted(operations))}",
-                code=ErrorCode.INVALID_REQUEST,
-            )
-    if not params.base64:
-        raise PermanentError(
-            "PDF file_data is binary and always travels as base64", code=ErrorCode.INVALID_REQUEST
-        )
-    return params
 
 
 def _bad_pages(message: str) -> PermanentError:
@@ -105,7 +114,7 @@ def parse_page_selection(spec: list[int] | str, max_pages: int) -> tuple[int, ..
     return tuple(page for first, last in merged for page in range(first, last + 1))
 
 
-def build_job(operation: str, params: PdfParameters, config: PdfConfig) -> dict[str, Any]:
+def build_job(operation: str, params: PdfReadOptions, config: PdfConfig) -> dict[str, Any]:
     """The child's `extract.Job` as JSON: request choices, bounded by the connector's config."""
     job: dict[str, Any] = {
         "mode": operation,
@@ -118,9 +127,9 @@ def build_job(operation: str, params: PdfParameters, config: PdfConfig) -> dict[
         "max_text_bytes": config.max_text_bytes,
         "password": params.password.get_secret_value() if params.password is not None else "",
     }
-    if params.pages is not None:
+    if isinstance(params, PdfPages) and params.pages is not None:
         job["pages"] = list(parse_page_selection(params.pages, config.max_pages))
-    if operation == "preview":
+    if isinstance(params, PdfPreviewParameters):
         job["first_pages"] = params.pages_count or config.preview_pages
         job["text_chars"] = params.chars or config.preview_chars
         job["table_rows"] = PREVIEW_TABLE_ROWS

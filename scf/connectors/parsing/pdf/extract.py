@@ -12,20 +12,31 @@ import argparse
 import io
 import json
 import logging
-import math
 import os
 import resource
-import shutil
-import subprocess
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from pdfminer.pdfdocument import PDFDocument
     from pdfplumber.page import Page
     from pdfplumber.pdf import PDF
+
+# The helpers live next to this file. Run by path under `python -I` (the child), this directory is not
+# on sys.path: it is appended (after the standard library and site-packages, so no sibling shadows one).
+if TYPE_CHECKING or __name__ != "__main__":
+    from scf.connectors.parsing.pdf.extract_ocr import MAX_OCR_PIXELS as MAX_OCR_PIXELS
+    from scf.connectors.parsing.pdf.extract_ocr import Ocr
+    from scf.connectors.parsing.pdf.extract_ocr import render_dpi as render_dpi
+    from scf.connectors.parsing.pdf.extract_output import MAX_METADATA_CHARS as MAX_METADATA_CHARS
+    from scf.connectors.parsing.pdf.extract_output import MAX_METADATA_ITEMS as MAX_METADATA_ITEMS
+    from scf.connectors.parsing.pdf.extract_output import Output, plain
+else:  # pragma: no cover - the child process
+    sys.path.append(os.path.dirname(os.path.abspath(__file__)))
+    from extract_ocr import Ocr
+    from extract_output import Output, plain
 
 # Failure kinds: the child's half of the table in errors.py.
 MALFORMED = "malformed"
@@ -42,11 +53,7 @@ BAD_JOB = "bad_job"
 
 MAX_JOB_BYTES = 2 * 1024 * 1024  # a selection of 100 000 pages is ~800 KB of JSON
 MAX_TREE_DEPTH = 256
-MAX_METADATA_ITEMS = 64
-MAX_METADATA_CHARS = 1_000
 MAX_PAGES_WITHOUT_TEXT = 1_000
-MAX_OCR_PIXELS = 25_000_000  # a page is rendered at a lower dpi rather than past ~25 megapixels
-OCR_PAGE_TIMEOUT = 120.0
 # pdfminer refuses a Form XObject that draws itself (CWE-835) with nothing but this warning.
 CIRCULAR_WARNING = "Refusing to execute circular reference"
 
@@ -94,64 +101,6 @@ def set_limits(memory_bytes: int, cpu_seconds: int, max_open_files: int) -> None
     resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))  # nothing here writes files; stdout is a pipe
     resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-
-# --- output -----------------------------------------------------------------------------------------
-
-
-class Output:
-    """JSON lines to the parent; page lines share the `max_text_bytes` budget."""
-
-    def __init__(self, stream: IO[bytes], budget: int) -> None:
-        self.stream, self.budget, self.used, self.full = stream, budget, 0, False
-
-    def emit(self, record: dict[str, Any]) -> None:
-        self.stream.write(_line(record))
-        self.stream.flush()
-
-    def emit_page(self, record: dict[str, Any]) -> bool:
-        """Write a page that fits; else cut its text (dropping tables) to fit, and say the budget is spent."""
-        line = _line(record)
-        if self.used + len(line) <= self.budget:
-            self.stream.write(line)
-            self.stream.flush()
-            self.used += len(line)
-            return True
-        self.full = True
-        room = self.budget - self.used
-        text = record["text"]
-        keep = len(text)
-        cut = {**record, "tables": [], "text_truncated": True}
-        while keep > 0:  # shrink in proportion to the overshoot: a few rounds at most
-            keep = min(keep - 1, int(keep * room / max(len(line), 1)))
-            line = _line({**cut, "text": text[:keep]})
-            if len(line) <= room:
-                self.stream.write(line)
-                self.stream.flush()
-                self.used += len(line)
-                break
-        return False
-
-
-def _line(record: dict[str, Any]) -> bytes:
-    # "replace": a lone surrogate (from a broken font map) becomes "?" instead of failing the page
-    return json.dumps(record, ensure_ascii=False, allow_nan=False).encode("utf-8", "replace") + b"\n"
-
-
-def plain(value: Any, depth: int = 0) -> Any:
-    """A metadata value as small plain JSON (pdfminer hands out literals, bytes and nested objects)."""
-    if value is None or isinstance(value, bool | int):
-        return value
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    if isinstance(value, list | tuple) and depth < 3:
-        return [plain(v, depth + 1) for v in value[:MAX_METADATA_ITEMS]]
-    if isinstance(value, dict) and depth < 3:
-        items = list(value.items())[:MAX_METADATA_ITEMS]
-        return {str(k)[:100]: plain(v, depth + 1) for k, v in items}
-    return str(value)[:MAX_METADATA_CHARS]
 
 
 # --- document ---------------------------------------------------------------------------------------
@@ -244,68 +193,6 @@ class CircularWatcher(logging.Handler):
         logger.setLevel(logging.WARNING)
         logger.propagate = False  # pdfminer's other warnings are noise on stderr
         return watcher
-
-
-# --- OCR --------------------------------------------------------------------------------------------
-
-
-def render_dpi(width_pt: float, height_pt: float, wanted: int, max_pixels: int = MAX_OCR_PIXELS) -> int:
-    """The wanted resolution, lowered so the rendered page stays under `max_pixels`."""
-    inches = max(width_pt, 1.0) * max(height_pt, 1.0) / (72.0 * 72.0)
-    return max(1, min(wanted, int(math.sqrt(max_pixels / inches))))
-
-
-class Ocr:
-    """Renders pages with pdfium (through pdfplumber) and reads them with the tesseract binary.
-
-    Tesseract runs on stdin/stdout, so no temporary file is written (RLIMIT_FSIZE stays 0), under the
-    limits this process carries. A failure on one page is that page's `ocr_error`, never the job's.
-    """
-
-    def __init__(self, job: Job) -> None:
-        self.job = job
-        self.binary = shutil.which("tesseract")
-        self.pages_read = 0
-
-    def read(self, page: Page) -> tuple[str | None, str | None]:
-        if self.binary is None:
-            return None, "tesseract is not installed on this worker"
-        if self.pages_read >= self.job.max_ocr_pages:
-            return None, f"not read: more than max_ocr_pages ({self.job.max_ocr_pages}) pages needed OCR"
-        self.pages_read += 1
-        dpi = render_dpi(float(page.width), float(page.height), self.job.ocr_resolution)
-        try:
-            image = page.to_image(resolution=dpi).original.convert("L")
-        except MemoryError:
-            raise
-        except Exception as exc:  # pdfium refused the page: OCR of it fails, the rest goes on
-            return None, f"the page could not be rendered ({type(exc).__name__})"
-        png = io.BytesIO()
-        image.save(png, format="PNG")
-        del image
-        return self._tesseract(png.getvalue(), dpi)
-
-    def _tesseract(self, png: bytes, dpi: int) -> tuple[str | None, str | None]:
-        assert self.binary is not None
-        command = [self.binary, "stdin", "stdout", "-l", self.job.ocr_language, "--dpi", str(dpi)]
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OMP_THREAD_LIMIT": "1"}
-        if "TESSDATA_PREFIX" in os.environ:
-            env["TESSDATA_PREFIX"] = os.environ["TESSDATA_PREFIX"]
-        try:
-            done = subprocess.run(  # noqa: S603 - fixed binary; the language matches OCR_LANGUAGE_PATTERN
-                command, input=png, capture_output=True, env=env, timeout=OCR_PAGE_TIMEOUT, check=False
-            )
-        except subprocess.TimeoutExpired:
-            return None, f"tesseract took more than {OCR_PAGE_TIMEOUT:.0f} s on this page"
-        if done.returncode != 0:
-            return None, "tesseract failed: " + _tesseract_reason(done.stderr)
-        return done.stdout.decode("utf-8", "replace").strip(), None
-
-
-def _tesseract_reason(stderr: bytes) -> str:
-    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-    loading = [line for line in lines if line.startswith("Failed loading language")]
-    return (loading or lines or ["no message"])[-1][:200]
 
 
 # --- operations -------------------------------------------------------------------------------------

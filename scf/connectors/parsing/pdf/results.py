@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scf.connectors.pdf.sandbox import ParserRun
+from scf.connectors.parsing.pdf.sandbox import ParserRun
 from scf.schemas.errors import ConnectorError
 from scf.schemas.operation import OperationOutcome
 

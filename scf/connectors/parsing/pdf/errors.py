@@ -11,8 +11,8 @@ import signal
 from dataclasses import dataclass
 from typing import Any
 
-from scf.connectors.pdf import extract
-from scf.connectors.pdf.sandbox import ParserRun, SandboxLimits
+from scf.connectors.parsing.pdf import extract
+from scf.connectors.parsing.pdf.sandbox import ParserRun, SandboxLimits
 from scf.schemas.errors import ConnectorError, ErrorCode, PermanentError
 
 MAX_MESSAGE_CHARS = 500

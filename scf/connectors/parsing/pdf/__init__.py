@@ -1,0 +1,1 @@
+"""The PDF parser: a sandboxed child process (`extract.py`) and the pure steps around it."""
