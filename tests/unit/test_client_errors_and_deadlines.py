@@ -14,7 +14,6 @@ from minio.error import InvalidResponseError
 from pydantic import ValidationError
 from urllib3.exceptions import ConnectTimeoutError
 
-from scf.connectors.web.errors import translate_transport_error
 from scf.connectors.base import classify
 from scf.connectors.circuit import counts_as_failure
 from scf.connectors.minio.client import call_timeout
@@ -23,6 +22,7 @@ from scf.connectors.rabbitmq.errors import classify_amqp
 from scf.connectors.rabbitmq.requests import MAX_TABLE_BYTES, BindParameters, PublishParameters
 from scf.connectors.sources import DEADLINE, time_left
 from scf.connectors.url_source import about_the_url
+from scf.connectors.web.errors import translate_transport_error
 from scf.schemas.errors import (
     ConfigurationError,
     ErrorCategory,

@@ -18,8 +18,9 @@ from scf.connectors.minio.bodies import (
     user_metadata,
 )
 from scf.connectors.minio.objects import put_body
-from scf.connectors.minio.requests import PutData, parse
+from scf.connectors.minio.requests import PutData
 from scf.schemas.errors import ErrorCode, PermanentError
+from scf.schemas.validation import parse_model as parse
 
 
 def test_text_is_stored_as_utf8_with_a_text_content_type() -> None:

@@ -21,9 +21,10 @@ from scf.connectors.minio.paging import (
     encode_list_token,
     listing_scope,
 )
-from scf.connectors.minio.requests import ListParameters, NoParameters, parse
-from scf.connectors.minio.store import Plan, Planner, Store, iso
-from scf.schemas.operation import OperationOutcome, OperationRequest
+from scf.connectors.minio.requests import ListParameters
+from scf.connectors.minio.store import Plan, Store, iso
+from scf.connectors.operation_table import Call, NoData, NoParameters
+from scf.schemas.operation import OperationOutcome
 
 # Listing strictly after the highest code point returns no keys: one GET whose XML error codes tell a
 # missing bucket, bad credentials and a missing permission apart, for the price of an empty page (a HEAD
@@ -52,8 +53,7 @@ def probe(sdk: Minio, bucket: str | None, prefix: str) -> bool:
     return True
 
 
-def plan_list_buckets(store: Store, request: OperationRequest) -> Plan:
-    parse(NoParameters, request.parameters, "parameters")
+def plan_list_buckets(store: Store, call: Call[NoData, NoParameters]) -> Plan:
     return lambda: list_buckets(store)
 
 
@@ -65,8 +65,7 @@ def list_buckets(store: Store) -> OperationOutcome:
     return OperationOutcome(records_processed=len(buckets), result_data={"buckets": buckets})
 
 
-def plan_create_bucket(store: Store, request: OperationRequest) -> Plan:
-    parse(NoParameters, request.parameters, "parameters")
+def plan_create_bucket(store: Store, call: Call[NoData, NoParameters]) -> Plan:
     return lambda: create_bucket(store)
 
 
@@ -90,13 +89,13 @@ def create_bucket(store: Store) -> OperationOutcome:
     )
 
 
-def plan_list_objects(store: Store, request: OperationRequest) -> Plan:
-    params = parse(ListParameters, request.parameters, "parameters")
+def plan_list_objects(store: Store, call: Call[NoData, ListParameters]) -> Plan:
+    params = call.parameters
     prefix = store.names.listing(params.prefix)
     scope = listing_scope(store.bucket, prefix, params.recursive)
     position = None
-    if request.page_token is not None:
-        position = decode_list_token(request.page_token, scope, store.names.relative(prefix))
+    if call.page_token is not None:
+        position = decode_list_token(call.page_token, scope, store.names.relative(prefix))
     return lambda: list_objects(store, params, prefix, scope, position)
 
 
@@ -114,8 +113,8 @@ def list_objects(
         # S3 rolls the keys after a folder's name up into that folder again: skip what was shown already
         skip = store.names.prefix + position.after
         listing = (entry for entry in listing if not (entry.object_name or "").startswith(skip))
-    entries = first_entries(listing, params.page_size + 1, ordered=params.recursive)
-    page = entries[: params.page_size]
+    entries = first_entries(listing, params.size + 1, ordered=params.recursive)
+    page = entries[: params.size]
     objects: list[dict[str, Any]] = [
         {
             "key": store.names.relative(entry.object_name or ""),
@@ -127,7 +126,7 @@ def list_objects(
         for entry in page
     ]
     token = None
-    if len(entries) > params.page_size:
+    if len(entries) > params.size:
         last = objects[-1]
         # only a folder of a non-recursive listing stands for the keys under it (a recursive listing
         # shows a folder-marker object, then its keys)
@@ -156,9 +155,3 @@ def first_entries(listing: Iterable[Object], count: int, *, ordered: bool) -> li
 
 #: Operations that need no configured bucket.
 BUCKETLESS = frozenset({"list_buckets"})
-
-BUCKET_PLANS: dict[str, Planner] = {
-    "list_buckets": plan_list_buckets,
-    "create_bucket": plan_create_bucket,
-    "list_objects": plan_list_objects,
-}

@@ -10,21 +10,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import structlog
 
 from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
-from scf.connectors.minio.buckets import BUCKET_PLANS, BUCKETLESS, probe
+from scf.connectors.minio.buckets import BUCKETLESS, probe
 from scf.connectors.minio.client import StoreClient
 from scf.connectors.minio.errors import MINIO_ERROR_RULES, classify_store_answer, unwrap
-from scf.connectors.minio.ingest import IngestParameters, handle_ingest
 from scf.connectors.minio.names import ObjectNames
-from scf.connectors.minio.objects import OBJECT_PLANS
 from scf.connectors.minio.reads import read_object
 from scf.connectors.minio.settings import client_settings
 from scf.connectors.minio.store import Planner, Store
-from scf.connectors.operation_table import Call, NoData
+from scf.connectors.minio.table import OPERATIONS
+from scf.connectors.operation_table import Call
 from scf.schemas.configs.minio import MinioConfig
 from scf.schemas.connection import ServiceConnection, ServiceType
 from scf.schemas.errors import (
@@ -34,12 +33,9 @@ from scf.schemas.errors import (
     PermanentError,
     TransientError,
 )
-from scf.schemas.operation import OperationOutcome, OperationRequest, TestVerdict
-from scf.schemas.validation import parse_model
+from scf.schemas.operation import OperationOutcome, TestVerdict
 
 log = structlog.get_logger(__name__)
-
-PLANS: dict[str, Planner] = {**BUCKET_PLANS, **OBJECT_PLANS}
 
 
 class MinIOStorageConnector(ServiceConnector):
@@ -55,14 +51,12 @@ class MinIOStorageConnector(ServiceConnector):
     """
 
     service_type: ClassVar[ServiceType] = ServiceType.MINIO
-    operations: ClassVar[frozenset[str]] = frozenset({*PLANS, "ingest"})
+    operation_table = OPERATIONS
     error_rules: ClassVar[tuple[ErrorRule, ...]] = MINIO_ERROR_RULES
 
     def __init__(self, connection: ServiceConnection) -> None:
         super().__init__(connection)
-        if not isinstance(self.type_config, MinioConfig):  # pragma: no cover - the registry guarantees it
-            raise ConfigurationError("minio connector without a MinioConfig")
-        self.config: MinioConfig = self.type_config
+        self.config: MinioConfig = self.config_of(MinioConfig)
         self._settings = client_settings(connection, self.config)
         self._names = ObjectNames(self.config.prefix)
         self._client: StoreClient | None = None
@@ -114,22 +108,11 @@ class MinIOStorageConnector(ServiceConnector):
 
     # --- operations ---------------------------------------------------------------------------------
 
-    async def _execute(self, request: OperationRequest) -> OperationOutcome:
+    async def run_plan(self, operation: str, planner: Planner, call: Call[Any, Any]) -> OperationOutcome:
+        """Check the parsed request against the bucket and prefix, then run its I/O in the pool."""
         client = self._require_client()
-        store = self._store(client, request.operation)
-        if request.operation == "ingest":
-            return await self._ingest(client, store, request)
-        if request.page_token is not None and request.operation != "list_objects":
-            raise PermanentError(
-                "page_token applies only to list_objects and ingest", code=ErrorCode.INVALID_REQUEST
-            )
-        plan = PLANS[request.operation](store, request)  # checks the request before any I/O
+        plan = planner(self._store(client, operation), call)  # refuses bad keys before any I/O
         return await client.run(plan)
-
-    async def _ingest(self, client: StoreClient, store: Store, request: OperationRequest) -> OperationOutcome:
-        # files-a: a bridge until files-b's operation table row calls handle_ingest itself
-        parameters = parse_model(IngestParameters, request.parameters, "parameters")
-        return await handle_ingest(self, Call(NoData(), parameters, request))
 
     # --- objects for other connectors (CSV and PDF sources by reference) ----------------------------
 

@@ -23,7 +23,6 @@ from scf.connectors.minio.bodies import (
     text_body,
     user_metadata,
 )
-from scf.connectors.minio.reads import plan_get
 from scf.connectors.minio.requests import (
     CopyParameters,
     DeleteManyParameters,
@@ -31,17 +30,16 @@ from scf.connectors.minio.requests import (
     PresignParameters,
     PutData,
     PutParameters,
-    parse,
 )
 from scf.connectors.minio.store import Plan, Planner, Store, iso
-from scf.schemas.operation import OperationOutcome, OperationRequest
+from scf.connectors.operation_table import Call, NoData
+from scf.schemas.operation import OperationOutcome
 
 # --- put ----------------------------------------------------------------------------------------------
 
 
-def plan_put(store: Store, request: OperationRequest) -> Plan:
-    params = parse(PutParameters, request.parameters, "parameters")
-    data = parse(PutData, request.data, "data")
+def plan_put(store: Store, call: Call[PutData, PutParameters]) -> Plan:
+    params, data = call.parameters, call.data
     name = store.names.full(params.key)
     headers = metadata_headers(params.metadata)
     content_type = check_content_type(params.content_type) if params.content_type else None
@@ -90,8 +88,8 @@ def put_object(
 # --- stat, copy, delete -----------------------------------------------------------------------------
 
 
-def plan_stat(store: Store, request: OperationRequest) -> Plan:
-    name = store.names.full(parse(KeyParameters, request.parameters, "parameters").key)
+def plan_stat(store: Store, call: Call[NoData, KeyParameters]) -> Plan:
+    name = store.names.full(call.parameters.key)
     return lambda: stat_object(store, name)
 
 
@@ -116,8 +114,8 @@ def stat_object(store: Store, name: str) -> OperationOutcome:
     return OperationOutcome(records_processed=1, result_data=result)
 
 
-def plan_copy(store: Store, request: OperationRequest) -> Plan:
-    params = parse(CopyParameters, request.parameters, "parameters")
+def plan_copy(store: Store, call: Call[NoData, CopyParameters]) -> Plan:
+    params = call.parameters
     source = store.names.full(params.source_key, "parameters.source_key")
     target = store.names.full(params.key)
     replace: dict[str, str] | None = None
@@ -147,8 +145,8 @@ def copy_object(store: Store, source: str, target: str, replace: dict[str, str] 
     return OperationOutcome(records_processed=1, records_affected=1, result_data=result)
 
 
-def plan_delete(store: Store, request: OperationRequest) -> Plan:
-    name = store.names.full(parse(KeyParameters, request.parameters, "parameters").key)
+def plan_delete(store: Store, call: Call[NoData, KeyParameters]) -> Plan:
+    name = store.names.full(call.parameters.key)
     return lambda: delete_object(store, name)
 
 
@@ -159,8 +157,8 @@ def delete_object(store: Store, name: str) -> OperationOutcome:
     return OperationOutcome(records_processed=1, records_affected=1, result_data=result)
 
 
-def plan_delete_many(store: Store, request: OperationRequest) -> Plan:
-    params = parse(DeleteManyParameters, request.parameters, "parameters")
+def plan_delete_many(store: Store, call: Call[NoData, DeleteManyParameters]) -> Plan:
+    params = call.parameters
     names = [store.names.full(key, f"parameters.keys[{i}]") for i, key in enumerate(params.keys)]
     unique = list(dict.fromkeys(names))
     return lambda: delete_objects(store, unique)
@@ -190,8 +188,8 @@ def delete_objects(store: Store, names: list[str]) -> OperationOutcome:
 
 
 def plan_presign(method: str) -> Planner:
-    def plan(store: Store, request: OperationRequest) -> Plan:
-        params = parse(PresignParameters, request.parameters, "parameters")
+    def plan(store: Store, call: Call[NoData, PresignParameters]) -> Plan:
+        params = call.parameters
         name = store.names.full(params.key)
         return lambda: presign(store, method, name, params.expires)
 
@@ -212,15 +210,3 @@ def presign(store: Store, method: str, name: str, seconds: int) -> OperationOutc
         "expires_at": (issued + expires).isoformat(),
     }
     return OperationOutcome(records_processed=1, result_data=result)
-
-
-OBJECT_PLANS: dict[str, Planner] = {
-    "put_object": plan_put,
-    "get_object": plan_get,
-    "stat_object": plan_stat,
-    "copy_object": plan_copy,
-    "delete_object": plan_delete,
-    "delete_objects": plan_delete_many,
-    "presigned_get": plan_presign("GET"),
-    "presigned_put": plan_presign("PUT"),
-}

@@ -14,16 +14,17 @@ from minio.time import from_http_header
 from urllib3 import BaseHTTPResponse
 
 from scf.connectors.minio.bodies import encode_reply, user_metadata
-from scf.connectors.minio.requests import GetParameters, parse
+from scf.connectors.minio.requests import GetParameters
 from scf.connectors.minio.store import Plan, Store, iso
+from scf.connectors.operation_table import Call, NoData
 from scf.schemas.errors import ErrorCode, PermanentError
-from scf.schemas.operation import OperationOutcome, OperationRequest
+from scf.schemas.operation import OperationOutcome
 
 _READ_CHUNK = 256 * 1024
 
 
-def plan_get(store: Store, request: OperationRequest) -> Plan:
-    params = parse(GetParameters, request.parameters, "parameters")
+def plan_get(store: Store, call: Call[NoData, GetParameters]) -> Plan:
+    params = call.parameters
     name = store.names.full(params.key)
     cap = store.max_object_bytes
     if params.length is not None and params.length > cap:

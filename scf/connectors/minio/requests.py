@@ -7,32 +7,22 @@ the connector's prefix) by `ObjectNames`, which answers INVALID_IDENTIFIER.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
 from scf.connectors.minio.bodies import Encoding
-from scf.schemas.validation import parse_model
-
-#: Validates `data` or `parameters` against a model (the helper every connector shares).
-parse = parse_model
+from scf.connectors.operation_table import PageParameters, Strict
 
 #: S3 presigned URLs live at most seven days.
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 MAX_LIST_PAGE = 1000
+DEFAULT_LIST_PAGE = 100
 MAX_DELETE_KEYS = 1000
 _KEY = Field(max_length=4096)
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class NoParameters(_Strict):
-    pass
-
-
-class KeyParameters(_Strict):
+class KeyParameters(Strict):
     key: str = _KEY
 
 
@@ -41,7 +31,7 @@ class PutParameters(KeyParameters):
     metadata: dict[str, str] = Field(default_factory=dict)
 
 
-class PutData(_Strict):
+class PutData(Strict):
     """Exactly one of `text` (stored as UTF-8), `base64` (binary) or `json` (any JSON value)."""
 
     text: str | None = None
@@ -66,10 +56,16 @@ class GetParameters(KeyParameters):
     encoding: Encoding = "base64"
 
 
-class ListParameters(_Strict):
+class ListParameters(PageParameters):
+    """`page_size` keys a page (default 100, at most 1000)."""
+
     prefix: str = Field(default="", max_length=1024)
     recursive: bool = False
-    page_size: int = Field(default=100, ge=1, le=MAX_LIST_PAGE)
+    page_size: int | None = Field(default=None, ge=1, le=MAX_LIST_PAGE)
+
+    @property
+    def size(self) -> int:
+        return self.page_size or DEFAULT_LIST_PAGE
 
 
 class CopyParameters(KeyParameters):
@@ -80,20 +76,9 @@ class CopyParameters(KeyParameters):
     metadata: dict[str, str] | None = None
 
 
-class DeleteManyParameters(_Strict):
+class DeleteManyParameters(Strict):
     keys: list[str] = Field(min_length=1, max_length=MAX_DELETE_KEYS)
 
 
 class PresignParameters(KeyParameters):
     expires: int = Field(default=3600, ge=1, le=MAX_PRESIGN_SECONDS, description="seconds")
-
-
-class IngestParameters(KeyParameters):
-    """`format` (default from the key's extension); every other key goes to the parser, which checks it."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    format: Literal["csv", "pdf"] | None = None
-
-    def parser_parameters(self) -> dict[str, Any]:
-        return dict(self.model_extra or {})

@@ -9,11 +9,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from minio import Minio
 
 from scf.connectors.minio.names import ObjectNames
-from scf.schemas.operation import OperationOutcome, OperationRequest
+from scf.connectors.operation_table import Call
+from scf.schemas.operation import OperationOutcome
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,8 @@ class Store:
 
 
 Plan = Callable[[], OperationOutcome]
-Planner = Callable[[Store, OperationRequest], Plan]
+#: Turns a parsed request into a plan, checking what the models cannot (keys, names) before any I/O.
+Planner = Callable[[Store, Call[Any, Any]], Plan]
 
 
 def iso(moment: datetime | None) -> str | None:
