@@ -369,7 +369,9 @@ def discover(register: bool) -> None:
 @main.command()
 @click.option("--out", "out_dir", default="docs", show_default=True, type=click.Path(path_type=Path))
 def docs(out_dir: Path) -> None:
-    """Write the HTTP (OpenAPI) and AMQP (AsyncAPI) documents, both generated from the same models."""
+    """Write the HTTP (OpenAPI) and AMQP (AsyncAPI) documents, both generated from the same models, and
+    the table of every connector's operations (operations.md), generated from their operation tables."""
+    from scf.app.reference import operations_page
     from scf.gateway.app import PUBLIC_BROKER_URL, create_app  # only this command needs FastAPI
     from scf.schemas.asyncapi import build_asyncapi
 
@@ -382,3 +384,5 @@ def docs(out_dir: Path) -> None:
     for name, document in documents.items():
         (out_dir / name).write_text(json.dumps(document, indent=2) + "\n")
         progress(f"wrote {out_dir / name}")
+    (out_dir / "operations.md").write_text(operations_page())
+    progress(f"wrote {out_dir / 'operations.md'}")
