@@ -372,6 +372,7 @@ def docs(out_dir: Path) -> None:
     """Write the HTTP (OpenAPI) and AMQP (AsyncAPI) documents, both generated from the same models, and
     the table of every connector's operations (operations.md), generated from their operation tables."""
     from scf.app.reference import operations_page
+    from scf.connectors.registry import operation_catalog
     from scf.gateway.app import PUBLIC_BROKER_URL, create_app  # only this command needs FastAPI
     from scf.schemas.asyncapi import build_asyncapi
 
@@ -379,7 +380,8 @@ def docs(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     documents = {
         "openapi.json": create_app(settings).openapi(),
-        "asyncapi.json": build_asyncapi(server_url=PUBLIC_BROKER_URL),  # never the real broker or user
+        # never the real broker or user; every type's declared operations on its scf.ops.<type> channel
+        "asyncapi.json": build_asyncapi(server_url=PUBLIC_BROKER_URL, operations=operation_catalog()),
     }
     for name, document in documents.items():
         (out_dir / name).write_text(json.dumps(document, indent=2) + "\n")

@@ -7,7 +7,7 @@ built. Adding a connector means one row here (or an entry point, see the discove
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scf.schemas.errors import ConfigurationError, ErrorCode
 from scf.schemas.plugins import plugin_connectors
@@ -52,3 +52,17 @@ def connector_class(service_type: str) -> type[ServiceConnector]:
     module_name, _, class_name = target.partition(":")
     cls: type[ServiceConnector] = getattr(importlib.import_module(module_name), class_name)
     return cls
+
+
+def operation_catalog(service_types: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """Every type's declared operations (name, summary, traits, data and parameters JSON Schemas,
+    aliases), as `GET /connector-types` and the AsyncAPI document publish them. Imports each type's
+    connector module; a type whose module cannot be imported here is left out."""
+    catalog: dict[str, list[dict[str, Any]]] = {}
+    for service_type in service_types or available_types():
+        try:
+            table = connector_class(service_type).operation_table
+        except ImportError:  # a plugin whose driver this process lacks: no operations to show
+            continue
+        catalog[service_type] = [operation.describe() for operation in table.values()]
+    return catalog

@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from scf.connectors.registry import is_available
+from scf.connectors.registry import is_available, operation_catalog
 from scf.fleet.audit import record as audit_record
 from scf.fleet.client import FleetClient
 from scf.fleet.rpc import CALLER
@@ -305,7 +305,7 @@ def _fleet_routes(app: FastAPI, settings: Settings) -> None:
 
     @app.get("/asyncapi.json", tags=["docs"])
     async def asyncapi() -> dict[str, Any]:
-        return build_asyncapi(server_url=PUBLIC_BROKER_URL)
+        return build_asyncapi(server_url=PUBLIC_BROKER_URL, operations=operation_catalog())
 
     @app.get("/healthz", tags=["monitoring"])
     async def healthz() -> dict[str, str]:

@@ -5,11 +5,12 @@ Pure: no connection is made. Answers `GET /connector-types` and `POST /connector
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
-from scf.connectors.registry import available_types
+from scf.connectors.registry import available_types, operation_catalog
 from scf.schemas.configs import config_model
 from scf.schemas.connection import ServiceConnection
 
@@ -17,6 +18,11 @@ from scf.schemas.connection import ServiceConnection
 class ConnectorType(BaseModel):
     service_type: str
     config_schema: dict[str, Any]
+    operations: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="every operation the type declares: name, summary, traits (reads, writes, idempotent, "
+        "long_running, pages), data_schema and parameters_schema (JSON Schema), aliases",
+    )
 
 
 class FieldProblem(BaseModel):
@@ -43,8 +49,14 @@ def config_schema(service_type: str) -> dict[str, Any]:
     return schema
 
 
+@functools.cache
 def connector_types() -> list[ConnectorType]:
-    return [ConnectorType(service_type=t, config_schema=config_schema(t)) for t in available_types()]
+    """Every type with its configuration schema and its declared operations (built once: pure)."""
+    operations = operation_catalog()
+    return [
+        ConnectorType(service_type=t, config_schema=config_schema(t), operations=operations.get(t, []))
+        for t in available_types()
+    ]
 
 
 def validate_config(service_type: str, body: dict[str, Any]) -> ValidationReport:

@@ -279,12 +279,29 @@ async def test_connector_types_and_dry_run_validation(http: Recorder) -> None:
     assert good.json() == {"service_type": "postgresql", "valid": True, "errors": []}
     assert {e["field"] for e in bad.json()["errors"]} == {"port", "custom_config.schema"}
     assert unknown.status_code == 404
+    # every type publishes its declared operations, with schemas and traits
+    operations = {t["service_type"]: {o["name"]: o for o in t["operations"]} for t in types.json()}
+    assert all(operations[t] for t in by_type)
+    query = operations["postgresql"]["query"]
+    assert query["traits"] == {
+        "reads": True,
+        "writes": False,
+        "idempotent": True,
+        "long_running": False,
+        "pages": True,
+    }
+    assert {"query", "page_size"} <= set(query["parameters_schema"]["properties"])
+    insert = operations["postgresql"]["insert"]
+    assert {"from": "data.table_name", "to": "parameters.table", "deprecated": False} in insert["aliases"]
 
 
 async def test_probes_and_docs(http: Recorder) -> None:
     assert (await http.get("/healthz")).json() == {"status": "alive"}
     assert (await http.get("/readyz")).json() == {"status": "ready"}
     assert (await http.get("/docs")).status_code == 200
+    asyncapi = (await http.get("/asyncapi.json")).json()
+    declared = {o["name"] for o in asyncapi["channels"]["scf.ops.redis"]["x-operations"]}
+    assert {"get", "set", "scan"} <= declared
     paths = (await http.get("/openapi.json")).json()["paths"]
     assert {
         "/connectors",
