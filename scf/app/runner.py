@@ -181,11 +181,8 @@ class RedisWatch:
             await asyncio.sleep(self.interval)
 
 
-async def run(settings: Settings, roles: Roles, *, on_ready: OnReady | None = None) -> None:
-    supervisor = SupervisorLink.from_env()
-    if supervisor is not None:
-        supervisor.die_with_parent()
-        structlog.contextvars.bind_contextvars(process=supervisor.label)
+async def open_state(settings: Settings) -> StateStore:
+    """The fleet's Redis state with the secret box; exits (code 2) when Redis is not reachable."""
     box = load_secret_box(
         settings.scf_secret_key.get_secret_value() if settings.scf_secret_key else None, settings.scf_data_dir
     )
@@ -193,7 +190,13 @@ async def run(settings: Settings, roles: Roles, *, on_ready: OnReady | None = No
     if not await state.ping():
         progress("Redis is not reachable at SCF_REDIS_URL; start it and try again")
         raise SystemExit(2)
-    connection = await connect_with_retry(settings, "scf-" + ("dispatcher" if roles.dispatcher else "worker"))
+    return state
+
+
+def assemble(
+    settings: Settings, roles: Roles, state: StateStore, connection: AbstractRobustConnection
+) -> list[Role]:
+    """The composition: the roles this process runs, each given the shared state and connection."""
     services: list[Role] = []
     if roles.dispatcher:
         services.append(Dispatcher(settings, state, connection))
@@ -203,7 +206,17 @@ async def run(settings: Settings, roles: Roles, *, on_ready: OnReady | None = No
         from scf.gateway.server import GatewayServer  # only processes that serve HTTP import FastAPI
 
         services.append(GatewayServer(settings))
+    return services
 
+
+async def run(settings: Settings, roles: Roles, *, on_ready: OnReady | None = None) -> None:
+    supervisor = SupervisorLink.from_env()
+    if supervisor is not None:
+        supervisor.die_with_parent()
+        structlog.contextvars.bind_contextvars(process=supervisor.label)
+    state = await open_state(settings)
+    connection = await connect_with_retry(settings, "scf-" + ("dispatcher" if roles.dispatcher else "worker"))
+    services = assemble(settings, roles, state, connection)
     redis_ok = RedisWatch(state, settings.scf_heartbeat_interval)
 
     def ready() -> bool:

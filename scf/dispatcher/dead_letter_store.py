@@ -24,7 +24,7 @@ import redis.asyncio as aioredis
 
 from scf.fleet import keys
 from scf.fleet.crypto import SecretBox
-from scf.fleet.state import redis_errors
+from scf.fleet.state_errors import redis_errors
 from scf.schemas import topology
 from scf.schemas.connection import public_request_body
 from scf.schemas.dead_letters import DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetterQuery, DeadReason

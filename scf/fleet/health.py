@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from redis.typing import EncodableT, FieldT
 
 from scf.fleet import keys
-from scf.fleet.state import redis_errors, text_map
+from scf.fleet.state_errors import redis_errors, text_map
 from scf.schemas.control import HealthState, HealthStatus
 from scf.schemas.errors import ErrorInfo
 from scf.schemas.operation import ConnectionTestResult

@@ -84,6 +84,8 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
     _install_error_handlers(app)
     _install_audit(app)
     _connector_routes(app)
+    _operation_routes(app)
+    _control_routes(app)
     _fleet_routes(app, settings)
     resilience.install(app, ERRORS)
     return app
@@ -161,6 +163,8 @@ def _install_audit(app: FastAPI) -> None:
 
 
 def _connector_routes(app: FastAPI) -> None:
+    """The connector registry: create, list, read, update and delete connectors."""
+
     @app.post(
         "/connectors", status_code=201, response_model=ConnectorCreated, responses=ERRORS, tags=["connectors"]
     )
@@ -196,6 +200,10 @@ def _connector_routes(app: FastAPI) -> None:
     async def delete_connector(service_name: str, request: Request) -> Acknowledged:
         return await fleet(request).delete_connector(service_name)
 
+
+def _operation_routes(app: FastAPI) -> None:
+    """Run an operation on a connector (`POST /connectors/{service_name}/execute`)."""
+
     @app.post(
         "/connectors/{service_name}/execute",
         response_model=OperationResult,
@@ -220,6 +228,10 @@ def _connector_routes(app: FastAPI) -> None:
         if result.error is not None:
             return failure(result.error, result.model_dump(mode="json"))
         return result
+
+
+def _control_routes(app: FastAPI) -> None:
+    """Test, pause or resume a connector, and read its status and metrics."""
 
     @app.post(
         "/connectors/{service_name}/test",

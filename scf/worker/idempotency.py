@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
 from scf.fleet import keys
-from scf.fleet.state import redis_errors
+from scf.fleet.state_errors import redis_errors
 from scf.schemas.operation import OperationResult
 
 

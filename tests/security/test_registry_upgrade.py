@@ -17,7 +17,8 @@ from cryptography.fernet import Fernet
 
 from scf.fleet import keys
 from scf.fleet.crypto import SecretBox
-from scf.fleet.state import PUBLIC_VIEW, StateStore, text_map
+from scf.fleet.state import PUBLIC_VIEW, StateStore
+from scf.fleet.state_errors import text_map
 
 CANARY = f"canary-{uuid.uuid4().hex}"
 
