@@ -1,4 +1,4 @@
-"""The standard suite every connector runs (STYLE.md: one contract, one suite).
+"""The standard suite every connector runs (one contract, one suite: docs/architecture.md).
 
 Subclass `ConnectorContract` in a `test_<type>_contract.py` module and provide the fixtures. A type with
 no network (CSV) or a stand-in server without authentication returns None from the matching fixture,

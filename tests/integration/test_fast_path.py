@@ -320,7 +320,7 @@ def own_fleet(secret_key: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 async def test_with_no_live_worker_a_fast_call_waits_until_its_deadline_then_deadline_exceeded(
     own_fleet: OwnFleet,
 ) -> None:
-    """No worker is not an error (DESIGN.md §4): the request waits in its queue until its deadline, then
+    """No worker is not an error (docs/resilience.md): the request waits in its queue until its deadline, then
     the broker dead-letters it and the dead-letter desk answers DEADLINE_EXCEEDED (and keeps it). The
     dispatcher path answers NO_WORKER at once; a client's route lives at most its TTL once the last
     worker is gone, so only calls within that window take the waiting path. (No worker of this fleet

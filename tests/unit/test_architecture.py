@@ -1,4 +1,4 @@
-"""Imports flow one way (DESIGN.md §1): schemas <- connectors <- worker; schemas <- fleet <- roles."""
+"""Imports flow one way (docs/architecture.md): schemas <- connectors <- worker; fleet <- roles <- app."""
 
 from __future__ import annotations
 
@@ -22,13 +22,26 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
         "asyncpg",
     ),
     "connectors": ("scf.fleet", "scf.dispatcher", "scf.worker", "aio_pika", "aiormq", "pamqp", "redis"),
-    "dispatcher": ("scf.worker", "asyncpg", "scf.connectors.postgresql", "scf.connectors.csv_ingest"),
-    "fleet": ("asyncpg",),
+    "dispatcher": (
+        "scf.worker",
+        "scf.gateway",
+        "scf.app",
+        "asyncpg",
+        "scf.connectors.postgresql",
+        "scf.connectors.csv_ingest",
+    ),
+    "worker": ("scf.dispatcher", "scf.gateway", "scf.app"),
+    # the shared library at the bottom: it knows no role and no composition
+    "fleet": ("asyncpg", "scf.dispatcher", "scf.worker", "scf.gateway", "scf.app"),
+    # the HTTP edge calls the fleet: no connector code, no factory, no other role (the registry's
+    # lookup of type names and declared operations is the one door, see GATEWAY_MAY_IMPORT)
+    "gateway": ("scf.connectors", "scf.factory", "scf.dispatcher", "scf.worker", "scf.app", "asyncpg"),
 }
 
 # (folder under scf/, prefix) exempt from FORBIDDEN: a connector for Redis or RabbitMQ needs its own
 # driver. Those packages still may not import scf.fleet, so the fleet's own connections stay out of reach.
 ALLOWED: tuple[tuple[str, str], ...] = (
+    ("gateway", "scf.connectors.registry"),
     ("connectors/redis", "redis"),
     ("connectors/rabbitmq", "aio_pika"),
     ("connectors/rabbitmq", "aiormq"),
@@ -70,6 +83,17 @@ def test_imports_flow_one_way(package: str) -> None:
 def test_the_checker_sees_imports() -> None:
     # Guard against a checker that passes because it reads nothing.
     assert "scf.schemas.errors" in imports_of(PACKAGE / "connectors" / "base.py")
+
+
+def test_only_the_composition_root_assembles_roles() -> None:
+    roles = ("scf.dispatcher", "scf.worker", "scf.gateway")
+    assemblers = {
+        path.relative_to(PACKAGE.parent).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if len({r for r in roles for name in imports_of(path) if name.startswith(r)}) > 1
+    }
+    assert assemblers <= {"scf/app/runner.py", "scf/app/cli.py"}
+    assert "scf/app/runner.py" in assemblers  # the checker sees the one real assembler
 
 
 def test_the_driver_exemption_is_confined_to_its_own_connector() -> None:
