@@ -22,7 +22,6 @@ from scf.schemas.validation import parse_model
 
 OPERATION_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 OPERATION_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
-STANDARD_OPERATIONS = frozenset({"ingest", "query", "insert", "update", "delete", "validate", "preview"})
 MIN_TIMEOUT_SECONDS = 0.001
 #: One run of an operation stays well under RabbitMQ's consumer ack timeout (30 min by default), since a
 #: worker acks only after the reply: longer work goes in pages (`page_token`) or sink batches, each its
@@ -49,13 +48,20 @@ class OperationRequest(BaseModel):
     data: dict[str, Any] = Field(
         default_factory=dict,
         description=(
-            "The operation's input; its shape is the connector's (docs/<type>.md). PostgreSQL `insert` "
-            'takes `{"table_name", "records": [{column: value}, ...]}` or, column-oriented, '
-            '`{"table_name", "columns": [name, ...], "rows": [[value, ...], ...]}` (each row one value '
-            "per column, in order; names unique)."
+            "The operation's payload: records or rows, documents, vectors and their metadata, messages, "
+            'object bodies, the file to ingest. PostgreSQL `insert` takes `{"records": [{column: value}, '
+            '...]}` or, column-oriented, `{"columns": [name, ...], "rows": [[value, ...], ...]}`. Every '
+            "operation's shape: docs/operations.md and `GET /connector-types`."
         ),
     )
-    parameters: dict[str, Any] = Field(default_factory=dict)
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description=(
+            "What the operation acts on and how: the table, index, collection, queue, key or endpoint, the "
+            "query, options and `page_size`. PostgreSQL `insert` takes `parameters.table` (the spec's "
+            "`data.table_name` is accepted too)."
+        ),
+    )
     operation_id: str | None = Field(default=None, pattern=OPERATION_ID_PATTERN)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
     timeout: float | None = Field(default=None, ge=MIN_TIMEOUT_SECONDS, le=MAX_TIMEOUT_SECONDS)

@@ -15,7 +15,7 @@ import re
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
-from urllib.parse import unquote_plus, urlsplit, urlunsplit
+from urllib.parse import unquote_plus
 
 MASK = "**********"
 
@@ -181,22 +181,6 @@ def mask_url(value: str, *, limit: int = MAX_SCANNED_CHARS) -> str:
         return value
     masked = _mask_scanned(value)
     return _mask_url_params(masked) if "=" in masked else masked
-
-
-def mask_dsn(dsn: str) -> str:
-    if len(dsn) > MAX_SCANNED_CHARS:
-        return mask_url(dsn)
-    try:
-        parts = urlsplit(dsn)
-        password, port = parts.password, parts.port
-    except ValueError:  # not a URL urllib can read (a bad port, say): mask it as text
-        return mask_url(dsn)
-    if password is None:
-        return dsn
-    netloc = f"{parts.username or ''}:{MASK}@{parts.hostname or ''}"
-    if port is not None:
-        netloc += f":{port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
 class _Budget:
