@@ -1,7 +1,8 @@
 """The one mapping from service type to connector implementation, imported lazily.
 
 A worker serving only `csv` never imports asyncpg: the class is imported the first time its type is
-built. Adding a connector means one row here (or an entry point, see the discovery issue).
+built. A type is registered once, as an entry point (scf/schemas/plugins.py); this module only looks
+its connector up.
 """
 
 from __future__ import annotations
@@ -10,27 +11,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from scf.schemas.errors import ConfigurationError, ErrorCode
-from scf.schemas.plugins import plugin_connectors
+from scf.schemas.plugins import registrations
 
 if TYPE_CHECKING:
     from scf.connectors.base import ServiceConnector
 
-IMPLEMENTATIONS: dict[str, str] = {
-    "postgresql": "scf.connectors.postgresql:PostgreSQLOutputConnector",
-    "csv": "scf.connectors.csv_ingest:CSVIngestionConnector",
-    "qdrant": "scf.connectors.qdrant:QdrantVectorConnector",
-    "elasticsearch": "scf.connectors.elasticsearch:ElasticsearchConnector",
-    "minio": "scf.connectors.minio:MinIOStorageConnector",
-    "api": "scf.connectors.api:ApiIngestionConnector",
-    "pdf": "scf.connectors.pdf:PDFIngestionConnector",
-    "redis": "scf.connectors.redis:RedisConnector",
-    "rabbitmq": "scf.connectors.rabbitmq:RabbitMQConnector",
-}
-
 
 def implementations() -> dict[str, str]:
-    """Built-in connectors plus those other packages declare as `scf.connectors` entry points."""
-    return {**plugin_connectors(), **IMPLEMENTATIONS}
+    """Type -> "module:Class" of its connector, from the registrations (scf/schemas/plugins.py)."""
+    return {name: record.connector for name, record in registrations().items()}
 
 
 def available_types() -> list[str]:

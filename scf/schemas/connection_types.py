@@ -1,4 +1,8 @@
-"""The built-in service types (plugins add more through entry points, see `scf.schemas.plugins`)."""
+"""Names of the built-in service types, as constants for code and typing.
+
+Which types exist is decided by their registrations (entry points, `scf.schemas.plugins`), not here: a
+test checks that every constant names a registered built-in type.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,3 @@ class ServiceType(StrEnum):
     API = "api"
     CSV = "csv"
     PDF = "pdf"
-
-
-BUILT_IN_TYPES: tuple[str, ...] = tuple(t.value for t in ServiceType)

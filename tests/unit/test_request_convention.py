@@ -15,7 +15,8 @@ import pytest
 from pydantic import BaseModel
 
 from scf.connectors.operation_table import Operation, PageParameters, Strict
-from scf.connectors.registry import IMPLEMENTATIONS, connector_class
+from scf.connectors.registry import connector_class
+from scf.schemas.plugins import built_in_types
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "operations.md"
 
@@ -52,7 +53,7 @@ PAYLOAD_NAMES = frozenset(
 #: Old page-size spellings a paged operation must not take any more (they live on as aliases).
 OLD_PAGE_NAMES = frozenset({"size", "limit", "count", "max_keys", "max_items"})
 
-TYPES = sorted(IMPLEMENTATIONS)
+TYPES = sorted(built_in_types())
 
 
 def table_of(service_type: str) -> dict[str, Operation[Any]]:

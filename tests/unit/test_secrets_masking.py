@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from scf.dispatcher.dead_letter_store import MAX_PARSED_BODY, MAX_SHOWN_HEADER, describe, minimal
+from scf.schemas.secret_fields import mask_dsn
 from scf.schemas.secrets import (
     MASK,
     MAX_REDACT_NODES,
@@ -16,7 +17,6 @@ from scf.schemas.secrets import (
     OVER_BUDGET,
     encodable,
     is_secret_key,
-    mask_dsn,
     mask_url,
     redact,
 )

@@ -1,8 +1,9 @@
 """Per-service-type `custom_config` models, checked when a connector is created or updated.
 
 The dispatcher validates a create request with these models without importing any driver; the
-connector parses the same model when it opens. One module per type in this package, registered below
-by name and imported on first use. A type without a model here accepts no custom keys.
+connector parses the same model when it opens. One module per built-in type in this package, named by
+the type's registration (the `scf.connector_configs` entry point) and imported on first use. A type
+without a model accepts no custom keys.
 """
 
 from __future__ import annotations
@@ -12,26 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from scf.schemas.plugins import plugin_configs
+from scf.schemas.plugins import registrations
 
 if TYPE_CHECKING:
     from scf.schemas.connection import ServiceConnection
 
-CONFIG_MODELS: dict[str, str] = {
-    "postgresql": "scf.schemas.configs.postgresql:PostgresConfig",
-    "csv": "scf.schemas.configs.csv:CsvConfig",
-    "qdrant": "scf.schemas.configs.qdrant:QdrantConfig",
-    "elasticsearch": "scf.schemas.configs.elasticsearch:ElasticsearchConfig",
-    "minio": "scf.schemas.configs.minio:MinioConfig",
-    "api": "scf.schemas.configs.api:ApiConfig",
-    "pdf": "scf.schemas.configs.pdf:PdfConfig",
-    "redis": "scf.schemas.configs.redis:RedisConfig",
-    "rabbitmq": "scf.schemas.configs.rabbitmq:RabbitMQConfig",
-}
-
 
 def config_model(service_type: str) -> type[BaseModel] | None:
-    target = CONFIG_MODELS.get(service_type) or plugin_configs().get(service_type)
+    record = registrations().get(service_type)
+    target = None if record is None else record.config
     if target is None:
         return None
     module_name, _, class_name = target.partition(":")
