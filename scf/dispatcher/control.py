@@ -65,7 +65,7 @@ class ControlPlane:
         self.rpc = rpc
         self.publish_event = publish_event
         self.test_timeout = test_timeout
-        self.health = HealthStore(state.redis)
+        self.health = HealthStore(state)
         self.handlers: dict[MessageType, Handler] = {
             MessageType.CONNECTOR_CREATE: self.create,
             MessageType.CONNECTOR_UPDATE: self.update,

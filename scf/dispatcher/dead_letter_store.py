@@ -18,18 +18,18 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
-
-import redis.asyncio as aioredis
+from typing import TYPE_CHECKING, Any
 
 from scf.fleet import keys
-from scf.fleet.crypto import SecretBox
 from scf.fleet.state_errors import redis_errors
 from scf.schemas import topology
 from scf.schemas.connection import public_request_body
 from scf.schemas.dead_letters import DeadLetter, DeadLetterFilter, DeadLetterPage, DeadLetterQuery, DeadReason
 from scf.schemas.errors import ErrorCode, ErrorInfo, PermanentError, TransientError
 from scf.schemas.secrets import MASK, encodable, mask_url, redact
+
+if TYPE_CHECKING:
+    from scf.fleet.state import StateStore
 
 MAX_SHOWN_BODY = 16 * 1024
 #: A body larger than this is not parsed nor scanned: the letter shows its size (the original is sealed).
@@ -222,9 +222,9 @@ def _plain(value: Any, *, limit: int | None = None, depth: int = 0) -> Any:
 
 
 class DeadLetterStore:
-    def __init__(self, client: aioredis.Redis, box: SecretBox, *, ttl: int, max_entries: int) -> None:
-        self.redis = client
-        self.box = box
+    def __init__(self, state: StateStore, *, ttl: int, max_entries: int) -> None:
+        self.redis = state.redis  # the StateStore's one connection: stores never open their own
+        self.box = state.box  # the originals are sealed with the fleet's key
         self.ttl = ttl
         self.max_entries = max_entries
 

@@ -101,8 +101,7 @@ class Dispatcher(FleetService):
         """`scf.dead` on a channel of its own, so a pause there never holds up requests."""
         channel = await amqp.open_channel(self.connection, prefetch=DEAD_LETTER_PREFETCH)
         store = DeadLetterStore(
-            self.state.redis,
-            self.state.box,
+            self.state,
             ttl=self.settings.scf_dead_letter_ttl,
             max_entries=self.settings.scf_dead_letter_max,
         )

@@ -60,14 +60,14 @@ class HealthMonitor:
         webhook: str | None = None,
     ) -> None:
         self.state = state
-        self.health = HealthStore(state.redis)
+        self.health = HealthStore(state)
         self.rpc = rpc
         self.publish_event = publish_event
         self.interval = interval
         self.threshold = threshold
         self.webhook = webhook
         self.holder = f"monitor-{uuid.uuid4().hex[:12]}"
-        self._lease = state.redis.register_script(_LEASE_SCRIPT)
+        self._lease = state.script(_LEASE_SCRIPT)
 
     async def run(self) -> None:
         """Sweep every interval while this instance holds the lease; never raises."""

@@ -8,8 +8,8 @@ than `SERVICE_TIMEOUT_THRESHOLD`; in between it keeps its previous status.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
 from redis.typing import EncodableT, FieldT
 
 from scf.fleet import keys
@@ -17,6 +17,9 @@ from scf.fleet.state_errors import redis_errors, text_map
 from scf.schemas.control import HealthState, HealthStatus
 from scf.schemas.errors import ErrorInfo
 from scf.schemas.operation import ConnectionTestResult
+
+if TYPE_CHECKING:
+    from scf.fleet.state import StateStore
 
 
 def decide_status(state: HealthState, previous: HealthStatus, now: float, threshold: float) -> HealthStatus:
@@ -31,8 +34,8 @@ def decide_status(state: HealthState, previous: HealthStatus, now: float, thresh
 
 
 class HealthStore:
-    def __init__(self, client: aioredis.Redis) -> None:
-        self.redis = client
+    def __init__(self, state: StateStore) -> None:
+        self.redis = state.redis  # the StateStore's one connection: stores never open their own
 
     async def record(self, result: ConnectionTestResult, now: float | None = None) -> HealthState:
         """Count one connection test and return the connector's updated health facts."""

@@ -14,6 +14,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 import structlog
+from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError, WatchError
 
 from scf.fleet import keys, latency
@@ -68,6 +69,10 @@ class StateStore(OperationBook):
     def box(self) -> SecretBox:
         """The fleet's sealing key (for other stores that keep secrets at rest, e.g. dead letters)."""
         return self._box
+
+    def script(self, source: str) -> AsyncScript:
+        """A Lua script on this connection (loaded on first call, then run by its digest)."""
+        return self.redis.register_script(source)
 
     async def close(self) -> None:
         await self.redis.aclose()

@@ -13,13 +13,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
-import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
 from scf.fleet import keys
 from scf.fleet.state_errors import redis_errors
 from scf.schemas.operation import OperationResult
+
+if TYPE_CHECKING:
+    from scf.fleet.state import StateStore
 
 
 class ClaimKind(StrEnum):
@@ -37,8 +40,8 @@ class Claim:
 
 
 class IdempotencyStore:
-    def __init__(self, client: aioredis.Redis, ttl: int) -> None:
-        self.redis = client
+    def __init__(self, state: StateStore, ttl: int) -> None:
+        self.redis = state.redis  # the StateStore's one connection: stores never open their own
         self.ttl = ttl
 
     async def claim(self, name: str, key: str, digest: str, owner: str, lease: float) -> Claim:

@@ -20,9 +20,8 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as aioredis
 import structlog
 from redis.asyncio.client import Pipeline
 from redis.exceptions import RedisError
@@ -30,6 +29,9 @@ from redis.exceptions import RedisError
 from scf.connectors.circuit import Admission, BreakerPolicy, LocalBreakerBoard, State
 from scf.fleet import keys
 from scf.fleet.metrics import BREAKER_STATE, BREAKER_TRANSITIONS
+
+if TYPE_CHECKING:
+    from scf.fleet.state import StateStore
 
 log = structlog.get_logger(__name__)
 
@@ -48,7 +50,7 @@ class _View:
 class RedisBreakerBoard:
     def __init__(
         self,
-        client: aioredis.Redis,
+        state: StateStore,
         owner: str,
         policy: BreakerPolicy | None = None,
         *,
@@ -57,7 +59,7 @@ class RedisBreakerBoard:
         redis_backoff: float = 2.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.redis = client
+        self.redis = state.redis  # the StateStore's one connection: stores never open their own
         self.owner = owner
         self.policy = policy or BreakerPolicy()
         self.refresh = refresh

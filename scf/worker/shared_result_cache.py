@@ -7,21 +7,23 @@ was meant to speed up.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis.asyncio as aioredis
 import structlog
 from redis.exceptions import RedisError
 
 from scf.connectors.result_cache import MAX_CACHED_BYTES
 from scf.fleet import keys
 
+if TYPE_CHECKING:
+    from scf.fleet.state import StateStore
+
 log = structlog.get_logger(__name__)
 
 
 class RedisResultCache:
-    def __init__(self, client: aioredis.Redis) -> None:
-        self.redis = client
+    def __init__(self, state: StateStore) -> None:
+        self.redis = state.redis  # the StateStore's one connection: stores never open their own
 
     async def get(self, service_name: str, key: str) -> dict[str, Any] | None:
         try:

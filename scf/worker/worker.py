@@ -79,19 +79,19 @@ class Worker(FleetService):
         trust_forwarders(settings.trusted_forwarders)
         sample_operations(settings.scf_audit_sample)
         self._rpc = RpcClient(connection)
-        breakers = RedisBreakerBoard(state.redis, self.worker_id, settings.breaker_policy)
+        breakers = RedisBreakerBoard(state, self.worker_id, settings.breaker_policy)
         self.factory = ServiceConnectorFactory(
             default_timeout=settings.scf_default_timeout,
             retry_delay=settings.connection_retry_delay,
             on_retry=lambda connector, _error, _attempt: RETRIES_TOTAL.labels(connector.service_type).inc(),
             lookup=self._lookup,
             sink=FleetSink(self._rpc),
-            cache=RedisResultCache(state.redis),
+            cache=RedisResultCache(state),
             breakers=breakers,
         )
         self.cache = ConnectorCache(self.factory, state)
-        self.health = HealthStore(state.redis)
-        self.keyed = KeyedRunner(IdempotencyStore(state.redis, settings.scf_idempotency_ttl), self.worker_id)
+        self.health = HealthStore(state)
+        self.keyed = KeyedRunner(IdempotencyStore(state, settings.scf_idempotency_ttl), self.worker_id)
         self.books = Books(state, breakers, interval=settings.scf_metrics_flush_interval)
         self.results = ResultWriter(state, settings.scf_result_ttl)
         self.cancels = RecentCancels(settings.scf_cancel_memory)

@@ -6,9 +6,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from cryptography.fernet import Fernet
 
 from scf.connectors.circuit import BreakerPolicy
 from scf.fleet import keys
+from scf.fleet.crypto import SecretBox
+from scf.fleet.state import StateStore
 from scf.worker.shared_breakers import RedisBreakerBoard
 from tests.support.services import claim_redis_db
 
@@ -29,7 +32,8 @@ async def client() -> AsyncIterator[aioredis.Redis]:
 
 
 def board(client: aioredis.Redis, owner: str, now: list[float]) -> RedisBreakerBoard:
-    return RedisBreakerBoard(client, owner, POLICY, refresh=0.0, clock=lambda: now[0])
+    state = StateStore(client, SecretBox([Fernet.generate_key().decode()]))  # the board's one way to Redis
+    return RedisBreakerBoard(state, owner, POLICY, refresh=0.0, clock=lambda: now[0])
 
 
 async def test_failures_of_two_workers_add_up_and_both_see_it_open(client: aioredis.Redis) -> None:

@@ -50,7 +50,7 @@ def failed(operation_id: str) -> OperationResult:
 
 
 def board(state: StateStore, owner: str, now: list[float], refresh: float = 60.0) -> RedisBreakerBoard:
-    return RedisBreakerBoard(state.redis, owner, POLICY, refresh=refresh, clock=lambda: now[0])
+    return RedisBreakerBoard(state, owner, POLICY, refresh=refresh, clock=lambda: now[0])
 
 
 async def test_two_workers_tallies_add_up_in_the_spec_metrics(state: StateStore) -> None:

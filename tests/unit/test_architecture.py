@@ -128,3 +128,25 @@ def test_no_connector_package_imports_another() -> None:
                     if other in packages and other != own:
                         offenders.append(f"{path.relative_to(PACKAGE)} imports {name}")
     assert offenders == []
+
+
+#: The one module that opens the fleet's Redis connection (connectors for Redis open their own service's).
+STATE_OWNER = "scf/fleet/state.py"
+
+
+def test_the_state_store_is_the_one_way_to_redis() -> None:
+    opened, reached = [], []
+    for path in PACKAGE.rglob("*.py"):
+        where = path.relative_to(PACKAGE.parent).as_posix()
+        if where.startswith("scf/connectors/redis/"):
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if ("Redis.from_url(" in line or "Redis(" in line) and where != STATE_OWNER:
+                opened.append(f"{where}:{number}")
+            if "state.redis" in line and line.strip() != "self.redis = state.redis  # " + STORE_NOTE:
+                reached.append(f"{where}:{number}")
+    assert opened == []
+    assert reached == []  # a store takes the StateStore; no role reaches into its client
+
+
+STORE_NOTE = "the StateStore's one connection: stores never open their own"
