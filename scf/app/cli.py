@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 from pydantic import BaseModel
 
+from scf.app.reference_cli import docs, types
 from scf.app.runner import Roles, progress, run, run_loop
 from scf.app.supervisor import ChildSpec, default_processes, supervise
 from scf.connectors.registry import available_types, is_available
@@ -366,25 +367,5 @@ def discover(register: bool) -> None:
     _with_client(settings, go)
 
 
-@main.command()
-@click.option("--out", "out_dir", default="docs", show_default=True, type=click.Path(path_type=Path))
-def docs(out_dir: Path) -> None:
-    """Write the HTTP (OpenAPI) and AMQP (AsyncAPI) documents, both generated from the same models, and
-    the table of every connector's operations (operations.md), generated from their operation tables."""
-    from scf.app.reference import operations_page
-    from scf.connectors.registry import operation_catalog
-    from scf.gateway.app import PUBLIC_BROKER_URL, create_app  # only this command needs FastAPI
-    from scf.schemas.asyncapi import build_asyncapi
-
-    settings = _settings()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    documents = {
-        "openapi.json": create_app(settings).openapi(),
-        # never the real broker or user; every type's declared operations on its scf.ops.<type> channel
-        "asyncapi.json": build_asyncapi(server_url=PUBLIC_BROKER_URL, operations=operation_catalog()),
-    }
-    for name, document in documents.items():
-        (out_dir / name).write_text(json.dumps(document, indent=2) + "\n")
-        progress(f"wrote {out_dir / name}")
-    (out_dir / "operations.md").write_text(operations_page())
-    progress(f"wrote {out_dir / 'operations.md'}")
+main.add_command(docs)
+main.add_command(types)

@@ -78,6 +78,19 @@ def operations_page() -> str:
     return PREAMBLE + "\n".join(rows) + "\n"
 
 
+def type_listing(service_type: str | None = None) -> list[str]:
+    """`scf types`: one line per operation (traits, then what goes in parameters and in data)."""
+    chosen = tables() if service_type is None else {service_type: tables()[service_type]}
+    lines: list[str] = []
+    for name, operations in chosen.items():
+        lines.append(name)
+        lines += [
+            f"  {op_name:<18} [{_traits(op)}]  parameters: {_fields(op.parameters)}  data: {_fields(op.data)}"
+            for op_name, op in operations.items()
+        ]
+    return [line.replace("`", "") for line in lines]
+
+
 def deprecated_aliases() -> str:
     """The changelog's list: one line per deprecated alias, `<type> <operation>: <old> -> <new>`."""
     lines = [

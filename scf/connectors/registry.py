@@ -10,8 +10,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+import structlog
+
 from scf.schemas.errors import ConfigurationError, ErrorCode
 from scf.schemas.plugins import registrations
+
+log = structlog.get_logger(__name__)
 
 if TYPE_CHECKING:
     from scf.connectors.base import ServiceConnector
@@ -46,12 +50,14 @@ def connector_class(service_type: str) -> type[ServiceConnector]:
 def operation_catalog(service_types: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Every type's declared operations (name, summary, traits, data and parameters JSON Schemas,
     aliases), as `GET /connector-types` and the AsyncAPI document publish them. Imports each type's
-    connector module; a type whose module cannot be imported here is left out."""
+    connector module; a type whose module cannot be imported here (a broken plugin, a driver this
+    process lacks) is left out with a warning, so one bad plugin never hides the others."""
     catalog: dict[str, list[dict[str, Any]]] = {}
     for service_type in service_types or available_types():
         try:
             table = connector_class(service_type).operation_table
-        except ImportError:  # a plugin whose driver this process lacks: no operations to show
+        except Exception as exc:
+            log.warning("connector_type_unavailable", service_type=service_type, error=type(exc).__name__)
             continue
         catalog[service_type] = [operation.describe() for operation in table.values()]
     return catalog

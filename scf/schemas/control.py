@@ -160,7 +160,6 @@ class ConnectorStatus(BaseModel):
     last_error: ErrorInfo | None = None
     last_error_at: float | None = None
     live_workers: int
-    breaker_state: str | None = Field(default=None, description="null until the fleet tracks breakers")
 
 
 class FleetMetrics(BaseModel):

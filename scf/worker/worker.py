@@ -18,6 +18,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Awaitable
 
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
@@ -38,7 +39,7 @@ from scf.fleet.state import StateStore
 from scf.schemas import topology
 from scf.schemas.control import MessageType
 from scf.schemas.errors import ConnectorError, ErrorCode, PermanentError
-from scf.schemas.operation import OperationResult
+from scf.schemas.operation import OperationRequest, OperationResult
 from scf.worker.books import Books, ResultWriter
 from scf.worker.cache import ConnectorCache
 from scf.worker.cancel_feed import CancelFeed
@@ -85,7 +86,7 @@ class Worker(FleetService):
             retry_delay=settings.connection_retry_delay,
             on_retry=lambda connector, _error, _attempt: RETRIES_TOTAL.labels(connector.service_type).inc(),
             lookup=self._lookup,
-            sink=FleetSink(self._rpc),
+            sink=FleetSink(self._rpc, local=self._run_sink_batch),
             cache=RedisResultCache(state),
             breakers=breakers,
         )
@@ -163,6 +164,26 @@ class Worker(FleetService):
         connector = await self.cache.latest(service_name)
         await connector.open()
         return connector
+
+    async def _run_sink_batch(self, request: OperationRequest, deadline: float) -> OperationResult | None:
+        """A sink batch for a connector of a type this worker serves runs here, as a message would (the
+        registry's current entry, its idempotency key, the breaker and retries, counted in its metrics).
+        None: not served here, or not runnable here (unknown, paused): the fleet answers it."""
+        assert request.service_name is not None
+        try:
+            connector = await self.cache.get(request.service_name, 0)
+        except ConnectorError:
+            return None
+        if connector.service_type not in self.service_types:
+            return None
+        name = request.service_name
+
+        def run() -> Awaitable[OperationResult]:
+            return self.factory.execute_operation(name, request, deadline=deadline)
+
+        result = await self.keyed.run(request, deadline, connector.durable_idempotency, run)
+        self.books.count(name, result)
+        return result
 
     # --- heartbeat -----------------------------------------------------------------------------------
 

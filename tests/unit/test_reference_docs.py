@@ -26,3 +26,19 @@ def test_the_alias_block_is_replaced_not_appended() -> None:
     assert "stale line" not in rewritten
     assert rewritten.startswith("intro\n") and rewritten.endswith(f"{ALIASES_END}\noutro\n")
     assert with_aliases(rewritten) == rewritten
+
+
+def test_scf_types_lists_every_operation_with_its_traits() -> None:
+    from click.testing import CliRunner
+
+    from scf.app.cli import main
+
+    listing = CliRunner().invoke(main, ["types", "minio"])
+    unknown = CliRunner().invoke(main, ["types", "oracle"])
+
+    assert listing.exit_code == 0, listing.output
+    lines = listing.output.splitlines()
+    assert lines[0] == "minio"
+    (listed,) = [line for line in lines if line.split()[0] == "list_objects"]
+    assert "[reads, idempotent, pages]" in listed and "page_size?" in listed
+    assert unknown.exit_code == 2 and "no connector type 'oracle'" in unknown.output

@@ -5,6 +5,10 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 
+import pytest
+
+from scf.connectors import registry
+from scf.connectors.base import ServiceConnector
 from scf.connectors.registry import available_types, implementations
 from scf.schemas.configs import config_model
 from scf.schemas.connection_types import ServiceType
@@ -39,3 +43,17 @@ def test_every_table_of_types_is_derived_from_the_registrations() -> None:
 
 def test_the_type_name_constants_name_registered_types() -> None:
     assert {t.value for t in ServiceType} == set(built_in_types())
+
+
+def test_a_type_that_cannot_be_imported_is_left_out_of_the_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = registry.connector_class
+
+    def broken_for_redis(service_type: str) -> type[ServiceConnector]:
+        if service_type == "redis":
+            raise AttributeError("module 'broken_plugin' has no attribute 'Connector'")
+        return real(service_type)
+
+    monkeypatch.setattr(registry, "connector_class", broken_for_redis)
+    catalog = registry.operation_catalog()
+
+    assert "redis" not in catalog and catalog["postgresql"]
