@@ -175,7 +175,7 @@ async def prepare(connector: ElasticsearchConnector, request: OperationRequest) 
         seen.append(call)
         return None
 
-    connector.run = no_io  # type: ignore[method-assign]
+    connector.run = no_io  # type: ignore[method-assign,assignment]
     await row.handler(connector, call)
     assert seen == [call]
     return request.operation, call

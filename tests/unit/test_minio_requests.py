@@ -41,10 +41,14 @@ class PlanOnly:
 
 def refusal(operation: str, **request: Any) -> PermanentError:
     row = OPERATIONS[operation]
+    connector: Any = PlanOnly()
+    call = row.parse(OperationRequest(operation=operation, **request), "minio")
+
+    async def plan() -> Any:
+        return await row.handler(connector, call)
+
     with pytest.raises(PermanentError) as caught:
-        asyncio.run(
-            row.handler(PlanOnly(), row.parse(OperationRequest(operation=operation, **request), "minio"))
-        )  # type: ignore[arg-type]
+        asyncio.run(plan())
     return caught.value
 
 

@@ -20,13 +20,12 @@ from scf.connectors.parsing.pdf.extract import (
     CircularWatcher,
     Failure,
     Job,
-    Output,
     as_failure,
     count_pages,
-    plain,
     render_dpi,
     select_pages,
 )
+from scf.connectors.parsing.pdf.extract_output import Output, plain
 from tests.support import pdfs
 
 

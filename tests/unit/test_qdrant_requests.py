@@ -43,7 +43,7 @@ async def prepared(request: OperationRequest, config: dict[str, Any] = CONFIG) -
     async def no_io(_: Any, collection: str | None, work: Any) -> Any:
         seen.append(collection)
 
-    qdrant.run = no_io  # type: ignore[method-assign]
+    qdrant.run = no_io  # type: ignore[method-assign,assignment]
     await row.handler(qdrant, call)
     assert len(seen) == 1
     return seen[0], call
