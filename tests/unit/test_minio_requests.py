@@ -42,9 +42,9 @@ class PlanOnly:
 def refusal(operation: str, **request: Any) -> PermanentError:
     row = OPERATIONS[operation]
     connector: Any = PlanOnly()
-    call = row.parse(OperationRequest(operation=operation, **request), "minio")
 
     async def plan() -> Any:
+        call = row.parse(OperationRequest(operation=operation, **request), "minio")
         return await row.handler(connector, call)
 
     with pytest.raises(PermanentError) as caught:
