@@ -84,7 +84,7 @@ CONNECTOR = {"service_type": "csv", "service_name": SERVICE_NAME}
 REQUEST: dict[str, Any] = {
     "operation": "preview",
     "data": {"file_data": "a\n1\n"},
-    "parameters": {"rows": 1, "delimiter": ","},  # a given delimiter: no sniffing, nearly no work
+    "parameters": {"preview_rows": 1, "delimiter": ","},  # a given delimiter: no sniffing, nearly no work
 }
 # The bare path carries a body of the same size and shape as the fleet's request.
 BARE_BODY = json.dumps(

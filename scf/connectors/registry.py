@@ -7,6 +7,7 @@ its connector up.
 
 from __future__ import annotations
 
+import functools
 import importlib
 from typing import TYPE_CHECKING, Any
 
@@ -49,11 +50,18 @@ def connector_class(service_type: str) -> type[ServiceConnector]:
 
 def operation_catalog(service_types: list[str] | None = None) -> dict[str, list[dict[str, Any]]]:
     """Every type's declared operations (name, summary, traits, data and parameters JSON Schemas,
-    aliases), as `GET /connector-types` and the AsyncAPI document publish them. Imports each type's
-    connector module; a type whose module cannot be imported here (a broken plugin, a driver this
-    process lacks) is left out with a warning, so one bad plugin never hides the others."""
+    aliases), as `GET /connector-types` and the AsyncAPI document publish them. Built once per set of
+    types (the tables never change in a process): serving the documents costs no schema generation
+    per request. Callers must not mutate what they get. A type whose connector cannot be imported here
+    (a broken plugin, a driver this process lacks) is left out with a warning, so one bad plugin never
+    hides the others."""
+    return _catalog(tuple(service_types or available_types()))
+
+
+@functools.cache
+def _catalog(service_types: tuple[str, ...]) -> dict[str, list[dict[str, Any]]]:
     catalog: dict[str, list[dict[str, Any]]] = {}
-    for service_type in service_types or available_types():
+    for service_type in service_types:
         try:
             table = connector_class(service_type).operation_table
         except Exception as exc:
