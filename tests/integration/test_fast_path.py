@@ -15,12 +15,14 @@ from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aio_pika
 import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
+from scf.fleet import fast_path
 from scf.fleet.client import FleetClient
 from scf.schemas import topology
 from scf.schemas.control import MessageType
@@ -195,10 +197,16 @@ async def test_a_paused_connector_on_the_fast_path_is_connector_paused_until_res
 
 
 async def test_an_expired_deadline_on_the_fast_path_is_deadline_exceeded_without_running(
-    fast: FleetClient, probe: Probe
+    fast: FleetClient, probe: Probe, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = await csv_connector(fast)
     await learned(fast, name, PREVIEW)
+    # The client's wall clock runs 5 s behind, so the 1 ms deadline it stamps has passed before any
+    # worker can see it (with a true clock a fast worker may start within the millisecond and run it).
+    behind = SimpleNamespace(
+        time=lambda: time.time() - 5.0, monotonic=time.monotonic, perf_counter=time.perf_counter
+    )
+    monkeypatch.setattr(fast_path, "time", behind)
 
     result = await fast.execute_operation(name, {**PREVIEW, "timeout": 0.001})
 
