@@ -8,6 +8,7 @@ from __future__ import annotations
 from functools import cached_property
 from ipaddress import ip_network
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -90,6 +91,34 @@ class Settings(BaseSettings):
     scf_body_read_timeout: float = Field(default=60.0, gt=0, le=3600)
     #: IPs/CIDRs whose X-Forwarded-For / X-Forwarded-Proto the gateway believes; empty: nobody's.
     scf_trusted_proxies: str = ""
+
+    # access control (issue 14): principals, permissions, quotas, egress
+    #: "off" turns access control off (local development only: every process logs a loud warning)
+    scf_auth: Literal["on", "off"] = "on"
+    #: YAML policy: roles and principals with their grants (docs/access-control.md)
+    scf_policy_file: Path | None = None
+    #: the gateway's bind address and optional TLS
+    scf_gateway_host: str = "127.0.0.1"
+    scf_tls_certfile: Path | None = None
+    scf_tls_keyfile: Path | None = None
+    #: OAuth2/OIDC bearer tokens: issuer, audience and JWKS URL (all three, or none: JWTs refused)
+    scf_oidc_issuer: str | None = None
+    scf_oidc_audience: str | None = None
+    scf_oidc_jwks_url: str | None = None
+    #: the token claim that carries grants (space-separated string or list), besides the policy's
+    scf_oidc_grants_claim: str = "scope"
+    #: per-principal request rate (requests/s; 0: no limit) and burst, unless the policy sets its own
+    scf_rate_limit: float = Field(default=200.0, ge=0, le=1_000_000)
+    scf_rate_burst: int = Field(default=400, ge=1, le=10_000_000)
+    #: egress policy for every connector endpoint: comma-separated CIDRs, hosts (`*.` allowed) and
+    #: `host:port` / `cidr:port` entries. Empty allow: anything not denied; deny adds to the defaults
+    #: (link-local and cloud metadata addresses are always denied).
+    scf_egress_allow: str = ""
+    scf_egress_deny: str = ""
+
+    @property
+    def auth_enabled(self) -> bool:
+        return self.scf_auth != "off"
 
     @field_validator("scf_trusted_proxies")
     @classmethod
