@@ -84,3 +84,18 @@ def worker(worker_id: str) -> str:
 def workers_of_type(service_type: str) -> str:
     """Sorted set of worker ids serving a type, scored by the time their heartbeat expires."""
     return f"{PREFIX}workers:{service_type}"
+
+
+ACCESS_PRINCIPALS = f"{PREFIX}access:principals"  # hash: principal name -> PrincipalEntry JSON
+ACCESS_ROLES = f"{PREFIX}access:roles"  # hash: role name -> JSON list of grants
+API_KEYS_INDEX = f"{PREFIX}apikeys"  # set of key ids
+
+
+def api_key(key_id: str) -> str:
+    """Hash of one API key: name, principal, sha256 of the secret, grants, created, expires, revoked."""
+    return f"{PREFIX}apikey:{key_id}"
+
+
+def operation_owner(operation_id: str) -> str:
+    """The principal an operation id belongs to (its stored result, cancels), with the result's TTL."""
+    return f"{PREFIX}owner:{operation_id}"

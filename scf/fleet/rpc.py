@@ -25,6 +25,7 @@ from aio_pika.abc import (
 from pydantic import BaseModel, ValidationError
 
 from scf.fleet import amqp
+from scf.fleet.access import ACTING_FOR, forwarding_headers
 from scf.schemas import topology
 from scf.schemas.errors import (
     ConnectorError,
@@ -172,6 +173,9 @@ class RpcClient:
             caller = CALLER.get()
             if caller is not None:
                 message.headers = {**(message.headers or {}), CALLER_HEADER: caller}
+            acting_for = ACTING_FOR.get()
+            if acting_for is not None:  # believed by the fleet only from a trusted forwarder's login
+                message.headers = {**(message.headers or {}), **forwarding_headers(acting_for)}
             await amqp.publish(await self._exchange(exchange), message, routing_key)
             async with asyncio.timeout(timeout):
                 return await future

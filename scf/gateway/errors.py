@@ -31,6 +31,8 @@ STATUS_BY_CODE: dict[str, int] = {
     ErrorCode.TIMEOUT: 504,
     ErrorCode.DEADLINE_EXCEEDED: 504,
     ErrorCode.INTERNAL: 500,
+    ErrorCode.UNAUTHENTICATED: 401,
+    ErrorCode.FORBIDDEN: 403,
 }
 
 STATUS_BY_CATEGORY: dict[ErrorCategory, int] = {

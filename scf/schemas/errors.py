@@ -67,6 +67,8 @@ class ErrorCode(StrEnum):
     OPERATION_ID_IN_USE = "OPERATION_ID_IN_USE"
     REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
     GATEWAY_BUSY = "GATEWAY_BUSY"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    FORBIDDEN = "FORBIDDEN"
 
 
 #: Retryable is a category's property: transient and resource trouble may pass, the rest will not.
@@ -126,6 +128,13 @@ POLICY: dict[str, CodePolicy] = {
     ErrorCode.INTERNAL: _USUAL,
     ErrorCode.REQUEST_TOO_LARGE: _USUAL,
     ErrorCode.GATEWAY_BUSY: _USUAL,
+    # the caller's own standing, never the connector's health: not counted, answered at once, not kept
+    ErrorCode.UNAUTHENTICATED: CodePolicy(
+        retry_in_process=False, counts_for_breaker=False, fail_fast=True, dead_letter=False
+    ),
+    ErrorCode.FORBIDDEN: CodePolicy(
+        retry_in_process=False, counts_for_breaker=False, fail_fast=True, dead_letter=False
+    ),
     # the breaker already said it: answered at once, neither retried nor counted again
     ErrorCode.CIRCUIT_OPEN: CodePolicy(retry_in_process=False, counts_for_breaker=False, fail_fast=True),
     ErrorCode.DEADLINE_EXCEEDED: CodePolicy(counts_for_breaker=False, fail_fast=True),  # slow, not broken

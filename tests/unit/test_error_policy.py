@@ -27,6 +27,13 @@ OLD_FAIL_FAST = {ErrorCode.CIRCUIT_OPEN, ErrorCode.DEADLINE_EXCEEDED, ErrorCode.
 OLD_NOT_DEAD = {ErrorCode.CANCELLED, ErrorCode.OPERATION_ID_IN_USE}
 OLD_NOT_RETRIED = {ErrorCode.CIRCUIT_OPEN}
 OLD_NOT_COUNTED = {ErrorCode.CIRCUIT_OPEN, ErrorCode.DEADLINE_EXCEEDED, ErrorCode.CANCELLED}
+# Access control's refusals (issue 14) are the caller's standing, never the connector's: answered at
+# once, never retried, never counted by a breaker, never kept as dead letters (a stranger's flood).
+ACCESS = {ErrorCode.UNAUTHENTICATED, ErrorCode.FORBIDDEN}
+OLD_FAIL_FAST |= ACCESS
+OLD_NOT_DEAD |= ACCESS
+OLD_NOT_RETRIED |= ACCESS
+OLD_NOT_COUNTED |= ACCESS
 
 CASES = list(itertools.product(ErrorCode, ErrorCategory))
 

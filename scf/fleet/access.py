@@ -1,0 +1,204 @@
+"""Access control where the work is done (docs/access-control.md): who sent a message, and may they.
+
+Who: the AMQP `user_id`, which RabbitMQ checks against the connection's login (no user has the
+`impersonator` tag), so it cannot be forged. A trusted forwarder (the gateway, and the fleet's own user
+when a dispatcher forwards or a worker sends a sink batch) names the principal it acts for in
+`x-scf-principal`, with the grants it verified in `x-scf-grants` (an API key's or a token's); without
+grants the name is looked up in the policy. From anyone else those headers are ignored.
+
+What: the policy file (`SCF_POLICY_FILE`) plus the principals and roles stored by the admin API
+(`scf:access:*`, read through a short cache). `SCF_AUTH=off` turns all of it off, loudly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from contextvars import ContextVar
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import structlog
+import yaml
+from aio_pika.abc import AbstractIncomingMessage
+from pydantic import ValidationError
+
+from scf.fleet.settings import Settings
+from scf.schemas.access import (
+    Grant,
+    PolicyDocument,
+    Principal,
+    PrincipalEntry,
+    parse_grant,
+)
+from scf.schemas.errors import ConnectorError, ErrorCode, SecurityError
+
+log = structlog.get_logger("scf.access")
+
+PRINCIPAL_HEADER = "x-scf-principal"
+GRANTS_HEADER = "x-scf-grants"
+VIA_HEADER = "x-scf-via"
+MAX_HEADER_CHARS = 16_384
+MAX_POLICY_BYTES = 4 * 1024 * 1024
+#: How long a resolved principal is believed before the policy is read again (admin API changes).
+CACHE_SECONDS = 2.0
+
+#: The principal a fleet process is working for right now (set per message; read by outgoing calls).
+ACTING_FOR: ContextVar[Principal | None] = ContextVar("scf_acting_for", default=None)
+
+
+def unauthenticated(why: str) -> SecurityError:
+    return SecurityError("authentication required", code=ErrorCode.UNAUTHENTICATED, detail=why)
+
+
+def forbidden(permission: str, connector: str | None = None) -> SecurityError:
+    on = f" on connector {connector!r}" if connector else ""
+    return SecurityError(f"permission denied: {permission}{on}", code=ErrorCode.FORBIDDEN)
+
+
+def load_policy(path: Path | None) -> PolicyDocument:
+    """The policy file, validated; a broken file stops the process (never a silently open fleet)."""
+    if path is None:
+        return PolicyDocument()
+    raw = path.read_bytes()
+    if len(raw) > MAX_POLICY_BYTES:
+        raise ValueError(f"{path}: a policy file is at most {MAX_POLICY_BYTES} bytes")
+    data = yaml.safe_load(raw) or {}
+    try:
+        return PolicyDocument.model_validate(data)
+    except ValidationError as exc:
+        raise ValueError(f"{path}: invalid policy: {exc}") from None
+
+
+def login_of(url: str) -> str:
+    return unquote(urlsplit(url).username or "guest")
+
+
+def warn_if_off(settings: Settings, role: str) -> None:
+    if not settings.auth_enabled:
+        log.warning(
+            "access_control_off",
+            role=role,
+            message="SCF_AUTH=off: every caller may do anything. For local development only.",
+        )
+
+
+class AccessControl:
+    """Resolves the principal of a message and checks permissions; one per fleet process."""
+
+    def __init__(self, settings: Settings, policies: PolicySource | None = None) -> None:
+        self.enabled = settings.auth_enabled
+        self.document = load_policy(settings.scf_policy_file) if self.enabled else PolicyDocument()
+        self.own_login = login_of(settings.amqp_url)
+        self.forwarders = frozenset(settings.trusted_forwarders) | {self.own_login}
+        self.policies = policies
+        self.default_rate = settings.scf_rate_limit
+        self.default_burst = settings.scf_rate_burst
+        self._cache: dict[str, tuple[float, Principal | None]] = {}
+
+    def forwarded(self, message: AbstractIncomingMessage) -> bool:
+        """Did a trusted forwarder send this (so the first hop already charged its quota)?"""
+        return bool(message.user_id) and message.user_id in self.forwarders
+
+    async def principal_of(self, message: AbstractIncomingMessage) -> Principal | None:
+        """Who sent `message` (None when access control is off). Refuses a message with no user_id or
+        from a principal the policy does not know."""
+        if not self.enabled:
+            return None
+        user = message.user_id
+        if not user:
+            raise unauthenticated("the message has no user_id (the broker-verified sender)")
+        headers = message.headers or {}
+        if user in self.forwarders and PRINCIPAL_HEADER in headers:
+            return await self._forwarded(headers)
+        return await self.named(user, via="amqp")
+
+    async def named(self, name: str, *, via: str, extra: Iterable[Grant] = ()) -> Principal:
+        """The principal called `name` in the policy (file or admin API), with `extra` grants."""
+        now = time.monotonic()
+        cached = self._cache.get(name)
+        if cached is None or cached[0] < now:
+            cached = (now + CACHE_SECONDS, await self._resolve(name, via))
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[name] = cached
+        found = cached[1]
+        extra = frozenset(extra)
+        if found is None:
+            if extra:
+                return self._with_rate(Principal(name, extra, via=via), None)
+            raise unauthenticated(f"unknown principal {name[:64]!r}")
+        if extra:
+            return Principal(name, found.grants | extra, via=via, rate=found.rate, burst=found.burst)
+        return found
+
+    async def _resolve(self, name: str, via: str) -> Principal | None:
+        roles = dict(self.document.roles)
+        entry = self.document.principals.get(name)
+        if self.policies is not None:
+            stored_roles, stored = await self.policies.lookup(name)
+            roles.update(stored_roles)
+            if stored is not None:
+                entry = stored
+        if entry is None:
+            return None
+        return self._with_rate(Principal(name, self.document.grants_of(entry, roles), via=via), entry)
+
+    def _with_rate(self, principal: Principal, entry: PrincipalEntry | None) -> Principal:
+        rate = entry.rate if entry is not None and entry.rate is not None else self.default_rate
+        burst = entry.burst if entry is not None and entry.burst is not None else self.default_burst
+        return Principal(principal.name, principal.grants, via=principal.via, rate=rate, burst=burst)
+
+    async def _forwarded(self, headers: dict[str, Any]) -> Principal:
+        name = _text(headers.get(PRINCIPAL_HEADER))
+        if not name:
+            raise unauthenticated("a forwarded request names no principal")
+        via = _text(headers.get(VIA_HEADER)) or "forwarded"
+        raw = headers.get(GRANTS_HEADER)
+        if raw is None:
+            return await self.named(name, via=via)
+        grants = _grants(_text(raw))
+        try:
+            return await self.named(name, via=via, extra=grants)
+        except ConnectorError:
+            return self._with_rate(Principal(name, grants, via=via), None)
+
+    def require(self, principal: Principal | None, permission: str, connector: str | None = None) -> None:
+        """Refuse unless `principal` (None: access control off) may use `permission`."""
+        if principal is None or principal.allows(permission, connector):
+            return
+        log.warning("access_denied", principal=principal.name, permission=permission, connector=connector)
+        raise forbidden(permission, connector)
+
+
+class PolicySource:
+    """Principals and roles stored by the admin API (implemented over Redis in `access_store`)."""
+
+    async def lookup(self, name: str) -> tuple[dict[str, list[str]], PrincipalEntry | None]:
+        raise NotImplementedError
+
+
+def forwarding_headers(principal: Principal | None) -> dict[str, str]:
+    """The headers a trusted forwarder sends for `principal` (none when access control is off)."""
+    if principal is None:
+        return {}
+    headers = {PRINCIPAL_HEADER: principal.name, VIA_HEADER: principal.via}
+    if principal.via != "amqp":  # an AMQP user's grants are the policy's: the next hop reads them there
+        headers[GRANTS_HEADER] = " ".join(principal.grant_texts())
+    return headers
+
+
+def _text(value: Any) -> str:
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
+    return text[:MAX_HEADER_CHARS]
+
+
+def _grants(text: str) -> frozenset[Grant]:
+    found = set()
+    for item in text.split()[:256]:
+        try:
+            found.add(parse_grant(item))
+        except ValueError:
+            continue  # a forwarder never sends one; a stray entry grants nothing
+    return frozenset(found)
