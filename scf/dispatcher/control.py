@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from scf.connectors.registry import available_types, is_available
 from scf.dispatcher.worker_check import check_through_worker
+from scf.fleet.access import ACTING_FOR
 from scf.fleet.health import HealthStore, decide_status
 from scf.fleet.rpc import RpcClient
 from scf.fleet.state import StateStore
@@ -200,11 +201,19 @@ class ControlPlane:
         )
 
     async def result(self, body: dict[str, Any]) -> BaseModel:
-        return await self.state.get_result(parse(OperationRef, body).operation_id)
+        return await self.state.get_result(parse(OperationRef, body).operation_id, _owner())
 
     async def cancel(self, body: dict[str, Any]) -> BaseModel:
-        """Mark it (for a worker yet to start it) and tell the workers (for one running it)."""
+        """Mark it (for a worker yet to start it) and tell the workers (for one running it). With access
+        control on, only the caller's own operation (an admin's: any)."""
         operation_id = parse(OperationRef, body).operation_id
-        await self.state.cancel(operation_id, CANCEL_MARK_TTL)
+        await self.state.cancel(operation_id, CANCEL_MARK_TTL, _owner())
         await self.publish_event(topology.cancel_event(operation_id), {"operation_id": operation_id})
         return CancelRequested(operation_id=operation_id)
+
+
+def _owner() -> str | None:
+    """The principal whose stored results and operations a call may reach (None: any, access control
+    off or an admin's `*`)."""
+    principal = ACTING_FOR.get()
+    return None if principal is None or principal.is_admin else principal.name

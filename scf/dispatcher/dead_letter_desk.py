@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from scf.dispatcher.dead_letter_store import MAX_PARSED_BODY, DeadLetterStore, Original, describe, minimal
 from scf.fleet import amqp
+from scf.fleet.access import carried
 from scf.fleet.disposition import GIVE_BACK, SENT
 from scf.fleet.metrics import DEAD_LETTERS_TOTAL
 from scf.fleet.replies import failed_result, failure_reply
@@ -171,6 +172,7 @@ class DeadLetterDesk:
         }
         headers[topology.REPLAYED_FROM_HEADER] = letter.id
         headers.pop(topology.DELAYED_RETRIES_HEADER, None)
+        user_id, headers = carried(props.get("user_id"), headers)  # runs again as the original's sender
         outgoing = amqp.build_message(
             await _fresh_deadline(original.body, self.default_timeout),
             message_type=props.get("type") or "",
@@ -179,6 +181,7 @@ class DeadLetterDesk:
             message_id=props.get("message_id"),
             headers=headers,
         )
+        outgoing.user_id = user_id
         exchange = (
             await self.channel.get_exchange(letter.exchange)
             if letter.exchange
@@ -193,6 +196,7 @@ def _properties(message: AbstractIncomingMessage) -> dict[str, Any]:
         "correlation_id": message.correlation_id,
         "reply_to": message.reply_to,
         "message_id": message.message_id,
+        "user_id": message.user_id,
         "headers": dict(message.headers or {}),
     }
 

@@ -19,11 +19,14 @@ from pydantic import ValidationError
 from scf.dispatcher.control import ControlPlane, parse
 from scf.dispatcher.dead_letter_desk import DeadLetterDesk
 from scf.dispatcher.dead_letter_store import DeadLetterStore
+from scf.dispatcher.gate import Gate
 from scf.dispatcher.health_monitor import HealthMonitor
 from scf.dispatcher.router import Forward, Router
 from scf.dispatcher.routing import decode
 from scf.dispatcher.routing_cache import RoutingCache
 from scf.fleet import amqp
+from scf.fleet.access import GRANTS_HEADER, PRINCIPAL_HEADER, VIA_HEADER, AccessControl, acting_for, carried
+from scf.fleet.access_store import AccessStore
 from scf.fleet.audit import audit, trust_forwarders
 from scf.fleet.disposition import GIVE_BACK, SENT, answer_once
 from scf.fleet.lifecycle import FleetService
@@ -56,10 +59,13 @@ class Dispatcher(FleetService):
         self._channel: AbstractChannel | None = None
         self._ops: AbstractExchange | None = None
         self._events: AbstractExchange | None = None
-        self._rpc = RpcClient(connection)
-        trust_forwarders(settings.trusted_forwarders)
+        self.access = AccessControl(settings, AccessStore(state))
+        # its own calls (a connection test through a worker) go out under its login, for their principal
+        self._rpc = RpcClient(connection, user_id=self.access.own_login)
+        trust_forwarders(self.access.forwarders)
         self._routes = RoutingCache(ttl=settings.scf_routing_cache_ttl)
         self.router = Router(settings, state, self._routes)
+        self.gate = Gate(self.access, state)
         self._settler: Settler | None = None
         self._background: list[asyncio.Task[None]] = []
         self.control = ControlPlane(
@@ -190,17 +196,21 @@ class Dispatcher(FleetService):
         """Decide the settlement without side effects on the broker: a forward or a reply body."""
         operation_id: str | None = None
         try:
+            principal = await self.access.principal_of(message)
             decoded = decode(message.type, message.content_type, message.body, MAX_REQUEST_BYTES)
+            await self.gate.admit(principal, message, decoded)
             if decoded.message_type is MessageType.OPERATION_EXECUTE:
                 parsed = parse(OperationRequest, decoded.body)  # the one validation of this hop
                 request = parsed.with_defaults()
                 operation_id = request.operation_id
                 chosen = parsed.operation_id is not None
-                forward = await self.router.operation(request, message if chosen else None)
+                with acting_for(principal):  # a chosen id is claimed for its owner
+                    forward = await self.router.operation(request, message if chosen else None)
             elif decoded.message_type is MessageType.CONNECTOR_TEST:
                 forward = await self.router.test(decoded)
             else:
-                reply = await self.control.handlers[decoded.message_type](decoded.body)
+                with acting_for(principal):  # a create's connection test through a worker carries it
+                    reply = await self.control.handlers[decoded.message_type](decoded.body)
                 REQUESTS_TOTAL.labels(decoded.message_type.value, "answered").inc()
                 return amqp.encode(reply)
         except ConnectorError as exc:
@@ -222,15 +232,20 @@ class Dispatcher(FleetService):
     async def _forward(self, message: AbstractIncomingMessage, forward: Forward) -> bytes | None:
         """Republish to `scf.ops` (confirmed). Returns a reply body when the broker refused it."""
         assert self._ops is not None
+        user_id, headers = carried(
+            message.user_id,
+            {**_identity_headers(message), amqp.FORWARDED_AT_HEADER: amqp.forwarded_at_value(time.time())},
+        )
         outgoing = amqp.build_message(
             forward.body,
             message_type=message.type or "",
             correlation_id=message.correlation_id,
             reply_to=message.reply_to,
             message_id=forward.message_id or message.message_id,
-            headers={amqp.FORWARDED_AT_HEADER: amqp.forwarded_at_value(time.time())},
+            headers=headers,
             expiration=forward.expires_in,
         )
+        outgoing.user_id = user_id
         try:
             await amqp.publish(self._ops, outgoing, forward.service_type)
         except (amqp.UnroutableError, amqp.BrokerRefusedError) as exc:
@@ -251,6 +266,12 @@ AUDIT_QUIET = frozenset(
         MessageType.CONNECTOR_STATUS,
     }
 )
+
+
+def _identity_headers(message: AbstractIncomingMessage) -> dict[str, Any]:
+    """The principal headers of `message` (`carried` keeps them only from a trusted forwarder)."""
+    headers = message.headers or {}
+    return {k: headers[k] for k in (PRINCIPAL_HEADER, GRANTS_HEADER, VIA_HEADER) if k in headers}
 
 
 def _outcome_of(decision: Forward | bytes) -> str:

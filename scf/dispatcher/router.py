@@ -18,11 +18,18 @@ from scf.dispatcher.control import parse
 from scf.dispatcher.routing import Decoded, deadline_for
 from scf.dispatcher.routing_cache import RoutingCache
 from scf.fleet import amqp
+from scf.fleet.access import ACTING_FOR
 from scf.fleet.settings import Settings
 from scf.fleet.state import StateStore
 from scf.schemas.control import CheckEnvelope, ConnectorRef
 from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, PermanentError, ResourceError
-from scf.schemas.operation import OperationEnvelope, OperationRequest, delivery_identity, operation_id_in_use
+from scf.schemas.operation import (
+    OperationEnvelope,
+    OperationRequest,
+    delivery_identity,
+    operation_id_in_use,
+    owned_identity,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -117,7 +124,9 @@ class Router:
         and a second request with the same id is refused before it is forwarded. None: Redis is away
         (the worker claims it again anyway)."""
         assert request.operation_id is not None
-        identity = delivery_identity(message.reply_to, message.correlation_id, request)
+        owner = ACTING_FOR.get()  # set by the dispatcher for this request (None: access control off)
+        delivery = delivery_identity(message.reply_to, message.correlation_id, request)
+        identity = owned_identity(owner.name if owner else None, delivery)
         try:
             ours = await self.state.claim_operation(
                 request.operation_id, identity, self.settings.scf_result_ttl

@@ -13,7 +13,8 @@ What: the policy file (`SCF_POLICY_FILE`) plus the principals and roles stored b
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,29 @@ def warn_if_off(settings: Settings, role: str) -> None:
         )
 
 
+#: This process's view, set once by its AccessControl: on, its own AMQP login, the trusted forwarders.
+_process: dict[str, Any] = {"enabled": False, "login": None, "forwarders": frozenset()}
+
+
+def carried(user_id: str | None, headers: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
+    """The `user_id` and headers of a request this process publishes again (a forward, a delayed retry,
+    a dead-letter replay): under its own login, naming the principal the original was from. A trusted
+    forwarder's principal headers are kept; anyone else's are dropped (never laundered into trust) and
+    the sender itself becomes the principal."""
+    if not _process["enabled"]:
+        return user_id, headers
+    kept = {k: v for k, v in headers.items() if k not in (PRINCIPAL_HEADER, GRANTS_HEADER, VIA_HEADER)}
+    if user_id and user_id in _process["forwarders"]:
+        for name in (PRINCIPAL_HEADER, GRANTS_HEADER, VIA_HEADER):
+            if name in headers:
+                kept[name] = headers[name]
+        if PRINCIPAL_HEADER not in kept:
+            kept[PRINCIPAL_HEADER], kept[VIA_HEADER] = user_id, "amqp"
+    elif user_id:
+        kept[PRINCIPAL_HEADER], kept[VIA_HEADER] = user_id, "amqp"
+    return _process["login"], kept
+
+
 class AccessControl:
     """Resolves the principal of a message and checks permissions; one per fleet process."""
 
@@ -96,6 +120,7 @@ class AccessControl:
         self.default_rate = settings.scf_rate_limit
         self.default_burst = settings.scf_rate_burst
         self._cache: dict[str, tuple[float, Principal | None]] = {}
+        _process.update(enabled=self.enabled, login=self.own_login, forwarders=self.forwarders)
 
     def forwarded(self, message: AbstractIncomingMessage) -> bool:
         """Did a trusted forwarder send this (so the first hop already charged its quota)?"""
@@ -177,6 +202,16 @@ class PolicySource:
 
     async def lookup(self, name: str) -> tuple[dict[str, list[str]], PrincipalEntry | None]:
         raise NotImplementedError
+
+
+@contextmanager
+def acting_for(principal: Principal | None) -> Iterator[None]:
+    """Calls made inside carry `principal` (see scf/fleet/rpc.py)."""
+    token = ACTING_FOR.set(principal)
+    try:
+        yield
+    finally:
+        ACTING_FOR.reset(token)
 
 
 def forwarding_headers(principal: Principal | None) -> dict[str, str]:

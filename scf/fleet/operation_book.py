@@ -16,7 +16,7 @@ from scf.fleet import keys, latency
 from scf.fleet.state_errors import as_text, glob_escape, redis_errors
 from scf.fleet.tally import ConnectorTally
 from scf.schemas.errors import ErrorCode, PermanentError
-from scf.schemas.operation import OperationResult
+from scf.schemas.operation import OperationResult, owner_matches
 
 log = structlog.get_logger(__name__)
 
@@ -122,8 +122,9 @@ class OperationBook:
             holder, cancelled = await pipe.execute()
         return holder is None or as_text(holder) == identity, bool(cancelled)
 
-    async def cancel(self, operation_id: str, ttl: int) -> None:
+    async def cancel(self, operation_id: str, ttl: int, owner: str | None = None) -> None:
         """Mark a known operation cancelled (a worker that has not started it yet will not run it).
+        With `owner` (access control on), only that principal's own operation.
 
         An id no request holds is refused NOT_FOUND: a mark set in advance would stop whoever uses
         the id next, someone else's request included. For the same reason the mark never outlives the
@@ -133,7 +134,10 @@ class OperationBook:
         async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
             pipe.pttl(keys.operation_claim(operation_id))
             pipe.exists(keys.result(operation_id))
-            claim_ms, finished = await pipe.execute()
+            pipe.get(keys.operation_claim(operation_id))
+            claim_ms, finished, claim = await pipe.execute()
+            if owner is not None and not owner_matches(owner, as_text(claim)):
+                claim_ms, finished = -2, 0  # someone else's operation: as unknown to this caller
             if claim_ms == -2 and not finished:
                 raise PermanentError(
                     f"no operation {operation_id!r} is running or finished (unknown, or expired)",
@@ -148,9 +152,15 @@ class OperationBook:
         async with redis_errors():
             return bool(await self.redis.exists(keys.cancelled(operation_id)))
 
-    async def get_result(self, operation_id: str) -> OperationResult:
-        async with redis_errors():
-            raw = await self.redis.get(keys.result(operation_id))
+    async def get_result(self, operation_id: str, owner: str | None = None) -> OperationResult:
+        """The stored result; with `owner` (access control on), only if that principal's request holds
+        the id (someone else's looks the same as none: RESULT_NOT_FOUND)."""
+        async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.result(operation_id))
+            pipe.get(keys.operation_claim(operation_id))
+            raw, claim = await pipe.execute()
+        if raw is not None and owner is not None and not owner_matches(owner, as_text(claim)):
+            raw = None
         if raw is None:
             raise PermanentError(
                 f"no stored result for operation {operation_id!r} (unknown, still running or expired)",

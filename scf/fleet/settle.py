@@ -24,6 +24,7 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage
 
 from scf.fleet import amqp
+from scf.fleet.access import carried
 from scf.fleet.disposition import Disposition, Kind
 from scf.fleet.metrics import DELAYED_RETRIES_TOTAL, DROPPED_TOTAL, ORPHAN_REPLIES
 from scf.schemas import topology
@@ -41,14 +42,17 @@ def delayed_retries(message: AbstractIncomingMessage) -> int:
 def copy_of(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
     """The same request (body, ids, reply queue) with `headers` added; the broker's x-death dropped."""
     kept = {k: v for k, v in (message.headers or {}).items() if k != "x-death"}
-    return amqp.build_message(
+    user_id, carried_headers = carried(message.user_id, {**kept, **headers})
+    copy = amqp.build_message(
         message.body,
         message_type=message.type or "",
         correlation_id=message.correlation_id,
         reply_to=message.reply_to,
         message_id=message.message_id,
-        headers={**kept, **headers},
+        headers=carried_headers,
     )
+    copy.user_id = user_id
+    return copy
 
 
 class Settler:

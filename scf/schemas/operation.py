@@ -87,6 +87,20 @@ def request_digest(request: OperationRequest) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def owner_tag(owner: str) -> str:
+    """The mark of the principal an operation id belongs to, at the head of its claim (access control:
+    stored results and cancels are scoped to it). A digest: a principal name may be any text."""
+    return hashlib.sha256(owner.encode("utf-8", "backslashreplace")).hexdigest()[:16]
+
+
+def owned_identity(owner: str | None, identity: str) -> str:
+    return identity if owner is None else f"{owner_tag(owner)}:{identity}"
+
+
+def owner_matches(owner: str, claim: str) -> bool:
+    return claim.startswith(owner_tag(owner) + ":")
+
+
 def delivery_identity(reply_to: str | None, correlation_id: str | None, request: OperationRequest) -> str:
     """Which request holds an operation id.
 

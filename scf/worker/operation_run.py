@@ -18,13 +18,22 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from scf.connectors.base import ServiceConnector
 from scf.connectors.sources import CANCELLED, PROGRESS
 from scf.factory import ServiceConnectorFactory
+from scf.fleet.access import acting_for
 from scf.fleet.metrics import OPERATION_SECONDS, REJECTED_TOTAL, Children
 from scf.fleet.replies import failed_result
 from scf.fleet.state import StateStore
+from scf.schemas.access import Principal
 from scf.schemas.errors import ConnectorError, ErrorCode, PermanentError, TransientError
-from scf.schemas.operation import OperationEnvelope, OperationResult, delivery_identity, operation_id_in_use
+from scf.schemas.operation import (
+    OperationEnvelope,
+    OperationResult,
+    delivery_identity,
+    operation_id_in_use,
+    owned_identity,
+)
 from scf.worker.cache import ConnectorCache
 from scf.worker.cancels import RecentCancels
+from scf.worker.door import Door, shown_to
 from scf.worker.keyed import KeyedRunner
 from scf.worker.sink import ProgressPublisher
 
@@ -47,6 +56,7 @@ class OperationRun:
         keyed: KeyedRunner,
         cancels: RecentCancels,
         result_ttl: int,
+        door: Door,
     ) -> None:
         self.state = state
         self.factory = factory
@@ -57,6 +67,7 @@ class OperationRun:
         self.channel: AbstractChannel | None = None  # progress is published here (set once started)
         self.running: dict[str, int] = {}  # operation ids in flight here (how many deliveries of each)
         self.cancelled: set[str] = set()  # ... of which the caller cancelled these
+        self.door = door
 
     def heard_cancel(self, operation_id: str) -> bool:
         """A cancel event for `operation_id`: True if it runs here now (it is told to stop)."""
@@ -65,7 +76,9 @@ class OperationRun:
         self.cancelled.add(operation_id)
         return True
 
-    async def run(self, message: AbstractIncomingMessage, redelivered: bool) -> Ran:
+    async def run(
+        self, message: AbstractIncomingMessage, redelivered: bool, principal: Principal | None = None
+    ) -> Ran:
         try:
             envelope = OperationEnvelope.model_validate_json(message.body)
         except ValueError:
@@ -78,7 +91,7 @@ class OperationRun:
         assert operation_id is not None
         self.running[operation_id] = self.running.get(operation_id, 0) + 1  # a cancel event now counts
         try:
-            return await self._claimed_run(message, envelope, redelivered)
+            return await self._claimed_run(message, envelope, redelivered, principal)
         finally:
             left = self.running.pop(operation_id, 1) - 1
             if left > 0:
@@ -87,19 +100,27 @@ class OperationRun:
                 self.cancelled.discard(operation_id)
 
     async def _claimed_run(
-        self, message: AbstractIncomingMessage, envelope: OperationEnvelope, redelivered: bool
+        self,
+        message: AbstractIncomingMessage,
+        envelope: OperationEnvelope,
+        redelivered: bool,
+        principal: Principal | None,
     ) -> Ran:
-        request = envelope.request
+        request = original = envelope.request
         assert request.operation_id is not None and request.service_name is not None
         operation_id = request.operation_id
         try:
+            self.door.may_execute(principal, request.service_name)  # before the name's existence shows
             connector = await self.cache.get(request.service_name, envelope.connector_version)
+            request = await self.door.admit(principal, message, request, connector)
+            envelope = envelope.model_copy(update={"request": request})
         except ConnectorError as exc:
             # Unknown or paused (what the dispatcher refuses): refused before anything exists, so nothing
             # is claimed or recorded, not even metrics under a name a raw publisher made up.
             REJECTED_TOTAL.labels(exc.code).inc()
             return None, OperationResult.failed(operation_id, exc), envelope.remaining()
-        identity = delivery_identity(message.reply_to, message.correlation_id, request)
+        delivery = delivery_identity(message.reply_to, message.correlation_id, original)
+        identity = owned_identity(principal.name if principal else None, delivery)
         read = request.idempotency_key is None and request.operation in connector.read_operations
         claim: asyncio.Task[bool] | None = None
         ours, cancelled = True, False  # a read's `ours` is decided by `claim` before anything is recorded
@@ -110,7 +131,11 @@ class OperationRun:
         else:
             ours = await self._claim(operation_id, identity)
         if ours:
-            result = await self._run_owned(message, envelope, connector, cancelled)
+            with acting_for(principal):  # a sink batch or an object read it makes carries its principal
+                result = await self._run_owned(message, envelope, connector, cancelled)
+            shown = shown_to(principal, result.error)
+            if shown is not result.error:
+                result = result.model_copy(update={"error": shown})
             if claim is not None:
                 ours = await claim
         if not ours:

@@ -26,6 +26,8 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobus
 from scf.connectors.base import ServiceConnector
 from scf.factory import ServiceConnectorFactory
 from scf.fleet import amqp
+from scf.fleet.access import AccessControl
+from scf.fleet.access_store import AccessStore
 from scf.fleet.audit import audit_operation, sample_operations, trust_forwarders
 from scf.fleet.disposition import Disposition, Kind, answer_once, decide
 from scf.fleet.health import HealthStore
@@ -37,6 +39,7 @@ from scf.fleet.settings import Settings
 from scf.fleet.settle import Settler, delayed_retries, settle
 from scf.fleet.state import StateStore
 from scf.schemas import topology
+from scf.schemas.access import Permission
 from scf.schemas.control import MessageType
 from scf.schemas.errors import ConnectorError, ErrorCode, PermanentError
 from scf.schemas.operation import OperationRequest, OperationResult
@@ -45,6 +48,7 @@ from scf.worker.cache import ConnectorCache
 from scf.worker.cancel_feed import CancelFeed
 from scf.worker.cancels import RecentCancels
 from scf.worker.checks import run_check
+from scf.worker.door import Door
 from scf.worker.idempotency import IdempotencyStore
 from scf.worker.keyed import KeyedRunner
 from scf.worker.operation_run import OperationRun
@@ -79,7 +83,10 @@ class Worker(FleetService):
         self.worker_id = new_worker_id()
         trust_forwarders(settings.trusted_forwarders)
         sample_operations(settings.scf_audit_sample)
-        self._rpc = RpcClient(connection)
+        self.access = AccessControl(settings, AccessStore(state))
+        self.door = Door(self.access)
+        # its own calls (a sink batch for another worker) go out under its login, for their principal
+        self._rpc = RpcClient(connection, user_id=self.access.own_login)
         breakers = RedisBreakerBoard(state, self.worker_id, settings.breaker_policy)
         self.factory = ServiceConnectorFactory(
             default_timeout=settings.scf_default_timeout,
@@ -98,7 +105,7 @@ class Worker(FleetService):
         self.cancels = RecentCancels(settings.scf_cancel_memory)
         self.feed = CancelFeed(state, self.cancels, settings.scf_cancel_memory)
         self.operations = OperationRun(
-            state, self.factory, self.cache, self.keyed, self.cancels, settings.scf_result_ttl
+            state, self.factory, self.cache, self.keyed, self.cancels, settings.scf_result_ttl, self.door
         )
         self._settler: Settler | None = None
         self._channel: AbstractChannel | None = None
@@ -160,7 +167,9 @@ class Worker(FleetService):
             await self._channel.close()
 
     async def _lookup(self, service_name: str) -> ServiceConnector:
-        """Another connector by name (e.g. the object store a CSV is read from), opened."""
+        """Another connector by name (e.g. the object store a CSV is read from), opened: the caller
+        needs `execute:read` on it too."""
+        self.door.may_use(service_name, Permission.EXECUTE_READ)
         connector = await self.cache.latest(service_name)
         await connector.open()
         return connector
@@ -170,6 +179,7 @@ class Worker(FleetService):
         registry's current entry, its idempotency key, the breaker and retries, counted in its metrics).
         None: not served here, or not runnable here (unknown, paused): the fleet answers it."""
         assert request.service_name is not None
+        self.door.may_use(request.service_name, Permission.EXECUTE_WRITE)  # the sink's target
         try:
             connector = await self.cache.get(request.service_name, 0)
         except ConnectorError:
@@ -219,11 +229,15 @@ class Worker(FleetService):
             log.info("redelivered", message_id=message.message_id, deliveries=amqp.delivery_count(message))
         service_name, result, remaining = None, None, 0.0
         try:
+            principal = await self.access.principal_of(message)
             if message.type == MessageType.CONNECTOR_TEST:
-                body = await run_check(message, self.cache, self.health)
+                self.access.require(principal, Permission.CONNECTORS_READ)
+                body = await run_check(message, self.cache, self.health, principal)
             else:
-                service_name, result, remaining = await self.operations.run(message, redelivered)
+                service_name, result, remaining = await self.operations.run(message, redelivered, principal)
                 body = amqp.encode(result)
+        except ConnectorError as exc:  # refused at the door: who sent it, or what they may do
+            body = failure_reply(message, exc)
         except Exception:
             # A bug must cost one typed reply, never the worker or a message stuck unacked.
             log.exception("worker_internal_error", message_id=message.message_id, type=message.type)
