@@ -12,7 +12,7 @@ from typing import Any
 
 from scf.fleet.state import RegistryEntry
 from scf.schemas.errors import ConfigurationError, ErrorCode, PermanentError, TransientError
-from scf.schemas.operation import OperationResult
+from scf.schemas.operation import OperationResult, owner_matches
 
 
 class NoRedis:
@@ -63,8 +63,9 @@ class MemoryState:
         if self.claims.get(operation_id) == identity:
             del self.claims[operation_id]
 
-    async def get_result(self, operation_id: str) -> OperationResult:
+    async def get_result(self, operation_id: str, owner: str | None = None) -> OperationResult:
         self._up()
-        if operation_id not in self.results:
+        theirs = owner is not None and not owner_matches(owner, self.claims.get(operation_id, ""))
+        if operation_id not in self.results or theirs:
             raise PermanentError(f"no stored result for {operation_id!r}", code=ErrorCode.RESULT_NOT_FOUND)
         return self.results[operation_id]
