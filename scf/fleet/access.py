@@ -95,7 +95,8 @@ def carried(user_id: str | None, headers: dict[str, Any]) -> tuple[str | None, d
     forwarder's principal headers are kept; anyone else's are dropped (never laundered into trust) and
     the sender itself becomes the principal."""
     if not _process["enabled"]:
-        return user_id, headers
+        # Never someone else's user_id: RabbitMQ would refuse the publish and close the channel.
+        return None, headers
     kept = {k: v for k, v in headers.items() if k not in (PRINCIPAL_HEADER, GRANTS_HEADER, VIA_HEADER)}
     if user_id and user_id in _process["forwarders"]:
         for name in (PRINCIPAL_HEADER, GRANTS_HEADER, VIA_HEADER):
