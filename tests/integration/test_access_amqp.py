@@ -272,7 +272,7 @@ async def test_a_forged_principal_header_from_a_client_is_ignored(
         channel = await connection.channel()
         replies = await channel.declare_queue("", exclusive=True, auto_delete=True)
         exchange = await channel.get_exchange(topology.REQUEST_EXCHANGE)
-        forged = {"x-scf-principal": users.alice, "x-scf-grants": "*", "x-scf-via": "key"}
+        forged: dict[str, Any] = {"x-scf-principal": users.alice, "x-scf-grants": "*", "x-scf-via": "key"}
         await exchange.publish(
             aio_pika.Message(
                 json.dumps({"service_name": name, **PREVIEW}).encode(),
