@@ -31,6 +31,7 @@ from scf.fleet.audit import audit, trust_forwarders
 from scf.fleet.disposition import GIVE_BACK, SENT, answer_once
 from scf.fleet.lifecycle import FleetService
 from scf.fleet.metrics import QUEUE_DEPTH, REJECTED_TOTAL, REQUESTS_TOTAL
+from scf.fleet.quotas import RateLimiter
 from scf.fleet.replies import failure_of, failure_reply
 from scf.fleet.rpc import RpcClient
 from scf.fleet.settings import Settings
@@ -65,7 +66,7 @@ class Dispatcher(FleetService):
         trust_forwarders(self.access.forwarders)
         self._routes = RoutingCache(ttl=settings.scf_routing_cache_ttl)
         self.router = Router(settings, state, self._routes)
-        self.gate = Gate(self.access, state)
+        self.gate = Gate(self.access, state, RateLimiter(state).charge)
         self._settler: Settler | None = None
         self._background: list[asyncio.Task[None]] = []
         self.control = ControlPlane(

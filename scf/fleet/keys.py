@@ -99,3 +99,13 @@ def api_key(key_id: str) -> str:
 def operation_owner(operation_id: str) -> str:
     """The principal an operation id belongs to (its stored result, cancels), with the result's TTL."""
     return f"{PREFIX}owner:{operation_id}"
+
+
+def quota_rate(principal_digest: str) -> str:
+    """A principal's GCRA state (its theoretical arrival time, microseconds of Redis time)."""
+    return f"{PREFIX}quota:rate:{principal_digest}"
+
+
+def quota_slots(name: str) -> str:
+    """Sorted set of one connector's running operations (lease token -> expiry)."""
+    return f"{PREFIX}quota:slots:{name}"

@@ -33,6 +33,8 @@ STATUS_BY_CODE: dict[str, int] = {
     ErrorCode.INTERNAL: 500,
     ErrorCode.UNAUTHENTICATED: 401,
     ErrorCode.FORBIDDEN: 403,
+    ErrorCode.RATE_LIMITED: 429,
+    ErrorCode.CONCURRENCY_LIMITED: 429,
 }
 
 STATUS_BY_CATEGORY: dict[ErrorCategory, int] = {

@@ -75,6 +75,9 @@ class ServiceConnection(BaseModel):
     failover_hosts: list[FailoverHost] = Field(default_factory=list, max_length=MAX_FAILOVER_HOSTS)
     custom_config: dict[str, Any] = Field(default_factory=dict, repr=False)
     test_on_create: bool = True
+    #: at most this many operations on the connector at once, across the whole fleet (None: no limit
+    #: beyond the pools): protects the data service behind it; more wait their turn within their deadline
+    max_concurrent_operations: int | None = Field(default=None, ge=1, le=10_000)
 
     @field_validator("service_type")
     @classmethod

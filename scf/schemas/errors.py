@@ -69,6 +69,8 @@ class ErrorCode(StrEnum):
     GATEWAY_BUSY = "GATEWAY_BUSY"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     FORBIDDEN = "FORBIDDEN"
+    RATE_LIMITED = "RATE_LIMITED"
+    CONCURRENCY_LIMITED = "CONCURRENCY_LIMITED"
 
 
 #: Retryable is a category's property: transient and resource trouble may pass, the rest will not.
@@ -135,6 +137,12 @@ POLICY: dict[str, CodePolicy] = {
     ErrorCode.FORBIDDEN: CodePolicy(
         retry_in_process=False, counts_for_breaker=False, fail_fast=True, dead_letter=False
     ),
+    # the caller's quota: answered at once with its honest retry_after, never retried for it, not kept
+    ErrorCode.RATE_LIMITED: CodePolicy(
+        retry_in_process=False, counts_for_breaker=False, fail_fast=True, dead_letter=False
+    ),
+    # the connector is at its concurrency limit: the service behind it is busy, not broken
+    ErrorCode.CONCURRENCY_LIMITED: CodePolicy(counts_for_breaker=False),
     # the breaker already said it: answered at once, neither retried nor counted again
     ErrorCode.CIRCUIT_OPEN: CodePolicy(retry_in_process=False, counts_for_breaker=False, fail_fast=True),
     ErrorCode.DEADLINE_EXCEEDED: CodePolicy(counts_for_breaker=False, fail_fast=True),  # slow, not broken

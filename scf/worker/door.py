@@ -10,23 +10,72 @@ Idempotency keys are scoped to their principal: two callers' equal keys never me
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 
 from aio_pika.abc import AbstractIncomingMessage
 
 from scf.connectors.base import ServiceConnector
 from scf.fleet.access import ACTING_FOR, AccessControl, forbidden
+from scf.fleet.quotas import ConcurrencyLimiter
 from scf.schemas.access import Permission, Principal
-from scf.schemas.errors import ErrorCategory, ErrorCode, ErrorInfo
+from scf.schemas.errors import ConnectorError, ErrorCategory, ErrorCode, ErrorInfo, ResourceError
 from scf.schemas.operation import OperationRequest, owner_tag
 
 Charge = Callable[[Principal], Awaitable[None]]
+#: A slot's lease outlives the deadline by this much (a worker that dies frees it then).
+SLOT_LEASE_MARGIN = 5.0
 
 
 class Door:
-    def __init__(self, access: AccessControl, charge: Charge | None = None) -> None:
+    def __init__(
+        self,
+        access: AccessControl,
+        charge: Charge | None = None,
+        slots: ConcurrencyLimiter | None = None,
+    ) -> None:
         self.access = access
         self.charge = charge
+        self.slots = slots
+
+    @asynccontextmanager
+    async def slot(self, connector: ServiceConnector, deadline: float) -> AsyncIterator[None]:
+        """Hold one of the connector's `max_concurrent_operations` slots while the operation runs,
+        waiting for one until the deadline (then CONCURRENCY_LIMITED). Redis away: not limited."""
+        limit = connector.connection.max_concurrent_operations
+        if limit is None or self.slots is None:
+            yield
+            return
+        name = connector.service_name
+        token = await self._wait_for_slot(name, limit, deadline)
+        try:
+            yield
+        finally:
+            if token is not None:
+                with suppress(ConnectorError):
+                    await self.slots.release(name, token)
+
+    async def _wait_for_slot(self, name: str, limit: int, deadline: float) -> str | None:
+        assert self.slots is not None
+        pause = 0.005
+        while True:
+            lease = max(1.0, deadline - time.time()) + SLOT_LEASE_MARGIN
+            try:
+                token = await self.slots.acquire(name, limit, lease=lease)
+            except ConnectorError:
+                return None  # advisory, as the claims are: Redis trouble must not stop the work
+            if token is not None:
+                return token
+            if time.time() + pause >= deadline:
+                raise ResourceError(
+                    f"connector {name!r} is at its limit of {limit} concurrent operations",
+                    code=ErrorCode.CONCURRENCY_LIMITED,
+                    retry_after=pause,
+                )
+            await asyncio.sleep(pause)
+            pause = min(0.1, pause * 2)
 
     def may_execute(self, principal: Principal | None, service_name: str) -> None:
         """Refuse at once a caller with no execute right at all on the connector (before its existence

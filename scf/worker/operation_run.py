@@ -183,7 +183,8 @@ class OperationRun:
             def run() -> Awaitable[OperationResult]:
                 return self.factory.execute_operation(service_name, request, deadline=envelope.deadline)
 
-            return await self.keyed.run(request, envelope.deadline, connector.durable_idempotency, run)
+            async with self.door.slot(connector, envelope.deadline):
+                return await self.keyed.run(request, envelope.deadline, connector.durable_idempotency, run)
         except ConnectorError as exc:
             return OperationResult.failed(operation_id, exc)
         finally:

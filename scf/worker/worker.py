@@ -33,6 +33,7 @@ from scf.fleet.disposition import Disposition, Kind, answer_once, decide
 from scf.fleet.health import HealthStore
 from scf.fleet.lifecycle import FleetService
 from scf.fleet.metrics import POOL_SIZE, REDELIVERED_TOTAL, RETRIES_TOTAL
+from scf.fleet.quotas import ConcurrencyLimiter, RateLimiter
 from scf.fleet.replies import failure_of, failure_reply
 from scf.fleet.rpc import RpcClient
 from scf.fleet.settings import Settings
@@ -84,7 +85,7 @@ class Worker(FleetService):
         trust_forwarders(settings.trusted_forwarders)
         sample_operations(settings.scf_audit_sample)
         self.access = AccessControl(settings, AccessStore(state))
-        self.door = Door(self.access)
+        self.door = Door(self.access, RateLimiter(state).charge, ConcurrencyLimiter(state))
         # its own calls (a sink batch for another worker) go out under its login, for their principal
         self._rpc = RpcClient(connection, user_id=self.access.own_login)
         breakers = RedisBreakerBoard(state, self.worker_id, settings.breaker_policy)

@@ -29,11 +29,11 @@ OLD_NOT_RETRIED = {ErrorCode.CIRCUIT_OPEN}
 OLD_NOT_COUNTED = {ErrorCode.CIRCUIT_OPEN, ErrorCode.DEADLINE_EXCEEDED, ErrorCode.CANCELLED}
 # Access control's refusals (issue 14) are the caller's standing, never the connector's: answered at
 # once, never retried, never counted by a breaker, never kept as dead letters (a stranger's flood).
-ACCESS = {ErrorCode.UNAUTHENTICATED, ErrorCode.FORBIDDEN}
+ACCESS = {ErrorCode.UNAUTHENTICATED, ErrorCode.FORBIDDEN, ErrorCode.RATE_LIMITED}
 OLD_FAIL_FAST |= ACCESS
 OLD_NOT_DEAD |= ACCESS
 OLD_NOT_RETRIED |= ACCESS
-OLD_NOT_COUNTED |= ACCESS
+OLD_NOT_COUNTED |= ACCESS | {ErrorCode.CONCURRENCY_LIMITED}  # busy, not broken
 
 CASES = list(itertools.product(ErrorCode, ErrorCategory))
 
