@@ -143,7 +143,18 @@ def _document(
             "schemas": dict(sorted(schemas.items())),
             "messages": messages,
             "securitySchemes": {
-                "userPassword": {"type": "userPassword", "description": "RabbitMQ user and password."}
+                "userPassword": {
+                    "type": "userPassword",
+                    "description": (
+                        "RabbitMQ user and password. Every request must carry the AMQP `user_id` "
+                        "property set to that login (RabbitMQ verifies it): it names the principal whose "
+                        "permissions (SCF_POLICY_FILE and the admin API) the dispatcher and the worker "
+                        "check. No user_id or an unknown principal: UNAUTHENTICATED; a missing "
+                        "permission: FORBIDDEN; over the principal's rate: RATE_LIMITED with "
+                        "retry_after. Only a trusted forwarder (SCF_TRUSTED_FORWARDERS, e.g. the "
+                        "gateway) may name another principal in the x-scf-principal header."
+                    ),
+                }
             },
         },
     }
