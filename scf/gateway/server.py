@@ -11,6 +11,7 @@ from collections.abc import Generator
 from contextlib import contextmanager
 
 import uvicorn
+from fastapi import FastAPI
 
 from scf.fleet.settings import Settings
 from scf.gateway.app import create_app
@@ -27,12 +28,12 @@ class _Server(uvicorn.Server):
 class GatewayServer:
     role = "gateway"
 
-    def __init__(self, settings: Settings, host: str | None = None) -> None:
+    def __init__(self, settings: Settings, host: str | None = None, app: FastAPI | None = None) -> None:
         certfile, keyfile = settings.scf_tls_certfile, settings.scf_tls_keyfile
         if (certfile is None) != (keyfile is None):
             raise ValueError("TLS needs both SCF_TLS_CERTFILE and SCF_TLS_KEYFILE (or neither)")
         config = uvicorn.Config(
-            create_app(settings),
+            app or create_app(settings),
             # loopback unless told otherwise (SCF_GATEWAY_HOST): exposing the door is a decision
             host=host or settings.scf_gateway_host,
             port=settings.service_connector_factory_port,

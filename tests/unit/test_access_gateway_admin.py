@@ -5,20 +5,27 @@ schemes, SCF_AUTH=off, and the bind address and TLS."""
 from __future__ import annotations
 
 import base64
+import datetime
 import hashlib
 import hmac
+import ipaddress
 import json
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import jwt
 import pytest
 import redis
 import structlog
 from click.testing import CliRunner
-from cryptography.hazmat.primitives import serialization
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from starlette.testclient import TestClient
 
 from scf.app.cli import main
@@ -38,6 +45,7 @@ from tests.support.access_gateway import (
     serving,
     settings_for,
 )
+from tests.support.postgres import free_port
 from tests.support.services import claim_redis_db
 
 
@@ -292,13 +300,60 @@ def test_scf_keys_create_list_and_revoke_on_redis(gate: Gate) -> None:
     assert unknown.exit_code == 1 and "NOT_FOUND" in unknown.output
 
 
-def test_the_gateway_binds_loopback_by_default_and_serves_tls_when_given_both_files(tmp_path: Path) -> None:
-    plain = GatewayServer(Settings())
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    tls = GatewayServer(Settings(scf_gateway_host="0.0.0.0", scf_tls_certfile=cert, scf_tls_keyfile=key))
+def _self_signed(directory: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(hours=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
+        .sign(key, hashes.SHA256())
+    )
+    certfile, keyfile = directory / "cert.pem", directory / "key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return certfile, keyfile
 
-    assert plain._server.config.host == "127.0.0.1" and plain._server.config.ssl_certfile is None
-    assert tls._server.config.host == "0.0.0.0"
-    assert (tls._server.config.ssl_certfile, tls._server.config.ssl_keyfile) == (str(cert), str(key))
+
+async def test_the_gateway_binds_loopback_by_default_and_serves_tls_when_given_both_files(
+    tmp_path: Path,
+) -> None:
+    db = claim_redis_db()
+    certfile, keyfile = _self_signed(tmp_path)
+    settings = Settings(
+        scf_auth="off",
+        scf_redis_url=db.url,
+        scf_secret_key=SECRET_KEY,
+        service_connector_factory_port=free_port(),
+        scf_tls_certfile=certfile,
+        scf_tls_keyfile=keyfile,
+    )
+    server = GatewayServer(settings, app=app_with(settings, StubFleet()))
+    await server.start()
+    try:
+        bound = {sock.getsockname()[0] for s in server._server.servers for sock in s.sockets}
+        async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=certfile)) as client:
+            answer = await client.get(f"https://127.0.0.1:{server.port}/healthz")
+        async with httpx.AsyncClient() as client:
+            with pytest.raises(httpx.HTTPError):
+                await client.get(f"http://127.0.0.1:{server.port}/healthz")  # no plain HTTP on it
+    finally:
+        await server.stop(grace=1)
+        db.release()
+
+    assert bound == {"127.0.0.1"}  # SCF_GATEWAY_HOST's default: loopback, not every interface
+    assert answer.status_code == 200 and answer.json() == {"status": "alive"}
     with pytest.raises(ValueError, match="both"):
-        GatewayServer(Settings(scf_tls_certfile=cert))
+        GatewayServer(Settings(scf_tls_certfile=certfile), app=app_with(settings, StubFleet()))
