@@ -357,3 +357,16 @@ async def test_the_gateway_binds_loopback_by_default_and_serves_tls_when_given_b
     assert answer.status_code == 200 and answer.json() == {"status": "alive"}
     with pytest.raises(ValueError, match="both"):
         GatewayServer(Settings(scf_tls_certfile=certfile), app=app_with(settings, StubFleet()))
+
+
+def test_tokens_naming_unknown_keys_do_not_hammer_the_jwks(gate: Gate) -> None:
+    assert gate.client.get("/connectors", headers=bearer(gate.jwks.token("alice", "*"))).status_code == 200
+    before = gate.jwks.fetches
+
+    for n in range(20):
+        refused = gate.client.get(
+            "/connectors", headers=bearer(gate.jwks.token("alice", "*", kid=f"made-up-{n}"))
+        )
+        assert refused.status_code == 401
+
+    assert gate.jwks.fetches - before <= 1  # at most one refresh per JWKS_MIN_REFRESH (30 s)
