@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from functools import cache
 from typing import Annotated, Any
@@ -212,7 +212,7 @@ def _parsed(texts: Iterable[str]) -> frozenset[Grant]:
     return frozenset(found)
 
 
-Guard = Callable[..., Awaitable[Principal | None]]
+Guard = Callable[..., AsyncIterator[Principal | None]]
 
 
 @cache
@@ -224,15 +224,18 @@ def guard(rule: Rule) -> Guard:
         request: Request,
         api_key: Annotated[str | None, Security(API_KEY)],
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
-    ) -> Principal | None:
+    ) -> AsyncIterator[Principal | None]:
         auth: Authenticator = request.app.state.auth
         if auth.enabled and bearer is None and api_key is None and "authorization" in request.headers:
             raise unauthenticated("the Authorization header is not a bearer token")
         principal = await auth.authenticate(api_key, bearer.credentials if bearer else None)
         request.state.principal = principal
         auth.authorize(principal, rule, request.path_params.get("service_name"))
-        ACTING_FOR.set(principal)  # this request's task: gone with it
-        return principal
+        token = ACTING_FOR.set(principal)  # for the fleet calls this request makes
+        try:
+            yield principal
+        finally:
+            ACTING_FOR.reset(token)
 
     return authorize
 
