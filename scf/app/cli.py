@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import click
 from pydantic import BaseModel
 
+from scf.app.access_cli import keys
 from scf.app.reference_cli import docs, types
 from scf.app.runner import Roles, progress, run, run_loop
 from scf.app.supervisor import ChildSpec, default_processes, supervise
@@ -368,4 +369,5 @@ def discover(register: bool) -> None:
 
 
 main.add_command(docs)
+main.add_command(keys)
 main.add_command(types)

@@ -19,15 +19,20 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scf.connectors.registry import is_available, operation_catalog
+from scf.fleet.access import AccessControl
+from scf.fleet.access_store import AccessStore, ApiKeyStore
 from scf.fleet.audit import record as audit_record
 from scf.fleet.client import FleetClient
+from scf.fleet.crypto import load_secret_box
 from scf.fleet.rpc import CALLER
 from scf.fleet.settings import Settings
-from scf.gateway import resilience
+from scf.fleet.state import StateStore
+from scf.gateway import admin, resilience
+from scf.gateway.auth import Authenticator, GuardedRoute, add_openid_connect
 from scf.gateway.bodies import BodyGuard, ByteBudget
 from scf.gateway.catalog import ConnectorType, ValidationReport, connector_types, validate_config
 from scf.gateway.errors import http_status, refusal_body, retry_after_header
-from scf.gateway.strict_json import BodyRefusedHTTPError, StrictJSONRoute
+from scf.gateway.strict_json import BodyRefusedHTTPError
 from scf.schemas.asyncapi import build_asyncapi
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.control import (
@@ -51,7 +56,9 @@ FAILED = {
     "description": "a typed error: category, code, message, retryable, retry_after",
 }
 MAX_AUDITED_PATH = 256
-ERRORS: dict[int | str, dict[str, Any]] = {code: FAILED for code in (400, 404, 409, 413, 422, 429, 503, 504)}
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: FAILED for code in (400, 401, 403, 404, 409, 413, 422, 429, 503, 504)
+}
 
 
 def create_app(settings: Settings | None = None, client_factory: ClientFactory | None = None) -> FastAPI:
@@ -63,10 +70,13 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.fleet = await (client_factory or connect)()
+        state = _open_access(app, settings)
         try:
             yield
         finally:
             await app.state.fleet.close()
+            await app.state.auth.close()
+            await state.close()
 
     app = FastAPI(
         title="Service Connector Factory",
@@ -74,7 +84,8 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
         description="One uniform, resilient way to reach data services. Each call goes through the fleet.",
         lifespan=lifespan,
     )
-    app.router.route_class = StrictJSONRoute  # before any route: every JSON body is parsed strictly
+    # before any route: every JSON body is parsed strictly, and every route has an access decision
+    app.router.route_class = GuardedRoute
     app.add_middleware(
         BodyGuard,
         max_bytes=settings.scf_max_request_bytes,
@@ -88,7 +99,31 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
     _control_routes(app)
     _fleet_routes(app, settings)
     resilience.install(app, ERRORS)
+    admin.install(app, ERRORS)
+    _install_openapi(app, settings)
     return app
+
+
+def _open_access(app: FastAPI, settings: Settings) -> StateStore:
+    """The Redis state (API keys, admin-API principals) and who may call: opened by the lifespan."""
+    secret = settings.scf_secret_key.get_secret_value() if settings.scf_secret_key else None
+    state = StateStore.from_url(settings.redis_url, load_secret_box(secret, settings.scf_data_dir))
+    app.state.keys = ApiKeyStore(state)
+    app.state.access_store = AccessStore(state)
+    access = AccessControl(settings, policies=app.state.access_store)
+    app.state.auth = Authenticator(settings, access, app.state.keys, app.state.access_store)
+    return state
+
+
+def _install_openapi(app: FastAPI, settings: Settings) -> None:
+    plain = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_openid_connect(plain(), settings)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def fleet(request: Request) -> FleetClient:
@@ -98,7 +133,10 @@ def fleet(request: Request) -> FleetClient:
 
 def failure(error: ErrorInfo, body: Any | None = None) -> JSONResponse:
     content = body if body is not None else FailedReply(error=error).model_dump(mode="json")
-    return JSONResponse(content, status_code=http_status(error), headers=retry_after_header(error))
+    headers = retry_after_header(error)
+    if error.code == ErrorCode.UNAUTHENTICATED:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse(content, status_code=http_status(error), headers=headers)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -158,7 +196,9 @@ def _install_audit(app: FastAPI) -> None:
             CALLER.reset(token)
         if not request.url.path.startswith(("/healthz", "/readyz", "/metrics/prometheus")):
             what = f"{request.method} {request.url.path[:MAX_AUDITED_PATH]}"  # a path may be 64 KiB long
-            audit_record(user=None, caller=caller, what=what, started=started, outcome=response.status_code)
+            principal = getattr(request.state, "principal", None)  # set by the route's access guard
+            user = None if principal is None else f"{principal.via}:{principal.name}"
+            audit_record(user=user, caller=caller, what=what, started=started, outcome=response.status_code)
         return response
 
 
@@ -207,7 +247,9 @@ def _operation_routes(app: FastAPI) -> None:
     @app.post(
         "/connectors/{service_name}/execute",
         response_model=OperationResult,
-        responses={code: {"model": OperationResult} for code in (400, 404, 409, 413, 422, 429, 503, 504)},
+        responses={
+            code: {"model": OperationResult} for code in (400, 401, 403, 404, 409, 413, 422, 429, 503, 504)
+        },
         tags=["operations"],
     )
     async def execute(

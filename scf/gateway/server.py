@@ -1,4 +1,8 @@
-"""Runs the gateway app on uvicorn inside a fleet process, under the runner's signal handling."""
+"""Runs the gateway app on uvicorn inside a fleet process, under the runner's signal handling.
+
+It binds `SCF_GATEWAY_HOST` (127.0.0.1 by default) and serves HTTPS when `SCF_TLS_CERTFILE` and
+`SCF_TLS_KEYFILE` are both set.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from collections.abc import Generator
 from contextlib import contextmanager
 
 import uvicorn
+from fastapi import FastAPI
 
 from scf.fleet.settings import Settings
 from scf.gateway.app import create_app
@@ -23,11 +28,17 @@ class _Server(uvicorn.Server):
 class GatewayServer:
     role = "gateway"
 
-    def __init__(self, settings: Settings, host: str = "0.0.0.0") -> None:  # noqa: S104 - a server binds all
+    def __init__(self, settings: Settings, host: str | None = None, app: FastAPI | None = None) -> None:
+        certfile, keyfile = settings.scf_tls_certfile, settings.scf_tls_keyfile
+        if (certfile is None) != (keyfile is None):
+            raise ValueError("TLS needs both SCF_TLS_CERTFILE and SCF_TLS_KEYFILE (or neither)")
         config = uvicorn.Config(
-            create_app(settings),
-            host=host,
+            app or create_app(settings),
+            # loopback unless told otherwise (SCF_GATEWAY_HOST): exposing the door is a decision
+            host=host or settings.scf_gateway_host,
             port=settings.service_connector_factory_port,
+            ssl_certfile=str(certfile) if certfile else None,
+            ssl_keyfile=str(keyfile) if keyfile else None,
             log_config=None,
             access_log=False,
             lifespan="on",
