@@ -120,7 +120,7 @@ class AccessControl:
         self.policies = policies
         self.default_rate = settings.scf_rate_limit
         self.default_burst = settings.scf_rate_burst
-        self._cache: dict[str, tuple[float, Principal | None]] = {}
+        self._cache: dict[tuple[str, str], tuple[float, Principal | None]] = {}
         _process.update(enabled=self.enabled, login=self.own_login, forwarders=self.forwarders)
 
     def forwarded(self, message: AbstractIncomingMessage) -> bool:
@@ -143,12 +143,12 @@ class AccessControl:
     async def named(self, name: str, *, via: str, extra: Iterable[Grant] = ()) -> Principal:
         """The principal called `name` in the policy (file or admin API), with `extra` grants."""
         now = time.monotonic()
-        cached = self._cache.get(name)
+        cached = self._cache.get((name, via))
         if cached is None or cached[0] < now:
             cached = (now + CACHE_SECONDS, await self._resolve(name, via))
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[name] = cached
+            self._cache[(name, via)] = cached
         found = cached[1]
         extra = frozenset(extra)
         if found is None:

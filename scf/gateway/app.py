@@ -24,6 +24,7 @@ from scf.fleet.access_store import AccessStore, ApiKeyStore
 from scf.fleet.audit import record as audit_record
 from scf.fleet.client import FleetClient
 from scf.fleet.crypto import load_secret_box
+from scf.fleet.quotas import RateLimiter
 from scf.fleet.rpc import CALLER
 from scf.fleet.settings import Settings
 from scf.fleet.state import StateStore
@@ -111,7 +112,9 @@ def _open_access(app: FastAPI, settings: Settings) -> StateStore:
     app.state.keys = ApiKeyStore(state)
     app.state.access_store = AccessStore(state)
     access = AccessControl(settings, policies=app.state.access_store)
-    app.state.auth = Authenticator(settings, access, app.state.keys, app.state.access_store)
+    app.state.auth = Authenticator(
+        settings, access, app.state.keys, app.state.access_store, limiter=RateLimiter(state)
+    )
     return state
 
 

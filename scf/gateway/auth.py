@@ -22,6 +22,7 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from scf.fleet.access import ACTING_FOR, AccessControl, forbidden, unauthenticated
 from scf.fleet.access_store import KEY_PREFIX, AccessStore, ApiKeyStore
+from scf.fleet.quotas import RateLimiter
 from scf.fleet.settings import Settings
 from scf.gateway.oidc import JwtVerifier
 from scf.gateway.strict_json import StrictJSONRoute
@@ -120,8 +121,11 @@ class Authenticator:
         store: AccessStore | None,
         *,
         key_cache_seconds: float = KEY_CACHE_SECONDS,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.enabled = settings.auth_enabled
+        #: HTTP requests are charged here, their first door (the fleet believes the gateway's charge)
+        self.limiter = limiter
         self.access = access
         self.keys = keys
         self.store = store
@@ -231,6 +235,8 @@ def guard(rule: Rule) -> Guard:
         principal = await auth.authenticate(api_key, bearer.credentials if bearer else None)
         request.state.principal = principal
         auth.authorize(principal, rule, request.path_params.get("service_name"))
+        if principal is not None and auth.limiter is not None:
+            await auth.limiter.charge(principal)  # RATE_LIMITED -> 429 with Retry-After
         token = ACTING_FOR.set(principal)  # for the fleet calls this request makes
         try:
             yield principal
