@@ -6,6 +6,7 @@ The body of every error response is the same typed JSON AMQP callers get (`Faile
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from scf.schemas.control import FailedReply
@@ -51,10 +52,10 @@ def http_status(error: ErrorInfo) -> int:
 
 
 def retry_after_header(error: ErrorInfo) -> dict[str, str]:
-    """`Retry-After` (whole seconds, at least 1) when the fleet says when to try again."""
+    """`Retry-After` (whole seconds, rounded up, at least 1) when the fleet says when to try again."""
     if error.retry_after is None:
         return {}
-    return {"Retry-After": str(max(1, round(error.retry_after)))}
+    return {"Retry-After": str(max(1, math.ceil(error.retry_after)))}  # never sooner than it is true
 
 
 def refusal_body(method: str, path: str, error: ErrorInfo) -> dict[str, Any]:
