@@ -13,6 +13,7 @@ import click
 from pydantic import BaseModel
 
 from scf.app.access_cli import keys
+from scf.app.local_access import ensure_local_admin_key, local_policy
 from scf.app.reference_cli import docs, types
 from scf.app.runner import Roles, progress, run, run_loop
 from scf.app.supervisor import ChildSpec, default_processes, supervise
@@ -125,9 +126,11 @@ def up(
     processes (where the operations run), then one dispatcher and one gateway process (the control
     plane and the HTTP door: one each is enough, and the gateway owns one port).
     """
-    settings = _settings(alert_webhook)
+    settings = local_policy(_settings(alert_webhook))
     if connectors_file is not None:
         settings = settings.model_copy(update={"scf_connectors_file": connectors_file})
+    if gateway:
+        asyncio.run(ensure_local_admin_key(settings))
     worker_types = _types(types_)
     if processes > 1:
         control_env: dict[str, str] = {}
@@ -138,7 +141,8 @@ def up(
         control = [ChildSpec("dispatcher", "dispatcher", ("dispatcher",), control_env)]
         if gateway:
             control.append(ChildSpec("gateway", "gateway", ("gateway",)))
-            progress(f"gateway will listen on :{settings.service_connector_factory_port}")
+            port = settings.service_connector_factory_port
+            progress(f"gateway will listen on {settings.scf_gateway_host}:{port}")
         # workers first: connectors registered at dispatcher start are tested by a live worker
         waves = [_worker_specs(processes, ",".join(worker_types), concurrency), control]
         code = supervise(

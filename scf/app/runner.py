@@ -242,7 +242,8 @@ async def run(settings: Settings, roles: Roles, *, on_ready: OnReady | None = No
         await probe.start()
         redis_ok.start()
         if roles.gateway:
-            progress(f"gateway on :{settings.service_connector_factory_port} (/docs, /connectors, /metrics)")
+            where = f"{settings.scf_gateway_host}:{settings.service_connector_factory_port}"
+            progress(f"gateway on {where} (/docs, /connectors, /metrics)")
         for service in services:  # declared and discovered connectors exist before "ready" is announced
             if isinstance(service, Dispatcher):
                 await discover(settings, service.control, progress)
