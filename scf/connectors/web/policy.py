@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import httpx
 import structlog
 
+from scf.connectors.egress import EgressPolicy, installed
+from scf.connectors.egress.policy import denied
 from scf.connectors.web.addresses import address_refusal
 from scf.schemas.configs.api import HostRule, IPAddress, host_kind, parse_host_rule
 from scf.schemas.errors import ErrorCode, SecurityError, TransientError
@@ -46,6 +48,8 @@ class GuardPolicy:
     `allowed_hosts` entries trust a hostname (any address it resolves to, save unspecified and
     multicast) or an IP network; `allow_private` admits RFC 1918, unique-local and CGNAT addresses but
     never loopback or link-local (cloud metadata): those need an explicit entry.
+    Both only narrow the deployment's egress policy (`egress`, else the process's installed one): what
+    it refuses stays refused (EGRESS_DENIED) whatever `allowed_hosts` lists.
     """
 
     allowed_hosts: tuple[HostRule, ...] = ()
@@ -53,6 +57,7 @@ class GuardPolicy:
     resolver: Resolver = system_resolver
     resolve_timeout: float = 10.0
     max_redirects: int = 5
+    egress: EgressPolicy | None = None
 
     @classmethod
     def build(
@@ -145,6 +150,11 @@ async def check_url(url: str | httpx.URL, policy: GuardPolicy) -> CheckedUrl:
         )
         if reason is not None:
             raise refusal(parsed, f"{host} resolves to {reason}" if isinstance(kind, str) else reason)
+    deployment = policy.egress or installed()
+    if deployment is not None:
+        reason = deployment.refusal(host, port, addresses)
+        if reason is not None:
+            raise denied(safe_url(parsed), reason)
     return CheckedUrl(parsed, host, port, tuple(str(a) for a in addresses))
 
 
