@@ -18,6 +18,7 @@ from typing import Protocol
 import structlog
 
 from scf.connectors.egress.rules import Endpoint, Pinned, name_refusal, parse_rules, verdict
+from scf.connectors.web.policy import use_deployment_egress
 from scf.schemas.configs.api import HostRule, IPAddress, host_kind
 from scf.schemas.errors import ErrorCode, SecurityError, TransientError
 
@@ -143,8 +144,10 @@ _installed: list[EgressPolicy] = []
 
 
 def install(policy: EgressPolicy | None) -> None:
-    """Make `policy` this process's deployment policy (None: check nothing, as in unit tests)."""
+    """Make `policy` this process's deployment policy (None: check nothing, as in unit tests): every
+    `ServiceConnector.open` and every URL the SSRF guard checks (after a connector's own allowed_hosts)."""
     _installed[:] = [] if policy is None else [policy]
+    use_deployment_egress(policy)
 
 
 def installed() -> EgressPolicy | None:

@@ -12,12 +12,11 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 import structlog
 
-from scf.connectors.egress import EgressPolicy, installed
-from scf.connectors.egress.policy import denied
 from scf.connectors.web.addresses import address_refusal
 from scf.schemas.configs.api import HostRule, IPAddress, host_kind, parse_host_rule
 from scf.schemas.errors import ErrorCode, SecurityError, TransientError
@@ -31,6 +30,21 @@ MAX_URL_CHARS = 8192
 # Characters on which URL parsers disagree (a backslash is a slash to browsers, not to httpx).
 _AMBIGUOUS_CHARS = frozenset("\\\t\r\n\0 ")
 REFUSED_MESSAGE = "the URL is not allowed (SSRF guard)"
+
+
+class DeploymentEgress(Protocol):
+    """The deployment's egress policy as the guard sees it (scf.connectors.egress.EgressPolicy)."""
+
+    def judge(self, host: str, port: int, addresses: Sequence[IPAddress]) -> None:
+        """Raise a `security` EGRESS_DENIED error when the deployment refuses `host:port` there."""
+
+
+#: The process's deployment policy; `scf.connectors.egress.install` sets it (empty: none).
+_DEPLOYMENT: list[DeploymentEgress] = []
+
+
+def use_deployment_egress(policy: DeploymentEgress | None) -> None:
+    _DEPLOYMENT[:] = [] if policy is None else [policy]
 
 
 async def system_resolver(host: str, port: int) -> list[str]:
@@ -57,7 +71,7 @@ class GuardPolicy:
     resolver: Resolver = system_resolver
     resolve_timeout: float = 10.0
     max_redirects: int = 5
-    egress: EgressPolicy | None = None
+    egress: DeploymentEgress | None = None
 
     @classmethod
     def build(
@@ -150,11 +164,8 @@ async def check_url(url: str | httpx.URL, policy: GuardPolicy) -> CheckedUrl:
         )
         if reason is not None:
             raise refusal(parsed, f"{host} resolves to {reason}" if isinstance(kind, str) else reason)
-    deployment = policy.egress or installed()
-    if deployment is not None:
-        reason = deployment.refusal(host, port, addresses)
-        if reason is not None:
-            raise denied(safe_url(parsed), reason)
+    for deployment in (policy.egress,) if policy.egress is not None else _DEPLOYMENT:
+        deployment.judge(host, port, addresses)
     return CheckedUrl(parsed, host, port, tuple(str(a) for a in addresses))
 
 
