@@ -211,8 +211,8 @@ class ServiceConnector(ABC):
         async with self._open_lock:
             if self._opened:
                 return
-            await self.egress_check()
             try:
+                await self.egress_check()
                 await self._open()
             except Exception as exc:
                 await self._close_quietly()

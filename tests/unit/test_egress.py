@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
@@ -188,8 +190,6 @@ async def test_resolution_failures() -> None:
     assert caught.value.code == ErrorCode.CONNECTION_FAILED
 
     async def slow(host: str, port: int) -> list[str]:
-        import asyncio
-
         await asyncio.sleep(10)
         return []
 
@@ -202,6 +202,18 @@ async def test_resolution_failures() -> None:
     assert lenient[0].addresses == ()
     await refused(EgressPolicy(), Endpoint("scoped.example", 80), **{"scoped.example": ["fe80::1%eth0"]})
     await refused(EgressPolicy(), Endpoint("/var/run/postgresql", 5432))  # a Unix socket is no endpoint
+
+
+async def test_names_resolve_at_once_within_one_timeout() -> None:
+    async def slow(host: str, port: int) -> list[str]:
+        await asyncio.sleep(10)
+        return []
+
+    started = time.monotonic()
+    endpoints = [Endpoint(f"h{i}.example", 80) for i in range(20)]
+    policy = EgressPolicy(resolve_timeout=0.1)
+    lenient = await policy.check(endpoints, resolver=slow, require_resolution=False)
+    assert time.monotonic() - started < 1.5 and len(lenient) == 20
 
 
 async def test_a_denied_name_is_never_resolved() -> None:

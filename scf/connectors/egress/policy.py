@@ -93,27 +93,39 @@ class EgressPolicy:
         """
         if len(endpoints) > MAX_ENDPOINTS:
             raise denied("<endpoints>", f"more than {MAX_ENDPOINTS} endpoints")
+        unique = list(dict.fromkeys(endpoints))
+        kinds = [self._kind(endpoint) for endpoint in unique]  # denied names are never resolved
+        # names resolve at once: the whole check takes one resolve_timeout, not one per endpoint
+        pairs = zip(unique, kinds, strict=True)
+        lookups = (self._addresses(endpoint, kind, resolver, require_resolution) for endpoint, kind in pairs)
+        found = await asyncio.gather(*lookups, return_exceptions=True)
         pinned: list[Pinned] = []
-        for endpoint in dict.fromkeys(endpoints):
-            pinned.append(await self._check_one(endpoint, resolver, require_resolution))
+        for endpoint, addresses in zip(unique, found, strict=True):
+            if isinstance(addresses, BaseException):
+                raise addresses
+            if addresses or require_resolution:
+                self.judge(endpoint.host, endpoint.port, addresses)
+            pinned.append(Pinned(endpoint.host, endpoint.port, tuple(str(a) for a in addresses)))
         return pinned
 
-    async def _check_one(self, endpoint: Endpoint, resolver: Resolver, require_resolution: bool) -> Pinned:
+    def _kind(self, endpoint: Endpoint) -> IPAddress | str:
+        """The endpoint's IP or name, refusing a malformed host and a denied name before any lookup."""
         try:
             kind = host_kind(endpoint.host)
         except ValueError as exc:
             raise denied(endpoint, str(exc)) from None
-        addresses: list[IPAddress]
         if isinstance(kind, str):
             reason = name_refusal(kind, endpoint.port, self.deny)
-            if reason is not None:  # a denied name is never resolved
+            if reason is not None:
                 raise denied(endpoint, reason)
-            addresses = await self._resolve(endpoint, resolver, require_resolution)
-        else:
-            addresses = [kind]
-        if addresses or require_resolution:
-            self.judge(endpoint.host, endpoint.port, addresses)
-        return Pinned(endpoint.host, endpoint.port, tuple(str(a) for a in addresses))
+        return kind
+
+    async def _addresses(
+        self, endpoint: Endpoint, kind: IPAddress | str, resolver: Resolver, required: bool
+    ) -> list[IPAddress]:
+        if isinstance(kind, str):
+            return await self._resolve(endpoint, resolver, required)
+        return [kind]
 
     async def _resolve(self, endpoint: Endpoint, resolver: Resolver, required: bool) -> list[IPAddress]:
         try:
