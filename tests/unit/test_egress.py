@@ -309,6 +309,12 @@ def test_endpoints_of_a_bare_config() -> None:
         ({"allow_private": True}, True),
         ({"url_allow_private": True}, True),
         ({"allow_private": False, "url_allow_private": False}, False),
+        ({"allow_private": "true"}, True),
+        ({"url_allow_private": 1}, True),
+        ({"allow_private": "false", "allowed_hosts": None}, False),
+        ({"allowed_hosts": "10.0.0.1"}, True),
+        ({"service_type": "api", "custom_config": {"allowed_hosts": ["x"]}}, True),
+        ({"service_type": "api", "custom_config": {"allowed_hosts": []}}, False),
         (None, False),
     ],
 )

@@ -14,21 +14,36 @@ WIDENING_LISTS = ("allowed_hosts", "url_allowed_hosts")
 WIDENING_FLAGS = ("allow_private", "url_allow_private")
 CONNECT_FAILURE_CODES = frozenset({ErrorCode.CONNECTION_FAILED, ErrorCode.TIMEOUT})
 MASKED_MESSAGE = "could not connect to the service"
+_FALSE_TEXT = frozenset({"", "false", "f", "0", "no", "n", "off"})
+_FIELDS = (*WIDENING_LISTS, *WIDENING_FLAGS)
 
 
 def widens(config: Mapping[str, Any] | BaseModel | None) -> bool:
-    """True when `config` (a custom_config or its parsed model) widens an SSRF guard on purpose."""
-    if config is None:
+    """True when `config` widens an SSRF guard on purpose: a custom_config (raw or parsed) or a whole
+    connection body (its `custom_config` is looked into). Judged on the raw values, leniently: any
+    value a model might coerce to true ("true", 1) counts, so no spelling slips past the caller's check.
+    """
+    if isinstance(config, BaseModel):
+        config = {name: getattr(config, name, None) for name in _FIELDS}
+    if not isinstance(config, Mapping):
         return False
-    values = config if isinstance(config, Mapping) else {k: getattr(config, k, None) for k in _FIELDS}
-    for name in WIDENING_LISTS:
-        entries = values.get(name)
-        if isinstance(entries, list | tuple) and len(entries) > 0:
-            return True
-    return any(values.get(name) is True for name in WIDENING_FLAGS)
+    parts: list[Mapping[str, Any]] = [config]
+    inner = config.get("custom_config")
+    if isinstance(inner, Mapping):
+        parts.append(inner)
+    return any(_set(part.get(name)) for part in parts for name in _FIELDS)
 
 
-_FIELDS = (*WIDENING_LISTS, *WIDENING_FLAGS)
+def _set(value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return value is True
+    if isinstance(value, int | float):
+        return value != 0
+    if isinstance(value, str):
+        return value[:16].strip().lower() not in _FALSE_TEXT
+    if isinstance(value, list | tuple | dict | set):
+        return len(value) > 0
+    return True
 
 
 def masked(exc: ConnectorError) -> ConnectorError:
