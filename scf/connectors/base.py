@@ -17,6 +17,7 @@ from typing import Any, ClassVar, TypeVar, overload
 import structlog
 from pydantic import BaseModel, ValidationError
 
+from scf.connectors import egress
 from scf.connectors.operation_table import Operation
 from scf.connectors.sources import DEADLINE, Bindings, time_left
 from scf.schemas.configs import parse_type_config
@@ -161,6 +162,8 @@ class ServiceConnector(ABC):
         self._opened = False
         self._open_lock = asyncio.Lock()
         self.bindings = Bindings()
+        #: what the egress check approved at the last open (empty without a policy): for drivers to pin
+        self.egress_pinned: list[egress.Pinned] = []
 
     @staticmethod
     def _parse_type_config(connection: ServiceConnection) -> BaseModel | None:
@@ -209,6 +212,7 @@ class ServiceConnector(ABC):
             if self._opened:
                 return
             try:
+                await self.egress_check()
                 await self._open()
             except Exception as exc:
                 await self._close_quietly()
@@ -217,6 +221,19 @@ class ServiceConnector(ABC):
                 await self._close_quietly()
                 raise
             self._opened = True
+
+    async def egress_check(self) -> None:
+        """The hook every open passes: this connector's endpoints against the process's egress policy.
+
+        The worker installs the deployment's policy (`scf.connectors.egress.install`); without one (unit
+        tests, embedded use) nothing is checked. Raises `security` EGRESS_DENIED, or `transient` when a
+        name does not resolve.
+        """
+        policy = egress.installed()
+        if policy is None:
+            return
+        endpoints = egress.endpoints_of(self.service_type, self.type_config, self.connection)
+        self.egress_pinned = await policy.check(endpoints)
 
     async def check(self) -> ConnectionTestResult:
         """Cheap connectivity test. Never raises: a failure is reported in the result.

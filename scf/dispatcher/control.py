@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import structlog
 from pydantic import BaseModel
 
+from scf.connectors.egress import EgressPolicy, connection_endpoints
 from scf.connectors.registry import available_types, is_available
 from scf.dispatcher.worker_check import check_through_worker
 from scf.fleet.access import ACTING_FOR
@@ -60,8 +61,11 @@ class ControlPlane:
         publish_event: EventPublisher,
         test_timeout: float,
         health_threshold: float = 60.0,
+        *,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.health_threshold = health_threshold
+        self.egress = egress
         self.state = state
         self.rpc = rpc
         self.publish_event = publish_event
@@ -83,9 +87,20 @@ class ControlPlane:
         }
 
     async def create(self, body: dict[str, Any]) -> ConnectorCreated:
+        """Store a new connector; its endpoints must pass the egress policy first (EGRESS_DENIED).
+
+        A name that does not resolve yet is judged by its name here; the worker's connect-time check
+        judges its addresses."""
+        if self.egress is not None:
+            endpoints = connection_endpoints(ServiceConnection.parse(body))
+            await self.egress.check(endpoints, require_resolution=False)
         return await self._save(body, create=True)
 
     async def update(self, body: dict[str, Any]) -> ConnectorCreated:
+        """Replace a connector's configuration; the new endpoints pass the egress policy first."""
+        if self.egress is not None:
+            endpoints = connection_endpoints(ServiceConnection.parse(body))
+            await self.egress.check(endpoints, require_resolution=False)
         return await self._save(body, create=False)
 
     async def _save(self, body: dict[str, Any], *, create: bool) -> ConnectorCreated:

@@ -16,6 +16,7 @@ import structlog
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractIncomingMessage, AbstractRobustConnection
 from pydantic import ValidationError
 
+from scf.connectors.egress import EgressPolicy
 from scf.dispatcher.control import ControlPlane, parse
 from scf.dispatcher.dead_letter_desk import DeadLetterDesk
 from scf.dispatcher.dead_letter_store import DeadLetterStore
@@ -75,6 +76,7 @@ class Dispatcher(FleetService):
             self._publish_event,
             test_timeout=min(10.0, settings.connection_timeout),
             health_threshold=settings.service_timeout_threshold,
+            egress=EgressPolicy.from_settings(settings),
         )
 
     async def start(self) -> None:

@@ -8,10 +8,10 @@ dispatcher); here it only pays its quota. A call from a trusted forwarder was ch
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
+from scf.connectors.egress import widens  # a guard widened beyond the egress policy: connectors:admin
 from scf.dispatcher.routing import Decoded
 from scf.fleet.access import AccessControl
 from scf.fleet.state import StateStore
@@ -40,9 +40,6 @@ NEEDS: dict[MessageType, Permission | None] = {
     MessageType.OPERATION_EXECUTE: None,  # the worker checks execute:read|write on the connector
 }
 
-#: Connector settings that widen a guard beyond the deployment's egress policy: `connectors:admin` only.
-WIDENING_LISTS = ("allowed_hosts", "url_allowed_hosts")
-WIDENING_SWITCHES = ("allow_private", "url_allow_private")
 
 CHANGES = (MessageType.CONNECTOR_CREATE, MessageType.CONNECTOR_UPDATE)
 #: Charges one request to a principal's quota; raises RATE_LIMITED (set when quotas are wired).
@@ -68,16 +65,3 @@ class Gate:
             self.access.require(principal, needed)
         if call.message_type in CHANGES and widens(call.body):
             self.access.require(principal, Permission.CONNECTORS_ADMIN)
-
-
-def widens(connection: Any) -> bool:
-    """Does a connector (a `ServiceConnection` body) widen a guard: its own allowed hosts, private
-    addresses? Read from the raw body, so a refusal never depends on parsing it first."""
-    if not isinstance(connection, dict):
-        return False
-    settings = [connection, connection.get("custom_config")]
-    return any(
-        isinstance(part, dict)
-        and (any(part.get(k) for k in WIDENING_LISTS) or any(part.get(k) is True for k in WIDENING_SWITCHES))
-        for part in settings
-    )

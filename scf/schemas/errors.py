@@ -71,6 +71,7 @@ class ErrorCode(StrEnum):
     FORBIDDEN = "FORBIDDEN"
     RATE_LIMITED = "RATE_LIMITED"
     CONCURRENCY_LIMITED = "CONCURRENCY_LIMITED"
+    EGRESS_DENIED = "EGRESS_DENIED"
 
 
 #: Retryable is a category's property: transient and resource trouble may pass, the rest will not.
@@ -130,6 +131,7 @@ POLICY: dict[str, CodePolicy] = {
     ErrorCode.INTERNAL: _USUAL,
     ErrorCode.REQUEST_TOO_LARGE: _USUAL,
     ErrorCode.GATEWAY_BUSY: _USUAL,
+    ErrorCode.EGRESS_DENIED: _USUAL,
     # the caller's own standing, never the connector's health: not counted, answered at once, not kept
     ErrorCode.UNAUTHENTICATED: CodePolicy(
         retry_in_process=False, counts_for_breaker=False, fail_fast=True, dead_letter=False

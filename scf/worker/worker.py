@@ -23,7 +23,9 @@ from collections.abc import Awaitable
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractRobustConnection
 
+from scf.connectors import egress
 from scf.connectors.base import ServiceConnector
+from scf.connectors.egress import EgressPolicy
 from scf.factory import ServiceConnectorFactory
 from scf.fleet import amqp
 from scf.fleet.access import AccessControl
@@ -84,6 +86,7 @@ class Worker(FleetService):
         self.worker_id = new_worker_id()
         trust_forwarders(settings.trusted_forwarders)
         sample_operations(settings.scf_audit_sample)
+        egress.install(EgressPolicy.from_settings(settings))  # every connect, and the SSRF guard
         self.access = AccessControl(settings, AccessStore(state))
         self.door = Door(self.access, RateLimiter(state).charge, ConcurrencyLimiter(state))
         # its own calls (a sink batch for another worker) go out under its login, for their principal

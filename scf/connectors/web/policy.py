@@ -12,6 +12,7 @@ import ipaddress
 import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import httpx
 import structlog
@@ -31,6 +32,21 @@ _AMBIGUOUS_CHARS = frozenset("\\\t\r\n\0 ")
 REFUSED_MESSAGE = "the URL is not allowed (SSRF guard)"
 
 
+class DeploymentEgress(Protocol):
+    """The deployment's egress policy as the guard sees it (scf.connectors.egress.EgressPolicy)."""
+
+    def judge(self, host: str, port: int, addresses: Sequence[IPAddress]) -> None:
+        """Raise a `security` EGRESS_DENIED error when the deployment refuses `host:port` there."""
+
+
+#: The process's deployment policy; `scf.connectors.egress.install` sets it (empty: none).
+_DEPLOYMENT: list[DeploymentEgress] = []
+
+
+def use_deployment_egress(policy: DeploymentEgress | None) -> None:
+    _DEPLOYMENT[:] = [] if policy is None else [policy]
+
+
 async def system_resolver(host: str, port: int) -> list[str]:
     """Resolve through the event loop's getaddrinfo (the same resolver the OS would use to connect)."""
     infos = await asyncio.get_running_loop().getaddrinfo(
@@ -46,6 +62,8 @@ class GuardPolicy:
     `allowed_hosts` entries trust a hostname (any address it resolves to, save unspecified and
     multicast) or an IP network; `allow_private` admits RFC 1918, unique-local and CGNAT addresses but
     never loopback or link-local (cloud metadata): those need an explicit entry.
+    Both only narrow the deployment's egress policy (`egress`, else the process's installed one): what
+    it refuses stays refused (EGRESS_DENIED) whatever `allowed_hosts` lists.
     """
 
     allowed_hosts: tuple[HostRule, ...] = ()
@@ -53,6 +71,7 @@ class GuardPolicy:
     resolver: Resolver = system_resolver
     resolve_timeout: float = 10.0
     max_redirects: int = 5
+    egress: DeploymentEgress | None = None
 
     @classmethod
     def build(
@@ -145,6 +164,8 @@ async def check_url(url: str | httpx.URL, policy: GuardPolicy) -> CheckedUrl:
         )
         if reason is not None:
             raise refusal(parsed, f"{host} resolves to {reason}" if isinstance(kind, str) else reason)
+    for deployment in (policy.egress,) if policy.egress is not None else _DEPLOYMENT:
+        deployment.judge(host, port, addresses)
     return CheckedUrl(parsed, host, port, tuple(str(a) for a in addresses))
 
 
