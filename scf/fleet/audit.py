@@ -19,6 +19,7 @@ from typing import Any
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
+from scf.fleet.access import PRINCIPAL_HEADER, VIA_HEADER
 from scf.fleet.rpc import CALLER_HEADER
 
 _log = structlog.get_logger("scf.audit")
@@ -58,13 +59,22 @@ def audit_operation(message: AbstractIncomingMessage, started: float, *, failed:
 
 
 def who(message: AbstractIncomingMessage) -> dict[str, Any]:
-    """`user` (broker-verified), `caller` (only from a trusted forwarder) and `claimed_caller`."""
+    """`user` (broker-verified), `principal` (the one the request acts for: named by a trusted
+    forwarder, else the user), `caller` (only from a trusted forwarder) and `claimed_caller`."""
     user = message.user_id or None
-    raw = (message.headers or {}).get(CALLER_HEADER)
+    headers = message.headers or {}
+    raw = headers.get(CALLER_HEADER)
     claimed = _shown(raw) if raw is not None else None
     if user is not None and user in _trusted:
-        return {"user": user, "caller": claimed}
-    found: dict[str, Any] = {"user": user or "unknown", "caller": None}
+        named = headers.get(PRINCIPAL_HEADER)
+        via = headers.get(VIA_HEADER)
+        principal = f"{_shown(via or 'forwarded')}:{_shown(named)}" if named is not None else f"amqp:{user}"
+        return {"user": user, "caller": claimed, "principal": principal}
+    found: dict[str, Any] = {
+        "user": user or "unknown",
+        "caller": None,
+        "principal": f"amqp:{user}" if user else None,
+    }
     if claimed is not None:
         found["claimed_caller"] = claimed
     return found

@@ -93,10 +93,20 @@ def test_who_believes_the_caller_header_only_from_a_trusted_forwarder() -> None:
         trusted = audit.who(FakeMessage("gateway", {"x-scf-caller": "http:alice"}))  # type: ignore[arg-type]
         other = audit.who(FakeMessage("mallory", {"x-scf-caller": "http:alice"}))  # type: ignore[arg-type]
         nobody = audit.who(FakeMessage(None, {"x-scf-caller": b"x" * 1000}))  # type: ignore[arg-type]
+        named = {"x-scf-principal": "alice", "x-scf-via": "key"}
+        forwarded = audit.who(FakeMessage("gateway", named))  # type: ignore[arg-type]
+        forged = audit.who(FakeMessage("mallory", named))  # type: ignore[arg-type]
     finally:
         audit.trust_forwarders([])
-    assert trusted == {"user": "gateway", "caller": "http:alice"}
-    assert other == {"user": "mallory", "caller": None, "claimed_caller": "http:alice"}
+    assert trusted == {"user": "gateway", "caller": "http:alice", "principal": "amqp:gateway"}
+    assert other == {
+        "user": "mallory",
+        "caller": None,
+        "principal": "amqp:mallory",
+        "claimed_caller": "http:alice",
+    }
+    assert forwarded["principal"] == "key:alice"  # the principal a trusted forwarder names
+    assert forged["principal"] == "amqp:mallory"  # anyone else's header names nobody
     assert nobody["user"] == "unknown" and nobody["caller"] is None
     assert len(nobody["claimed_caller"]) == audit.MAX_CALLER_CHARS
 
