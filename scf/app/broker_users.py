@@ -54,21 +54,25 @@ class TopicPermissions:
     read: str
 
 
+#: The names of "server-named" queues: the broker's own (`amq.gen-...`) and aio-pika's, which names an
+#: unnamed queue itself on a robust connection (`amq_` + uuid4 hex) so it can declare it again after a
+#: reconnect. Every such queue of the fleet and its clients is exclusive: only its connection may use it.
+SERVER_NAMED = r"amq\.gen-.+|amq_[0-9a-f]{32}"
 #: Dispatchers and workers declare the whole topology, consume `scf.requests`, `scf.ops.*`, `scf.dead`,
 #: publish to every `scf*` exchange and reply through the default exchange (`amq.default`).
 FLEET = Permissions(
-    configure=r"^(scf|scf\..+|amq\.gen-.+)$",
-    write=r"^(scf|scf\..+|amq\.gen-.+|amq\.default)$",
-    read=r"^(scf|scf\..+|amq\.gen-.+)$",
+    configure=rf"^(scf|scf\..+|{SERVER_NAMED})$",
+    write=rf"^(scf|scf\..+|{SERVER_NAMED}|amq\.default)$",
+    read=rf"^(scf|scf\..+|{SERVER_NAMED})$",
 )
 #: A client declares and consumes only server-named queues (its reply queue and its registry watch),
 #: binds one to `scf.events` (read on the exchange, write on its queue) and publishes to `scf` (the
 #: dispatcher) and `scf.ops` (the fast path). It cannot consume, declare or delete any fleet queue, bind
 #: to `scf`/`scf.ops` (a copy of others' requests), or publish events or replies.
 CLIENT = Permissions(
-    configure=r"^amq\.gen-.+$",
-    write=r"^(scf|scf\.ops|amq\.gen-.+)$",
-    read=r"^(scf\.events|amq\.gen-.+)$",
+    configure=rf"^({SERVER_NAMED})$",
+    write=rf"^(scf|scf\.ops|{SERVER_NAMED})$",
+    read=rf"^(scf\.events|{SERVER_NAMED})$",
 )
 #: ... and on `scf.events` it may bind `connector.*` and `health.*` keys only (not `#`, not others'
 #: `operation.cancel.<id>`), and publish nothing.
