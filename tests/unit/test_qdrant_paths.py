@@ -16,9 +16,9 @@ import pytest
 
 from scf.connectors.qdrant import QdrantVectorConnector, local_store
 from scf.factory import ServiceConnectorFactory
-from scf.fleet.state import StateStore
+from scf.fleet.state import RegistryEntry, StateStore
 from scf.schemas.connection import ServiceConnection
-from scf.schemas.errors import ConfigurationError, SecurityError
+from scf.schemas.errors import ConfigurationError, ErrorCode, SecurityError, TransientError
 from scf.schemas.operation import OperationResult
 from scf.worker.cache import ConnectorCache
 
@@ -251,14 +251,33 @@ async def test_discard_of_a_server_or_memory_connector_touches_no_folder(data_di
     assert not memory.is_open
 
 
+class Registry:
+    """The one registry read the worker's cache makes on `connector.deleted`: is the name still there?"""
+
+    def __init__(self, *names: str, down: bool = False) -> None:
+        self.names = set(names)
+        self.down = down
+
+    async def entry(self, name: str) -> RegistryEntry:
+        if self.down:
+            raise TransientError("redis away", code=ErrorCode.STATE_UNAVAILABLE)
+        if name not in self.names:
+            raise ConfigurationError(f"no connector named {name!r}", code=ErrorCode.CONNECTOR_NOT_FOUND)
+        return RegistryEntry(name, "qdrant", 1, False)
+
+
+async def loaded_with_vectors(factory: ServiceConnectorFactory) -> QdrantVectorConnector:
+    connector = await factory.create_connector(body(collection_name="docs"))
+    assert isinstance(connector, QdrantVectorConnector)
+    await store_two_vectors(connector)
+    return connector
+
+
 async def test_the_worker_discards_a_connector_when_it_hears_it_was_deleted(data_dir: Path) -> None:
     factory = ServiceConnectorFactory()
-    # the deleted event needs no registry read: a state double that fails on any use proves it
-    cache = ConnectorCache(factory, cast(StateStore, object()))
+    cache = ConnectorCache(factory, cast(StateStore, Registry()))  # the registry no longer has it
     try:
-        old = await factory.create_connector(body(collection_name="docs"))
-        assert isinstance(old, QdrantVectorConnector)
-        await store_two_vectors(old)
+        await loaded_with_vectors(factory)
 
         await cache.on_event("deleted", NAME)
 
@@ -271,13 +290,31 @@ async def test_the_worker_discards_a_connector_when_it_hears_it_was_deleted(data
         await factory.close()
 
 
+@pytest.mark.parametrize("registry", [Registry(NAME), Registry(down=True)], ids=["registered", "redis-away"])
+async def test_a_deleted_event_the_registry_does_not_confirm_keeps_the_data(
+    data_dir: Path, registry: Registry
+) -> None:
+    """A forged or late `connector.deleted` (the connector is still registered, or nobody can tell)."""
+    factory = ServiceConnectorFactory()
+    cache = ConnectorCache(factory, cast(StateStore, registry))
+    try:
+        await loaded_with_vectors(factory)
+
+        await cache.on_event("deleted", NAME)
+        again = await factory.create_connector(body(collection_name="docs"))
+        assert isinstance(again, QdrantVectorConnector)
+        kept = await collections_of(again)
+    finally:
+        await factory.close()
+
+    assert kept == ["docs"]
+
+
 async def test_an_update_keeps_the_folder(data_dir: Path) -> None:
     factory = ServiceConnectorFactory()
-    cache = ConnectorCache(factory, cast(StateStore, object()))
+    cache = ConnectorCache(factory, cast(StateStore, Registry(NAME)))
     try:
-        old = await factory.create_connector(body(collection_name="docs"))
-        assert isinstance(old, QdrantVectorConnector)
-        await store_two_vectors(old)
+        await loaded_with_vectors(factory)
 
         await cache.on_event("updated", NAME)
         again = await factory.create_connector(body(collection_name="docs"))
