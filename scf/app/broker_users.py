@@ -122,9 +122,7 @@ def check_user_name(name: str) -> str:
 class ManagementApi:
     """The few calls of RabbitMQ's management HTTP API this command makes (an administrator's login)."""
 
-    def __init__(
-        self, base_url: str, user: str, password: str, *, timeout: float = 10.0, transport: Any = None
-    ) -> None:
+    def __init__(self, base_url: str, user: str, password: str, *, timeout: float = 10.0) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigurationError(
@@ -134,7 +132,6 @@ class ManagementApi:
             base_url=base_url.rstrip("/") + "/api",
             auth=(user, password),
             timeout=timeout,
-            transport=transport,
         )
 
     async def close(self) -> None:
