@@ -49,5 +49,10 @@ ensure_services() {
     rabbitmq-server -detached
     wait_port 5672 RabbitMQ 120
   fi
-  say "services up: PostgreSQL :5432, Redis :6379, RabbitMQ :5672"
+  if ! port_open 15672; then  # the management API (`scf broker-users`); enabling twice is harmless
+    say "enabling the RabbitMQ management plugin"
+    rabbitmq-plugins enable --quiet rabbitmq_management >/dev/null
+    wait_port 15672 "RabbitMQ management" 60
+  fi
+  say "services up: PostgreSQL :5432, Redis :6379, RabbitMQ :5672 (management :15672)"
 }

@@ -13,6 +13,7 @@ import click
 from pydantic import BaseModel
 
 from scf.app.access_cli import keys
+from scf.app.broker_users import broker_users
 from scf.app.local_access import ensure_local_admin_key, local_policy
 from scf.app.reference_cli import docs, types
 from scf.app.runner import Roles, progress, run, run_loop
@@ -375,3 +376,4 @@ def discover(register: bool) -> None:
 main.add_command(docs)
 main.add_command(keys)
 main.add_command(types)
+main.add_command(broker_users)

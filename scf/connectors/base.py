@@ -309,6 +309,15 @@ class ServiceConnector(ABC):
     def pool_stats(self) -> PoolStats:
         return PoolStats()
 
+    async def discard(self) -> None:
+        """The connector was deleted from the registry: close and drop what it keeps on this host.
+
+        Called by a worker that has it loaded when it hears `connector.deleted` (so a new connector of
+        the same name starts empty). Default: close only. Never for an update; must not touch a remote
+        service's data.
+        """
+        await self.close()
+
     async def _close_quietly(self) -> None:
         try:
             await self._close()

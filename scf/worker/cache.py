@@ -116,8 +116,13 @@ class ConnectorCache:
         return Loaded(current, paused, now)
 
     async def on_event(self, action: str, service_name: str) -> None:
-        """A registry change heard on `scf.events`: rebuild on next use, or re-read the entry."""
-        if action in RELOAD_ACTIONS:
+        """A registry change heard on `scf.events`: rebuild on next use, or re-read the entry.
+
+        `deleted` also discards what the loaded connector kept on this host (`ServiceConnector.discard`).
+        """
+        if action == "deleted":
+            await self.discard(service_name)
+        elif action in RELOAD_ACTIONS:
             await self.drop(service_name)
         elif action in RECHECK_ACTIONS:
             loaded = self._loaded.get(service_name)
@@ -130,6 +135,35 @@ class ConnectorCache:
         """Forget a connector (updated or deleted elsewhere) and close its pool."""
         async with self._lock(service_name):
             await self._forget(service_name)
+
+    async def discard(self, service_name: str) -> None:
+        """Forget a deleted connector and let it remove its local data; a failure is logged, not raised.
+
+        Local data is only discarded when the registry confirms the name is gone: an event is not proof
+        (a forged or late `connector.deleted` must not wipe a live connector's store).
+        """
+        async with self._lock(service_name):
+            try:
+                connector: ServiceConnector | None = self.factory.get_connector(service_name)
+            except ConnectorError:
+                connector = None
+            await self._forget(service_name)
+            if connector is None:
+                return
+            if not await self._gone(service_name):
+                log.warning("connector_discard_skipped", service_name=service_name, reason="still registered")
+                return
+            try:
+                await connector.discard()
+            except Exception as exc:  # the event loop must go on; the folder is retried by nobody
+                log.warning("connector_discard_failed", service_name=service_name, error=type(exc).__name__)
+
+    async def _gone(self, service_name: str) -> bool:
+        try:
+            await self.state.entry(service_name)
+        except ConnectorError as exc:
+            return exc.code == ErrorCode.CONNECTOR_NOT_FOUND
+        return False
 
     async def _forget(self, service_name: str) -> None:
         self._loaded.pop(service_name, None)

@@ -47,10 +47,19 @@ CITIES = [
 ]
 
 
-def local_connection(path: Path, name: str = "vectors_db", **custom: Any) -> ServiceConnection:
+def local_connection(data_dir: Path, name: str = "vectors_db", **custom: Any) -> ServiceConnection:
+    """Local mode in `<data_dir>/qdrant/<name>`: `data_dir` must be `$SCF_DATA_DIR` (see `data_dir`)."""
+    assert Path(os.environ["SCF_DATA_DIR"]) == data_dir
     return ServiceConnection.model_validate(
-        {"service_type": "qdrant", "service_name": name, "custom_config": {"path": str(path), **custom}}
+        {"service_type": "qdrant", "service_name": name, "custom_config": custom}
     )
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Local mode always stores under `$SCF_DATA_DIR/qdrant/<service_name>`: one per test."""
+    monkeypatch.setenv("SCF_DATA_DIR", str(tmp_path))
+    return tmp_path
 
 
 def server_connection() -> ServiceConnection:
@@ -513,7 +522,7 @@ async def test_local_mode_keeps_data_across_close_and_reopen(tmp_path: Path) -> 
 
 async def test_a_second_owner_of_a_local_path_gets_a_configuration_error(tmp_path: Path) -> None:
     owner = QdrantVectorConnector(local_connection(tmp_path))
-    intruder = QdrantVectorConnector(local_connection(tmp_path, name="other_db"))
+    intruder = QdrantVectorConnector(local_connection(tmp_path))  # same name: same folder
     try:
         await owner.open()
         with pytest.raises(ConfigurationError) as caught:

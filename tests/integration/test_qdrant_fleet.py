@@ -21,14 +21,13 @@ QUERY = [1.0, 0.0, 0.2]
 
 
 @pytest.fixture(scope="module")
-async def vector_store(client: FleetClient, tmp_path_factory: pytest.TempPathFactory) -> str:
-    folder = tmp_path_factory.mktemp("qdrant-fleet") / SERVICE
+async def vector_store(client: FleetClient) -> str:
+    # local mode: the worker's own <SCF_DATA_DIR>/qdrant/vector_store (tests/support/fleet.py)
     created = await client.create_connector(
         {
             "service_type": "qdrant",
             "service_name": SERVICE,
             "custom_config": {
-                "path": str(folder),
                 "collection_name": COLLECTION,
                 "vector_dimension": 3,
                 "index_type": "HNSW",

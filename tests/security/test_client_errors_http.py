@@ -220,9 +220,12 @@ QDRANT_CASES = [
 ]
 
 
-async def test_qdrant_refuses_hostile_inputs_without_moving_the_breaker(tmp_path: Path) -> None:
+async def test_qdrant_refuses_hostile_inputs_without_moving_the_breaker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SCF_DATA_DIR", str(tmp_path))  # local mode stores under <data dir>/qdrant/<name>
     factory = strict_factory()
-    config = {"path": str(tmp_path / "qdrant"), "collection_name": "sec", "vector_dimension": 3}
+    config = {"collection_name": "sec", "vector_dimension": 3}
     await factory.create_connector(
         {"service_type": "qdrant", "service_name": "sec_qdrant", "retry_attempts": 0, "custom_config": config}
     )

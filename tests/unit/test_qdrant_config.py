@@ -70,12 +70,11 @@ def test_without_host_or_url_it_is_local_mode_under_the_data_directory() -> None
 @pytest.mark.parametrize(
     ("path", "expected"),
     [
-        ("/var/lib/vectors", "/var/lib/vectors"),
-        ("shared/vectors", str(DATA / "qdrant" / "shared" / "vectors")),
+        ("shared/vectors", str(DATA / "qdrant" / "vectors_db" / "shared" / "vectors")),
         (":memory:", ":memory:"),
     ],
 )
-def test_local_path_absolute_relative_or_in_memory(path: str, expected: str) -> None:
+def test_local_path_is_a_subfolder_of_the_connectors_own_or_in_memory(path: str, expected: str) -> None:
     conn = connection(custom_config={"path": path})
 
     assert local_path(conn, config_of(conn), DATA) == expected
@@ -106,7 +105,7 @@ def test_server_settings_without_a_server_are_refused_not_silently_ignored(field
         ({"custom_config": {"url": "ftp://qdrant"}}, "http"),
         ({"custom_config": {"url": f"http://user:{KEY}@qdrant:6333"}}, "credentials"),
         ({"ssl_enabled": True, "custom_config": {"url": "http://qdrant:6333"}}, "https"),
-        ({"host": "qdrant", "custom_config": {"path": "/tmp/q"}}, "local mode"),
+        ({"host": "qdrant", "custom_config": {"path": "q"}}, "local mode"),
         ({"host": "qdrant", "ssl_enabled": True, "custom_config": {"https": False}}, "https is false"),
     ],
 )

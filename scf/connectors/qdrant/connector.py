@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, ClassVar
 
 import structlog
@@ -16,6 +17,7 @@ from qdrant_client import AsyncQdrantClient
 
 from scf.connectors.base import ErrorRule, PoolStats, ServiceConnector
 from scf.connectors.operation_table import Call
+from scf.connectors.qdrant import local_store
 from scf.connectors.qdrant.catalog import Catalog
 from scf.connectors.qdrant.errors import QDRANT_ERROR_RULES, missing_collection, refine
 from scf.connectors.qdrant.settings import client_settings, data_dir
@@ -31,9 +33,11 @@ log = structlog.get_logger(__name__)
 class QdrantVectorConnector(ServiceConnector):
     """Qdrant vectors: collections, insert/upsert, search, retrieve, scroll, count and delete.
 
-    Without a host or `custom_config.url` it runs Qdrant's local mode under the fleet's data directory:
-    vector search with no server. Local mode keeps a lock on its folder, so one worker process owns a
-    given local path; serve a local-mode connector from a single worker, or run a Qdrant server.
+    Without a host or `custom_config.url` it runs Qdrant's local mode in its own folder,
+    `<SCF_DATA_DIR>/qdrant/<service_name>`: vector search with no server. That folder is checked (symlinks
+    resolved) before it is opened and removed when the connector is deleted (`discard`). Local mode keeps a
+    lock on its folder, so one worker process owns it; serve a local-mode connector from a single worker,
+    or run a Qdrant server.
 
     Raises `transient` (unreachable server, timeouts, 5xx), `resource` (429), `permanent` (bad
     requests, dimension mismatches), `configuration` (missing collection, bad settings, a local path held
@@ -66,8 +70,13 @@ class QdrantVectorConnector(ServiceConnector):
     # --- life cycle ---------------------------------------------------------------------------------
 
     async def _open(self) -> None:
+        kwargs = self._settings.kwargs
+        root = self._settings.root
+        if root is not None:  # local mode on disk: open only the confined, resolved folder
+            path = await asyncio.to_thread(local_store.prepare, root, Path(kwargs["path"]))
+            kwargs = {**kwargs, "path": str(path)}
         try:
-            self._client = AsyncQdrantClient(**self._settings.kwargs)
+            self._client = AsyncQdrantClient(**kwargs)
         except ValueError as exc:  # the client's own checks of url/host/port, or an unreadable local store
             raise ConfigurationError(
                 "invalid Qdrant connection settings", code=ErrorCode.INVALID_CONFIG, detail=str(exc)[:500]
@@ -88,6 +97,15 @@ class QdrantVectorConnector(ServiceConnector):
         self.catalog.clear()
         if client is not None:
             await client.close()
+
+    async def discard(self) -> None:
+        """Deleted from the registry: close, then remove the local folder (a server's data is left alone)."""
+        await self.close()
+        root, folder = self._settings.root, self._settings.folder
+        if root is None or folder is None:
+            return
+        if await asyncio.to_thread(local_store.discard, root, folder):
+            log.info("qdrant_local_folder_discarded", service_name=self.service_name)
 
     def _require_client(self) -> AsyncQdrantClient:
         if self._client is None:

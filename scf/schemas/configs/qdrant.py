@@ -1,12 +1,14 @@
 """`custom_config` of a `qdrant` connector (spec: Qdrant Configuration), plus where it connects.
 
 With no `host` on the connection and no `custom_config.url` the connector runs Qdrant's local mode
-(embedded, no server) under `custom_config.path` or the fleet's data directory. Local mode has no
-authentication or TLS, so settings that only make sense for a server are refused there.
+(embedded, no server) in the connector's own folder, `<SCF_DATA_DIR>/qdrant/<service_name>`, always:
+`custom_config.path` may only name a sub-folder inside it (or `":memory:"`), never a place of its own.
+Local mode has no authentication or TLS, so settings that only make sense for a server are refused there.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
@@ -18,6 +20,17 @@ if TYPE_CHECKING:
 #: Collection names the connector accepts: safe as a URL path segment and as a local directory name.
 COLLECTION_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}$"
 MAX_VECTOR_DIMENSION = 65_536
+#: `path` for a store that keeps nothing on disk.
+IN_MEMORY = ":memory:"
+#: `path` otherwise: a relative sub-folder of the connector's own folder, 1-8 segments of letters, digits,
+#: `_` and `-` joined by `/`. No `.` at all (so no `..`), no leading `/`, backslash, `~`, NUL or drive.
+LOCAL_SUBFOLDER_PATTERN = r"[A-Za-z0-9_][A-Za-z0-9_-]{0,63}(?:/[A-Za-z0-9_][A-Za-z0-9_-]{0,63}){0,7}"
+PATH_DESCRIPTION = (
+    "Local mode only. Local mode always stores under <SCF_DATA_DIR>/qdrant/<service_name>; `path` can only "
+    'be ":memory:" (keep nothing on disk) or a relative sub-folder inside that folder (letters, digits, '
+    "_ and -, up to 8 segments joined by /; no '.', '..', absolute path, ~ or backslash). Anything else "
+    "is refused (INVALID_CONFIG). The folder is removed when the connector is deleted."
+)
 
 Metric = Literal["cosine", "dot", "euclid", "manhattan"]
 
@@ -37,7 +50,8 @@ class QdrantConfig(BaseModel):
     """`custom_config` of a `qdrant` connector.
 
     Where: `url` (or the connection's `host`/`port`, `ssl_enabled` -> https) for a server, else local mode
-    at `path` (`":memory:"` for a throwaway store). What new collections look like: `collection_name`
+    in `<SCF_DATA_DIR>/qdrant/<service_name>` (`path`: a sub-folder of it, or `":memory:"` for a throwaway
+    store). What new collections look like: `collection_name`
     (the default collection of every operation), `vector_dimension`, `metric`, `hnsw_config`,
     `replication_factor`, `shard_number`. Operation `parameters` override these per request.
     """
@@ -45,7 +59,7 @@ class QdrantConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: str | None = Field(default=None, min_length=1, max_length=2048)
-    path: str | None = Field(default=None, min_length=1, max_length=4096)
+    path: str | None = Field(default=None, min_length=1, max_length=600, description=PATH_DESCRIPTION)
     api_key: SecretStr | None = Field(default=None, repr=False)
     https: bool | None = None
     prefer_grpc: bool = False
@@ -75,6 +89,17 @@ class QdrantConfig(BaseModel):
         if parts.username is not None or parts.password is not None:
             raise ValueError("must not carry credentials; use custom_config.api_key")
         return url
+
+    @field_validator("path")
+    @classmethod
+    def _path_is_a_subfolder_of_the_connectors_own(cls, path: str | None) -> str | None:
+        # `max_length` is checked first, so the (linear, unambiguous) match sees at most 600 characters.
+        if path is None or path == IN_MEMORY or re.fullmatch(LOCAL_SUBFOLDER_PATTERN, path):
+            return path
+        raise ValueError(
+            'must be ":memory:" or a relative sub-folder name (letters, digits, _ and -, joined by /, no '
+            "'.'); local mode always stores under <SCF_DATA_DIR>/qdrant/<service_name>"
+        )
 
     def is_local(self, connection: ServiceConnection) -> bool:
         return self.url is None and connection.host is None
