@@ -40,6 +40,7 @@ import asyncpg
 from cryptography.fernet import Fernet
 
 from bench import chart, peers, procstat, report
+from bench.access import BenchAccess
 from bench.fleetstats import RouteCounter, metrics_port
 from bench.redis_target import BenchRedis
 from bench.rpc import (
@@ -474,6 +475,9 @@ def main(argv: list[str] | None = None) -> int:
     rabbitmqctl("add_vhost", vhost)
     rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
     env = fleet_env(amqp_url, redis_state.url, Fernet.generate_key().decode(), logs / "scf-data")
+    access = BenchAccess(vhost, logs, enabled=args.auth == "on")
+    env.update(access.open())
+    say(f"access control {'on: client ' + access.user if access.enabled else 'off'}")
     worker = ["worker", "--types", "postgresql", "--concurrency", str(args.worker_concurrency)]
     if args.worker_processes is not None:
         worker += ["--processes", str(args.worker_processes)]
@@ -494,7 +498,7 @@ def main(argv: list[str] | None = None) -> int:
             RouteCounter(metrics_port(dispatcher.own_output())),
             worker_proc.proc.pid,
         )
-        measured = asyncio.run(measure(args, amqp_url, probes))
+        measured = asyncio.run(measure(args, access.client_url(amqp_url), probes))
         if failures(measured):
             say(f"FAILED calls: {failures(measured)}")
             status = 1
@@ -508,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
         for proc in procs:
             proc.stop()
         rabbitmqctl("delete_vhost", vhost, check=False)
+        access.close()
         redis_state.close()
         say(f"process logs in {logs}")
     if measured is not None and status in (0, 1):

@@ -61,6 +61,7 @@ from aio_pika.exceptions import PublishError
 from cryptography.fernet import Fernet
 
 from bench import chart, peers, procstat, report
+from bench.access import BenchAccess
 from bench.fleetstats import RouteCounter, metrics_port
 from bench.redis_target import BenchRedis
 from scf.fleet.client import FleetClient
@@ -439,6 +440,7 @@ class Config:
     worker_processes: int | None = None  # scf worker --processes N (None: the worker's default)
     peers_dir: Path | None = None  # None: no peers (the peer fields stay null)
     chart: Path | None = None  # None: no chart
+    auth: bool = True  # access control on (the bench's client is a principal of its own)
 
 
 def rabbitmqctl(*args: str, check: bool = True) -> str:
@@ -463,6 +465,8 @@ class Environment:
         self.hops: list[HopProcess] = []
         self._vhost_created = False
         self.keep_logs = False
+        self.access = BenchAccess(self.vhost, self.log_dir, enabled=config.auth)
+        self.client_url = self.amqp_url
 
     def open(self) -> None:
         private = "a private redis-server" if self.config.redis_url is None else "the empty --redis-url db"
@@ -474,6 +478,9 @@ class Environment:
         env = fleet_env(
             self.amqp_url, self.redis.url, Fernet.generate_key().decode(), self.log_dir / "scf-data"
         )
+        env.update(self.access.open())
+        self.client_url = self.access.client_url(self.amqp_url)
+        say(f"access control {'on: client ' + self.access.user if self.config.auth else 'off'}")
         worker = ["worker", "--types", "csv", "--concurrency", str(self.config.worker_concurrency)]
         if self.config.worker_processes is not None:
             worker += ["--processes", str(self.config.worker_processes)]
@@ -518,6 +525,7 @@ class Environment:
             except Exception as exc:
                 say(f"could not stop a process: {exc!r}")
                 self.keep_logs = True
+        self.access.close()
         if self._vhost_created:
             try:
                 rabbitmqctl("delete_vhost", self.vhost, check=False)
@@ -546,7 +554,7 @@ class Environment:
 async def measure(config: Config, env: Environment) -> tuple[Side, Side]:
     fleet, bare = Side(), Side()
     async with (
-        await FleetClient.connect(env.amqp_url, timeout=config.timeout) as client,
+        await FleetClient.connect(env.client_url, timeout=config.timeout) as client,
         await BareClient.connect(env.amqp_url) as bare_client,
     ):
         created = await client.create_connector(CONNECTOR)
@@ -831,6 +839,12 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
         help="PNG to write (default: bench/out/<bench>-<UTC>.png)",
     )
     parser.add_argument("--no-chart", action="store_true", help="do not draw the chart")
+    parser.add_argument(
+        "--auth",
+        choices=("on", "off"),
+        default="on",
+        help="access control of the bench fleet (on: a client user of its own, checked and charged)",
+    )
 
 
 def chart_path(args: argparse.Namespace, bench: str) -> Path | None:
@@ -862,6 +876,7 @@ def main(argv: list[str] | None = None) -> int:
         worker_processes=args.worker_processes,
         peers_dir=peers.resolve_peers_dir(args.peers, disabled=args.no_peers),
         chart=chart_path(args, "rpc"),
+        auth=args.auth == "on",
     )
     for name in ("warmup", "calls", "throughput_calls", "concurrency", "worker_concurrency", "prefetch"):
         if getattr(config, name) < (0 if name == "warmup" else 1):
