@@ -15,7 +15,7 @@ from scf.fleet.replies import failure_reply
 from scf.schemas.access import Principal
 from scf.schemas.control import CheckEnvelope
 from scf.schemas.errors import ConnectorError, ErrorCode, PermanentError, TransientError
-from scf.schemas.operation import ConnectionTestResult
+from scf.schemas.operation import SKIPPED_VERDICTS, ConnectionTestResult, TestVerdict
 from scf.worker.cache import ConnectorCache
 from scf.worker.door import MASKED, shown_to
 
@@ -29,37 +29,65 @@ async def run_check(
     principal: Principal | None = None,
 ) -> bytes:
     """The reply body of one connection test; its verdict is recorded as the connector's health.
-    A caller without `connectors:admin` is told a failed connection as one masked error, after the
-    test's full time (a refused port answers no sooner than a silent one)."""
+    A caller without `connectors:admin` is told any failed connection as one masked answer, the same
+    body after the test's full time (a refused port answers no sooner than a silent one)."""
     started = time.monotonic()
-    budget = 0.0
     try:
         envelope = CheckEnvelope.model_validate_json(message.body)
-        budget = max(0.1, envelope.deadline - time.time())
+    except ValueError:
+        return failure_reply(
+            message, PermanentError("unreadable test request", code=ErrorCode.INVALID_REQUEST)
+        )
+    budget = max(0.1, envelope.deadline - time.time())
+    try:
         connector = await cache.get(envelope.service_name, envelope.connector_version, allow_paused=True)
         budget = min(budget, connector.connection.connection_timeout)
         async with asyncio.timeout(budget):
             result = await connector.check()
     except TimeoutError:
-        error = TransientError("the connection test did not finish in time", code=ErrorCode.TIMEOUT)
-        if shown_to(principal, error.to_info()) is MASKED:
-            return failure_reply(message, MASKED)
-        return failure_reply(message, error)
-    except ValueError:
-        return failure_reply(
-            message, PermanentError("unreadable test request", code=ErrorCode.INVALID_REQUEST)
-        )
+        failed = TransientError("the connection test did not finish in time", code=ErrorCode.TIMEOUT)
+        return await _failed(message, principal, failed, envelope.service_name, (started, budget))
     except ConnectorError as exc:
-        return failure_reply(message, exc)
+        return await _failed(message, principal, exc, envelope.service_name, (started, budget))
     try:
         await health.record(result)
     except ConnectorError as exc:
         log.warning("record_failed", service_name=result.service_name, code=exc.code)
-    shown = shown_to(principal, result.error)
-    if shown is not result.error:
-        await asyncio.sleep(max(0.0, budget - (time.monotonic() - started) - 0.05))
-        result = result.model_copy(update={"error": shown, "response_time": round(budget, 3)})
+    if shown_to(principal, result.error) is MASKED:
+        return await _masked(result.service_name, budget - _since(started), budget)
     return _dump(result)
+
+
+async def _failed(
+    message: AbstractIncomingMessage,
+    principal: Principal | None,
+    error: ConnectorError,
+    service_name: str,
+    timing: tuple[float, float],
+) -> bytes:
+    """A test that raised: as is, or masked (`timing`: when it started, its whole time)."""
+    started, budget = timing
+    if shown_to(principal, error.to_info()) is MASKED:
+        return await _masked(service_name, budget - _since(started), budget)
+    return failure_reply(message, error)
+
+
+async def _masked(service_name: str, left: float, budget: float) -> bytes:
+    """The one answer a failed connection gets without `connectors:admin`, once the test's time is up."""
+    await asyncio.sleep(max(0.0, left))
+    verdicts: dict[str, TestVerdict] = {**SKIPPED_VERDICTS, "connection_test": "failed"}
+    masked = ConnectionTestResult(
+        service_name=service_name,
+        status="failed",
+        response_time=round(max(0.0, budget), 1),
+        test_results=verdicts,
+        error=MASKED,
+    )
+    return _dump(masked)
+
+
+def _since(started: float) -> float:
+    return time.monotonic() - started
 
 
 def _dump(result: ConnectionTestResult) -> bytes:

@@ -17,12 +17,14 @@ class TestQdrantContract(ConnectorContract):
     )
 
     @pytest.fixture
-    def connection(self, tmp_path: Path) -> ServiceConnection:
+    def connection(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ServiceConnection:
+        # local mode stores under <SCF_DATA_DIR>/qdrant/<service_name>, here the test's own folder
+        monkeypatch.setenv("SCF_DATA_DIR", str(tmp_path))
         return ServiceConnection.model_validate(
             {
                 "service_type": "qdrant",
                 "service_name": "contract_qdrant",
-                "custom_config": {"path": str(tmp_path)},
+                "custom_config": {"path": "store"},
             }
         )
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import subprocess
 import time
 import uuid
@@ -350,3 +351,46 @@ async def test_with_access_control_off_a_client_other_than_the_fleets_login_is_f
         assert "PRECONDITION_FAILED" not in fleet["dispatcher"].own_output()
     finally:
         subprocess.run(["rabbitmqctl", "-q", "delete_user", user], capture_output=True, timeout=60)
+
+
+async def test_without_connectors_admin_a_closed_port_looks_like_a_silent_one(
+    admin: FleetClient, vhost_a: Vhost, users: Users
+) -> None:
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # never accepts: the handshake completes, then nothing answers
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))  # bound, never listening: connections are refused at once
+    names = {}
+    try:
+        for kind, sock in (("silent", silent), ("closed", closed)):
+            names[kind] = unique(f"acc_pg_{kind}")
+            await admin.create_connector(
+                {
+                    "service_type": "postgresql",
+                    "service_name": names[kind],
+                    "host": "127.0.0.1",
+                    "port": sock.getsockname()[1],
+                    "database": "test",
+                    "username": "postgres",
+                    "connection_timeout": 1.0,
+                    "retry_attempts": 0,
+                    "test_on_create": False,
+                }
+            )
+        seen = {}
+        for who in (users.dave, users.alice):
+            for kind, name in names.items():
+                started = time.monotonic()
+                reply = await raw_call(vhost_a, who, MessageType.CONNECTOR_TEST, {"service_name": name})
+                reply.pop("service_name", None)
+                seen[(who, kind)] = (reply, time.monotonic() - started)
+    finally:
+        silent.close()
+        closed.close()
+    dave_silent, dave_closed = seen[(users.dave, "silent")], seen[(users.dave, "closed")]
+    assert dave_silent[0] == dave_closed[0], seen  # the same answer, word for word
+    assert dave_closed[0]["error"]["code"] == "CONNECTION_FAILED"
+    assert dave_closed[1] >= 0.9  # the refused port is answered no sooner than the silent one
+    alice_silent, alice_closed = seen[(users.alice, "silent")], seen[(users.alice, "closed")]
+    assert alice_silent[0] != alice_closed[0]  # an admin sees which it was
