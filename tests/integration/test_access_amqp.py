@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aio_pika
+import asyncpg
 import pytest
 
 from scf.fleet.client import FleetClient
@@ -26,7 +27,7 @@ from scf.schemas import topology
 from scf.schemas.control import MessageType
 from scf.schemas.operation import OperationEnvelope, OperationRequest
 from tests.support.fleet import FleetProcess, fleet_env
-from tests.support.services import Vhost, claim_redis_db, create_vhost, delete_vhost
+from tests.support.services import PG_DSN, Vhost, claim_redis_db, create_vhost, delete_vhost
 
 pytestmark = pytest.mark.integration
 
@@ -41,6 +42,8 @@ principals:
   {alice}: {roles: [everything], rate: 0}
   {carol}: {grants: [], rate: 0}
   {dave}: {roles: [csv_reader], rate: 0}
+  {erin}: {grants: ["execute:write:acc_csv_*"], rate: 0}
+  {frank}: {grants: ["execute:write:acc_csv_*", "execute:write:acc_pg_*"], rate: 0}
 """
 REFUSED = {"UNAUTHENTICATED", "FORBIDDEN"}
 
@@ -51,6 +54,8 @@ class Users:
     carol: str  # a known principal with no grants
     dave: str  # execute:read on acc_csv_* and connectors:read
     mallory: str  # a broker user the policy does not know
+    erin: str  # execute:write on acc_csv_* only
+    frank: str  # execute:write on acc_csv_* and acc_pg_*
 
 
 def rabbitmqctl(*args: str) -> None:
@@ -60,8 +65,9 @@ def rabbitmqctl(*args: str) -> None:
 @pytest.fixture(scope="module")
 def users(vhost_a: Vhost) -> Iterator[Users]:
     tag = uuid.uuid4().hex[:6]
-    found = Users(*(f"{who}_{tag}" for who in ("alice", "carol", "dave", "mallory")))
-    names = [found.alice, found.carol, found.dave, found.mallory]
+    everyone = ("alice", "carol", "dave", "mallory", "erin", "frank")
+    found = Users(*(f"{who}_{tag}" for who in everyone))
+    names = [getattr(found, who) for who in everyone]
     for name in names:
         rabbitmqctl("add_user", name, PASSWORD)
         rabbitmqctl("set_permissions", "-p", vhost_a.name, name, ".*", ".*", ".*")
@@ -88,7 +94,7 @@ def fleet_a(
     root = tmp_path_factory.mktemp("access-amqp")
     policy = root / "policy.yaml"
     text = POLICY
-    for field in ("alice", "carol", "dave"):
+    for field in ("alice", "carol", "dave", "erin", "frank"):
         text = text.replace("{" + field + "}", getattr(users, field))
     policy.write_text(text)
     redis = claim_redis_db()
@@ -394,3 +400,40 @@ async def test_without_connectors_admin_a_closed_port_looks_like_a_silent_one(
     assert dave_closed[1] >= 0.9  # the refused port is answered no sooner than the silent one
     alice_silent, alice_closed = seen[(users.alice, "silent")], seen[(users.alice, "closed")]
     assert alice_silent[0] != alice_closed[0]  # an admin sees which it was
+
+
+async def test_a_sink_needs_the_callers_write_right_on_the_sink_connector_too(
+    admin: FleetClient, vhost_a: Vhost, users: Users
+) -> None:
+    source = await csv(admin)
+    sink = unique("acc_pg_sink")
+    table = unique("acc_rows")
+    await admin.create_connector(
+        {
+            "service_type": "postgresql",
+            "service_name": sink,
+            "host": "127.0.0.1",
+            "database": "test",
+            "username": "postgres",
+            "test_on_create": False,
+        }
+    )
+    pg = await asyncpg.connect(PG_DSN)
+    await pg.execute(f"CREATE TABLE {table} (a int, b int)")
+    ingest = {
+        "operation": "ingest",
+        "data": {"file_data": "a,b\n1,2\n3,4\n"},
+        "parameters": {"sink": {"service_name": sink, "table_name": table}},
+    }
+    try:
+        async with await FleetClient.connect(url_of(vhost_a, users.erin), timeout=30) as erin:
+            refused = await erin.execute_operation(source, ingest)
+        async with await FleetClient.connect(url_of(vhost_a, users.frank), timeout=30) as frank:
+            allowed = await frank.execute_operation(source, ingest)
+        rows = await pg.fetchval(f"SELECT count(*) FROM {table}")
+    finally:
+        await pg.execute(f"DROP TABLE IF EXISTS {table}")
+        await pg.close()
+    assert refused.error is not None and refused.error.code == "FORBIDDEN", refused
+    assert allowed.status == "success", allowed.error
+    assert rows == 2  # frank's rows only: erin's ingest wrote nothing
