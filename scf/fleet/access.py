@@ -41,6 +41,7 @@ PRINCIPAL_HEADER = "x-scf-principal"
 GRANTS_HEADER = "x-scf-grants"
 VIA_HEADER = "x-scf-via"
 MAX_HEADER_CHARS = 16_384
+MAX_PRINCIPAL_CHARS = 256
 MAX_POLICY_BYTES = 4 * 1024 * 1024
 #: How long a resolved principal is believed before the policy is read again (admin API changes).
 CACHE_SECONDS = 2.0
@@ -178,8 +179,8 @@ class AccessControl:
 
     async def _forwarded(self, headers: dict[str, Any]) -> Principal:
         name = _text(headers.get(PRINCIPAL_HEADER))
-        if not name:
-            raise unauthenticated("a forwarded request names no principal")
+        if not name or len(name) > MAX_PRINCIPAL_CHARS:
+            raise unauthenticated("a forwarded request names no principal (or one over 256 characters)")
         via = _text(headers.get(VIA_HEADER)) or "forwarded"
         raw = headers.get(GRANTS_HEADER)
         if raw is None:

@@ -22,7 +22,8 @@ from scf.schemas.access import Principal
 from scf.schemas.errors import ErrorCode, ResourceError
 
 # KEYS[1] the principal's theoretical arrival time (TAT, microseconds); ARGV: emission interval (us),
-# burst tolerance (us), cost. Returns {allowed (1/0), retry after (us)}.
+# burst tolerance (us), cost. Returns {allowed (1/0), retry after (us)}. The key lives until the bucket
+# is full again (at most 30 days: a rate so slow it takes longer forgets its debt then).
 _GCRA = """
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
@@ -36,7 +37,8 @@ local allow_at = new_tat - tolerance
 if allow_at > now then
   return {0, allow_at - now}
 end
-redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', math.ceil((new_tat - now) / 1000) + 1000)
+local ttl = math.min(math.ceil((new_tat - now) / 1000) + 1000, 2592000000)
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl)
 return {1, 0}
 """
 
