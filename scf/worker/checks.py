@@ -41,20 +41,23 @@ async def run_check(
     budget = max(0.1, envelope.deadline - time.time())
     try:
         connector = await cache.get(envelope.service_name, envelope.connector_version, allow_paused=True)
-        budget = min(budget, connector.connection.connection_timeout)
+    except ConnectorError as exc:  # unknown, unreadable: nothing was connected to
+        return failure_reply(message, exc)
+    pad = min(budget, connector.connection.connection_timeout)  # what a masked answer waits out
+    try:
         async with asyncio.timeout(budget):
             result = await connector.check()
     except TimeoutError:
         failed = TransientError("the connection test did not finish in time", code=ErrorCode.TIMEOUT)
-        return await _failed(message, principal, failed, envelope.service_name, (started, budget))
+        return await _failed(message, principal, failed, envelope.service_name, (started, pad))
     except ConnectorError as exc:
-        return await _failed(message, principal, exc, envelope.service_name, (started, budget))
+        return await _failed(message, principal, exc, envelope.service_name, (started, pad))
     try:
         await health.record(result)
     except ConnectorError as exc:
         log.warning("record_failed", service_name=result.service_name, code=exc.code)
     if shown_to(principal, result.error) is MASKED:
-        return await _masked(result.service_name, budget - _since(started), budget)
+        return await _masked(result.service_name, pad - _since(started), pad)
     return _dump(result)
 
 

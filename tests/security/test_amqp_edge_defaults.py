@@ -88,7 +88,7 @@ async def audit_line(process: FleetProcess, marker: str) -> dict[str, Any]:
     raise AssertionError(f"no audit line mentions {marker}")
 
 
-async def test_by_default_the_caller_header_is_recorded_as_a_claim_beside_the_verified_user(
+async def test_by_default_only_the_fleets_own_login_is_believed_for_the_caller_header(
     raw: RawAmqp, client: FleetClient, lonely: tuple[Vhost, dict[str, str], Path, FleetProcess]
 ) -> None:
     forged = f"root-{uuid.uuid4().hex[:8]}"
@@ -108,8 +108,15 @@ async def test_by_default_the_caller_header_is_recorded_as_a_claim_beside_the_ve
     line = await audit_line(lonely[3], forged)
     anonymous = await audit_line(lonely[3], unverified)
 
-    assert (line["user"], line["caller"], line["claimed_caller"]) == ("guest", None, forged)
-    assert (anonymous["user"], anonymous["caller"]) == ("unknown", None)
+    # guest is this fleet's own login: a trusted forwarder (dispatchers forward under it), so its
+    # header is believed; a fleet login must never be given to clients (docs/broker-users.md). Anyone
+    # else's header is only a claim (tests/unit/test_edge_text.py), and no user_id names nobody.
+    assert (line["user"], line["caller"], line["principal"]) == ("guest", forged, "amqp:guest")
+    assert (anonymous["user"], anonymous["caller"], anonymous["claimed_caller"]) == (
+        "unknown",
+        None,
+        unverified,
+    )
 
 
 async def test_a_queued_operation_can_be_cancelled_and_a_second_request_cannot_take_its_id(
