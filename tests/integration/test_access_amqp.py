@@ -353,6 +353,7 @@ async def test_with_access_control_off_a_client_other_than_the_fleets_login_is_f
                 {"service_type": "csv", "service_name": name, "test_on_create": False}
             )
             results = [await client.execute_operation(name, PREVIEW) for _ in range(3)]
+            await client.delete_connector(name)  # the session fleet's registry is shared
         assert all(r.status == "success" for r in results), [r.error for r in results]
         assert "PRECONDITION_FAILED" not in fleet["dispatcher"].own_output()
     finally:
