@@ -438,3 +438,19 @@ async def test_a_sink_needs_the_callers_write_right_on_the_sink_connector_too(
     assert refused.error is not None and refused.error.code == "FORBIDDEN", refused
     assert allowed.status == "success", allowed.error
     assert rows == 2  # frank's rows only: erin's ingest wrote nothing
+
+
+async def test_idempotency_keys_are_scoped_to_their_principal(
+    admin: FleetClient, vhost_a: Vhost, users: Users
+) -> None:
+    source = await csv(admin)
+    key = unique("key")
+    ingest = {"operation": "ingest", "data": {"file_data": "a,b\n1,2\n"}, "idempotency_key": key}
+    async with await FleetClient.connect(url_of(vhost_a, users.erin), timeout=30) as erin:
+        first = await erin.execute_operation(source, ingest)
+        again = await erin.execute_operation(source, ingest)
+    async with await FleetClient.connect(url_of(vhost_a, users.frank), timeout=30) as frank:
+        other = await frank.execute_operation(source, ingest)
+    assert first.status == "success" and not first.replayed, first.error
+    assert again.replayed  # the same principal's key: the stored result
+    assert other.status == "success" and not other.replayed  # another's equal key never meets it
