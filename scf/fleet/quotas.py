@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+import time
 
 from redis.commands.core import AsyncScript
 
@@ -57,6 +58,14 @@ return 1
 """
 
 
+#: Charging ahead: at most 1/CREDIT_SHARE of a principal's burst per call, MAX_ADVANCE requests, kept
+#: CREDIT_SECONDS (what is not used by then is lost: the quota errs on the side of admitting fewer).
+CREDIT_SHARE = 100
+MAX_ADVANCE = 16
+CREDIT_SECONDS = 0.25
+MAX_CREDITS = 10_000
+
+
 def rate_limited(retry_after: float) -> ResourceError:
     """The refusal of a request over its principal's rate: `retry_after` seconds until one is admitted."""
     return ResourceError(
@@ -73,6 +82,7 @@ class RateLimiter:
         self.redis = state.redis  # the StateStore's one connection: stores never open their own
         self.state = state
         self._script: AsyncScript | None = None  # registered on first use
+        self._credit: dict[str, tuple[int, float]] = {}  # principal -> (requests paid ahead, until)
 
     async def take(self, principal: str, *, rate: float, burst: int, cost: int = 1) -> float | None:
         """None when admitted (and counted), else the seconds until a request would be. `rate` <= 0:
@@ -89,9 +99,27 @@ class RateLimiter:
         return None if int(allowed) == 1 else max(0.001, int(wait_us) / 1_000_000)
 
     async def charge(self, principal: Principal) -> None:
-        """Charge one request to `principal` at its own rate (the policy's) or refuse RATE_LIMITED."""
+        """Charge one request to `principal` at its own rate (the policy's) or refuse RATE_LIMITED.
+
+        A principal with a large burst is charged in advance, several requests per Redis call (at most
+        one in CREDIT_SHARE of its burst, kept CREDIT_SECONDS): paid tokens only ever go unused, so
+        the quota is never exceeded; a small burst is charged one request at a time, exactly."""
         rate = principal.rate if principal.rate is not None else 0.0
-        wait = await self.take(principal.name, rate=rate, burst=principal.burst or 1)
+        if rate <= 0:
+            return
+        burst = principal.burst or 1
+        now = time.monotonic()
+        held = self._credit.get(principal.name)
+        if held is not None and held[0] > 0 and held[1] > now:
+            self._credit[principal.name] = (held[0] - 1, held[1])
+            return
+        advance = min(MAX_ADVANCE, burst // CREDIT_SHARE)
+        if advance > 1 and await self.take(principal.name, rate=rate, burst=burst, cost=advance) is None:
+            if len(self._credit) >= MAX_CREDITS:
+                self._credit.clear()
+            self._credit[principal.name] = (advance - 1, now + CREDIT_SECONDS)
+            return
+        wait = await self.take(principal.name, rate=rate, burst=burst)
         if wait is not None:
             raise rate_limited(wait)
 

@@ -12,6 +12,7 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
@@ -87,6 +88,7 @@ def request_digest(request: OperationRequest) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+@lru_cache(maxsize=4096)
 def owner_tag(owner: str) -> str:
     """The mark of the principal an operation id belongs to, at the head of its claim (access control:
     stored results and cancels are scoped to it). A digest: a principal name may be any text."""

@@ -119,3 +119,20 @@ async def test_connector_slots_admit_exactly_the_limit_and_come_back(
     assert await short.acquire("mq", 1, lease=0.05) is None
     time.sleep(0.1)  # the holder "died": its lease runs out
     assert await short.acquire("mq", 1, lease=30) is not None
+
+
+async def test_charging_ahead_for_a_large_burst_never_admits_more_than_the_quota(
+    stores: tuple[StateStore, StateStore, str],
+) -> None:
+    """A burst of 1,000 is charged 10 requests per Redis call; two processes together still get
+    exactly the burst (paid tokens are used up or lost, never admitted twice)."""
+    one, two = RateLimiter(stores[0]), RateLimiter(stores[1])
+    principal = Principal("gina", frozenset(), rate=0.001, burst=1000)
+    admitted = 0
+    for i in range(1200):
+        try:
+            await (one if i % 2 else two).charge(principal)
+            admitted += 1
+        except ConnectorError as exc:
+            assert exc.code == "RATE_LIMITED"
+    assert admitted == 1000
