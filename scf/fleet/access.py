@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from scf.fleet.settings import Settings
 from scf.schemas.access import (
+    EVERYTHING,
     Grant,
     PolicyDocument,
     Principal,
@@ -122,6 +123,9 @@ class AccessControl:
         self.default_rate = settings.scf_rate_limit
         self.default_burst = settings.scf_rate_burst
         self._cache: dict[tuple[str, str], tuple[float, Principal | None]] = {}
+        #: the fleet's own login acting for itself: everything, never charged (it is a trusted forwarder,
+        #: which may name any principal, so this grants it nothing it does not have)
+        self.fleet = Principal(self.own_login, frozenset({Grant(EVERYTHING)}), via="fleet", rate=0)
         _process.update(enabled=self.enabled, login=self.own_login, forwarders=self.forwarders)
 
     def forwarded(self, message: AbstractIncomingMessage) -> bool:
@@ -139,6 +143,8 @@ class AccessControl:
         headers = message.headers or {}
         if user in self.forwarders and PRINCIPAL_HEADER in headers:
             return await self._forwarded(headers)
+        if user == self.own_login:  # the fleet itself (health tests, discovery): it may name anyone anyway
+            return self.fleet
         return await self.named(user, via="amqp")
 
     async def named(self, name: str, *, via: str, extra: Iterable[Grant] = ()) -> Principal:

@@ -131,3 +131,12 @@ async def test_fast_path_calls_over_two_workers_share_the_principals_quota(fleet
     assert fast > 0  # the calls took the fast path, where the workers charge them
     # both workers took some (each writes an audit line per operation): the quota held across them
     assert all('"what": "operation.execute"' in w.own_output() for w in fleet_q.workers)
+
+
+async def test_the_fleets_own_login_acting_for_itself_needs_no_policy_entry(fleet_q: Fleet) -> None:
+    """Health tests and discovery are the fleet's own calls: this fleet's policy does not name its
+    login (guest), and its calls are still answered (a client given that login could name anyone
+    anyway, docs/broker-users.md)."""
+    async with await FleetClient.connect(fleet_q.vhost.amqp_url, timeout=30) as fleet_itself:
+        listed = await fleet_itself.list_connectors()
+    assert isinstance(listed, list)
