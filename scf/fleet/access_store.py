@@ -16,14 +16,14 @@ import secrets
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 from redis.typing import EncodableT, FieldT
 
 from scf.fleet import keys
 from scf.fleet.access import PolicySource
 from scf.fleet.state import StateStore
 from scf.fleet.state_errors import as_text, redis_errors, text_map
-from scf.schemas.access import PRINCIPAL_NAME_PATTERN, PrincipalEntry, parse_grant
+from scf.schemas.access import PRINCIPAL_NAME_PATTERN, GrantText, PrincipalEntry, parse_grant
 from scf.schemas.errors import ConfigurationError, ErrorCode
 
 KEY_PREFIX = "scf_"
@@ -38,15 +38,8 @@ class ApiKeyRequest(BaseModel):
 
     name: str = Field(pattern=PRINCIPAL_NAME_PATTERN, description="the principal the key authenticates as")
     roles: list[str] = Field(default_factory=list, max_length=64)
-    grants: list[str] = Field(default_factory=list, max_length=256)
+    grants: list[GrantText] = Field(default_factory=list, max_length=256)
     expires_in: int | None = Field(default=None, ge=60, le=10 * 365 * 86_400, description="seconds")
-
-    @field_validator("grants")
-    @classmethod
-    def _grants_parse(cls, grants: list[str]) -> list[str]:
-        for text in grants:
-            parse_grant(text)
-        return grants
 
 
 class ApiKeyInfo(BaseModel):

@@ -11,10 +11,10 @@ from enum import Enum
 from typing import Annotated, Any
 
 from fastapi import FastAPI, Path, Request
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from scf.fleet.access_store import AccessStore, ApiKeyCreated, ApiKeyInfo, ApiKeyRequest, ApiKeyStore
-from scf.schemas.access import MAX_GRANTS, PRINCIPAL_NAME_PATTERN, PrincipalEntry, parse_grant
+from scf.schemas.access import MAX_GRANTS, PRINCIPAL_NAME_PATTERN, GrantText, PrincipalEntry
 from scf.schemas.errors import ConfigurationError, ErrorCode
 
 TAGS: list[str | Enum] = ["access"]
@@ -27,14 +27,7 @@ class RoleGrants(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    grants: list[str] = Field(max_length=MAX_GRANTS)
-
-    @field_validator("grants")
-    @classmethod
-    def _grants_parse(cls, grants: list[str]) -> list[str]:
-        for text in grants:
-            parse_grant(text)
-        return grants
+    grants: list[GrantText] = Field(max_length=MAX_GRANTS)
 
 
 class Removed(BaseModel):

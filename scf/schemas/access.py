@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import translate
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Permission(StrEnum):
@@ -95,23 +95,25 @@ def parse_grants(texts: list[str]) -> frozenset[Grant]:
     return frozenset(parse_grant(t) for t in texts)
 
 
+def _checked(text: str) -> str:
+    parse_grant(text)
+    return text
+
+
+#: A grant string in a model: checked by `parse_grant` when the model is validated.
+GrantText = Annotated[str, AfterValidator(_checked)]
+
+
 class PrincipalEntry(BaseModel):
     """One principal in the policy: roles (by name) and grants of its own, and optionally its own rate."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     roles: list[str] = Field(default_factory=list, max_length=64)
-    grants: list[str] = Field(default_factory=list, max_length=MAX_GRANTS)
+    grants: list[GrantText] = Field(default_factory=list, max_length=MAX_GRANTS)
     #: requests per second (0: unlimited); unset: the deployment's SCF_RATE_LIMIT
     rate: float | None = Field(default=None, ge=0, le=1_000_000)
     burst: int | None = Field(default=None, ge=1, le=10_000_000)
-
-    @field_validator("grants")
-    @classmethod
-    def _grants_parse(cls, grants: list[str]) -> list[str]:
-        for text in grants:
-            parse_grant(text)
-        return grants
 
 
 class PolicyDocument(BaseModel):
