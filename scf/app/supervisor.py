@@ -28,6 +28,9 @@ from scf.fleet.http import ProbeServer, http_get, merge_metrics, parse_metrics
 
 log = structlog.get_logger(__name__)
 
+#: What asyncio reports for a child another waiter reaped first: its real exit code is lost.
+UNKNOWN_EXIT = 255
+
 #: Seconds the supervisor waits beyond `SCF_SHUTDOWN_GRACE` before it SIGKILLs a child (the child's
 #: own drain gives up after the grace; this covers closing connections and interpreter exit).
 SHUTDOWN_MARGIN = 5.0
@@ -189,6 +192,7 @@ class Supervisor:
         self.stopping = False
         self.failure: str | None = None
         self._ready_reports: asyncio.Queue[Child] = asyncio.Queue()
+        self._announced: dict[str, int] = {}  # kind -> children announced ready so far
 
     async def run(self) -> int:
         """Run until SIGTERM/SIGINT or a failure; 0 if every child drained and exited cleanly."""
@@ -216,13 +220,17 @@ class Supervisor:
         if self.failure or failed:
             progress(f"stopped with failures: {self.failure or ', '.join(c.spec.label for c in failed)}")
             codes = [c.exit_code for c in failed if c.exit_code is not None and c.exit_code > 0]
-            return codes[0] if codes else 1
+            # 255 is asyncio's "reaped elsewhere, code unknown" (two children dying at once): a child's
+            # own code, when one is known, says more
+            known = [code for code in codes if code != UNKNOWN_EXIT] or codes
+            return known[0] if known else 1
         progress("stopped: every process drained")
         return 0
 
     async def _until_ready(self, wave: list[Child]) -> bool:
         """Announce children as they become ready; False if stopped or failed first."""
         waiting = {id(c) for c in wave}
+        announced = self._announced
         while waiting and not self.stop.is_set():
             report = asyncio.create_task(self._ready_reports.get())
             stopped = asyncio.create_task(self.stop.wait())
@@ -235,8 +243,11 @@ class Supervisor:
                 if id(child) in waiting:
                     waiting.discard(id(child))
                     kind = [c for c in self.children if c.spec.kind == child.spec.kind]
-                    done_of_kind = sum(1 for c in kind if c.ever_ready)
-                    progress(f"{child.spec.kind} {done_of_kind}/{len(kind)} ready (probes on :{child.port})")
+                    # numbered in the order the reports are read (two children ready at once are still
+                    # "1/2" and "2/2", not "2/2" twice)
+                    announced[child.spec.kind] = announced.get(child.spec.kind, 0) + 1
+                    count = announced[child.spec.kind]
+                    progress(f"{child.spec.kind} {count}/{len(kind)} ready (probes on :{child.port})")
         return not waiting
 
     async def _keep(self, child: Child) -> None:
