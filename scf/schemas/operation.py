@@ -159,6 +159,12 @@ class OperationEnvelope(BaseModel):
     def remaining(self, now: float | None = None) -> float:
         return self.deadline - (time.time() if now is None else now)
 
+    def capped(self, now: float) -> OperationEnvelope:
+        """This envelope with its deadline at most MAX_TIMEOUT_SECONDS after `now` (when a worker took
+        it): a raw publisher's far-future deadline gets no more time than any request may."""
+        latest = now + MAX_TIMEOUT_SECONDS
+        return self if self.deadline <= latest else self.model_copy(update={"deadline": latest})
+
 
 class OperationOutcome(BaseModel):
     """What a connector returns from a successful operation; the factory adds id and timing."""

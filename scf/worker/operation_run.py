@@ -21,6 +21,7 @@ from scf.factory import ServiceConnectorFactory
 from scf.fleet.access import acting_for
 from scf.fleet.metrics import OPERATION_SECONDS, REJECTED_TOTAL, Children
 from scf.fleet.replies import failed_result
+from scf.fleet.settings import MAX_REQUEST_BYTES
 from scf.fleet.state import StateStore
 from scf.schemas.access import Principal
 from scf.schemas.errors import ConnectorError, ErrorCode, PermanentError, TransientError
@@ -79,8 +80,16 @@ class OperationRun:
     async def run(
         self, message: AbstractIncomingMessage, redelivered: bool, principal: Principal | None = None
     ) -> Ran:
+        # A request may come straight from a client (the fast path): every bound the dispatcher sets is
+        # set here again (size, a deadline within the timeout cap, an operation id).
+        if len(message.body) > MAX_REQUEST_BYTES:
+            REJECTED_TOTAL.labels(ErrorCode.REQUEST_TOO_LARGE).inc()
+            large = PermanentError(
+                f"the request is larger than {MAX_REQUEST_BYTES} bytes", code=ErrorCode.REQUEST_TOO_LARGE
+            )
+            return None, failed_result(message, large), 0.0
         try:
-            envelope = OperationEnvelope.model_validate_json(message.body)
+            envelope = OperationEnvelope.model_validate_json(message.body).capped(time.time())
         except ValueError:
             log.warning("poison_message", message_id=message.message_id)
             error = PermanentError(
@@ -88,7 +97,11 @@ class OperationRun:
             )
             return None, failed_result(message, error), 0.0
         operation_id = envelope.request.operation_id
-        assert operation_id is not None
+        if operation_id is None:
+            unnamed = PermanentError(
+                "the forwarded request has no operation_id", code=ErrorCode.INVALID_REQUEST
+            )
+            return None, failed_result(message, unnamed), 0.0
         self.running[operation_id] = self.running.get(operation_id, 0) + 1  # a cancel event now counts
         try:
             return await self._claimed_run(message, envelope, redelivered, principal)

@@ -454,3 +454,29 @@ async def test_idempotency_keys_are_scoped_to_their_principal(
     assert first.status == "success" and not first.replayed, first.error
     assert again.replayed  # the same principal's key: the stored result
     assert other.status == "success" and not other.replayed  # another's equal key never meets it
+
+
+async def test_straight_into_scf_ops_the_workers_bounds_hold(
+    admin: FleetClient, vhost_a: Vhost, users: Users
+) -> None:
+    """What the dispatcher would refuse is refused by the worker too: a request over the size limit,
+    an envelope without an operation id."""
+    name = await csv(admin)
+    huge = envelope(name)
+    huge["request"]["data"] = {"file_data": "a\n" + "x" * (17 * 1024 * 1024)}
+    unnamed = envelope(name)
+    unnamed["request"]["operation_id"] = None
+    answers = []
+    for body in (huge, unnamed):
+        answers.append(
+            await raw_call(
+                vhost_a,
+                users.alice,
+                MessageType.OPERATION_EXECUTE,
+                body,
+                exchange=topology.OPS_EXCHANGE,
+                routing_key="csv",
+            )
+        )
+    assert code_of(answers[0]) == "REQUEST_TOO_LARGE", answers[0].get("error")
+    assert code_of(answers[1]) == "INVALID_REQUEST", answers[1].get("error")
