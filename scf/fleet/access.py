@@ -160,7 +160,7 @@ class AccessControl:
         extra = frozenset(extra)
         if found is None:
             if extra:
-                return self._with_rate(Principal(name, extra, via=via), None)
+                return self.stranger(name, via, extra)
             raise unauthenticated(f"unknown principal {name[:64]!r}")
         if extra:
             return Principal(name, found.grants | extra, via=via, rate=found.rate, burst=found.burst)
@@ -177,6 +177,11 @@ class AccessControl:
         if entry is None:
             return None
         return self._with_rate(Principal(name, self.document.grants_of(entry, roles), via=via), entry)
+
+    def stranger(self, name: str, via: str, grants: frozenset[Grant] = frozenset()) -> Principal:
+        """A principal the policy does not name (an API key's or a token's own grants, maybe none),
+        at the deployment's default rate: every authenticated caller pays its quota."""
+        return self._with_rate(Principal(name, grants, via=via), None)
 
     def _with_rate(self, principal: Principal, entry: PrincipalEntry | None) -> Principal:
         rate = entry.rate if entry is not None and entry.rate is not None else self.default_rate
@@ -195,7 +200,7 @@ class AccessControl:
         try:
             return await self.named(name, via=via, extra=grants)
         except ConnectorError:
-            return self._with_rate(Principal(name, grants, via=via), None)
+            return self.stranger(name, via, grants)
 
     def require(self, principal: Principal | None, permission: str, connector: str | None = None) -> None:
         """Refuse unless `principal` (None: access control off) may use `permission`."""

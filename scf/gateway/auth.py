@@ -196,7 +196,7 @@ class Authenticator:
         except ConnectorError as exc:
             if exc.code != ErrorCode.UNAUTHENTICATED:
                 raise
-            return Principal(name, frozenset(), via=via)
+            return self.access.stranger(name, via)  # at the default rate, like everyone
 
 
 def _verifier(settings: Settings) -> JwtVerifier | None:

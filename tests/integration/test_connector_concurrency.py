@@ -10,7 +10,9 @@ import time
 import uuid
 
 import pytest
+import redis.asyncio
 
+from scf.fleet import keys
 from scf.fleet.client import FleetClient
 
 pytestmark = pytest.mark.integration
@@ -18,8 +20,19 @@ pytestmark = pytest.mark.integration
 SLEEP = {"operation": "query", "parameters": {"query": "SELECT pg_sleep(0.6) IS NULL AS slept"}}
 
 
+async def slot_taken(redis_url: str, name: str) -> None:
+    """Wait (bounded) until an operation holds one of the connector's slots in Redis."""
+    store = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        async with asyncio.timeout(10):
+            while not await store.zcard(keys.quota_slots(name)):
+                await asyncio.sleep(0.01)
+    finally:
+        await store.aclose()
+
+
 async def test_operations_beyond_the_limit_wait_their_turn_or_fail_concurrency_limited(
-    client: FleetClient,
+    client: FleetClient, redis_url: str
 ) -> None:
     name = f"limited_pg_{uuid.uuid4().hex[:6]}"
     await client.create_connector(
@@ -41,7 +54,7 @@ async def test_operations_beyond_the_limit_wait_their_turn_or_fail_concurrency_l
         )
         took = time.monotonic() - started
         holder = asyncio.ensure_future(client.execute_operation(name, SLEEP))
-        await asyncio.sleep(0.15)  # the holder has the one slot now
+        await slot_taken(redis_url, name)  # the holder has the one slot now
         late = await client.execute_operation(name, {**SLEEP, "timeout": 0.3})
         await holder
     finally:
