@@ -13,4 +13,6 @@ say "ruff"
 say "mypy --strict"
 "$VENV/bin/mypy"
 say "pytest"
+# -ra lists every skipped test with its reason at the end of the run (and xfails, errors, failures).
+case " $* " in *" -r"*) ;; *) set -- -ra "$@" ;; esac
 exec "$VENV/bin/pytest" "$@"
