@@ -7,9 +7,12 @@ WORKDIR /app
 # Tesseract reads PDF pages that have no text layer (OCR).
 RUN apt-get update && apt-get install -y --no-install-recommends tesseract-ocr \
     && rm -rf /var/lib/apt/lists/*
+# The locked set first (its layer survives code changes), then the project without re-resolving.
+COPY requirements/fleet.lock ./requirements/
+RUN pip install --no-cache-dir -r requirements/fleet.lock
 COPY pyproject.toml README.md ./
 COPY scf ./scf
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 scf
+RUN pip install --no-cache-dir --no-deps . && useradd --system --uid 10001 scf
 USER scf
 EXPOSE 9464
 HEALTHCHECK CMD python -c "import urllib.request as u; u.urlopen('http://127.0.0.1:9464/healthz', timeout=3)"

@@ -1,23 +1,33 @@
 """Service Connector Factory: one uniform, resilient way to reach data services.
 
-The spec's names are importable from here. `FleetClient` is resolved lazily so an embedded user of
-the factory never imports the AMQP client.
+The spec's names are importable from here. The clients and the factory are resolved lazily, so a caller
+that only sends requests (the slim install) never imports a connector, and an embedded user of the
+factory never imports the AMQP client.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from scf.factory import ServiceConnectorFactory
+from scf._version import __version__
 from scf.schemas import ConnectionTestResult, OperationRequest, OperationResult, ServiceConnection
+
+if TYPE_CHECKING:
+    from scf.factory import ServiceConnectorFactory
+    from scf.fleet.client import FleetClient
+
+_LAZY = {
+    "FleetClient": "scf.fleet.client",
+    "ServiceConnectorFactory": "scf.factory",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "FleetClient":
-        from scf.fleet.client import FleetClient
-
-        return FleetClient
-    raise AttributeError(f"module 'scf' has no attribute {name!r}")
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'scf' has no attribute {name!r}")
+    return getattr(import_module(module), name)
 
 
 __all__ = [
@@ -27,4 +37,5 @@ __all__ = [
     "OperationResult",
     "ServiceConnection",
     "ServiceConnectorFactory",
+    "__version__",
 ]

@@ -6,14 +6,34 @@ VENV="$ROOT/.venv"
 
 say() { printf 'scf-setup: %s\n' "$*" >&2; }
 
-ensure_venv() {  # $1: pip extras, e.g. "[dev]" or ""
+ensure_venv() {  # $1: which lock to install: dev (tests and tools) or fleet (every role and connector)
+  local lock="$ROOT/requirements/$1.lock"
   if [ ! -x "$VENV/bin/python" ]; then
     say "creating virtualenv $VENV"
     python3 -m venv "$VENV"
   fi
-  say "installing the project and its pinned dependencies${1:+ $1}"
+  say "installing the locked dependencies (requirements/$1.lock) and the project"
   "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e "$ROOT$1"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$lock"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$ROOT"
+}
+
+pyenv_python() {  # $1: a minor version such as 3.12 -> the newest pyenv interpreter of it, or nothing
+  local root
+  root="$(pyenv root 2>/dev/null || echo "$HOME/.pyenv")"
+  ls -d "$root"/versions/"$1".*/bin/python 2>/dev/null | sort -V | tail -n1
+}
+
+ensure_py_venv() {  # $1: minor version; a venv .venv-$1 with the dev lock, for the unit and contract tests
+  local py dir="$ROOT/.venv-$1"
+  py="$(command -v "python$1" || pyenv_python "$1")"
+  if [ -z "$py" ]; then
+    say "Python $1 is not installed (pyenv install $1)"; return 1
+  fi
+  [ -x "$dir/bin/python" ] || { say "creating virtualenv $dir ($py)"; "$py" -m venv "$dir"; }
+  say "installing requirements/dev.lock into $dir"
+  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check -r "$ROOT/requirements/dev.lock"
+  "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$ROOT"
 }
 
 ensure_system_packages() {  # what the tests need beyond Python: Tesseract for PDF OCR

@@ -4,7 +4,7 @@
 # and register the demo connectors. Ctrl-C stops the fleet gracefully.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
-ensure_venv ""
+ensure_venv fleet
 ensure_services
 cd "$ROOT"
 exec "$VENV/bin/scf" up --connectors "${SCF_CONNECTORS_FILE:-examples/demo-connectors.json}" "$@"

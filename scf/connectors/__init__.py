@@ -7,12 +7,17 @@ package never pulls in a driver the process does not use.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scf.connectors.base import ServiceConnector
-from scf.connectors.registry import connector_class
+if TYPE_CHECKING:
+    from scf.connectors.base import ServiceConnector
+    from scf.connectors.registry import connector_class
 
+# Even the contract is lazy: the slim client imports `scf.connectors.circuit` (settings) and must not
+# pull the SSRF guard's HTTP stack through `base`.
 _LAZY: dict[str, str] = {
+    "ServiceConnector": "scf.connectors.base",
+    "connector_class": "scf.connectors.registry",
     "PostgreSQLOutputConnector": "scf.connectors.postgresql",
     "CSVIngestionConnector": "scf.connectors.csv_ingest",
     "QdrantVectorConnector": "scf.connectors.qdrant",

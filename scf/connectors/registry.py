@@ -44,7 +44,16 @@ def connector_class(service_type: str) -> type[ServiceConnector]:
             code=ErrorCode.INVALID_CONFIG,
         )
     module_name, _, class_name = target.partition(":")
-    cls: type[ServiceConnector] = getattr(importlib.import_module(module_name), class_name)
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        # A slim or partial install: name the extra that brings the driver, not a traceback.
+        raise ConfigurationError(
+            f"the {service_type} connector needs {exc.name or 'a driver'} that is not installed: "
+            f"pip install 'service-connector-factory[{service_type}]'",
+            code=ErrorCode.INVALID_CONFIG,
+        ) from exc
+    cls: type[ServiceConnector] = getattr(module, class_name)
     return cls
 
 

@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from scf._version import __version__
 from scf.connectors.registry import is_available, operation_catalog
 from scf.fleet.access import AccessControl
 from scf.fleet.access_store import AccessStore, ApiKeyStore
@@ -81,7 +82,7 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
 
     app = FastAPI(
         title="Service Connector Factory",
-        version="0.1.0",
+        version=__version__,
         description="One uniform, resilient way to reach data services. Each call goes through the fleet.",
         lifespan=lifespan,
     )

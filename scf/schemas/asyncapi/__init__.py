@@ -32,6 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from scf._version import __version__
 from scf.schemas import topology
 from scf.schemas.asyncapi.bindings import drop_shared_message_ids
 from scf.schemas.asyncapi.channels import (
@@ -80,7 +81,7 @@ DESCRIPTION = (
 
 
 def build_asyncapi(
-    version: str = "0.1.0",
+    version: str = __version__,
     *,
     server_url: str = DEFAULT_SERVER_URL,
     limits: topology.QueueLimits | None = None,
