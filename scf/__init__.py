@@ -16,9 +16,11 @@ from scf.schemas import ConnectionTestResult, OperationRequest, OperationResult,
 if TYPE_CHECKING:
     from scf.factory import ServiceConnectorFactory
     from scf.fleet.client import FleetClient
+    from scf.fleet.sync_client import SyncFleetClient
 
 _LAZY = {
     "FleetClient": "scf.fleet.client",
+    "SyncFleetClient": "scf.fleet.sync_client",
     "ServiceConnectorFactory": "scf.factory",
 }
 
@@ -37,5 +39,6 @@ __all__ = [
     "OperationResult",
     "ServiceConnection",
     "ServiceConnectorFactory",
+    "SyncFleetClient",
     "__version__",
 ]

@@ -129,6 +129,7 @@ class ControlPlane:
         return ConnectorCreated(
             service_name=connection.service_name,
             status=action,
+            connection_ok={"connected": True, "failed": False}.get(status),
             connector_info=ConnectorInfo(
                 service_type=service_type,
                 host=connection.host,
@@ -222,7 +223,8 @@ class ControlPlane:
         """Mark it (for a worker yet to start it) and tell the workers (for one running it). With access
         control on, only the caller's own operation (an admin's: any)."""
         operation_id = parse(OperationRef, body).operation_id
-        await self.state.cancel(operation_id, CANCEL_MARK_TTL, _owner())
+        if not await self.state.cancel(operation_id, CANCEL_MARK_TTL, _owner()):
+            return CancelRequested(operation_id=operation_id, status="already_finished")
         await self.publish_event(topology.cancel_event(operation_id), {"operation_id": operation_id})
         return CancelRequested(operation_id=operation_id)
 

@@ -14,6 +14,7 @@ check the dispatcher made. Anything the client cannot send that way goes through
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from types import TracebackType
@@ -42,7 +43,7 @@ from scf.schemas.control import (
     MessageType,
 )
 from scf.schemas.dead_letters import DeadLetterOutcome, DeadLetterPage
-from scf.schemas.errors import ConnectorError
+from scf.schemas.errors import ConnectorError, ErrorCode
 from scf.schemas.operation import (
     UNPARSED_OPERATION_ID,
     ConnectionTestResult,
@@ -63,6 +64,11 @@ __all__ = [
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
+#: `result(wait=...)` asks again after 50 ms, doubling up to 1 s, while the answer is "not yet".
+RESULT_POLL_FIRST = 0.05
+RESULT_POLL_MAX = 1.0
+RESULT_PENDING_CODES = frozenset({ErrorCode.IN_PROGRESS, ErrorCode.RESULT_NOT_FOUND})
+
 
 class RemoteConnector:
     """What `FleetClient.create_connector` returns: a handle with the in-process connector's calls."""
@@ -73,12 +79,15 @@ class RemoteConnector:
 
     @property
     def service_name(self) -> str:
+        """The connector's name in the fleet's registry."""
         return self.created.service_name
 
     async def test_connection(self) -> ConnectionTestResult:
+        """Test the connection on a worker now (see `FleetClient.test_connection`)."""
         return await self._client.test_connection(self.service_name)
 
     async def execute_operation(self, request: OperationRequest | Mapping[str, Any]) -> OperationResult:
+        """Run one operation on this connector (see `FleetClient.execute_operation`)."""
         return await self._client.execute_operation(self.service_name, request)
 
 
@@ -102,6 +111,9 @@ class FleetClient:
     async def connect(
         cls, amqp_url: str = DEFAULT_AMQP_URL, *, timeout: float = 30.0, fast_path: bool = True
     ) -> FleetClient:
+        """Open a client on the broker at `amqp_url` (its login is the caller's identity).
+
+        Raises the broker client's connection errors (refused, wrong login, unknown vhost)."""
         rpc = await RpcClient.connect(amqp_url, "scf-fleet-client")
         return cls(rpc, timeout=timeout, fast_path=fast_path)
 
@@ -116,10 +128,12 @@ class FleetClient:
 
     @property
     def routes(self) -> RouteCache:
+        """The fast path's cache of connector -> type routes."""
         return self.fast.routes
 
     @property
     def counts(self) -> PathCounts:
+        """How many calls went by the fast path and how many through the dispatcher."""
         return self.fast.counts
 
     async def watch_registry(self) -> bool:
@@ -127,6 +141,7 @@ class FleetClient:
         return await self.fast.watch_registry()
 
     async def close(self) -> None:
+        """Close the client; calls still waiting fail with a TransientError. Safe to call twice."""
         await self.fast.close()
         await self.rpc.close()
 
@@ -141,31 +156,40 @@ class FleetClient:
     # --- control plane -------------------------------------------------------------------------------
 
     async def create_connector(self, config: ServiceConnection | Mapping[str, Any]) -> RemoteConnector:
+        """Register a connector (the spec's POST /connectors body); a worker tests its connection.
+
+        Raises CONNECTOR_EXISTS, INVALID_CONFIG, FORBIDDEN, RpcTimeoutError."""
         body = _connection_body(config)
         reply = await self._changing(body.get("service_name"), MessageType.CONNECTOR_CREATE, body)
         return RemoteConnector(self, ConnectorCreated.model_validate(reply))
 
     async def update_connector(self, config: ServiceConnection | Mapping[str, Any]) -> ConnectorCreated:
+        """Replace a connector's configuration. Raises CONNECTOR_NOT_FOUND, INVALID_CONFIG, FORBIDDEN."""
         body = _connection_body(config)
         reply = await self._changing(body.get("service_name"), MessageType.CONNECTOR_UPDATE, body)
         return ConnectorCreated.model_validate(reply)
 
     async def get_connector(self, service_name: str) -> ConnectorState:
+        """A connector's configuration (secrets masked) and state. Raises CONNECTOR_NOT_FOUND."""
         reply = await self._control(MessageType.CONNECTOR_GET, {"service_name": service_name})
         return ConnectorState.model_validate(reply)
 
     async def list_connectors(self, service_type: str | None = None) -> list[ConnectorState]:
+        """Every registered connector the caller may read (optionally of one type)."""
         body = {} if service_type is None else {"service_type": service_type}
         reply = await self._control(MessageType.CONNECTOR_LIST, body)
         return [ConnectorState.model_validate(c) for c in reply["connectors"]]
 
     async def delete_connector(self, service_name: str) -> Acknowledged:
+        """Remove a connector; every worker closes its pools. Raises CONNECTOR_NOT_FOUND, FORBIDDEN."""
         return await self._ack(MessageType.CONNECTOR_DELETE, service_name)
 
     async def pause_connector(self, service_name: str) -> Acknowledged:
+        """Refuse the connector's operations (CONNECTOR_PAUSED) until resumed. Raises CONNECTOR_NOT_FOUND."""
         return await self._ack(MessageType.CONNECTOR_PAUSE, service_name)
 
     async def resume_connector(self, service_name: str) -> Acknowledged:
+        """Take the connector's operations again. Raises CONNECTOR_NOT_FOUND."""
         return await self._ack(MessageType.CONNECTOR_RESUME, service_name)
 
     async def _ack(self, message_type: MessageType, service_name: str) -> Acknowledged:
@@ -186,21 +210,28 @@ class FleetClient:
                 self.routes.invalidate(name)
 
     async def connector_status(self, service_name: str) -> ConnectorStatus:
+        """Health, breaker and pause state. Raises CONNECTOR_NOT_FOUND."""
         reply = await self._control(MessageType.CONNECTOR_STATUS, {"service_name": service_name})
         return ConnectorStatus.model_validate(reply)
 
     async def test_connection(self, service_name: str) -> ConnectionTestResult:
+        """Test the connection on a worker now; a failed test is a result (`ok` False), not an error."""
         reply = await self._control(MessageType.CONNECTOR_TEST, {"service_name": service_name})
         return ConnectionTestResult.model_validate(reply)
 
     async def get_metrics(self, service_name: str) -> ConnectorMetrics:
+        """The spec's performance metrics of one connector. Raises CONNECTOR_NOT_FOUND."""
         reply = await self._control(MessageType.CONNECTOR_METRICS, {"service_name": service_name})
         return ConnectorMetrics.model_validate(reply)
 
     async def fleet_metrics(self) -> FleetMetrics:
+        """Workers, queues and connectors of the whole fleet. Raises FORBIDDEN without metrics:read."""
         return FleetMetrics.model_validate(await self._control(MessageType.FLEET_METRICS, {}))
 
     async def get_result(self, operation_id: str) -> OperationResult:
+        """The stored result of one of the caller's operations (kept SCF_RESULT_TTL seconds).
+
+        Raises RESULT_NOT_FOUND (unknown, expired or another caller's) or IN_PROGRESS (no result yet)."""
         reply = await self.rpc.call(
             MessageType.OPERATION_RESULT, {"operation_id": operation_id}, timeout=self.timeout
         )
@@ -209,6 +240,8 @@ class FleetClient:
         return OperationResult.model_validate(reply)
 
     async def cancel_operation(self, operation_id: str) -> CancelRequested:
+        """Cancel: a queued operation never runs, a running one stops at its next batch; `status` is
+        `already_finished` when there was nothing left to stop. Raises NOT_FOUND for an unknown id."""
         reply = await self._control(MessageType.OPERATION_CANCEL, {"operation_id": operation_id})
         return CancelRequested.model_validate(reply)
 
@@ -224,6 +257,7 @@ class FleetClient:
         return DeadLetterOutcome.model_validate(await self._control(MessageType.DLQ_REPLAY, body))
 
     async def purge_dead_letters(self, ids: list[str] | None = None, **selection: Any) -> DeadLetterOutcome:
+        """`dlq.purge`: delete for good, by `ids` or `all=True` narrowed by `service_name` / `reason`."""
         body = {"ids": ids, **selection} if ids else selection
         return DeadLetterOutcome.model_validate(await self._control(MessageType.DLQ_PURGE, body))
 
@@ -270,6 +304,41 @@ class FleetClient:
         result = OperationResult.model_validate(reply)
         self.fast.settled(service_name, result)
         return result
+
+    async def submit(self, service_name: str, request: OperationRequest | Mapping[str, Any]) -> str:
+        """Queue one operation and return its operation id at once (like Celery's `.delay()`).
+
+        Returns once the broker has confirmed the request; the fleet runs it and stores its result for
+        `result(operation_id, wait=...)`. A request the fleet refuses is kept as a dead letter, with a
+        failed result stored under the same id. Raises INVALID_REQUEST for a request that cannot be
+        sent, and the broker's publish errors."""
+        parsed = prepare_request(request, service_name)
+        assert parsed.operation_id is not None
+        await self.rpc.send(
+            MessageType.OPERATION_EXECUTE,
+            parsed.model_dump(exclude_none=True),
+            message_id=parsed.operation_id,
+        )
+        return parsed.operation_id
+
+    async def result(self, operation_id: str, *, wait: float = 0.0) -> OperationResult:
+        """The result of an operation, waiting up to `wait` seconds for it to finish.
+
+        Raises IN_PROGRESS when it has not finished by then, RESULT_NOT_FOUND for an id the fleet does
+        not know (or that is another caller's, or expired)."""
+        deadline = time.monotonic() + max(0.0, wait)
+        pause = RESULT_POLL_FIRST
+        while True:
+            try:
+                return await self.get_result(operation_id)
+            except ConnectorError as exc:
+                # A submitted request may not be claimed yet for a moment: unknown is worth one more look
+                # while waiting; `IN_PROGRESS` is worth looking again until the wait is over.
+                left = deadline - time.monotonic()
+                if exc.code not in RESULT_PENDING_CODES or left <= 0:
+                    raise
+                await asyncio.sleep(min(pause, left))
+                pause = min(pause * 2, RESULT_POLL_MAX)
 
     async def _control(self, message_type: MessageType, body: BaseModel | dict[str, Any]) -> dict[str, Any]:
         """Raises the typed error of a failed reply; RpcTimeoutError when none arrived in time."""

@@ -15,7 +15,7 @@ import structlog
 from scf.fleet import keys, latency
 from scf.fleet.state_errors import as_text, glob_escape, redis_errors
 from scf.fleet.tally import ConnectorTally
-from scf.schemas.errors import ErrorCode, PermanentError
+from scf.schemas.errors import ErrorCode, PermanentError, TransientError
 from scf.schemas.operation import OperationResult, owner_matches
 
 log = structlog.get_logger(__name__)
@@ -122,7 +122,7 @@ class OperationBook:
             holder, cancelled = await pipe.execute()
         return holder is None or as_text(holder) == identity, bool(cancelled)
 
-    async def cancel(self, operation_id: str, ttl: int, owner: str | None = None) -> None:
+    async def cancel(self, operation_id: str, ttl: int, owner: str | None = None) -> bool:
         """Mark a known operation cancelled (a worker that has not started it yet will not run it).
         With `owner` (access control on), only that principal's own operation.
 
@@ -130,6 +130,8 @@ class OperationBook:
         the id next, someone else's request included. For the same reason the mark never outlives the
         claim (the id is free again once it expires), and a finished operation whose claim is gone
         gets no mark at all: nothing is left to stop.
+
+        Returns False for an operation that has already finished (nothing was marked), True otherwise.
         """
         async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
             pipe.pttl(keys.operation_claim(operation_id))
@@ -143,10 +145,11 @@ class OperationBook:
                     f"no operation {operation_id!r} is running or finished (unknown, or expired)",
                     code=ErrorCode.NOT_FOUND,
                 )
-            if claim_ms == -2:
-                return
+            if claim_ms == -2 or finished:
+                return False
             mark_ms = ttl * 1000 if claim_ms < 0 else min(ttl * 1000, claim_ms)
             await self.redis.set(keys.cancelled(operation_id), "1", px=max(1, mark_ms))
+            return True
 
     async def is_cancelled(self, operation_id: str) -> bool:
         async with redis_errors():
@@ -159,14 +162,20 @@ class OperationBook:
             pipe.get(keys.result(operation_id))
             pipe.get(keys.operation_claim(operation_id))
             raw, claim = await pipe.execute()
-        if raw is not None and owner is not None and not owner_matches(owner, as_text(claim)):
-            raw = None
-        if raw is None:
-            raise PermanentError(
-                f"no stored result for operation {operation_id!r} (unknown, still running or expired)",
-                code=ErrorCode.RESULT_NOT_FOUND,
+        theirs = owner is not None and not owner_matches(owner, as_text(claim))
+        if raw is not None and not theirs:
+            return OperationResult.model_validate_json(raw)
+        if claim is not None and not theirs:
+            # The id is held by a request that has not finished: ask again (submit/result, --wait).
+            raise TransientError(
+                f"operation {operation_id!r} has no result yet (queued or running)",
+                code=ErrorCode.IN_PROGRESS,
+                retry_after=1.0,
             )
-        return OperationResult.model_validate_json(raw)
+        raise PermanentError(
+            f"no stored result for operation {operation_id!r} (unknown, expired, or another caller's)",
+            code=ErrorCode.RESULT_NOT_FOUND,
+        )
 
 
 #: Delete a claim only if the given request still holds it (never someone else's).

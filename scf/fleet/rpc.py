@@ -15,6 +15,7 @@ from typing import Any, Self
 from urllib.parse import unquote, urlsplit
 
 import structlog
+from aio_pika import Message
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -159,23 +160,10 @@ class RpcClient:
         if on_progress is not None:
             self._progress[correlation_id] = on_progress
         try:
-            message = amqp.build_message(
-                body,
-                message_type=message_type,
-                correlation_id=correlation_id,
-                reply_to=self._queue.name,
-                message_id=message_id,
-                headers=headers,
-                expiration=expiration,
+            message = self._message(
+                message_type, body, correlation_id, self._queue.name, message_id, headers, expiration
             )
             message.content_type = content_type
-            message.user_id = self._user_id
-            caller = CALLER.get()
-            if caller is not None:
-                message.headers = {**(message.headers or {}), CALLER_HEADER: caller}
-            acting_for = ACTING_FOR.get()
-            if acting_for is not None:  # believed by the fleet only from a trusted forwarder's login
-                message.headers = {**(message.headers or {}), **forwarding_headers(acting_for)}
             await amqp.publish(await self._exchange(exchange), message, routing_key)
             async with asyncio.timeout(timeout):
                 return await future
@@ -186,6 +174,48 @@ class RpcClient:
         finally:
             self._pending.pop(correlation_id, None)
             self._progress.pop(correlation_id, None)
+
+    async def send(
+        self,
+        message_type: str,
+        body: BaseModel | dict[str, Any],
+        *,
+        message_id: str,
+        exchange: str = topology.REQUEST_EXCHANGE,
+        routing_key: str = topology.REQUEST_ROUTING_KEY,
+    ) -> None:
+        """Publish one request with no reply queue (fire and forget): returns once the broker confirmed
+        it. The fleet keeps its result (`operation.result`), and a refusal as a dead letter."""
+        message = self._message(message_type, amqp.encode(body), None, None, message_id, None, None)
+        await amqp.publish(await self._exchange(exchange), message, routing_key)
+
+    def _message(
+        self,
+        message_type: str,
+        body: bytes,
+        correlation_id: str | None,
+        reply_to: str | None,
+        message_id: str | None,
+        headers: dict[str, Any] | None,
+        expiration: float | None,
+    ) -> Message:
+        message = amqp.build_message(
+            body,
+            message_type=message_type,
+            correlation_id=correlation_id,
+            reply_to=reply_to,
+            message_id=message_id,
+            headers=headers,
+            expiration=expiration,
+        )
+        message.user_id = self._user_id
+        caller = CALLER.get()
+        if caller is not None:
+            message.headers = {**(message.headers or {}), CALLER_HEADER: caller}
+        acting_for = ACTING_FOR.get()
+        if acting_for is not None:  # believed by the fleet only from a trusted forwarder's login
+            message.headers = {**(message.headers or {}), **forwarding_headers(acting_for)}
+        return message
 
     async def _exchange(self, name: str) -> AbstractExchange:
         assert self._channel is not None

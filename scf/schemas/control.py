@@ -81,10 +81,17 @@ class ConnectorInfo(BaseModel):
 
 
 class ConnectorCreated(BaseModel):
-    """The spec's `POST /connectors` response."""
+    """The spec's `POST /connectors` response.
+
+    `connection_ok` says how the connection test a worker ran at create/update went: true (it
+    connected), false (it failed: the connector is stored all the same, fix it with an update; the
+    reason is `connector_info.test_error`), null (not tested: `test_on_create` off, or no worker of
+    the type was alive). Always present, so a caller cannot miss a connector that cannot connect.
+    """
 
     service_name: str
     status: Literal["created", "updated"]
+    connection_ok: bool | None
     connector_info: ConnectorInfo
 
 
@@ -109,10 +116,14 @@ class Acknowledged(BaseModel):
 
 
 class CancelRequested(BaseModel):
-    """`operation.cancel`: a queued operation will not run; a running one stops at its next batch."""
+    """`operation.cancel`: a queued operation will not run; a running one stops at its next batch.
+
+    `already_finished`: the operation had finished, nothing was stopped (its result stands). An id the
+    fleet does not know (or another caller's) is refused NOT_FOUND instead.
+    """
 
     operation_id: str
-    status: Literal["cancel_requested"] = "cancel_requested"
+    status: Literal["cancel_requested", "already_finished"] = "cancel_requested"
 
 
 class ConnectorMetrics(BaseModel):
