@@ -11,6 +11,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ class Up:
     port: int
     key: str
     output: str
+    amqp_url: str
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +57,7 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
         proc.wait_ready(timeout=60)
         found = KEY_LINE.search(proc.own_output())
         assert found, proc.own_output()[-3000:]
-        yield Up(port, found.group(1), proc.own_output())
+        yield Up(port, found.group(1), proc.own_output(), vhost.amqp_url)
     finally:
         proc.stop()
         db.release()
@@ -111,3 +113,29 @@ def test_the_specs_examples_are_authorized_with_the_printed_key(up: Up) -> None:
         assert json.loads(ran.text)["error"]["code"] not in ("UNAUTHENTICATED", "FORBIDDEN")
         assert http.post(f"/connectors/{name}/execute", json=insert).status_code == 401
         assert http.delete(f"/connectors/{name}", headers=key).status_code == 200
+
+
+def readme_python() -> list[str]:
+    """The README's Python snippets of "Using it", in order."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Using it", 1)[1].split("\n## ", 1)[0]
+    return [block.split("```", 1)[0] for block in section.split("```python\n")[1:]]
+
+
+def test_the_readmes_python_quickstart_runs_as_written(up: Up) -> None:
+    snippets = readme_python()
+    assert len(snippets) >= 2, snippets
+    outputs = []
+    for snippet in snippets:
+        done = subprocess.run(
+            [sys.executable, "-c", snippet],
+            env={**os.environ, "SCF_AMQP_URL": up.amqp_url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, (snippet, done.stdout, done.stderr)
+        outputs.append(done.stdout)
+    assert "success [{'answer': 42}]" in outputs[0]
+    assert "[{'one': 1}]" in outputs[0]
+    assert "demo_db" in outputs[1] and "success" in outputs[1]
