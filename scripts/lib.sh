@@ -36,10 +36,18 @@ ensure_py_venv() {  # $1: minor version; a venv .venv-$1 with the dev lock, for 
   "$dir/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps -e "$ROOT"
 }
 
-ensure_system_packages() {  # what the tests need beyond Python: Tesseract for PDF OCR
+apt_install() {  # $@: Debian packages, installed quietly
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+ensure_system_packages() {  # what the tests need beyond Python
   if ! command -v tesseract >/dev/null 2>&1; then
     say "installing tesseract-ocr (Debian package, for PDF OCR)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr >/dev/null
+    apt_install tesseract-ocr
+  fi
+  if ! command -v chromium >/dev/null 2>&1; then
+    say "installing chromium (Debian package: the docs pages' headless-browser test)"
+    apt_install chromium
   fi
   command -v npm >/dev/null 2>&1 || say "npm not found: the AsyncAPI schema test needs it (Debian package npm)"
 }

@@ -29,7 +29,7 @@ from scf.fleet.quotas import RateLimiter
 from scf.fleet.rpc import CALLER
 from scf.fleet.settings import Settings
 from scf.fleet.state import StateStore
-from scf.gateway import admin, resilience
+from scf.gateway import admin, docs_pages, resilience
 from scf.gateway.auth import Authenticator, GuardedRoute, add_openid_connect
 from scf.gateway.bodies import BodyGuard, ByteBudget
 from scf.gateway.catalog import ConnectorType, ValidationReport, connector_types, validate_config
@@ -85,6 +85,8 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
         version=__version__,
         description="One uniform, resilient way to reach data services. Each call goes through the fleet.",
         lifespan=lifespan,
+        docs_url=None,  # served from this process by docs_pages (no CDN)
+        redoc_url=None,
     )
     # before any route: every JSON body is parsed strictly, and every route has an access decision
     app.router.route_class = GuardedRoute
@@ -103,6 +105,7 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
     resilience.install(app, ERRORS)
     admin.install(app, ERRORS)
     _install_openapi(app, settings)
+    docs_pages.install(app)
     return app
 
 
