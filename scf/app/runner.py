@@ -23,7 +23,7 @@ from aio_pika.abc import AbstractRobustConnection
 
 from scf.dispatcher.discovery import discover
 from scf.dispatcher.dispatcher import Dispatcher
-from scf.fleet import amqp
+from scf.fleet import amqp, tracing
 from scf.fleet.access import warn_if_off
 from scf.fleet.crypto import load_secret_box
 from scf.fleet.http import ProbeServer
@@ -216,6 +216,7 @@ async def run(settings: Settings, roles: Roles, *, on_ready: OnReady | None = No
         supervisor.die_with_parent()
         structlog.contextvars.bind_contextvars(process=supervisor.label)
     warn_if_off(settings, "fleet")
+    tracing.configure(settings.scf_tracing)
     if not settings.auth_enabled:
         progress("WARNING: SCF_AUTH=off: access control is OFF, every caller may do anything")
     state = await open_state(settings)

@@ -25,7 +25,7 @@ from scf.dispatcher.health_monitor import HealthMonitor
 from scf.dispatcher.router import Forward, Router
 from scf.dispatcher.routing import decode
 from scf.dispatcher.routing_cache import RoutingCache
-from scf.fleet import amqp
+from scf.fleet import amqp, tracing
 from scf.fleet.access import GRANTS_HEADER, PRINCIPAL_HEADER, VIA_HEADER, AccessControl, acting_for, carried
 from scf.fleet.access_store import AccessStore
 from scf.fleet.audit import audit, trust_forwarders
@@ -170,6 +170,10 @@ class Dispatcher(FleetService):
     # --- one request ---------------------------------------------------------------------------------
 
     async def _on_request(self, message: AbstractIncomingMessage) -> None:
+        with tracing.consumed(f"scf.dispatcher {message.type}", message.headers):
+            await self._handle(message)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
         started = time.perf_counter()
         assert self._settler is not None
         if self.settings.scf_unsafe_early_ack:  # the fault suite's negative control, never in production
@@ -239,6 +243,7 @@ class Dispatcher(FleetService):
             message.user_id,
             {**_identity_headers(message), amqp.FORWARDED_AT_HEADER: amqp.forwarded_at_value(time.time())},
         )
+        tracing.inject(headers)  # the worker's span continues this one
         outgoing = amqp.build_message(
             forward.body,
             message_type=message.type or "",

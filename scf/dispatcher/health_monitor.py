@@ -149,7 +149,9 @@ class HealthMonitor:
             "response_time": response_time,
             "error": error.model_dump(mode="json") if error is not None else None,
         }
-        log.warning("health_changed", service_name=connector.service_name, status=status, previous=previous)
+        # getting better (or first seen healthy) is news, not a warning; getting worse is
+        level = log.info if status == "healthy" else log.warning
+        level("health_changed", service_name=connector.service_name, status=status, previous=previous)
         try:
             await self.publish_event(topology.health_event(connector.service_name), event)
         except Exception as exc:

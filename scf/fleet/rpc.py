@@ -25,7 +25,7 @@ from aio_pika.abc import (
 )
 from pydantic import BaseModel, ValidationError
 
-from scf.fleet import amqp
+from scf.fleet import amqp, tracing
 from scf.fleet.access import ACTING_FOR, forwarding_headers
 from scf.schemas import topology
 from scf.schemas.errors import (
@@ -160,13 +160,14 @@ class RpcClient:
         if on_progress is not None:
             self._progress[correlation_id] = on_progress
         try:
-            message = self._message(
-                message_type, body, correlation_id, self._queue.name, message_id, headers, expiration
-            )
-            message.content_type = content_type
-            await amqp.publish(await self._exchange(exchange), message, routing_key)
-            async with asyncio.timeout(timeout):
-                return await future
+            with tracing.span(f"scf.client {message_type}", {"messaging.destination": routing_key}):
+                message = self._message(
+                    message_type, body, correlation_id, self._queue.name, message_id, headers, expiration
+                )
+                message.content_type = content_type
+                await amqp.publish(await self._exchange(exchange), message, routing_key)
+                async with asyncio.timeout(timeout):
+                    return await future
         except TimeoutError:
             raise RpcTimeoutError(
                 f"no reply to {message_type} within {timeout:g}s", code=ErrorCode.TIMEOUT
@@ -186,8 +187,9 @@ class RpcClient:
     ) -> None:
         """Publish one request with no reply queue (fire and forget): returns once the broker confirmed
         it. The fleet keeps its result (`operation.result`), and a refusal as a dead letter."""
-        message = self._message(message_type, amqp.encode(body), None, None, message_id, None, None)
-        await amqp.publish(await self._exchange(exchange), message, routing_key)
+        with tracing.span(f"scf.client {message_type}", {"messaging.destination": routing_key}):
+            message = self._message(message_type, amqp.encode(body), None, None, message_id, None, None)
+            await amqp.publish(await self._exchange(exchange), message, routing_key)
 
     def _message(
         self,
@@ -215,6 +217,8 @@ class RpcClient:
         acting_for = ACTING_FOR.get()
         if acting_for is not None:  # believed by the fleet only from a trusted forwarder's login
             message.headers = {**(message.headers or {}), **forwarding_headers(acting_for)}
+        if tracing.active():
+            message.headers = dict(tracing.inject(dict(message.headers or {})))
         return message
 
     async def _exchange(self, name: str) -> AbstractExchange:

@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     scf_metrics_port: int = Field(default=9464, ge=0, le=65535)
     scf_connectors_file: Path | None = None
     scf_log_level: str = "info"
+    #: OpenTelemetry tracing (docs/observability.md): off, console (spans on stdout) or otlp.
+    scf_tracing: Literal["off", "console", "otlp"] = "off"
     # resilience (issue: retries, breaker, dead letters, idempotency)
     scf_breaker_window: float = Field(default=10.0, gt=0, le=600)
     scf_breaker_min_failures: int = Field(default=5, ge=1, le=10_000)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable
 
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
@@ -18,6 +17,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from scf.connectors.base import ServiceConnector
 from scf.connectors.sources import CANCELLED, PROGRESS
 from scf.factory import ServiceConnectorFactory
+from scf.fleet import tracing
 from scf.fleet.access import acting_for
 from scf.fleet.metrics import OPERATION_SECONDS, REJECTED_TOTAL, Children
 from scf.fleet.replies import failed_result
@@ -104,7 +104,14 @@ class OperationRun:
             return None, failed_result(message, unnamed), 0.0
         self.running[operation_id] = self.running.get(operation_id, 0) + 1  # a cancel event now counts
         try:
-            return await self._claimed_run(message, envelope, redelivered, principal)
+            # every log line written while it runs (connectors' and libraries' too) names the operation
+            with structlog.contextvars.bound_contextvars(
+                operation_id=operation_id,
+                service_name=envelope.request.service_name,
+                service_type=envelope.service_type,
+                principal=principal.name if principal is not None else None,
+            ):
+                return await self._claimed_run(message, envelope, redelivered, principal)
         finally:
             left = self.running.pop(operation_id, 1) - 1
             if left > 0:
@@ -193,8 +200,14 @@ class OperationRun:
         cancelled = CANCELLED.set(lambda: operation_id in self.cancelled)
         try:
 
-            def run() -> Awaitable[OperationResult]:
-                return self.factory.execute_operation(service_name, request, deadline=envelope.deadline)
+            async def run() -> OperationResult:
+                with tracing.span(
+                    f"scf.connector {envelope.service_type}.{request.operation}",
+                    {"scf.service_name": service_name, "scf.operation_id": operation_id},
+                ):
+                    return await self.factory.execute_operation(
+                        service_name, request, deadline=envelope.deadline
+                    )
 
             async with self.door.slot(connector, envelope.deadline):
                 return await self.keyed.run(request, envelope.deadline, connector.durable_idempotency, run)

@@ -27,7 +27,7 @@ from scf.connectors import egress
 from scf.connectors.base import ServiceConnector
 from scf.connectors.egress import EgressPolicy
 from scf.factory import ServiceConnectorFactory
-from scf.fleet import amqp
+from scf.fleet import amqp, tracing
 from scf.fleet.access import AccessControl
 from scf.fleet.access_store import AccessStore
 from scf.fleet.audit import audit_operation, sample_operations, trust_forwarders
@@ -226,6 +226,10 @@ class Worker(FleetService):
     # --- one message ---------------------------------------------------------------------------------
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        with tracing.consumed(f"scf.worker {message.type}", message.headers):
+            await self._handle(message)
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
         started = time.perf_counter()
         redelivered = bool(message.redelivered) or amqp.delivery_count(message) > 0
         if redelivered:
