@@ -45,6 +45,15 @@ ensure_system_packages() {  # what the tests need beyond Python
     say "installing tesseract-ocr (Debian package, for PDF OCR)"
     apt_install tesseract-ocr
   fi
+  if ! command -v promtool >/dev/null 2>&1; then  # only the binary: the package would start a server
+    say "installing promtool (from Debian's prometheus package, for the alert rules' tests)"
+    local tmp
+    tmp="$(mktemp -d)"
+    apt-get update -qq
+    (cd "$tmp" && apt-get download -qq prometheus >/dev/null && dpkg -x prometheus_*.deb root)
+    install -m 0755 "$tmp/root/usr/bin/promtool" /usr/local/bin/promtool
+    rm -rf "$tmp"
+  fi
   if ! command -v chromium >/dev/null 2>&1; then
     say "installing chromium (Debian package: the docs pages' headless-browser test)"
     apt_install chromium

@@ -31,7 +31,7 @@ from scf.fleet.access_store import AccessStore
 from scf.fleet.audit import audit, trust_forwarders
 from scf.fleet.disposition import GIVE_BACK, SENT, answer_once
 from scf.fleet.lifecycle import FleetService
-from scf.fleet.metrics import QUEUE_DEPTH, REJECTED_TOTAL, REQUESTS_TOTAL
+from scf.fleet.metrics import QUEUE_CONSUMERS, QUEUE_DEPTH, REJECTED_TOTAL, REQUESTS_TOTAL
 from scf.fleet.quotas import RateLimiter
 from scf.fleet.replies import failure_of, failure_reply
 from scf.fleet.rpc import RpcClient
@@ -147,6 +147,7 @@ class Dispatcher(FleetService):
                 try:
                     declared = await self._channel.declare_queue(name, passive=True)
                     QUEUE_DEPTH.labels(name).set(declared.declaration_result.message_count or 0)
+                    QUEUE_CONSUMERS.labels(name).set(declared.declaration_result.consumer_count or 0)
                 except Exception as exc:
                     log.info("queue_sample_failed", queue=name, error=repr(exc))
                     break

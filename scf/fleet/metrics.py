@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import platform
 from typing import Generic, TypeVar
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, Info
 from prometheus_client.metrics import MetricWrapperBase
+
+from scf._version import __version__
 
 _M = TypeVar("_M", bound=MetricWrapperBase)
 
@@ -49,6 +52,17 @@ REDELIVERED_TOTAL = Counter(
     "scf_redelivered_total", "Messages a worker received again after a crash or nack."
 )
 QUEUE_DEPTH = Gauge("scf_queue_depth", "Messages ready in a fleet queue (sampled by dispatchers).", ["queue"])
+QUEUE_CONSUMERS = Gauge(
+    "scf_queue_consumers",
+    "Consumers of a fleet queue (sampled by dispatchers): on scf.ops.<type>, the live workers of a type.",
+    ["queue"],
+)
+QUEUE_WAIT_SECONDS = Histogram(
+    "scf_queue_wait_seconds",
+    "Time an operation waited in its scf.ops.<type> queue before a worker took it, by service type.",
+    ["service_type"],
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 RETRIES_TOTAL = Counter(
     "scf_retries_total", "In-process retries of failed operation attempts.", ["service_type"]
 )
@@ -80,4 +94,13 @@ DROPPED_TOTAL = Counter(
     "Messages settled without a reply or a dead letter (a handler crashed on a queue without dead "
     "letters, or a refusal nobody may hear about), by queue or reason.",
     ["queue"],
+)
+
+BUILD_INFO = Info("scf_build", "The running build: version and Python (value 1).")
+BUILD_INFO.info(
+    {
+        "version": __version__,
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+    }
 )

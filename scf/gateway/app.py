@@ -34,6 +34,7 @@ from scf.gateway.auth import Authenticator, GuardedRoute, add_openid_connect
 from scf.gateway.bodies import BodyGuard, ByteBudget
 from scf.gateway.catalog import ConnectorType, ValidationReport, connector_types, validate_config
 from scf.gateway.errors import http_status, refusal_body, retry_after_header
+from scf.gateway.http_metrics import RequestMetrics
 from scf.gateway.strict_json import BodyRefusedHTTPError
 from scf.schemas.asyncapi import build_asyncapi
 from scf.schemas.connection import ServiceConnection
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
     admin.install(app, ERRORS)
     _install_openapi(app, settings)
     docs_pages.install(app)
+    app.add_middleware(RequestMetrics)  # added last: outermost, so every answer is counted
     return app
 
 

@@ -34,7 +34,7 @@ from scf.fleet.audit import audit_operation, sample_operations, trust_forwarders
 from scf.fleet.disposition import Disposition, Kind, answer_once, decide
 from scf.fleet.health import HealthStore
 from scf.fleet.lifecycle import FleetService
-from scf.fleet.metrics import POOL_SIZE, REDELIVERED_TOTAL, RETRIES_TOTAL
+from scf.fleet.metrics import POOL_SIZE, QUEUE_WAIT_SECONDS, REDELIVERED_TOTAL, RETRIES_TOTAL, Children
 from scf.fleet.quotas import ConcurrencyLimiter, RateLimiter
 from scf.fleet.replies import failure_of, failure_reply
 from scf.fleet.rpc import RpcClient
@@ -60,6 +60,10 @@ from scf.worker.shared_result_cache import RedisResultCache
 from scf.worker.sink import FleetSink
 
 log = structlog.get_logger(__name__)
+
+#: A queue wait past a day is a clock or a hostile header, not a measurement.
+MAX_QUEUE_WAIT_SEEN = 86_400.0
+_queue_wait = Children(QUEUE_WAIT_SECONDS, limit=64)
 
 
 def new_worker_id() -> str:
@@ -231,6 +235,9 @@ class Worker(FleetService):
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         started = time.perf_counter()
+        sent = amqp.forwarded_at(message)
+        if sent is not None and 0 <= (waited := time.time() - sent) < MAX_QUEUE_WAIT_SEEN:
+            _queue_wait(message.routing_key or "unknown").observe(waited)
         redelivered = bool(message.redelivered) or amqp.delivery_count(message) > 0
         if redelivered:
             REDELIVERED_TOTAL.inc()
