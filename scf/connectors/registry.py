@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from scf.extras import DRIVERS
 from scf.schemas.errors import ConfigurationError, ErrorCode
 from scf.schemas.plugins import registrations
 
@@ -47,10 +48,13 @@ def connector_class(service_type: str) -> type[ServiceConnector]:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        # A slim or partial install: name the extra that brings the driver, not a traceback.
+        if (exc.name or "scf").partition(".")[0] == "scf":
+            raise  # a module of ours is missing: a broken install, not a missing extra
+        # A slim or partial install: name the extra that brings the driver, not a traceback. Only a
+        # built-in type has an extra of its name; a plugin's package brings its own dependencies.
+        hint = f": pip install 'service-connector-factory[{service_type}]'" if service_type in DRIVERS else ""
         raise ConfigurationError(
-            f"the {service_type} connector needs {exc.name or 'a driver'} that is not installed: "
-            f"pip install 'service-connector-factory[{service_type}]'",
+            f"the {service_type} connector needs {exc.name} that is not installed{hint}",
             code=ErrorCode.INVALID_CONFIG,
         ) from exc
     cls: type[ServiceConnector] = getattr(module, class_name)

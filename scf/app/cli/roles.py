@@ -18,6 +18,7 @@ from scf.app.runner import Roles, progress, run, run_loop
 from scf.app.supervisor import ChildSpec, default_processes, supervise
 from scf.connectors.registry import available_types, is_available
 from scf.dispatcher.discovery import probe
+from scf.extras import split_installed
 from scf.fleet.client import FleetClient
 from scf.fleet.logging import configure_logging
 from scf.fleet.settings import Settings
@@ -35,12 +36,19 @@ def _settings(alert_webhook: str | None = None) -> Settings:
 
 
 def _types(value: str | None) -> list[str]:
+    """The types a worker serves: never one whose extra is missing here (it would take its requests
+    and fail each); 'all' leaves those out with a line each, a named one stops the command."""
     if not value or value == "all":
-        return available_types()
+        served, missing = split_installed(available_types())
+        for problem in missing.values():
+            progress(f"not served here: {problem}")
+        return served
     types = [t.strip() for t in value.split(",") if t.strip()]
     unknown = sorted(set(types) - set(available_types()))
     if unknown:
         raise click.BadParameter(f"unknown service types {unknown}; available: {available_types()}")
+    if missing := split_installed(types)[1]:
+        raise click.ClickException(next(iter(missing.values())))
     return types
 
 
