@@ -18,6 +18,7 @@ import structlog
 from pydantic import BaseModel, ValidationError
 
 from scf.connectors import egress
+from scf.connectors.endpoint_names import name_endpoint
 from scf.connectors.operation_table import Operation
 from scf.connectors.sources import DEADLINE, Bindings, time_left
 from scf.schemas.configs import parse_type_config
@@ -187,7 +188,10 @@ class ServiceConnector(ABC):
         return self._opened
 
     def translate(self, exc: BaseException) -> ConnectorError:
-        return classify(exc, self.error_rules)
+        error = classify(exc, self.error_rules)
+        if error is not exc:
+            name_endpoint(error, self.connection, self.type_config)
+        return error
 
     @overload
     def time_left(self, limit: float) -> float: ...

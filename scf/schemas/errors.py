@@ -193,13 +193,17 @@ class ConnectorError(Exception):
         self.code = str(code or self.default_code)
         self.retry_after = retry_after
         self.detail = detail
+        #: the endpoint an error reaching or logging in to a service names (host:port, user, database)
+        self.where: str | None = None
 
     @property
     def retryable(self) -> bool:
         return self.category in RETRYABLE_CATEGORIES
 
     def to_info(self) -> ErrorInfo:
-        message = _SECURITY_MESSAGE if self.category is ErrorCategory.SECURITY else self.message
+        message = self.message
+        if self.category is ErrorCategory.SECURITY:  # the service's own words may say too much
+            message = f"{_SECURITY_MESSAGE} ({self.where})" if self.where else _SECURITY_MESSAGE
         return ErrorInfo(
             category=self.category,
             code=self.code,

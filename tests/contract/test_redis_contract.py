@@ -101,7 +101,9 @@ class TestRedisContract(ConnectorContract):
 
         assert got.result_data == {"value": None, "exists": False}
         assert caught.value.code == "PERMISSION_DENIED" and not caught.value.retryable
-        assert caught.value.to_info().message == "access denied"
+        # access denied, naming the endpoint and the user (never the service's own words)
+        assert caught.value.to_info().message.startswith("access denied (127.0.0.1:")
+        assert "user 'scf_contract_get_only_" in caught.value.to_info().message
 
     async def test_a_user_without_access_to_the_prefix_fails_the_permissions_test(
         self, redis_db: RedisDb, acl_users: dict[str, str]

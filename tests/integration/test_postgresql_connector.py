@@ -97,7 +97,9 @@ async def test_unknown_role_is_an_authentication_failure(admin: Admin) -> None:
         assert result.test_results["authentication_test"] == "failed"
         assert result.error is not None
         assert (result.error.category, result.error.code) == (ErrorCategory.SECURITY, "AUTHENTICATION_FAILED")
-        assert result.error.message == "access denied"
+        assert result.error.message == (
+            f"access denied (127.0.0.1:5432, user {pg.connection.username!r}, database 'test')"
+        )
     finally:
         await pg.close()
 
