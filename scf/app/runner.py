@@ -28,6 +28,7 @@ from scf.fleet.access import warn_if_off
 from scf.fleet.crypto import load_secret_box
 from scf.fleet.http import ProbeServer
 from scf.fleet.settings import Settings
+from scf.fleet.startup import StartupError, wait_for
 from scf.fleet.state import StateStore
 from scf.worker.worker import Worker
 
@@ -145,16 +146,18 @@ class SupervisorLink:
             os.write(self.fd, f"ready {port or 0}\n".encode())
 
 
-async def connect_with_retry(settings: Settings, name: str, attempts: int = 30) -> AbstractRobustConnection:
-    for attempt in range(1, attempts + 1):
-        try:
-            return await amqp.connect(settings.amqp_url, name)
-        except Exception as exc:
-            if attempt == attempts:
-                raise
-            progress(f"waiting for RabbitMQ ({attempt}/{attempts}): {type(exc).__name__}")
-            await asyncio.sleep(1)
-    raise AssertionError("unreachable")
+async def connect_with_retry(settings: Settings, name: str) -> AbstractRobustConnection:
+    """The broker connection, waited for up to SCF_STARTUP_TIMEOUT (backoff with jitter)."""
+    try:
+        return await wait_for(
+            "RabbitMQ at SCF_AMQP_URL",
+            lambda: amqp.connect(settings.amqp_url, name),
+            deadline=settings.scf_startup_timeout,
+            say=progress,
+        )
+    except StartupError as exc:
+        progress(str(exc))
+        raise SystemExit(2) from None
 
 
 class RedisWatch:
@@ -188,9 +191,18 @@ async def open_state(settings: Settings) -> StateStore:
         settings.scf_secret_key.get_secret_value() if settings.scf_secret_key else None, settings.scf_data_dir
     )
     state = StateStore.from_url(settings.redis_url, box)
-    if not await state.ping():
-        progress("Redis is not reachable at SCF_REDIS_URL; start it and try again")
-        raise SystemExit(2)
+    try:
+        await wait_for(
+            "Redis at SCF_REDIS_URL",
+            state.ping,
+            deadline=settings.scf_startup_timeout,
+            say=progress,
+            ready=bool,
+        )
+    except StartupError as exc:
+        await state.close()
+        progress(f"{exc}: start it and try again")
+        raise SystemExit(2) from None
     return state
 
 

@@ -1,22 +1,29 @@
-"""A tiny HTTP server every non-gateway process runs: `/healthz`, `/readyz` and Prometheus `/metrics`.
+"""The probe and metrics endpoint every non-gateway process serves: `/healthz`, `/readyz`, `/metrics`.
 
-Written on asyncio streams so workers need no web framework; it answers GET only and closes each
-connection after one response. A supervisor serves the same three paths for all its children: its
-checks may be coroutines (it asks the children), and `merge_metrics` labels each child's samples.
+A small ASGI app on uvicorn, in the process's own event loop: prometheus-client's ASGI app answers
+`/metrics` (content negotiation, gzip), two routes answer the probes. A supervisor serves the same
+three paths for all its children: its checks may be coroutines (it asks the children with `http_get`),
+and `merge_metrics` labels each child's samples.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+import socket
+from collections.abc import Awaitable, Callable, Generator, Iterable
 from typing import TypeVar
 
+import httpx
 import structlog
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+import uvicorn
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, make_asgi_app
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import Receive, Scope, Send
 
 log = structlog.get_logger(__name__)
 
@@ -33,11 +40,15 @@ def _alive() -> bool:
     return True
 
 
-def _own_metrics() -> bytes:
-    return generate_latest()
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield  # the process owns SIGTERM/SIGINT (runner, supervisor) and stops this server itself
 
 
 class ProbeServer:
+    """`metrics=None` serves this process's registry through prometheus-client's ASGI app."""
+
     def __init__(
         self,
         ready: Check,
@@ -45,70 +56,93 @@ class ProbeServer:
         port: int = 9464,
         *,
         alive: Check = _alive,
-        metrics: MetricsText = _own_metrics,
+        metrics: MetricsText | None = None,
     ) -> None:
         self._ready = ready
         self._alive = alive
         self._metrics = metrics
+        self._own_metrics = make_asgi_app()
         self._host = host
         self._port = port
-        self._server: asyncio.Server | None = None
+        self._socket: socket.socket | None = None
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
 
     @property
     def port(self) -> int | None:
-        if self._server is None or not self._server.sockets:
+        if self._socket is None or self._server is None or not self._server.started:
             return None
-        return int(self._server.sockets[0].getsockname()[1])
+        return int(self._socket.getsockname()[1])
 
-    async def start(self) -> None:
+    def _bind(self) -> socket.socket:
+        family = socket.AF_INET6 if ":" in self._host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            self._server = await asyncio.start_server(self._serve, self._host, self._port)
+            sock.bind((self._host, self._port))
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE or self._port == 0:
+                sock.close()
                 raise
             log.warning("metrics_port_in_use", port=self._port, fallback="ephemeral")
-            self._server = await asyncio.start_server(self._serve, self._host, 0)
+            sock.bind((self._host, 0))
+        sock.listen(64)
+        sock.setblocking(False)
+        return sock
+
+    async def start(self) -> None:
+        self._socket = self._bind()
+        config = uvicorn.Config(
+            self,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            # a probe port answers three small GETs: a few connections, short idle, small headers
+            limit_concurrency=32,
+            timeout_keep_alive=5,
+            h11_max_incomplete_event_size=16 * 1024,
+        )
+        self._server = _Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]), name="probe-server")
+        while not self._server.started:
+            if self._task.done():
+                self._task.result()
+                raise RuntimeError("the probe server stopped before it started")
+            await asyncio.sleep(0.01)
         log.info("probe_server_started", port=self.port)
 
     async def stop(self) -> None:
         if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+            self._server.should_exit = True
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=5)
+            except TimeoutError:
+                self._task.cancel()
+        if self._socket is not None:
+            self._socket.close()
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async with asyncio.timeout(5):
-                request_line = await reader.readline()
-                while (await reader.readline()) not in (b"\r\n", b"\n", b""):
-                    pass
-            parts = request_line.decode("latin-1").split()
-            path = parts[1] if len(parts) > 1 else ""
-            status, content_type, body = await self._route(parts[0] if parts else "", path)
-            head = (
-                f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            )
-            writer.write(head.encode() + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
-
-    async def _route(self, method: str, path: str) -> tuple[str, str, bytes]:
-        if method != "GET":
-            return "405 Method Not Allowed", "text/plain", b"GET only\n"
-        if path == "/healthz":
-            if await _answer(self._alive()):
-                return "200 OK", "application/json", b'{"status":"alive"}\n'
-            return "503 Service Unavailable", "application/json", b'{"status":"not alive"}\n'
-        if path == "/readyz":
-            if await _answer(self._ready()):
-                return "200 OK", "application/json", b'{"status":"ready"}\n'
-            return "503 Service Unavailable", "application/json", b'{"status":"not ready"}\n'
-        if path == "/metrics":
-            return "200 OK", CONTENT_TYPE_LATEST, await _answer(self._metrics())
-        return "404 Not Found", "text/plain", b"not found\n"
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        path = scope["path"]
+        response: Response
+        if scope["method"] not in ("GET", "HEAD"):
+            response = PlainTextResponse("GET only\n", status_code=405, headers={"Allow": "GET, HEAD"})
+        elif path == "/metrics":
+            if self._metrics is None:
+                await self._own_metrics(scope, receive, send)
+                return
+            response = Response(await _answer(self._metrics()), media_type=CONTENT_TYPE_LATEST)
+        elif path == "/healthz":
+            alive = await _answer(self._alive())
+            response = JSONResponse({"status": "alive" if alive else "not alive"}, 200 if alive else 503)
+        elif path == "/readyz":
+            ready = await _answer(self._ready())
+            response = JSONResponse({"status": "ready" if ready else "not ready"}, 200 if ready else 503)
+        else:
+            response = PlainTextResponse("not found\n", status_code=404)
+        await response(scope, receive, send)
 
 
 async def _answer(value: T | Awaitable[T]) -> T:
@@ -119,23 +153,24 @@ async def _answer(value: T | Awaitable[T]) -> T:
 
 async def http_get(port: int, path: str, timeout: float = 3.0) -> tuple[int, bytes]:
     """GET `path` from a probe server on loopback: (status, body); raises OSError/TimeoutError."""
-    async with asyncio.timeout(timeout):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
-            await writer.drain()
-            raw = bytearray()
-            while chunk := await reader.read(65536):
-                raw += chunk
-                if len(raw) > MAX_CHILD_RESPONSE:
+    body = bytearray()
+    try:
+        async with (
+            asyncio.timeout(timeout),
+            httpx.AsyncClient(timeout=timeout, trust_env=False) as client,
+            client.stream(
+                "GET", f"http://127.0.0.1:{port}{path}", headers={"Accept-Encoding": "identity"}
+            ) as answer,
+        ):
+            async for chunk in answer.aiter_raw():
+                body += chunk
+                if len(body) > MAX_CHILD_RESPONSE:
                     raise OSError(errno.EMSGSIZE, f"answer from :{port}{path} is over {MAX_CHILD_RESPONSE}")
-        finally:
-            writer.close()
-    head, _, body = bytes(raw).partition(b"\r\n\r\n")
-    status_line = head.split(b"\r\n", 1)[0].split()
-    if len(status_line) < 2 or not status_line[1].isdigit():
-        raise OSError(errno.EPROTO, f"not an HTTP answer from :{port}{path}")
-    return int(status_line[1]), body
+            return answer.status_code, bytes(body)
+    except httpx.TimeoutException as exc:
+        raise TimeoutError(f"no answer from :{port}{path} within {timeout:g} s") from exc
+    except httpx.HTTPError as exc:
+        raise OSError(errno.ECONNREFUSED, f"{type(exc).__name__} from :{port}{path}: {exc}") from exc
 
 
 class _Families:

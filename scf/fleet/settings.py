@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     scf_alert_webhook: str | None = None
     scf_queue_sample_interval: float = Field(default=5.0, gt=0)
     scf_shutdown_grace: float = Field(default=30.0, ge=0)
+    #: how long a starting process waits for RabbitMQ and Redis (backoff with jitter) before it gives up
+    scf_startup_timeout: float = Field(default=60.0, gt=0, le=3600)
     scf_metrics_port: int = Field(default=9464, ge=0, le=65535)
     scf_connectors_file: Path | None = None
     scf_log_level: str = "info"

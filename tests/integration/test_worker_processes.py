@@ -294,13 +294,15 @@ def test_a_child_that_cannot_start_stops_the_supervisor_with_its_exit_code(
     procs_env: tuple[Vhost, str, dict[str, str]], tmp_path: Path
 ) -> None:
     _, _, env = procs_env
-    broken = {**env, "SCF_REDIS_URL": "redis://127.0.0.1:1/0"}  # nothing listens on port 1
+    # nothing listens on port 1; each child waits SCF_STARTUP_TIMEOUT for it, then gives up
+    broken = {**env, "SCF_REDIS_URL": "redis://127.0.0.1:1/0", "SCF_STARTUP_TIMEOUT": "2"}
     worker = FleetProcess(["worker", "--processes", "2", "--types", "csv"], broken, tmp_path / "broken.log")
     exit_code = worker.proc.wait(timeout=90)
     worker.stop()
 
-    assert exit_code == 2  # the children's own "Redis is not reachable" exit, not a restart loop
-    assert "Redis is not reachable" in worker.output()
+    assert exit_code == 2  # the children's own "Redis did not answer" exit, not a restart loop
+    assert "waiting for Redis at SCF_REDIS_URL (attempt 1" in worker.output()
+    assert "Redis at SCF_REDIS_URL did not answer within 2 s" in worker.output()
     assert "scf: ready:" not in worker.output()
 
 
