@@ -1,4 +1,5 @@
-"""JSON Web Tokens signed here (RFC 7519): HS256 with hmac, RS256 with `cryptography` (pure).
+"""JSON Web Tokens signed here (RFC 7519) with PyJWT: HMAC (HS256/384/512) with a shared `secret`, or
+RSA (RS*, PS*), ECDSA (ES256/384/512) and EdDSA with a PEM `private_key_pem`.
 
 Claims: iat, nbf, exp (iat + ttl), a random jti, plus iss/sub/aud and extra claims when configured.
 A signed token is reused until half its lifetime has passed, so every request carries a fresh one.
@@ -6,52 +7,60 @@ A signed token is reused until half its lifetime has passed, so every request ca
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import json
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from scf.schemas.configs.api import JwtAuth
+from scf.schemas.configs.api import HMAC_ALGORITHMS, JwtAuth
 from scf.schemas.errors import ConfigurationError, ErrorCode
 
 #: Claims the signer sets itself; configured `claims` cannot override them.
 REGISTERED_CLAIMS = frozenset({"iat", "nbf", "exp", "jti", "iss", "sub", "aud"})
 
+PrivateKey = (
+    rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey
+)
 
-def b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+#: The private key each asymmetric algorithm signs with (and the curve, for ECDSA: RFC 7518 3.4).
+_CURVES: dict[str, type[ec.EllipticCurve]] = {
+    "ES256": ec.SECP256R1,
+    "ES384": ec.SECP384R1,
+    "ES512": ec.SECP521R1,
+}
 
 
-def _json(value: Mapping[str, Any]) -> bytes:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True).encode("utf-8")
+def _fits(algorithm: str, key: object) -> bool:
+    if algorithm[:2] in ("RS", "PS"):
+        return isinstance(key, rsa.RSAPrivateKey)
+    if algorithm in _CURVES:
+        return isinstance(key, ec.EllipticCurvePrivateKey) and isinstance(key.curve, _CURVES[algorithm])
+    if algorithm == "EdDSA":
+        return isinstance(key, ed25519.Ed25519PrivateKey | ed448.Ed448PrivateKey)
+    return False
 
 
 def encode_jwt(
-    claims: Mapping[str, Any], *, algorithm: str, key: bytes | rsa.RSAPrivateKey, key_id: str | None = None
+    claims: Mapping[str, Any], *, algorithm: str, key: bytes | PrivateKey, key_id: str | None = None
 ) -> str:
-    header: dict[str, Any] = {"alg": algorithm, "typ": "JWT"}
-    if key_id is not None:
-        header["kid"] = key_id
-    signing_input = f"{b64url(_json(header))}.{b64url(_json(claims))}".encode("ascii")
-    if algorithm == "HS256" and isinstance(key, bytes):
-        signature = hmac.new(key, signing_input, hashlib.sha256).digest()
-    elif algorithm == "RS256" and isinstance(key, rsa.RSAPrivateKey):
-        signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-    else:
+    """The signed token; ValueError for a key that does not fit the algorithm."""
+    if algorithm in HMAC_ALGORITHMS:
+        if not isinstance(key, bytes):
+            raise ValueError(f"cannot sign {algorithm} with a {type(key).__name__}")
+    elif not _fits(algorithm, key):
         raise ValueError(f"cannot sign {algorithm} with a {type(key).__name__}")
-    return f"{signing_input.decode('ascii')}.{b64url(signature)}"
+    headers = {"kid": key_id} if key_id is not None else None
+    return jwt.encode(dict(claims), key, algorithm=algorithm, headers=headers)
 
 
-def load_signing_key(config: JwtAuth) -> bytes | rsa.RSAPrivateKey:
-    """The key as configured; `configuration` error for a PEM that is not an RSA private key."""
-    if config.algorithm == "HS256":
+def load_signing_key(config: JwtAuth) -> bytes | PrivateKey:
+    """The key as configured; `configuration` error for a PEM that is not a private key of the
+    algorithm's kind (an RSA key for RS*/PS*, a key on the right curve for ES*, Ed25519/Ed448 for EdDSA)."""
+    if config.algorithm in HMAC_ALGORITHMS:
         assert config.secret is not None  # the config model guarantees it
         return config.secret.get_secret_value().encode("utf-8")
     assert config.private_key_pem is not None
@@ -64,8 +73,12 @@ def load_signing_key(config: JwtAuth) -> bytes | rsa.RSAPrivateKey:
             "custom_config.auth.private_key_pem is not an unencrypted PEM private key",
             code=ErrorCode.INVALID_CONFIG,
         ) from None
-    if not isinstance(key, rsa.RSAPrivateKey):
-        raise ConfigurationError("RS256 needs an RSA private key", code=ErrorCode.INVALID_CONFIG)
+    if not _fits(config.algorithm, key):
+        raise ConfigurationError(
+            f"{config.algorithm} cannot sign with this private key ({type(key).__name__})",
+            code=ErrorCode.INVALID_CONFIG,
+        )
+    assert isinstance(key, PrivateKey)
     return key
 
 

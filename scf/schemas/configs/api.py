@@ -225,11 +225,20 @@ class OAuth2ClientCredentialsAuth(Strict):
         return url
 
 
+#: JWS algorithms signed with a shared secret; every other one below signs with a PEM private key.
+HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
+JwtAlgorithm = Literal[
+    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+    "ES256", "ES384", "ES512", "EdDSA",
+]  # fmt: skip
+
+
 class JwtAuth(Strict):
-    """A JWT signed here (HS256 with `secret`, RS256 with `private_key_pem`), sent as a bearer token."""
+    """A JWT signed here (HS* with `secret`; RS*, PS*, ES*, EdDSA with `private_key_pem`), sent as a
+    bearer token."""
 
     type: Literal["jwt"]
-    algorithm: Literal["HS256", "RS256"] = "HS256"
+    algorithm: JwtAlgorithm = "HS256"
     secret: SecretStr | None = Field(default=None, min_length=1, max_length=4096, repr=False)
     private_key_pem: SecretStr | None = Field(default=None, min_length=1, max_length=65536, repr=False)
     issuer: str | None = Field(default=None, max_length=1024)
@@ -241,10 +250,11 @@ class JwtAuth(Strict):
 
     @model_validator(mode="after")
     def _key_fits_algorithm(self) -> Self:
-        if self.algorithm == "HS256" and (self.secret is None or self.private_key_pem is not None):
-            raise ValueError("HS256 signs with secret (and no private_key_pem)")
-        if self.algorithm == "RS256" and (self.private_key_pem is None or self.secret is not None):
-            raise ValueError("RS256 signs with private_key_pem (and no secret)")
+        if self.algorithm in HMAC_ALGORITHMS:
+            if self.secret is None or self.private_key_pem is not None:
+                raise ValueError(f"{self.algorithm} signs with secret (and no private_key_pem)")
+        elif self.private_key_pem is None or self.secret is not None:
+            raise ValueError(f"{self.algorithm} signs with private_key_pem (and no secret)")
         return self
 
 
