@@ -15,7 +15,7 @@ DISTRIBUTION = "service-connector-factory"
 #: Built-in type -> the modules its extra of the same name installs (rabbitmq needs none: aio-pika is
 #: base). A plugin's type is not listed: its package brought its own dependencies.
 DRIVERS: dict[str, tuple[str, ...]] = {
-    "api": ("httpx", "httpcore", "certifi", "cryptography"),
+    "api": ("httpx", "httpcore", "certifi", "cryptography", "jwt", "botocore"),
     "csv": ("charset_normalizer", "httpx"),
     "elasticsearch": ("elasticsearch", "elastic_transport"),
     "minio": ("minio", "urllib3", "certifi"),

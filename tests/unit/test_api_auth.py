@@ -18,7 +18,8 @@ from scf.connectors.api.jwt_bearer import JwtSigner, encode_jwt
 from scf.connectors.api.oauth2 import TokenCache, parse_token_reply, token_request
 from scf.connectors.web.bodies import FetchedBody
 from scf.connectors.web.redaction import Redactor
-from scf.schemas.configs.api import ApiConfig, JwtAuth, OAuth2ClientCredentialsAuth
+from scf.schemas.configs.api import ApiConfig, OAuth2ClientCredentialsAuth
+from scf.schemas.configs.api_signed import JwtAuth
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import PermanentError, ResourceError, SecurityError
 

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
 from scf.connectors.api.jwt_bearer import JwtSigner
-from scf.schemas.configs.api import JwtAuth
+from scf.schemas.configs.api_signed import JwtAuth
 from scf.schemas.errors import ConfigurationError
 
 KeyMaker = Callable[[], Any]

@@ -1,105 +1,83 @@
-"""AWS SigV4 signing, checked against botocore's own signer (an independent implementation)."""
+"""AWS SigV4 through botocore's signer: what is signed and sent, the S3 variant, and the credential
+chain when no keys are configured. (Signatures are verified by a real S3 implementation in
+tests/integration/test_api_sigv4_server.py.)"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import httpx
 import pytest
-from botocore.auth import SigV4Auth  # type: ignore[import-untyped]
-from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
-from botocore.credentials import Credentials  # type: ignore[import-untyped]
 
-from scf.connectors.api.sigv4 import AwsCredentials, aws_query, canonical_path, sign
+from scf.connectors.api.sigv4 import AwsSigner, aws_query
+from scf.schemas.configs.api_signed import AwsSigV4Auth
+from scf.schemas.errors import ConfigurationError
 
-MOMENT = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
-CREDS = AwsCredentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY")
-TEMPORARY = AwsCredentials("ASIAEXAMPLE", "secret/with+chars", "session-token-value")
+SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
 
-def botocore_authorization(
-    method: str,
-    url: httpx.URL,
-    headers: dict[str, str],
-    body: bytes,
-    creds: AwsCredentials,
-    region: str,
-    service: str,
-) -> str:
-    request = AWSRequest(method=method, url=str(url), headers=headers, data=body)
-    request.context["timestamp"] = MOMENT.strftime("%Y%m%dT%H%M%SZ")
-    signer = SigV4Auth(
-        Credentials(creds.access_key_id, creds.secret_access_key, creds.session_token), service, region
-    )
-    request.headers["X-Amz-Date"] = request.context["timestamp"]
-    if creds.session_token:
-        request.headers["X-Amz-Security-Token"] = creds.session_token
-    canonical = signer.canonical_request(request)
-    signature = signer.signature(signer.string_to_sign(request, canonical), request)
-    signer._inject_signature_to_request(request, signature)
-    return str(request.headers["Authorization"])
+def config(**over: object) -> AwsSigV4Auth:
+    body: dict[str, object] = {"type": "aws_sigv4", "region": "eu-west-1", **over}
+    return AwsSigV4Auth.model_validate(body)
 
 
-@pytest.mark.parametrize(
-    ("method", "url", "headers", "body", "creds"),
-    [
-        ("GET", "https://abc.execute-api.eu-west-1.amazonaws.com/prod/items", {}, b"", CREDS),
-        ("GET", "https://h.example.com/a%20b/c~d?z=1&a=2&a=1&sp=x%20y&t=~", {}, b"", CREDS),
-        ("GET", "http://127.0.0.1:8080/v1/items/?page=2", {}, b"", TEMPORARY),
-        (
-            "POST",
-            "https://h.example.com/search",
-            {"Content-Type": "application/json"},
-            b'{"query": "caf\xc3\xa9"}',
-            TEMPORARY,
-        ),
-        ("GET", "https://[2001:db8::1]:8443/x", {}, b"", CREDS),
-    ],
-)
-def test_signatures_match_botocore(
-    method: str, url: str, headers: dict[str, str], body: bytes, creds: AwsCredentials
+@pytest.fixture
+def no_ambient_aws(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    """No credentials from this machine: no env keys, no files, no metadata service."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent/config")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
+async def test_static_keys_sign_host_date_and_content_type() -> None:
+    signer = AwsSigner(config(access_key_id="AKIDEXAMPLE", secret_access_key=SECRET))
+    url = httpx.URL("https://abc.execute-api.eu-west-1.amazonaws.com/prod/items?b=2&a=1")
+    signed = await signer.sign("POST", url, {"Content-Type": "application/json", "X-Other": "x"}, b"{}")
+    auth = signed["Authorization"]
+    assert auth.startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
+    assert "/eu-west-1/execute-api/aws4_request" in auth
+    assert "SignedHeaders=content-type;host;x-amz-date," in auth
+    assert SECRET not in "".join(signed.values())
+    assert "X-Amz-Content-SHA256" not in signed and "X-Amz-Security-Token" not in signed
+    assert signer.secrets() == [SECRET]
+
+
+async def test_a_session_token_is_sent_and_signed() -> None:
+    signer = AwsSigner(config(access_key_id="ASIA1", secret_access_key="s", session_token="tok"))
+    signed = await signer.sign("GET", httpx.URL("http://127.0.0.1:8080/v1"), {}, b"")
+    assert signed["X-Amz-Security-Token"] == "tok"
+    assert "x-amz-security-token" in signed["Authorization"]
+
+
+async def test_the_s3_variant_sends_the_payload_hash() -> None:
+    signer = AwsSigner(config(access_key_id="AK", secret_access_key="s", service="s3"))
+    signed = await signer.sign("GET", httpx.URL("https://bucket.s3.amazonaws.com/key"), {}, b"")
+    assert signed["X-Amz-Content-SHA256"]
+    assert "/s3/aws4_request" in signed["Authorization"]
+
+
+async def test_without_keys_the_credential_chain_is_used(
+    monkeypatch: pytest.MonkeyPatch, no_ambient_aws: None
 ) -> None:
-    target = httpx.URL(url)
-    target = target.copy_with(query=aws_query(target).encode()) if target.query else target
-    host = target.netloc.decode()
-    if target.port in (80, 443):
-        host = target.host
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAFROMENV")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "env-secret")
+    signer = AwsSigner(config())
+    signed = await signer.sign("GET", httpx.URL("https://h.example.com/x"), {}, b"")
+    assert signed["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIAFROMENV/")
 
-    ours = sign(
-        method,
-        target,
-        headers,
-        body,
-        credentials=creds,
-        region="eu-west-1",
-        service="execute-api",
-        now=MOMENT,
-    )
-    theirs = botocore_authorization(
-        method, target, {"host": host, **headers}, body, creds, "eu-west-1", "execute-api"
-    )
 
-    assert ours["Authorization"] == theirs
-    assert ours["X-Amz-Date"] == "20260304T050607Z"
-    assert ("X-Amz-Security-Token" in ours) is (creds.session_token is not None)
+async def test_no_credentials_anywhere_is_a_configuration_error(no_ambient_aws: None) -> None:
+    with pytest.raises(ConfigurationError, match="no AWS credentials were found"):
+        await AwsSigner(config()).sign("GET", httpx.URL("https://h.example.com/x"), {}, b"")
+
+
+def test_keys_go_together() -> None:
+    with pytest.raises(ValueError, match="go together"):
+        config(access_key_id="AK")
+    with pytest.raises(ValueError, match="session_token goes with"):
+        config(session_token="t")
 
 
 def test_the_query_is_re_encoded_the_way_aws_canonicalises_it() -> None:
-    url = httpx.URL("https://h/p", params={"q": "a b", "plus": "1+2", "t": "é/~"})
-
-    assert aws_query(url) == "q=a%20b&plus=1%2B2&t=%C3%A9%2F~"
-
-
-def test_the_path_is_normalised_then_encoded_again() -> None:
-    assert canonical_path("") == "/"
-    assert canonical_path("/a//b/./c/../d/") == "/a/b/d/"
-    assert canonical_path("/a%20b") == "/a%2520b"
-
-
-def test_the_secret_never_appears_in_the_headers() -> None:
-    signed = sign(
-        "GET", httpx.URL("https://h/"), {}, b"", credentials=TEMPORARY, region="r", service="s", now=MOMENT
-    )
-
-    assert all(TEMPORARY.secret_access_key not in value for value in signed.values())
-    assert TEMPORARY.secret_access_key not in repr(TEMPORARY)
+    url = httpx.URL("https://h.example.com/p?sp=x y&t=~&plus=a+b")
+    assert aws_query(url) == "sp=x%20y&t=~&plus=a%20b"

@@ -14,17 +14,16 @@ import httpx
 
 from scf.connectors.api.jwt_bearer import JwtSigner
 from scf.connectors.api.oauth2 import TokenCache, TokenFetcher
-from scf.connectors.api.sigv4 import AwsCredentials, aws_query, sign
+from scf.connectors.api.sigv4 import AwsSigner, aws_query
 from scf.schemas.configs.api import (
     ApiAuth,
     ApiKeyAuth,
-    AwsSigV4Auth,
     BasicAuth,
     BearerAuth,
-    JwtAuth,
     MtlsAuth,
     OAuth2ClientCredentialsAuth,
 )
+from scf.schemas.configs.api_signed import AwsSigV4Auth, JwtAuth
 from scf.schemas.connection import ServiceConnection
 
 
@@ -117,29 +116,18 @@ class SigV4Authenticator(Authenticator):
     sensitive_headers = frozenset({"authorization", "x-amz-security-token"})
 
     def __init__(self, config: AwsSigV4Auth) -> None:
-        token = config.session_token.get_secret_value() if config.session_token else None
-        self._credentials = AwsCredentials(
-            config.access_key_id, config.secret_access_key.get_secret_value(), token
-        )
-        self._region, self._service = config.region, config.service
+        self._signer = AwsSigner(config)
 
     async def apply(self, request: httpx.Request) -> httpx.Request:
         if request.url.query:
             request.url = request.url.copy_with(query=aws_query(request.url).encode("ascii"))
-        signed = sign(
-            request.method,
-            request.url,
-            request.headers,
-            request.content,
-            credentials=self._credentials,
-            region=self._region,
-            service=self._service,
+        request.headers.update(
+            await self._signer.sign(request.method, request.url, request.headers, request.content)
         )
-        request.headers.update(signed)
         return request
 
     def secrets(self) -> list[str]:
-        return [s for s in (self._credentials.secret_access_key, self._credentials.session_token) if s]
+        return self._signer.secrets()
 
 
 class MtlsAuthenticator(Authenticator):

@@ -16,7 +16,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, rsa
 
-from scf.schemas.configs.api import HMAC_ALGORITHMS, JwtAuth
+from scf.schemas.configs.api_signed import HMAC_ALGORITHMS, JwtAuth
 from scf.schemas.errors import ConfigurationError, ErrorCode
 
 #: Claims the signer sets itself; configured `claims` cannot override them.

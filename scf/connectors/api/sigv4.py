@@ -1,47 +1,32 @@
-"""AWS Signature Version 4 for one request, with hashlib/hmac: the headers that sign it (pure).
+"""AWS Signature Version 4 with botocore's signer and credential providers.
 
-Follows the AWS documentation for non-S3 services (path segments encoded twice, query pairs sorted
-and encoded once, payload hashed) and signs only what must not change in transit: host, content-type,
-x-amz-date and the session token. tests/unit/test_api_sigv4.py checks it against botocore's signer.
+Static keys from the config, or, when none are configured, botocore's credential chain: environment
+variables, the shared credentials/config files, web identity (IRSA on EKS), the ECS container endpoint
+and the EC2 instance metadata service, refreshed by botocore before they expire. Those providers talk
+to their own endpoints, never to a URL a caller gave, so the SSRF guard (which refuses the metadata
+addresses for requests) is not in their way. `service="s3"` signs the S3 way (`x-amz-content-sha256`).
+Only what must not change in transit is signed: host, content-type, the date, the token.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import quote, unquote
 
 import httpx
+from botocore.auth import S3SigV4Auth, SigV4Auth  # type: ignore[import-untyped]
+from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
+from botocore.credentials import Credentials  # type: ignore[import-untyped]
 
-ALGORITHM = "AWS4-HMAC-SHA256"
-_SIGNED_OPTIONAL = ("content-type",)
+from scf.schemas.configs.api_signed import AwsSigV4Auth
+from scf.schemas.errors import ConfigurationError, ErrorCode
 
-
-@dataclass(frozen=True)
-class AwsCredentials:
-    access_key_id: str
-    secret_access_key: str = field(repr=False)
-    session_token: str | None = field(default=None, repr=False)
-
-
-def _hmac(key: bytes, message: str) -> bytes:
-    return hmac.new(key, message.encode("utf-8"), hashlib.sha256).digest()
-
-
-def canonical_path(raw_path: str) -> str:
-    """The encoded path without dot segments or empty segments, URI-encoded once more (non-S3 rule)."""
-    segments: list[str] = []
-    for segment in raw_path.split("/"):
-        if segment == "..":
-            if segments:
-                segments.pop()
-        elif segment and segment != ".":
-            segments.append(segment)
-    trailing = "/" if raw_path.endswith("/") and segments else ""
-    return quote("/" + "/".join(segments) + trailing, safe="/~")
+#: The request headers that are signed when present (host and the x-amz-* ones are always signed).
+SIGNED_OPTIONAL = ("content-type",)
+#: What the signer adds to the request.
+SIGNATURE_HEADERS = ("Authorization", "X-Amz-Date", "X-Amz-Security-Token", "X-Amz-Content-SHA256")
 
 
 def query_pairs(url: httpx.URL) -> list[tuple[str, str]]:
@@ -55,75 +40,62 @@ def query_pairs(url: httpx.URL) -> list[tuple[str, str]]:
 
 
 def aws_query(url: httpx.URL) -> str:
-    """The query re-encoded the way AWS canonicalises it (spaces as %20), order kept: send this."""
+    """The query re-encoded the way AWS canonicalises it (spaces as %20), order kept: send this, so the
+    bytes on the wire are the ones signed."""
     return "&".join(f"{_encode(k)}={_encode(v)}" for k, v in query_pairs(url))
-
-
-def canonical_query(url: httpx.URL) -> str:
-    return "&".join(f"{k}={v}" for k, v in sorted((_encode(k), _encode(v)) for k, v in query_pairs(url)))
 
 
 def _encode(text: str) -> str:
     return quote(text, safe="-_.~")
 
 
-def host_header(url: httpx.URL) -> str:
-    host = url.raw_host.decode("ascii")
-    if ":" in host:
-        host = f"[{host}]"
-    default = {"http": 80, "https": 443}.get(url.scheme)
-    return host if url.port in (None, default) else f"{host}:{url.port}"
+class AwsSigner:
+    """Signs requests for one connector; resolves and refreshes credentials through botocore."""
+
+    def __init__(self, config: AwsSigV4Auth) -> None:
+        self.region, self.service = config.region, config.service
+        self._credentials: Any = None
+        if config.access_key_id is not None and config.secret_access_key is not None:
+            token = config.session_token.get_secret_value() if config.session_token else None
+            self._credentials = Credentials(
+                config.access_key_id, config.secret_access_key.get_secret_value(), token
+            )
+        self._last: Any = None
+
+    async def _frozen(self) -> Any:
+        if self._credentials is None:
+            self._credentials = await asyncio.to_thread(_credential_chain)
+        # refreshable credentials (IRSA, instance profile) may fetch here: off the event loop
+        self._last = await asyncio.to_thread(self._credentials.get_frozen_credentials)
+        return self._last
+
+    async def sign(
+        self, method: str, url: httpx.URL, headers: Mapping[str, str], body: bytes
+    ) -> dict[str, str]:
+        """The headers to set on the request (Authorization, X-Amz-Date, and the token/payload hash)."""
+        frozen = await self._frozen()
+        kept = {k: v for k, v in headers.items() if k.lower() in SIGNED_OPTIONAL}
+        request = AWSRequest(method=method.upper(), url=str(url), data=body, headers=kept)
+        signer = S3SigV4Auth if self.service == "s3" else SigV4Auth
+        signer(frozen, self.service, self.region).add_auth(request)
+        return {name: str(request.headers[name]) for name in SIGNATURE_HEADERS if name in request.headers}
+
+    def secrets(self) -> list[str]:
+        """The secret parts of the credentials last used (for redaction)."""
+        last = self._last
+        if last is None:
+            return []
+        return [s for s in (last.secret_key, last.token) if s]
 
 
-def sign(
-    method: str,
-    url: httpx.URL,
-    headers: Mapping[str, str],
-    body: bytes,
-    *,
-    credentials: AwsCredentials,
-    region: str,
-    service: str,
-    now: datetime | None = None,
-) -> dict[str, str]:
-    """The headers to set on the request: X-Amz-Date, X-Amz-Security-Token (if any), Authorization."""
-    moment = (now or datetime.now(UTC)).astimezone(UTC)
-    amz_date, day = moment.strftime("%Y%m%dT%H%M%SZ"), moment.strftime("%Y%m%d")
-    lowered = {k.lower(): v for k, v in headers.items()}
-    to_sign = {"host": host_header(url), "x-amz-date": amz_date}
-    for name in _SIGNED_OPTIONAL:
-        if name in lowered:
-            to_sign[name] = lowered[name]
-    if credentials.session_token is not None:
-        to_sign["x-amz-security-token"] = credentials.session_token
-    names = sorted(to_sign)
-    canonical_headers = "".join(f"{n}:{' '.join(to_sign[n].split())}\n" for n in names)
-    signed_headers = ";".join(names)
-    canonical_request = "\n".join(
-        (
-            method.upper(),
-            canonical_path(url.raw_path.decode("ascii").partition("?")[0]),
-            canonical_query(url),
-            canonical_headers,
-            signed_headers,
-            hashlib.sha256(body).hexdigest(),
+def _credential_chain() -> Any:
+    import botocore.session  # type: ignore[import-untyped]
+
+    found = botocore.session.get_session().get_credentials()
+    if found is None:
+        raise ConfigurationError(
+            "aws_sigv4 has no access_key_id/secret_access_key and no AWS credentials were found "
+            "(environment, shared files, web identity, container or instance metadata)",
+            code=ErrorCode.INVALID_CONFIG,
         )
-    )
-    scope = f"{day}/{region}/{service}/aws4_request"
-    string_to_sign = "\n".join(
-        (ALGORITHM, amz_date, scope, hashlib.sha256(canonical_request.encode("utf-8")).hexdigest())
-    )
-    key = _hmac(("AWS4" + credentials.secret_access_key).encode("utf-8"), day)
-    for part in (region, service, "aws4_request"):
-        key = _hmac(key, part)
-    signature = hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-    signed = {
-        "X-Amz-Date": amz_date,
-        "Authorization": (
-            f"{ALGORITHM} Credential={credentials.access_key_id}/{scope}, "
-            f"SignedHeaders={signed_headers}, Signature={signature}"
-        ),
-    }
-    if credentials.session_token is not None:
-        signed["X-Amz-Security-Token"] = credentials.session_token
-    return signed
+    return found

@@ -11,11 +11,12 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from scf.schemas.configs.api_signed import AwsSigV4Auth, JwtAuth
 from scf.schemas.secret_fields import HeaderMap, header_is_secret
 from scf.schemas.validation import Strict
 
@@ -225,39 +226,6 @@ class OAuth2ClientCredentialsAuth(Strict):
         return url
 
 
-#: JWS algorithms signed with a shared secret; every other one below signs with a PEM private key.
-HMAC_ALGORITHMS = frozenset({"HS256", "HS384", "HS512"})
-JwtAlgorithm = Literal[
-    "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
-    "ES256", "ES384", "ES512", "EdDSA",
-]  # fmt: skip
-
-
-class JwtAuth(Strict):
-    """A JWT signed here (HS* with `secret`; RS*, PS*, ES*, EdDSA with `private_key_pem`), sent as a
-    bearer token."""
-
-    type: Literal["jwt"]
-    algorithm: JwtAlgorithm = "HS256"
-    secret: SecretStr | None = Field(default=None, min_length=1, max_length=4096, repr=False)
-    private_key_pem: SecretStr | None = Field(default=None, min_length=1, max_length=65536, repr=False)
-    issuer: str | None = Field(default=None, max_length=1024)
-    subject: str | None = Field(default=None, max_length=1024)
-    audience: str | None = Field(default=None, max_length=1024)
-    key_id: str | None = Field(default=None, max_length=256)
-    ttl: int = Field(default=300, ge=10, le=86400)
-    claims: dict[str, Any] = Field(default_factory=dict)
-
-    @model_validator(mode="after")
-    def _key_fits_algorithm(self) -> Self:
-        if self.algorithm in HMAC_ALGORITHMS:
-            if self.secret is None or self.private_key_pem is not None:
-                raise ValueError(f"{self.algorithm} signs with secret (and no private_key_pem)")
-        elif self.private_key_pem is None or self.secret is not None:
-            raise ValueError(f"{self.algorithm} signs with private_key_pem (and no secret)")
-        return self
-
-
 class MtlsAuth(Strict):
     """A client certificate presented in the TLS handshake (files readable by the worker)."""
 
@@ -265,17 +233,6 @@ class MtlsAuth(Strict):
     cert_file: str = Field(min_length=1, max_length=4096)
     key_file: str | None = Field(default=None, min_length=1, max_length=4096)
     key_password: SecretStr | None = Field(default=None, max_length=1024, repr=False)
-
-
-class AwsSigV4Auth(Strict):
-    """AWS Signature Version 4 for IAM-authorised APIs (API Gateway, OpenSearch, Lambda URLs, ...)."""
-
-    type: Literal["aws_sigv4"]
-    access_key_id: str = Field(min_length=1, max_length=256)
-    secret_access_key: SecretStr = Field(min_length=1, max_length=1024, repr=False)
-    session_token: SecretStr | None = Field(default=None, min_length=1, max_length=8192, repr=False)
-    region: str = Field(pattern=r"^[a-z0-9-]{1,64}$")
-    service: str = Field(default="execute-api", pattern=r"^[a-z0-9-]{1,64}$")
 
 
 ApiAuth = Annotated[
