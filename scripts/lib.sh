@@ -26,7 +26,11 @@ pyenv_python() {  # $1: a minor version such as 3.12 -> the newest pyenv interpr
 
 ensure_py_venv() {  # $1: minor version; a venv .venv-$1 with the dev lock, for the unit and contract tests
   local py dir="$ROOT/.venv-$1"
-  py="$(command -v "python$1" || pyenv_python "$1")"
+  py="$(pyenv_python "$1")"
+  # a pyenv shim is on PATH even where that version is not selected: only an interpreter that runs counts
+  if [ -z "$py" ] && command -v "python$1" >/dev/null 2>&1 && "python$1" -c pass 2>/dev/null; then
+    py="$(command -v "python$1")"
+  fi
   if [ -z "$py" ]; then
     say "Python $1 is not installed (pyenv install $1)"; return 1
   fi
