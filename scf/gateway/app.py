@@ -29,10 +29,12 @@ from scf.fleet.rpc import CALLER
 from scf.fleet.settings import Settings
 from scf.fleet.state import StateStore
 from scf.gateway import admin, resilience
+from scf.gateway.allow import allow_header
 from scf.gateway.auth import Authenticator, GuardedRoute, add_openid_connect
 from scf.gateway.bodies import BodyGuard, ByteBudget
 from scf.gateway.catalog import ConnectorType, ValidationReport, connector_types, validate_config
 from scf.gateway.errors import http_status, refusal_body, retry_after_header
+from scf.gateway.messages import describe
 from scf.gateway.strict_json import BodyRefusedHTTPError
 from scf.schemas.asyncapi import build_asyncapi
 from scf.schemas.connection import ServiceConnection
@@ -155,11 +157,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
         # Never echo input values: a rejected body may carry a password.
-        fields = "; ".join(
-            ".".join(str(p) for p in e["loc"] if p != "body") + ": " + e["msg"] for e in exc.errors()[:10]
-        )
-        error = PermanentError(f"invalid request: {fields}", code=ErrorCode.INVALID_REQUEST)
-        return _refuse(request, error)
+        problems = exc.errors()
+        if problems and problems[0].get("type") == "json_invalid":
+            error = PermanentError(describe(problems, exc.body), code=ErrorCode.INVALID_JSON)
+            return _refuse(request, error, status=400)
+        return _refuse(request, PermanentError(describe(problems), code=ErrorCode.INVALID_REQUEST))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -167,7 +169,12 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _refuse(request, exc.error, status=exc.status_code)
         # FastAPI's own refusals (unreadable JSON, unknown path, wrong method) get the typed body too.
         code, category = _HTTP_REFUSALS.get(exc.status_code, (ErrorCode.INVALID_REQUEST, PermanentError))
-        return _refuse(request, category(str(exc.detail), code=code), status=exc.status_code)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method the path supports, not only the first route's
+            headers.update(allow_header(request.app.router.routes, request.scope))
+        refused = _refuse(request, category(str(exc.detail), code=code), status=exc.status_code)
+        refused.headers.update(headers)
+        return refused
 
 
 _HTTP_REFUSALS: dict[int, tuple[ErrorCode, type[ConnectorError]]] = {

@@ -1,0 +1,124 @@
+"""The gateway's HTTP contract details, without a fleet: 405 carries `Allow` on every path, and validation
+messages name the field by its dotted path (never an empty location or a bare position)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from fastapi.routing import APIRoute
+from starlette.testclient import TestClient
+
+from scf.fleet.settings import Settings
+from scf.gateway.app import create_app
+from scf.gateway.messages import describe, field_path, invalid_json, json_position
+
+ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    # no `with`: the lifespan (fleet, Redis) is not started; a 405 is decided by routing alone
+    return TestClient(create_app(Settings()), raise_server_exceptions=False)
+
+
+def _concrete(path: str) -> str:
+    return re.sub(r"\{[^}]+\}", "abc", path)
+
+
+def _served() -> dict[str, set[str]]:
+    app = create_app(Settings())
+    served: dict[str, set[str]] = {}
+    for route in app.routes:
+        if isinstance(route, APIRoute):
+            served.setdefault(_concrete(route.path), set()).update(route.methods or ())
+    return served
+
+
+def test_every_405_lists_every_method_its_path_serves(client: TestClient) -> None:
+    served = _served()
+    checked = 0
+    for path, methods in served.items():
+        for method in sorted(set(ALL_METHODS) - methods):
+            response = client.request(method, path)
+            assert response.status_code == 405, (method, path, response.text)
+            assert set(response.headers["allow"].split(", ")) == methods, (method, path)
+            assert response.json()["error"]["message"] == "Method Not Allowed"
+            checked += 1
+    assert len(served) >= 20 and checked >= 60
+
+
+def test_a_path_with_several_routes_names_them_all(client: TestClient) -> None:
+    response = client.request("PATCH", "/connectors/abc")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, PUT, DELETE"
+
+
+def test_trace_is_refused_with_allow_too(client: TestClient) -> None:
+    response = client.request("TRACE", "/healthz")
+
+    assert (response.status_code, response.headers["allow"]) == (405, "GET")
+
+
+def test_malformed_json_is_a_400_naming_line_and_column(client: TestClient) -> None:
+    response = client.post(
+        "/connector-types/postgresql/validate",
+        content=b'{\n  "host": "x",\n  "port": ,\n}',
+        headers={"content-type": "application/json"},
+    )
+
+    assert response.status_code == 400  # the body is read before the access guard runs
+    assert response.json()["error"] == {
+        "category": "permanent",
+        "code": "INVALID_JSON",
+        "message": "invalid JSON at line 3 column 11: Expecting value",
+        "retryable": False,
+        "retry_after": None,
+    }
+
+
+def test_field_paths_are_dotted_and_never_empty() -> None:
+    assert field_path(("body", "failover_hosts", 0, "host")) == "body.failover_hosts.0.host"
+    assert field_path(("path", "service_name")) == "path.service_name"
+    assert field_path(()) == "request"
+
+
+def test_a_whole_body_rule_is_named_body_without_the_exception_class() -> None:
+    errors = [{"type": "value_error", "loc": ("body",), "msg": "Value error, give either ids or all: true"}]
+
+    assert describe(errors) == "invalid request: body: give either ids or all: true"
+
+
+def test_several_problems_are_listed_with_their_paths() -> None:
+    errors = [
+        {
+            "type": "string_too_long",
+            "loc": ("body", "host"),
+            "msg": "String should have at most 253 characters",
+        },
+        {"type": "greater_than_equal", "loc": ("query", "limit"), "msg": "Input should be >= 1"},
+    ]
+
+    assert describe(errors) == (
+        "invalid request: body.host: String should have at most 253 characters; "
+        "query.limit: Input should be >= 1"
+    )
+
+
+def test_fastapis_own_json_error_becomes_a_line_and_column() -> None:
+    body = '{"a": 1,\n "b": ,}'
+    with pytest.raises(json.JSONDecodeError) as decoded:
+        json.loads(body)
+    loc = ("body", decoded.value.pos)
+    error = {
+        "type": "json_invalid",
+        "loc": loc,
+        "msg": "JSON decode error",
+        "ctx": {"error": decoded.value.msg},
+    }
+
+    assert describe([error], body) == "invalid JSON at line 2 column 7: Expecting value"
+    assert json_position(body, 0) == (1, 1)
+    assert invalid_json(b"[1,]", 3, "Expecting value") == "invalid JSON at line 1 column 4: Expecting value"
