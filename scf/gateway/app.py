@@ -12,10 +12,11 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import structlog
-from fastapi import FastAPI, Header, Request, Response
+from fastapi import Body, FastAPI, Header, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from scf.connectors.registry import is_available, operation_catalog
@@ -33,11 +34,12 @@ from scf.gateway.allow import allow_header
 from scf.gateway.auth import Authenticator, GuardedRoute, add_openid_connect
 from scf.gateway.bodies import BodyGuard, ByteBudget
 from scf.gateway.catalog import ConnectorType, ValidationReport, connector_types, validate_config
+from scf.gateway.contract import tighten
 from scf.gateway.errors import http_status, refusal_body, retry_after_header
 from scf.gateway.messages import describe
 from scf.gateway.strict_json import BodyRefusedHTTPError
 from scf.schemas.asyncapi import build_asyncapi
-from scf.schemas.connection import ServiceConnection
+from scf.schemas.connection import SERVICE_NAME_PATTERN, ServiceConnection
 from scf.schemas.control import (
     Acknowledged,
     ConnectorCreated,
@@ -49,11 +51,19 @@ from scf.schemas.control import (
     FleetMetrics,
 )
 from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, ErrorInfo, PermanentError
-from scf.schemas.operation import ConnectionTestResult, OperationRequest, OperationResult
+from scf.schemas.operation import (
+    OPERATION_ID_PATTERN,
+    ConnectionTestResult,
+    OperationRequest,
+    OperationResult,
+)
 
 log = structlog.get_logger(__name__)
 
 ClientFactory = Callable[[], Awaitable[FleetClient]]
+#: Path parameters carry the patterns the fleet enforces, so the document refuses what the server refuses.
+ServiceName = Annotated[str, Path(pattern=SERVICE_NAME_PATTERN, max_length=128)]
+OperationId = Annotated[str, Path(pattern=OPERATION_ID_PATTERN, max_length=128)]
 FAILED = {
     "model": FailedReply,
     "description": "a typed error: category, code, message, retryable, retry_after",
@@ -125,7 +135,7 @@ def _install_openapi(app: FastAPI, settings: Settings) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = add_openid_connect(plain(), settings)
+            app.openapi_schema = tighten(add_openid_connect(plain(), settings))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -229,25 +239,32 @@ def _connector_routes(app: FastAPI) -> None:
     @app.get(
         "/connectors/{service_name}", response_model=ConnectorState, responses=ERRORS, tags=["connectors"]
     )
-    async def get_connector(service_name: str, request: Request) -> ConnectorState:
+    async def get_connector(service_name: ServiceName, request: Request) -> ConnectorState:
         return await fleet(request).get_connector(service_name)
 
     @app.put(
         "/connectors/{service_name}", response_model=ConnectorCreated, responses=ERRORS, tags=["connectors"]
     )
     async def update_connector(
-        service_name: str, body: ServiceConnection, request: Request
+        service_name: ServiceName, body: Annotated[dict[str, Any], Body()], request: Request
     ) -> ConnectorCreated:
-        if body.service_name != service_name:
+        # The path names the connector; a service_name in the body (the create body's shape) must agree.
+        if body.get("service_name", service_name) != service_name:
             raise PermanentError(
                 "the body's service_name must match the path", code=ErrorCode.INVALID_REQUEST
             )
-        return await fleet(request).update_connector(body)
+        try:
+            connection = ServiceConnection.model_validate({**body, "service_name": service_name})
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            ) from None
+        return await fleet(request).update_connector(connection)
 
     @app.delete(
         "/connectors/{service_name}", response_model=Acknowledged, responses=ERRORS, tags=["connectors"]
     )
-    async def delete_connector(service_name: str, request: Request) -> Acknowledged:
+    async def delete_connector(service_name: ServiceName, request: Request) -> Acknowledged:
         return await fleet(request).delete_connector(service_name)
 
 
@@ -263,7 +280,7 @@ def _operation_routes(app: FastAPI) -> None:
         tags=["operations"],
     )
     async def execute(
-        service_name: str,
+        service_name: ServiceName,
         body: OperationRequest,
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
@@ -291,13 +308,13 @@ def _control_routes(app: FastAPI) -> None:
         responses=ERRORS,
         tags=["connectors"],
     )
-    async def test_connector(service_name: str, request: Request) -> ConnectionTestResult:
+    async def test_connector(service_name: ServiceName, request: Request) -> ConnectionTestResult:
         return await fleet(request).test_connection(service_name)
 
     @app.post(
         "/connectors/{service_name}/pause", response_model=Acknowledged, responses=ERRORS, tags=["connectors"]
     )
-    async def pause(service_name: str, request: Request) -> Acknowledged:
+    async def pause(service_name: ServiceName, request: Request) -> Acknowledged:
         return await fleet(request).pause_connector(service_name)
 
     @app.post(
@@ -306,7 +323,7 @@ def _control_routes(app: FastAPI) -> None:
         responses=ERRORS,
         tags=["connectors"],
     )
-    async def resume(service_name: str, request: Request) -> Acknowledged:
+    async def resume(service_name: ServiceName, request: Request) -> Acknowledged:
         return await fleet(request).resume_connector(service_name)
 
     @app.get(
@@ -315,7 +332,7 @@ def _control_routes(app: FastAPI) -> None:
         responses=ERRORS,
         tags=["monitoring"],
     )
-    async def status(service_name: str, request: Request) -> ConnectorStatus:
+    async def status(service_name: ServiceName, request: Request) -> ConnectorStatus:
         return await fleet(request).connector_status(service_name)
 
     @app.get(
@@ -324,7 +341,7 @@ def _control_routes(app: FastAPI) -> None:
         responses=ERRORS,
         tags=["monitoring"],
     )
-    async def connector_metrics(service_name: str, request: Request) -> ConnectorMetrics:
+    async def connector_metrics(service_name: ServiceName, request: Request) -> ConnectorMetrics:
         return await fleet(request).get_metrics(service_name)
 
 
@@ -336,7 +353,7 @@ def _fleet_routes(app: FastAPI, settings: Settings) -> None:
     @app.get(
         "/operations/{operation_id}", response_model=OperationResult, responses=ERRORS, tags=["operations"]
     )
-    async def stored_result(operation_id: str, request: Request) -> OperationResult:
+    async def stored_result(operation_id: OperationId, request: Request) -> OperationResult:
         return await fleet(request).get_result(operation_id)
 
     @app.get("/connector-types", response_model=list[ConnectorType], tags=["connectors"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 
 from scf.fleet.client import FleetClient
 from scf.schemas.control import CancelRequested
@@ -16,6 +16,7 @@ from scf.schemas.dead_letters import (
     DeadLetterSelection,
     DeadReason,
 )
+from scf.schemas.operation import OPERATION_ID_PATTERN
 
 TAGS: list[str | Enum] = ["dead letters"]
 
@@ -32,7 +33,9 @@ def install(app: FastAPI, errors: dict[int | str, dict[str, Any]]) -> None:
         status_code=202,
         tags=["operations"],
     )
-    async def cancel(operation_id: str, request: Request) -> CancelRequested:
+    async def cancel(
+        operation_id: Annotated[str, Path(pattern=OPERATION_ID_PATTERN, max_length=128)], request: Request
+    ) -> CancelRequested:
         """Not run if still queued; a running operation stops at its next batch."""
         return await fleet(request).cancel_operation(operation_id)
 

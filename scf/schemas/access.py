@@ -16,7 +16,15 @@ from fnmatch import translate
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 
 class Permission(StrEnum):
@@ -100,8 +108,25 @@ def _checked(text: str) -> str:
     return text
 
 
+def _grant_json_schema() -> dict[str, Any]:
+    """Exactly what `parse_grant` admits, as JSON Schema (ECMA patterns, no look-around): `*`, a
+    permission, or a per-connector permission with a glob of at most 128 characters and 8 stars."""
+    chars = "[A-Za-z0-9_.?-]"
+    glob = rf"(?:{chars}+(?:\*{chars}*){{0,{MAX_GLOB_STARS}}}|(?:\*{chars}*){{1,{MAX_GLOB_STARS}}})"
+    whole = "|".join(sorted(p.value for p in Permission))
+    per_connector = [
+        {"pattern": f"^{p.value}:{glob}$", "maxLength": len(p.value) + 1 + 128} for p in sorted(PER_CONNECTOR)
+    ]
+    return {
+        "type": "string",
+        "maxLength": MAX_GRANT_CHARS,
+        "anyOf": [{"pattern": rf"^(?:\*|{whole})$"}, *per_connector],
+        "description": "`*`, a permission, or `execute:read|execute:write:<connector glob>`",
+    }
+
+
 #: A grant string in a model: checked by `parse_grant` when the model is validated.
-GrantText = Annotated[str, AfterValidator(_checked)]
+GrantText = Annotated[str, AfterValidator(_checked), WithJsonSchema(_grant_json_schema())]
 
 
 class PrincipalEntry(BaseModel):
