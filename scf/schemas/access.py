@@ -137,8 +137,8 @@ class PrincipalEntry(BaseModel):
     roles: list[str] = Field(default_factory=list, max_length=64)
     grants: list[GrantText] = Field(default_factory=list, max_length=MAX_GRANTS)
     #: requests per second (0: unlimited); unset: the deployment's SCF_RATE_LIMIT
-    rate: float | None = Field(default=None, ge=0, le=1_000_000)
-    burst: int | None = Field(default=None, ge=1, le=10_000_000)
+    rate: float | None = Field(default=None, ge=0, le=1_000_000, strict=True)  # not `false` or "1"
+    burst: int | None = Field(default=None, ge=1, le=10_000_000, strict=True)
 
 
 class PolicyDocument(BaseModel):

@@ -77,7 +77,7 @@ class DeadLetterSelection(DeadLetterFilter):
     )
 
     ids: list[DeadLetterId] = Field(default_factory=list, max_length=MAX_DLQ_PAGE)
-    all: bool = False
+    all: bool = Field(default=False, strict=True)  # `0`/`"no"` are not booleans: refused
 
     @model_validator(mode="after")
     def _something_selected(self) -> DeadLetterSelection:
