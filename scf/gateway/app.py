@@ -7,12 +7,13 @@ and category (`scf.gateway.errors`). `/docs` serves the OpenAPI document, `/asyn
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import structlog
-from fastapi import Body, FastAPI, Header, Path, Request, Response
+from fastapi import Body, Depends, FastAPI, Header, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
         version="0.1.0",
         description="One uniform, resilient way to reach data services. Each call goes through the fleet.",
         lifespan=lifespan,
+        dependencies=[Depends(single_valued_query)],
     )
     # before any route: every JSON body is parsed strictly, and every route has an access decision
     app.router.route_class = GuardedRoute
@@ -115,6 +117,16 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
     admin.install(app, ERRORS)
     _install_openapi(app, settings)
     return app
+
+
+def single_valued_query(request: Request) -> None:
+    """Every query parameter the gateway reads takes one value: `?a=1&a=2` is refused, not half-read."""
+    counts = Counter(key for key, _ in request.query_params.multi_items())  # linear: 64 KiB of `a=&`
+    repeated = sorted(key for key, seen in counts.items() if seen > 1)
+    if repeated:
+        raise PermanentError(
+            f"invalid request: query.{repeated[0][:64]}: give it once", code=ErrorCode.INVALID_REQUEST
+        )
 
 
 def _open_access(app: FastAPI, settings: Settings) -> StateStore:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from scf.schemas.configs import config_model
 from scf.schemas.plugins import known_types
 
 SCHEMAS = "#/components/schemas/"
@@ -61,10 +62,70 @@ def _declare_refusals(operation: dict[str, Any], schema: dict[str, str]) -> None
         answer["content"] = {"application/json": {"schema": schema}}
 
 
+#: Types whose config refuses a password without a username (basic authentication).
+PASSWORD_NEEDS_USERNAME = ("api", "elasticsearch")
+#: Types that need `host` or this custom_config field (their `check_connection`).
+HOST_OR = {
+    "postgresql": "connection_string",
+    "elasticsearch": "hosts",
+    "minio": "endpoint",
+    "rabbitmq": "url",
+    "redis": "url",
+}
+
+
 def _known_service_types(schemas: dict[str, Any]) -> None:
+    """`service_type` is one of the known types, and `custom_config` is that type's own model; the
+    cross-field rules JSON Schema can state are declared per type (`if`/`then`)."""
     connection = schemas.get("ServiceConnection")
-    if connection is not None:
-        connection["properties"]["service_type"]["enum"] = list(known_types())
+    if connection is None:
+        return
+    types = list(known_types())
+    connection["properties"]["service_type"]["enum"] = types
+    rules: list[dict[str, Any]] = []
+    for service_type in types:
+        model = config_model(service_type)
+        then: list[dict[str, Any]] = []
+        if model is not None:
+            custom = model.model_json_schema(ref_template=SCHEMAS + "{model}")
+            for name, definition in custom.pop("$defs", {}).items():
+                schemas.setdefault(name, definition)
+            then.append({"properties": {"custom_config": custom}})
+        if service_type in PASSWORD_NEEDS_USERNAME:
+            then.append(
+                {
+                    "if": {"required": ["password"], "properties": {"password": {"type": "string"}}},
+                    "then": {"required": ["username"], "properties": {"username": {"minLength": 1}}},
+                }
+            )
+        if service_type in HOST_OR:
+            then.append(
+                {
+                    "anyOf": [
+                        {"required": ["host"], "properties": {"host": {"type": "string", "minLength": 1}}},
+                        {
+                            "required": ["custom_config"],
+                            "properties": {
+                                "custom_config": {
+                                    "required": [HOST_OR[service_type]],
+                                    "properties": {
+                                        HOST_OR[service_type]: {
+                                            "type": ["string", "array"],
+                                            "minLength": 1,
+                                            "minItems": 1,
+                                        }
+                                    },
+                                }
+                            },
+                        },
+                    ]
+                }
+            )
+        if then:
+            rules.append(
+                {"if": {"properties": {"service_type": {"const": service_type}}}, "then": {"allOf": then}}
+            )
+    connection["allOf"] = rules
 
 
 def _path_scoped_bodies(document: dict[str, Any], schemas: dict[str, Any]) -> None:
