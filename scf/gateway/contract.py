@@ -62,6 +62,14 @@ def _declare_refusals(operation: dict[str, Any], schema: dict[str, str]) -> None
         answer["content"] = {"application/json": {"schema": schema}}
 
 
+_USERINFO = r"(?:[A-Za-z0-9._~%!$&'()*+,;=-]+(?::[A-Za-z0-9._~%!$&'()*+,;=-]*)?@)?"
+_HOST_PORT = r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}(?::[0-9]{1,4})?"
+#: Patterns for custom_config fields a validator parses (a subset of what it accepts: every value they
+#: admit passes `scf.schemas.configs.redis.parse_url` / `scf.schemas.configs.rabbitmq.url_problem`).
+CONFIG_PATTERNS: dict[str, dict[str, str]] = {
+    "redis": {"url": rf"^rediss?://{_USERINFO}{_HOST_PORT}(?:/(?:[0-9]{{1,3}}|10[01][0-9]|102[0-3])?)?$"},
+    "rabbitmq": {"url": rf"^amqps?://{_USERINFO}{_HOST_PORT}(?:/[A-Za-z0-9._~%-]{{0,64}})?$"},
+}
 #: Types whose config refuses a password without a username (basic authentication).
 PASSWORD_NEEDS_USERNAME = ("api", "elasticsearch")
 #: Types that need `host` or this custom_config field (their `check_connection`).
@@ -90,12 +98,17 @@ def _known_service_types(schemas: dict[str, Any]) -> None:
             custom = model.model_json_schema(ref_template=SCHEMAS + "{model}")
             for name, definition in custom.pop("$defs", {}).items():
                 schemas.setdefault(name, definition)
+            for field, pattern in CONFIG_PATTERNS.get(service_type, {}).items():
+                custom["properties"][field]["pattern"] = pattern
             then.append({"properties": {"custom_config": custom}})
         if service_type in PASSWORD_NEEDS_USERNAME:
             then.append(
                 {
                     "if": {"required": ["password"], "properties": {"password": {"type": "string"}}},
-                    "then": {"required": ["username"], "properties": {"username": {"minLength": 1}}},
+                    "then": {
+                        "required": ["username"],
+                        "properties": {"username": {"type": "string", "minLength": 1}},
+                    },
                 }
             )
         if service_type in HOST_OR:

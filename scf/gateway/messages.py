@@ -22,9 +22,9 @@ def field_path(loc: Sequence[int | str]) -> str:
 
 
 def problem_text(message: str) -> str:
+    """The message without the exception class pydantic names, also where a validator nested one."""
     for prefix in _EXCEPTION_PREFIXES:
-        if message.startswith(prefix):
-            return message[len(prefix) :]
+        message = message.removeprefix(prefix).replace(": " + prefix, ": ")
     return message
 
 

@@ -8,11 +8,17 @@ import re
 
 import pytest
 from fastapi.routing import APIRoute
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from starlette.testclient import TestClient
 
 from scf.fleet.settings import Settings
 from scf.gateway.app import create_app
+from scf.gateway.contract import CONFIG_PATTERNS
 from scf.gateway.messages import describe, field_path, invalid_json, json_position
+from scf.schemas.configs.rabbitmq import url_problem
+from scf.schemas.configs.redis import parse_url
+from scf.schemas.connection import SERVICE_NAME_PATTERN
 
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -122,3 +128,42 @@ def test_fastapis_own_json_error_becomes_a_line_and_column() -> None:
     assert describe([error], body) == "invalid JSON at line 2 column 7: Expecting value"
     assert json_position(body, 0) == (1, 1)
     assert invalid_json(b"[1,]", 3, "Expecting value") == "invalid JSON at line 1 column 4: Expecting value"
+
+
+@settings(max_examples=500, deadline=None)
+@given(url=st.from_regex(CONFIG_PATTERNS["redis"]["url"], fullmatch=True))
+def test_every_redis_url_the_document_admits_the_config_accepts(url: str) -> None:
+    parse_url(url)
+
+
+@settings(max_examples=500, deadline=None)
+@given(url=st.from_regex(CONFIG_PATTERNS["rabbitmq"]["url"], fullmatch=True))
+def test_every_amqp_url_the_document_admits_the_config_accepts(url: str) -> None:
+    assert url_problem(url) is None
+
+
+def test_a_nested_value_error_loses_its_class_name_too() -> None:
+    errors = [
+        {"loc": ("body",), "msg": "Value error, custom_config.url: Value error, must start with amqp://"}
+    ]
+
+    assert describe(errors) == "invalid request: body: custom_config.url: must start with amqp://"
+
+
+def test_the_document_declares_what_the_server_enforces() -> None:
+    document = create_app(Settings()).openapi()
+    schemas = document["components"]["schemas"]
+    execute = document["paths"]["/connectors/{service_name}/execute"]["post"]
+    name = next(p for p in execute["parameters"] if p["name"] == "service_name")
+
+    assert name["schema"]["pattern"] == SERVICE_NAME_PATTERN
+    assert {"service_name", "connection_id", "idempotency_key"}.isdisjoint(
+        schemas["ExecuteRequest"]["properties"]
+    )
+    assert "service_name" not in schemas["ConnectorUpdate"].get("required", [])
+    assert set(schemas["ServiceConnection"]["properties"]["service_type"]["enum"]) >= {"postgresql", "redis"}
+    assert "HTTPValidationError" not in schemas
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            if operation.get("security"):
+                assert {"401", "403", "429"} <= set(operation["responses"]), (method, path)
