@@ -68,7 +68,13 @@ _HOST_PORT = r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}(?::[0-9]{1,4})?"
 #: admit passes `scf.schemas.configs.redis.parse_url` / `scf.schemas.configs.rabbitmq.url_problem`).
 CONFIG_PATTERNS: dict[str, dict[str, str]] = {
     "redis": {"url": rf"^rediss?://{_USERINFO}{_HOST_PORT}(?:/(?:[0-9]{{1,3}}|10[01][0-9]|102[0-3])?)?$"},
-    "rabbitmq": {"url": rf"^amqps?://{_USERINFO}{_HOST_PORT}(?:/[A-Za-z0-9._~%-]{{0,64}})?$"},
+    "rabbitmq": {"url": rf"^amqps?://{_USERINFO}{_HOST_PORT}(?:/[A-Za-z0-9._~-]{{0,64}})?$"},
+    "qdrant": {"url": rf"^https?://{_HOST_PORT}(?:/[A-Za-z0-9._~%/-]{{0,64}})?$"},
+    "elasticsearch": {
+        "index": r"^(?:[a-z0-9][a-z0-9._-]{0,254}|\.[a-z0-9._-]{2,254}|\.[a-z0-9_-])$",
+        # items of `hosts`: a node URL with a port and no credentials (`host_url_problem`)
+        "hosts[]": r"^https?://[A-Za-z0-9][A-Za-z0-9.-]{0,252}:[0-9]{1,4}/?$",
+    },
 }
 #: Types whose config refuses a password without a username (basic authentication).
 PASSWORD_NEEDS_USERNAME = ("api", "elasticsearch")
@@ -99,7 +105,10 @@ def _known_service_types(schemas: dict[str, Any]) -> None:
             for name, definition in custom.pop("$defs", {}).items():
                 schemas.setdefault(name, definition)
             for field, pattern in CONFIG_PATTERNS.get(service_type, {}).items():
-                custom["properties"][field]["pattern"] = pattern
+                if field.endswith("[]"):  # the items of an array field
+                    custom["properties"][field[:-2]]["items"] = {"type": "string", "pattern": pattern}
+                else:
+                    custom["properties"][field]["pattern"] = pattern
             then.append({"properties": {"custom_config": custom}})
         if service_type in PASSWORD_NEEDS_USERNAME:
             then.append(

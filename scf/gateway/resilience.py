@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import FastAPI, Path, Query, Request
 
 from scf.fleet.client import FleetClient
+from scf.schemas.connection import SERVICE_NAME_PATTERN
 from scf.schemas.control import CancelRequested
 from scf.schemas.dead_letters import (
     MAX_DLQ_PAGE,
@@ -42,7 +43,7 @@ def install(app: FastAPI, errors: dict[int | str, dict[str, Any]]) -> None:
     @app.get("/dead-letters", response_model=DeadLetterPage, responses=errors, tags=TAGS)
     async def dead_letters(
         request: Request,
-        service_name: str | None = None,
+        service_name: Annotated[str | None, Query(pattern=SERVICE_NAME_PATTERN, max_length=128)] = None,
         reason: DeadReason | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_DLQ_PAGE)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,

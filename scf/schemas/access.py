@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     WithJsonSchema,
@@ -129,6 +130,13 @@ def _grant_json_schema() -> dict[str, Any]:
 GrantText = Annotated[str, AfterValidator(_checked), WithJsonSchema(_grant_json_schema())]
 
 
+def _json_number(value: Any) -> Any:
+    """A JSON number or null, as the schema says: `false` and `"5"` are not coerced (2.0 is an integer)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ValueError("must be a number")
+    return value
+
+
 class PrincipalEntry(BaseModel):
     """One principal in the policy: roles (by name) and grants of its own, and optionally its own rate."""
 
@@ -137,8 +145,8 @@ class PrincipalEntry(BaseModel):
     roles: list[str] = Field(default_factory=list, max_length=64)
     grants: list[GrantText] = Field(default_factory=list, max_length=MAX_GRANTS)
     #: requests per second (0: unlimited); unset: the deployment's SCF_RATE_LIMIT
-    rate: float | None = Field(default=None, ge=0, le=1_000_000, strict=True)  # not `false` or "1"
-    burst: int | None = Field(default=None, ge=1, le=10_000_000, strict=True)
+    rate: Annotated[float | None, BeforeValidator(_json_number)] = Field(default=None, ge=0, le=1_000_000)
+    burst: Annotated[int | None, BeforeValidator(_json_number)] = Field(default=None, ge=1, le=10_000_000)
 
 
 class PolicyDocument(BaseModel):

@@ -16,6 +16,7 @@ from scf.fleet.settings import Settings
 from scf.gateway.app import create_app
 from scf.gateway.contract import CONFIG_PATTERNS
 from scf.gateway.messages import describe, field_path, invalid_json, json_position
+from scf.schemas.configs import config_model
 from scf.schemas.configs.rabbitmq import url_problem
 from scf.schemas.configs.redis import parse_url
 from scf.schemas.connection import SERVICE_NAME_PATTERN
@@ -167,3 +168,22 @@ def test_the_document_declares_what_the_server_enforces() -> None:
         for method, operation in item.items():
             if operation.get("security"):
                 assert {"401", "403", "429"} <= set(operation["responses"]), (method, path)
+
+
+@pytest.mark.parametrize(
+    ("service_type", "field"),
+    [(t, f) for t, fields in CONFIG_PATTERNS.items() for f in fields],
+)
+def test_every_value_a_declared_config_pattern_admits_the_config_model_accepts(
+    service_type: str, field: str
+) -> None:
+    model = config_model(service_type)
+    assert model is not None
+
+    @settings(max_examples=300, deadline=None)
+    @given(value=st.from_regex(CONFIG_PATTERNS[service_type][field], fullmatch=True))
+    def accepted(value: str) -> None:
+        name = field.removesuffix("[]")
+        model.model_validate({name: [value] if field.endswith("[]") else value})
+
+    accepted()
