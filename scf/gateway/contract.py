@@ -120,6 +120,8 @@ def _known_service_types(schemas: dict[str, Any]) -> None:
                     },
                 }
             )
+        if service_type == "api":
+            then.extend(_api_credential_rules())
         if service_type in HOST_OR:
             then.append(
                 {
@@ -181,3 +183,42 @@ def _path_scoped_bodies(document: dict[str, Any], schemas: dict[str, Any]) -> No
 
 def _point_body(operation: dict[str, Any], name: str) -> None:
     operation["requestBody"]["content"]["application/json"]["schema"] = {"$ref": SCHEMAS + name}
+
+
+def _nonempty(name: str) -> dict[str, Any]:
+    return {"required": [name], "properties": {name: {"type": "string", "minLength": 1}}}
+
+
+def _auth(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": ["custom_config"], "properties": {"custom_config": {"required": ["auth"], **schema}}}
+
+
+def _api_credential_rules() -> list[dict[str, Any]]:
+    """`ApiConfig.check_connection`'s rules on the connection's username and custom_config.auth."""
+    auth_object = _auth({"properties": {"auth": {"type": "object"}}})
+    basic = _auth({"properties": {"auth": {"type": "object", "properties": {"type": {"const": "basic"}}}}})
+    basic_has_username = _auth({"properties": {"auth": {"type": "object", **_nonempty("username")}}})
+    return [
+        # credentials only go to the configured origin
+        {
+            "if": {"anyOf": [_nonempty("username"), auth_object]},
+            "then": {
+                "anyOf": [
+                    _nonempty("host"),
+                    {"required": ["custom_config"], "properties": {"custom_config": _nonempty("base_url")}},
+                ]
+            },
+        },
+        # username/password is basic authentication: another auth type beside it is refused
+        {"if": {"allOf": [_nonempty("username"), auth_object]}, "then": basic},
+        # basic authentication takes its username from the connection or custom_config.auth: one of them
+        {
+            "if": basic,
+            "then": {
+                "oneOf": [
+                    {"allOf": [_nonempty("username"), {"not": basic_has_username}]},
+                    {"allOf": [{"not": _nonempty("username")}, basic_has_username]},
+                ]
+            },
+        },
+    ]

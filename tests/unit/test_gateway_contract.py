@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
+import jsonschema
 import pytest
 from fastapi.routing import APIRoute
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 from starlette.testclient import TestClient
 
 from scf.fleet.settings import Settings
@@ -19,7 +22,7 @@ from scf.gateway.messages import describe, field_path, invalid_json, json_positi
 from scf.schemas.configs import config_model
 from scf.schemas.configs.rabbitmq import url_problem
 from scf.schemas.configs.redis import parse_url
-from scf.schemas.connection import SERVICE_NAME_PATTERN
+from scf.schemas.connection import SERVICE_NAME_PATTERN, ServiceConnection
 
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -187,3 +190,36 @@ def test_every_value_a_declared_config_pattern_admits_the_config_model_accepts(
         model.model_validate({name: [value] if field.endswith("[]") else value})
 
     accepted()
+
+
+API_BODIES: list[dict[str, Any]] = [
+    {},
+    {"username": "u"},
+    {"username": "u", "host": "h"},
+    {"username": "u", "custom_config": {"base_url": "https://x"}},
+    {"custom_config": {"auth": {"type": "basic"}, "base_url": "https://x"}},
+    {"username": "u", "custom_config": {"auth": {"type": "basic"}, "base_url": "https://x"}},
+    {"username": "u", "custom_config": {"auth": {"type": "basic", "username": "v"}, "base_url": "https://x"}},
+    {"custom_config": {"auth": {"type": "basic", "username": "v"}, "base_url": "https://x"}},
+    {"username": "u", "custom_config": {"auth": {"type": "bearer", "token": "t"}, "base_url": "https://x"}},
+    {"password": "p"},
+    {"password": "p", "username": "u", "host": "h"},
+    {"service_type": "postgresql"},
+    {"service_type": "postgresql", "custom_config": {"connection_string": ""}},
+    {"service_type": "postgresql", "host": "db"},
+    {"service_type": "redis", "custom_config": {"url": "redis://cache:6379/2"}},
+]
+
+
+@pytest.mark.parametrize("body", API_BODIES)
+def test_the_documented_create_body_accepts_what_the_model_accepts(body: dict[str, Any]) -> None:
+    document = create_app(Settings()).openapi()
+    schema = {**document["components"]["schemas"]["ServiceConnection"], "components": document["components"]}
+    full = {"service_type": "api", "service_name": "a", **body}
+    try:
+        ServiceConnection.model_validate(full)
+        accepted = True
+    except ValidationError:
+        accepted = False
+
+    assert jsonschema.Draft202012Validator(schema).is_valid(full) == accepted
