@@ -67,14 +67,29 @@ _HOST_PORT = r"[A-Za-z0-9][A-Za-z0-9.-]{0,252}(?::[0-9]{1,4})?"
 #: Patterns for custom_config fields a validator parses (a subset of what it accepts: every value they
 #: admit passes `scf.schemas.configs.redis.parse_url` / `scf.schemas.configs.rabbitmq.url_problem`).
 CONFIG_PATTERNS: dict[str, dict[str, str]] = {
-    "redis": {"url": rf"^rediss?://{_USERINFO}{_HOST_PORT}(?:/(?:[0-9]{{1,3}}|10[01][0-9]|102[0-3])?)?$"},
+    "redis": {
+        "url": rf"^rediss?://{_USERINFO}{_HOST_PORT}(?:/(?:[0-9]{{1,3}}|10[01][0-9]|102[0-3])?)?$",
+        "key_prefix": r"^[!-~]{1,64}$",
+    },
     "rabbitmq": {"url": rf"^amqps?://{_USERINFO}{_HOST_PORT}(?:/[A-Za-z0-9._~-]{{0,64}})?$"},
+    "api": {"base_url": rf"^https?://{_HOST_PORT}(?:/[A-Za-z0-9._~%/-]{{0,64}})?$"},
+    "minio": {
+        "endpoint": r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]{0,252})(?::[1-9][0-9]{0,3})?$",
+        "region": r"^[a-z0-9][a-z0-9-]{0,62}$",
+        "bucket_name": r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$",
+    },
     "qdrant": {"url": rf"^https?://{_HOST_PORT}(?:/[A-Za-z0-9._~%/-]{{0,64}})?$"},
     "elasticsearch": {
         "index": r"^(?:[a-z0-9][a-z0-9._-]{0,254}|\.[a-z0-9._-]{2,254}|\.[a-z0-9_-])$",
         # items of `hosts`: a node URL with a port and no credentials (`host_url_problem`)
         "hosts[]": r"^https?://[A-Za-z0-9][A-Za-z0-9.-]{0,252}:[0-9]{1,4}/?$",
     },
+}
+#: Other keywords for custom_config fields: rules a pattern cannot state exactly, stated as `not`.
+CONFIG_EXTRAS: dict[str, dict[str, dict[str, Any]]] = {
+    "api": {"health_path": {"not": {"anyOf": [{"pattern": "://"}, {"pattern": "^//"}]}}},
+    # the fleet's own key space `scf:`: neither inside it nor a prefix of it (`redis.prefix_problem`)
+    "redis": {"key_prefix": {"not": {"anyOf": [{"pattern": "^scf:"}, {"enum": ["s", "sc", "scf"]}]}}},
 }
 #: Types whose config refuses a password without a username (basic authentication).
 PASSWORD_NEEDS_USERNAME = ("api", "elasticsearch")
@@ -109,6 +124,8 @@ def _known_service_types(schemas: dict[str, Any]) -> None:
                     custom["properties"][field[:-2]]["items"] = {"type": "string", "pattern": pattern}
                 else:
                     custom["properties"][field]["pattern"] = pattern
+            for field, extra in CONFIG_EXTRAS.get(service_type, {}).items():
+                custom["properties"][field].update(extra)
             then.append({"properties": {"custom_config": custom}})
         if service_type in PASSWORD_NEEDS_USERNAME:
             then.append(

@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from scf.fleet.settings import Settings
 from scf.gateway.app import create_app
-from scf.gateway.contract import CONFIG_PATTERNS
+from scf.gateway.contract import CONFIG_EXTRAS, CONFIG_PATTERNS
 from scf.gateway.messages import describe, field_path, invalid_json, json_position
 from scf.schemas.configs import config_model
 from scf.schemas.configs.rabbitmq import url_problem
@@ -183,10 +183,16 @@ def test_every_value_a_declared_config_pattern_admits_the_config_model_accepts(
     model = config_model(service_type)
     assert model is not None
 
+    name = field.removesuffix("[]")
+    declared = {
+        "pattern": CONFIG_PATTERNS[service_type][field],
+        **CONFIG_EXTRAS.get(service_type, {}).get(name, {}),
+    }
+    admitted = jsonschema.Draft202012Validator(declared).is_valid
+
     @settings(max_examples=300, deadline=None)
-    @given(value=st.from_regex(CONFIG_PATTERNS[service_type][field], fullmatch=True))
+    @given(value=st.from_regex(CONFIG_PATTERNS[service_type][field], fullmatch=True).filter(admitted))
     def accepted(value: str) -> None:
-        name = field.removesuffix("[]")
         model.model_validate({name: [value] if field.endswith("[]") else value})
 
     accepted()
