@@ -91,6 +91,65 @@ CONFIG_EXTRAS: dict[str, dict[str, dict[str, Any]]] = {
     # the fleet's own key space `scf:`: neither inside it nor a prefix of it (`redis.prefix_problem`)
     "redis": {"key_prefix": {"not": {"anyOf": [{"pattern": "^scf:"}, {"enum": ["s", "sc", "scf"]}]}}},
 }
+
+
+def _url_matches(pattern: str) -> dict[str, Any]:
+    """The body's custom_config.url is a string matching `pattern`."""
+    url = {"type": "string", "pattern": pattern}
+    return {
+        "required": ["custom_config"],
+        "properties": {"custom_config": {"required": ["url"], "properties": {"url": url}}},
+    }
+
+
+_ABSENT = {"type": "null"}
+_FALSY = {"anyOf": [{"type": "null"}, {"type": "string", "maxLength": 0}]}
+_NOT_TRUE = {"not": {"const": True}}
+_URL_ALONE = {"if": _url_matches(""), "then": {"properties": {"host": _ABSENT, "port": _ABSENT}}}
+#: Where custom_config.url is given (redis, rabbitmq, qdrant `check_connection`): host/port go unset, and
+#: TLS, user and password are not asked for twice or against the URL's scheme.
+URL_RULES: dict[str, list[dict[str, Any]]] = {
+    "redis": [
+        _URL_ALONE,
+        {
+            "if": _url_matches("^redis://"),
+            "then": {
+                "properties": {"ssl_enabled": _NOT_TRUE, "custom_config": {"properties": {"tls": _NOT_TRUE}}}
+            },
+        },
+        {"if": _url_matches("^rediss?://[^@/]+@"), "then": {"properties": {"username": _ABSENT}}},
+        {"if": _url_matches("^rediss?://[^:@/]*:[^@/]+@"), "then": {"properties": {"password": _ABSENT}}},
+    ],
+    "rabbitmq": [
+        _URL_ALONE,
+        {"if": _url_matches("^amqp://"), "then": {"properties": {"ssl_enabled": _NOT_TRUE}}},
+        {
+            "if": _url_matches("^amqps?://[^@/]*[^:@/][^@/]*@"),
+            "then": {"properties": {"username": _FALSY, "password": _FALSY}},
+        },
+    ],
+    "qdrant": [
+        _URL_ALONE,
+        {
+            "if": _url_matches("^http://"),
+            "then": {
+                "properties": {
+                    "ssl_enabled": _NOT_TRUE,
+                    "custom_config": {"properties": {"https": _NOT_TRUE}},
+                }
+            },
+        },
+        {
+            "if": {
+                "required": ["custom_config"],
+                "properties": {
+                    "custom_config": {"required": ["https"], "properties": {"https": {"const": False}}}
+                },
+            },
+            "then": {"properties": {"ssl_enabled": _NOT_TRUE}},
+        },
+    ],
+}
 #: Types whose config refuses a password without a username (basic authentication).
 PASSWORD_NEEDS_USERNAME = ("api", "elasticsearch")
 #: Types that need `host` or this custom_config field (their `check_connection`).
@@ -139,6 +198,7 @@ def _known_service_types(schemas: dict[str, Any]) -> None:
             )
         if service_type == "api":
             then.extend(_api_credential_rules())
+        then.extend(URL_RULES.get(service_type, []))
         if service_type in HOST_OR:
             then.append(
                 {

@@ -214,6 +214,19 @@ API_BODIES: list[dict[str, Any]] = [
     {"service_type": "postgresql", "custom_config": {"connection_string": ""}},
     {"service_type": "postgresql", "host": "db"},
     {"service_type": "redis", "custom_config": {"url": "redis://cache:6379/2"}},
+    {"service_type": "redis", "host": "h", "custom_config": {"url": "redis://cache:6379/2"}},
+    {"service_type": "redis", "ssl_enabled": True, "custom_config": {"url": "redis://cache"}},
+    {"service_type": "redis", "ssl_enabled": True, "custom_config": {"url": "rediss://cache"}},
+    {"service_type": "redis", "password": "p", "custom_config": {"url": "redis://u:pw@cache"}},
+    {"service_type": "redis", "password": "p", "custom_config": {"url": "redis://u@cache"}},
+    {"service_type": "redis", "username": "v", "custom_config": {"url": "redis://u@cache"}},
+    {"service_type": "rabbitmq", "port": 5672, "custom_config": {"url": "amqp://mq"}},
+    {"service_type": "rabbitmq", "ssl_enabled": True, "custom_config": {"url": "amqp://mq"}},
+    {"service_type": "rabbitmq", "username": "v", "custom_config": {"url": "amqp://u:p@mq"}},
+    {"service_type": "rabbitmq", "username": "", "custom_config": {"url": "amqp://u:p@mq"}},
+    {"service_type": "qdrant", "custom_config": {"url": "http://q:6333"}, "ssl_enabled": True},
+    {"service_type": "qdrant", "host": "q", "custom_config": {"https": False}, "ssl_enabled": True},
+    {"service_type": "qdrant", "custom_config": {"url": "https://q:6333"}, "ssl_enabled": True},
 ]
 
 
