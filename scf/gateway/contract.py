@@ -16,9 +16,13 @@ tests/integration/test_gateway_schemathesis.py):
 from __future__ import annotations
 
 import copy
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from scf.schemas.configs import config_model
+from scf.schemas.configs.api import _HEADER_NAME as API_HEADER_NAME
+from scf.schemas.configs.api import RESERVED_HEADERS
 from scf.schemas.plugins import known_types
 
 SCHEMAS = "#/components/schemas/"
@@ -85,9 +89,28 @@ CONFIG_PATTERNS: dict[str, dict[str, str]] = {
         "hosts[]": r"^https?://[A-Za-z0-9][A-Za-z0-9.-]{0,252}:[0-9]{1,4}/?$",
     },
 }
+
+
+def _any_case(names: Iterable[str]) -> str:
+    """A pattern matching any of `names` whatever the case (ECMA patterns have no `i` flag)."""
+    spelled = (
+        "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in n) for n in names
+    )
+    return "^(?:" + "|".join(sorted(spelled)) + ")$"
+
+
 #: Other keywords for custom_config fields: rules a pattern cannot state exactly, stated as `not`.
 CONFIG_EXTRAS: dict[str, dict[str, dict[str, Any]]] = {
-    "api": {"health_path": {"not": {"anyOf": [{"pattern": "://"}, {"pattern": "^//"}]}}},
+    "api": {
+        "health_path": {"not": {"anyOf": [{"pattern": "://"}, {"pattern": "^//"}]}},
+        "headers": {
+            "propertyNames": {
+                "pattern": API_HEADER_NAME.pattern,
+                "not": {"pattern": _any_case(RESERVED_HEADERS)},
+            },
+            "additionalProperties": {"type": "string", "pattern": "^[^\r\n\u0000]*$"},
+        },
+    },
     # the fleet's own key space `scf:`: neither inside it nor a prefix of it (`redis.prefix_problem`)
     "redis": {"key_prefix": {"not": {"anyOf": [{"pattern": "^scf:"}, {"enum": ["s", "sc", "scf"]}]}}},
 }
