@@ -24,6 +24,7 @@ from scf.schemas.configs import config_model
 from scf.schemas.configs.api import _HEADER_NAME as API_HEADER_NAME
 from scf.schemas.configs.api import RESERVED_HEADERS
 from scf.schemas.plugins import known_types
+from scf.schemas.secret_fields import SAFE_HEADERS
 
 SCHEMAS = "#/components/schemas/"
 EXECUTE_PATH = "/connectors/{service_name}/execute"
@@ -287,15 +288,24 @@ def _api_credential_rules() -> list[dict[str, Any]]:
     basic = _auth({"properties": {"auth": {"type": "object", "properties": {"type": {"const": "basic"}}}}})
     basic_has_username = _auth({"properties": {"auth": {"type": "object", **_nonempty("username")}}})
     return [
-        # credentials only go to the configured origin
+        # credentials (a username, custom_config.auth, a header not known to be harmless) only go to the
+        # configured origin: an origin, or none of them (alternatives, not `if`: see `_unless_url`)
         {
-            "if": {"anyOf": [_nonempty("username"), auth_object]},
-            "then": {
-                "anyOf": [
-                    _nonempty("host"),
-                    {"required": ["custom_config"], "properties": {"custom_config": _nonempty("base_url")}},
-                ]
-            },
+            "anyOf": [
+                _nonempty("host"),
+                {"required": ["custom_config"], "properties": {"custom_config": _nonempty("base_url")}},
+                {
+                    "properties": {
+                        "username": {"anyOf": [{"type": "null"}, {"type": "string", "maxLength": 0}]},
+                        "custom_config": {
+                            "properties": {
+                                "auth": {"type": "null"},
+                                "headers": {"propertyNames": {"pattern": _any_case(SAFE_HEADERS)}},
+                            }
+                        },
+                    }
+                },
+            ]
         },
         # username/password is basic authentication: another auth type beside it is refused
         {"if": {"allOf": [_nonempty("username"), auth_object]}, "then": basic},
