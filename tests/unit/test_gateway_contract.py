@@ -17,12 +17,13 @@ from starlette.testclient import TestClient
 
 from scf.fleet.settings import Settings
 from scf.gateway.app import create_app
-from scf.gateway.contract import CONFIG_EXTRAS, CONFIG_PATTERNS
 from scf.gateway.messages import describe, field_path, invalid_json, json_position
+from scf.schemas.asyncapi import build_asyncapi
 from scf.schemas.configs import config_model
 from scf.schemas.configs.rabbitmq import url_problem
 from scf.schemas.configs.redis import parse_url
 from scf.schemas.connection import SERVICE_NAME_PATTERN, ServiceConnection
+from scf.schemas.connection_rules import CONFIG_EXTRAS, CONFIG_PATTERNS
 
 ALL_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -242,3 +243,11 @@ def test_the_documented_create_body_accepts_what_the_model_accepts(body: dict[st
         accepted = False
 
     assert jsonschema.Draft202012Validator(schema).is_valid(full) == accepted
+
+
+def test_the_asyncapi_document_declares_the_same_body_rules() -> None:
+    http = create_app(Settings()).openapi()["components"]["schemas"]
+    amqp = build_asyncapi()["components"]["schemas"]
+
+    assert amqp["ServiceConnection"]["allOf"] == http["ServiceConnection"]["allOf"]
+    assert amqp["DeadLetterSelection"]["oneOf"] == http["DeadLetterSelection"]["oneOf"]
