@@ -7,7 +7,6 @@ and category (`scf.gateway.errors`). `/docs` serves the OpenAPI document, `/asyn
 from __future__ import annotations
 
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -35,7 +34,7 @@ from scf.gateway.allow import allow_header
 from scf.gateway.auth import Authenticator, GuardedRoute, add_openid_connect
 from scf.gateway.bodies import BodyGuard, ByteBudget
 from scf.gateway.catalog import ConnectorType, ValidationReport, connector_types, validate_config
-from scf.gateway.contract import tighten
+from scf.gateway.contract import single_valued_query, tighten
 from scf.gateway.errors import http_status, refusal_body, retry_after_header
 from scf.gateway.messages import describe
 from scf.gateway.strict_json import BodyRefusedHTTPError
@@ -117,16 +116,6 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
     admin.install(app, ERRORS)
     _install_openapi(app, settings)
     return app
-
-
-def single_valued_query(request: Request) -> None:
-    """Every query parameter the gateway reads takes one value: `?a=1&a=2` is refused, not half-read."""
-    counts = Counter(key for key, _ in request.query_params.multi_items())  # linear: 64 KiB of `a=&`
-    repeated = sorted(key for key, seen in counts.items() if seen > 1)
-    if repeated:
-        raise PermanentError(
-            f"invalid request: query.{repeated[0][:64]}: give it once", code=ErrorCode.INVALID_REQUEST
-        )
 
 
 def _open_access(app: FastAPI, settings: Settings) -> StateStore:

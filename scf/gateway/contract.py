@@ -16,9 +16,13 @@ tests/integration/test_gateway_schemathesis.py):
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from typing import Any
 
+from fastapi import Request
+
 from scf.schemas.connection_rules import declare_connection_rules
+from scf.schemas.errors import ErrorCode, PermanentError
 
 SCHEMAS = "#/components/schemas/"
 EXECUTE_PATH = "/connectors/{service_name}/execute"
@@ -92,3 +96,13 @@ def _path_scoped_bodies(document: dict[str, Any], schemas: dict[str, Any]) -> No
 
 def _point_body(operation: dict[str, Any], name: str) -> None:
     operation["requestBody"]["content"]["application/json"]["schema"] = {"$ref": SCHEMAS + name}
+
+
+def single_valued_query(request: Request) -> None:
+    """Every query parameter the gateway reads takes one value: `?a=1&a=2` is refused, not half-read."""
+    counts = Counter(key for key, _ in request.query_params.multi_items())  # linear: 64 KiB of `a=&`
+    repeated = sorted(key for key, seen in counts.items() if seen > 1)
+    if repeated:
+        raise PermanentError(
+            f"invalid request: query.{repeated[0][:64]}: give it once", code=ErrorCode.INVALID_REQUEST
+        )

@@ -138,61 +138,61 @@ def declare_connection_rules(schemas: dict[str, Any], service_types: Iterable[st
     connection["properties"]["service_type"]["enum"] = types
     rules: list[dict[str, Any]] = []
     for service_type in types:
-        model = config_model(service_type)
-        then: list[dict[str, Any]] = []
-        if model is not None:
-            custom = model.model_json_schema(ref_template=SCHEMAS + "{model}")
-            for name, definition in custom.pop("$defs", {}).items():
-                schemas.setdefault(name, definition)
-            for field, pattern in CONFIG_PATTERNS.get(service_type, {}).items():
-                if field.endswith("[]"):  # the items of an array field
-                    custom["properties"][field[:-2]]["items"] = {"type": "string", "pattern": pattern}
-                else:
-                    custom["properties"][field]["pattern"] = pattern
-            for field, extra in CONFIG_EXTRAS.get(service_type, {}).items():
-                custom["properties"][field].update(extra)
-            then.append({"properties": {"custom_config": custom}})
-        if service_type in PASSWORD_NEEDS_USERNAME:
-            then.append(
-                {
-                    "if": {"required": ["password"], "properties": {"password": {"type": "string"}}},
-                    "then": {
-                        "required": ["username"],
-                        "properties": {"username": {"type": "string", "minLength": 1}},
-                    },
-                }
-            )
-        if service_type == "api":
-            then.extend(_api_credential_rules())
-        then.extend(URL_RULES.get(service_type, []))
-        if service_type in HOST_OR:
-            then.append(
-                {
-                    "anyOf": [
-                        {"required": ["host"], "properties": {"host": {"type": "string", "minLength": 1}}},
-                        {
-                            "required": ["custom_config"],
-                            "properties": {
-                                "custom_config": {
-                                    "required": [HOST_OR[service_type]],
-                                    "properties": {
-                                        HOST_OR[service_type]: {
-                                            "type": ["string", "array"],
-                                            "minLength": 1,
-                                            "minItems": 1,
-                                        }
-                                    },
-                                }
-                            },
-                        },
-                    ]
-                }
-            )
+        then = _type_rules(service_type, schemas)
         if then:
             rules.append(
                 {"if": {"properties": {"service_type": {"const": service_type}}}, "then": {"allOf": then}}
             )
     connection["allOf"] = rules
+
+
+def _custom_config(service_type: str, schemas: dict[str, Any]) -> dict[str, Any] | None:
+    """The type's custom_config model as JSON Schema, with the patterns its validators imply."""
+    model = config_model(service_type)
+    if model is None:
+        return None
+    custom = model.model_json_schema(ref_template=SCHEMAS + "{model}")
+    for name, definition in custom.pop("$defs", {}).items():
+        schemas.setdefault(name, definition)
+    for field, pattern in CONFIG_PATTERNS.get(service_type, {}).items():
+        if field.endswith("[]"):  # the items of an array field
+            custom["properties"][field[:-2]]["items"] = {"type": "string", "pattern": pattern}
+        else:
+            custom["properties"][field]["pattern"] = pattern
+    for field, extra in CONFIG_EXTRAS.get(service_type, {}).items():
+        custom["properties"][field].update(extra)
+    return custom
+
+
+def _host_or(field: str) -> dict[str, Any]:
+    """`host`, or custom_config's own address field (`check_connection`: "needs host or ...")."""
+    address = {"type": ["string", "array"], "minLength": 1, "minItems": 1}
+    return {
+        "anyOf": [
+            {"required": ["host"], "properties": {"host": {"type": "string", "minLength": 1}}},
+            {
+                "required": ["custom_config"],
+                "properties": {"custom_config": {"required": [field], "properties": {field: address}}},
+            },
+        ]
+    }
+
+
+def _type_rules(service_type: str, schemas: dict[str, Any]) -> list[dict[str, Any]]:
+    then: list[dict[str, Any]] = []
+    custom = _custom_config(service_type, schemas)
+    if custom is not None:
+        then.append({"properties": {"custom_config": custom}})
+    if service_type in PASSWORD_NEEDS_USERNAME:
+        username = {"required": ["username"], "properties": {"username": {"type": "string", "minLength": 1}}}
+        password = {"required": ["password"], "properties": {"password": {"type": "string"}}}
+        then.append({"if": password, "then": username})
+    if service_type == "api":
+        then.extend(_api_credential_rules())
+    then.extend(URL_RULES.get(service_type, []))
+    if service_type in HOST_OR:
+        then.append(_host_or(HOST_OR[service_type]))
+    return then
 
 
 def _nonempty(name: str) -> dict[str, Any]:
