@@ -12,11 +12,11 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import structlog
-from fastapi import FastAPI, Header, Request, Response
+from fastapi import Body, Depends, FastAPI, Header, Path, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from pydantic import ValidationError
 
 from scf._version import __version__
 from scf.connectors.registry import is_available, operation_catalog
@@ -33,11 +33,11 @@ from scf.gateway import admin, docs_pages, resilience
 from scf.gateway.auth import Authenticator, GuardedRoute, add_openid_connect
 from scf.gateway.bodies import BodyGuard, ByteBudget
 from scf.gateway.catalog import ConnectorType, ValidationReport, connector_types, validate_config
-from scf.gateway.errors import http_status, refusal_body, retry_after_header
+from scf.gateway.contract import single_valued_query, tighten
 from scf.gateway.http_metrics import RequestMetrics
-from scf.gateway.strict_json import BodyRefusedHTTPError
+from scf.gateway.refusals import failure, install_error_handlers
 from scf.schemas.asyncapi import build_asyncapi
-from scf.schemas.connection import ServiceConnection
+from scf.schemas.connection import SERVICE_NAME_PATTERN, ServiceConnection
 from scf.schemas.control import (
     Acknowledged,
     ConnectorCreated,
@@ -48,12 +48,20 @@ from scf.schemas.control import (
     FailedReply,
     FleetMetrics,
 )
-from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, ErrorInfo, PermanentError
-from scf.schemas.operation import ConnectionTestResult, OperationRequest, OperationResult
+from scf.schemas.errors import ConfigurationError, ErrorCode, PermanentError
+from scf.schemas.operation import (
+    OPERATION_ID_PATTERN,
+    ConnectionTestResult,
+    OperationRequest,
+    OperationResult,
+)
 
 log = structlog.get_logger(__name__)
 
 ClientFactory = Callable[[], Awaitable[FleetClient]]
+#: Path parameters carry the patterns the fleet enforces, so the document refuses what the server refuses.
+ServiceName = Annotated[str, Path(pattern=SERVICE_NAME_PATTERN, max_length=128)]
+OperationId = Annotated[str, Path(pattern=OPERATION_ID_PATTERN, max_length=128)]
 FAILED = {
     "model": FailedReply,
     "description": "a typed error: category, code, message, retryable, retry_after",
@@ -88,6 +96,7 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
         lifespan=lifespan,
         docs_url=None,  # served from this process by docs_pages (no CDN)
         redoc_url=None,
+        dependencies=[Depends(single_valued_query)],
     )
     # before any route: every JSON body is parsed strictly, and every route has an access decision
     app.router.route_class = GuardedRoute
@@ -97,7 +106,7 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
         budget=ByteBudget(settings.scf_max_body_memory),
         read_timeout=settings.scf_body_read_timeout,
     )
-    _install_error_handlers(app)
+    install_error_handlers(app)
     _install_audit(app)
     _connector_routes(app)
     _operation_routes(app)
@@ -129,7 +138,7 @@ def _install_openapi(app: FastAPI, settings: Settings) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = add_openid_connect(plain(), settings)
+            app.openapi_schema = tighten(add_openid_connect(plain(), settings))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -138,59 +147,6 @@ def _install_openapi(app: FastAPI, settings: Settings) -> None:
 def fleet(request: Request) -> FleetClient:
     client: FleetClient = request.app.state.fleet
     return client
-
-
-def failure(error: ErrorInfo, body: Any | None = None) -> JSONResponse:
-    content = body if body is not None else FailedReply(error=error).model_dump(mode="json")
-    headers = retry_after_header(error)
-    if error.code == ErrorCode.UNAUTHENTICATED:
-        headers["WWW-Authenticate"] = "Bearer"
-    return JSONResponse(content, status_code=http_status(error), headers=headers)
-
-
-def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ConnectorError)
-    async def typed_error(request: Request, exc: ConnectorError) -> JSONResponse:
-        return _refuse(request, exc)
-
-    @app.exception_handler(Exception)
-    async def internal(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("gateway_internal_error", error=repr(exc))
-        return failure(PermanentError("internal gateway error", code=ErrorCode.INTERNAL).to_info())
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # Never echo input values: a rejected body may carry a password.
-        fields = "; ".join(
-            ".".join(str(p) for p in e["loc"] if p != "body") + ": " + e["msg"] for e in exc.errors()[:10]
-        )
-        error = PermanentError(f"invalid request: {fields}", code=ErrorCode.INVALID_REQUEST)
-        return _refuse(request, error)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        if isinstance(exc, BodyRefusedHTTPError):  # a strict-JSON refusal, typed where it was raised
-            return _refuse(request, exc.error, status=exc.status_code)
-        # FastAPI's own refusals (unreadable JSON, unknown path, wrong method) get the typed body too.
-        code, category = _HTTP_REFUSALS.get(exc.status_code, (ErrorCode.INVALID_REQUEST, PermanentError))
-        return _refuse(request, category(str(exc.detail), code=code), status=exc.status_code)
-
-
-_HTTP_REFUSALS: dict[int, tuple[ErrorCode, type[ConnectorError]]] = {
-    400: (ErrorCode.INVALID_JSON, PermanentError),
-    404: (ErrorCode.NOT_FOUND, ConfigurationError),
-    405: (ErrorCode.INVALID_REQUEST, PermanentError),
-    413: (ErrorCode.REQUEST_TOO_LARGE, PermanentError),
-}
-
-
-def _refuse(request: Request, error: ConnectorError, status: int | None = None) -> JSONResponse:
-    """Refuse a request: execute answers an OperationResult failure (as over AMQP), the rest FailedReply."""
-    info = error.to_info()
-    response = failure(info, refusal_body(request.method, request.url.path, info))
-    if status is not None:
-        response.status_code = status
-    return response
 
 
 def _install_audit(app: FastAPI) -> None:
@@ -228,25 +184,32 @@ def _connector_routes(app: FastAPI) -> None:
     @app.get(
         "/connectors/{service_name}", response_model=ConnectorState, responses=ERRORS, tags=["connectors"]
     )
-    async def get_connector(service_name: str, request: Request) -> ConnectorState:
+    async def get_connector(service_name: ServiceName, request: Request) -> ConnectorState:
         return await fleet(request).get_connector(service_name)
 
     @app.put(
         "/connectors/{service_name}", response_model=ConnectorCreated, responses=ERRORS, tags=["connectors"]
     )
     async def update_connector(
-        service_name: str, body: ServiceConnection, request: Request
+        service_name: ServiceName, body: Annotated[dict[str, Any], Body()], request: Request
     ) -> ConnectorCreated:
-        if body.service_name != service_name:
+        # The path names the connector; a service_name in the body (the create body's shape) must agree.
+        if body.get("service_name", service_name) != service_name:
             raise PermanentError(
                 "the body's service_name must match the path", code=ErrorCode.INVALID_REQUEST
             )
-        return await fleet(request).update_connector(body)
+        try:
+            connection = ServiceConnection.model_validate({**body, "service_name": service_name})
+        except ValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+            ) from None
+        return await fleet(request).update_connector(connection)
 
     @app.delete(
         "/connectors/{service_name}", response_model=Acknowledged, responses=ERRORS, tags=["connectors"]
     )
-    async def delete_connector(service_name: str, request: Request) -> Acknowledged:
+    async def delete_connector(service_name: ServiceName, request: Request) -> Acknowledged:
         return await fleet(request).delete_connector(service_name)
 
 
@@ -262,7 +225,7 @@ def _operation_routes(app: FastAPI) -> None:
         tags=["operations"],
     )
     async def execute(
-        service_name: str,
+        service_name: ServiceName,
         body: OperationRequest,
         request: Request,
         idempotency_key: Annotated[str | None, Header(max_length=256)] = None,
@@ -290,13 +253,13 @@ def _control_routes(app: FastAPI) -> None:
         responses=ERRORS,
         tags=["connectors"],
     )
-    async def test_connector(service_name: str, request: Request) -> ConnectionTestResult:
+    async def test_connector(service_name: ServiceName, request: Request) -> ConnectionTestResult:
         return await fleet(request).test_connection(service_name)
 
     @app.post(
         "/connectors/{service_name}/pause", response_model=Acknowledged, responses=ERRORS, tags=["connectors"]
     )
-    async def pause(service_name: str, request: Request) -> Acknowledged:
+    async def pause(service_name: ServiceName, request: Request) -> Acknowledged:
         return await fleet(request).pause_connector(service_name)
 
     @app.post(
@@ -305,7 +268,7 @@ def _control_routes(app: FastAPI) -> None:
         responses=ERRORS,
         tags=["connectors"],
     )
-    async def resume(service_name: str, request: Request) -> Acknowledged:
+    async def resume(service_name: ServiceName, request: Request) -> Acknowledged:
         return await fleet(request).resume_connector(service_name)
 
     @app.get(
@@ -314,7 +277,7 @@ def _control_routes(app: FastAPI) -> None:
         responses=ERRORS,
         tags=["monitoring"],
     )
-    async def status(service_name: str, request: Request) -> ConnectorStatus:
+    async def status(service_name: ServiceName, request: Request) -> ConnectorStatus:
         return await fleet(request).connector_status(service_name)
 
     @app.get(
@@ -323,7 +286,7 @@ def _control_routes(app: FastAPI) -> None:
         responses=ERRORS,
         tags=["monitoring"],
     )
-    async def connector_metrics(service_name: str, request: Request) -> ConnectorMetrics:
+    async def connector_metrics(service_name: ServiceName, request: Request) -> ConnectorMetrics:
         return await fleet(request).get_metrics(service_name)
 
 
@@ -335,7 +298,7 @@ def _fleet_routes(app: FastAPI, settings: Settings) -> None:
     @app.get(
         "/operations/{operation_id}", response_model=OperationResult, responses=ERRORS, tags=["operations"]
     )
-    async def stored_result(operation_id: str, request: Request) -> OperationResult:
+    async def stored_result(operation_id: OperationId, request: Request) -> OperationResult:
         return await fleet(request).get_result(operation_id)
 
     @app.get("/connector-types", response_model=list[ConnectorType], tags=["connectors"])

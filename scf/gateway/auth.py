@@ -230,7 +230,8 @@ def guard(rule: Rule) -> Guard:
         bearer: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
     ) -> AsyncIterator[Principal | None]:
         auth: Authenticator = request.app.state.auth
-        if auth.enabled and bearer is None and api_key is None and "authorization" in request.headers:
+        # refused even beside an API key: a request's credentials are all well formed or it is refused
+        if auth.enabled and bearer is None and "authorization" in request.headers:
             raise unauthenticated("the Authorization header is not a bearer token")
         principal = await auth.authenticate(api_key, bearer.credentials if bearer else None)
         request.state.principal = principal

@@ -5,9 +5,10 @@ from __future__ import annotations
 from enum import Enum
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 
 from scf.fleet.client import FleetClient
+from scf.schemas.connection import SERVICE_NAME_PATTERN
 from scf.schemas.control import CancelRequested
 from scf.schemas.dead_letters import (
     MAX_DLQ_PAGE,
@@ -16,6 +17,7 @@ from scf.schemas.dead_letters import (
     DeadLetterSelection,
     DeadReason,
 )
+from scf.schemas.operation import OPERATION_ID_PATTERN
 
 TAGS: list[str | Enum] = ["dead letters"]
 
@@ -32,14 +34,16 @@ def install(app: FastAPI, errors: dict[int | str, dict[str, Any]]) -> None:
         status_code=202,
         tags=["operations"],
     )
-    async def cancel(operation_id: str, request: Request) -> CancelRequested:
+    async def cancel(
+        operation_id: Annotated[str, Path(pattern=OPERATION_ID_PATTERN, max_length=128)], request: Request
+    ) -> CancelRequested:
         """Not run if still queued; a running operation stops at its next batch."""
         return await fleet(request).cancel_operation(operation_id)
 
     @app.get("/dead-letters", response_model=DeadLetterPage, responses=errors, tags=TAGS)
     async def dead_letters(
         request: Request,
-        service_name: str | None = None,
+        service_name: Annotated[str | None, Query(pattern=SERVICE_NAME_PATTERN, max_length=128)] = None,
         reason: DeadReason | None = None,
         limit: Annotated[int, Query(ge=1, le=MAX_DLQ_PAGE)] = 100,
         offset: Annotated[int, Query(ge=0)] = 0,

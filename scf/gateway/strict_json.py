@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from scf.gateway.messages import invalid_json
 from scf.schemas.errors import ConnectorError, ErrorCode, PermanentError
 
 #: The dispatcher's limit on an AMQP request body (`scf.dispatcher.routing.MAX_JSON_DEPTH`).
@@ -42,9 +43,8 @@ class BodyRefusedHTTPError(HTTPException):
 
 
 def parse_body(raw: bytes) -> Any:
-    """The JSON value of `raw`, or `BodyRefusedHTTPError` (400 invalid UTF-8/too deep, 422 lone surrogate).
-
-    Malformed JSON raises `json.JSONDecodeError`, which FastAPI answers as a 422 field error.
+    """The JSON value of `raw`, or `BodyRefusedHTTPError` (400 malformed JSON, invalid UTF-8 or too deep;
+    422 lone surrogate). Malformed JSON is named by line and column: `invalid JSON at line 1 column 7: ...`.
     """
     try:
         text = raw.decode("utf-8")  # strict: UTF-8-encoded surrogates and stray bytes are refused here
@@ -54,6 +54,8 @@ def parse_body(raw: bytes) -> Any:
         value = json.loads(text)
     except RecursionError:
         raise _refused(_too_deep(), ErrorCode.LIMIT_EXCEEDED, 400) from None
+    except json.JSONDecodeError as exc:
+        raise _refused(invalid_json(exc.doc, exc.pos, exc.msg), ErrorCode.INVALID_JSON, 400) from None
     nesting = _may_nest(text) and max_nesting(raw) >= MAX_JSON_DEPTH
     check_value(value, surrogates=_SURROGATE_ESCAPE.search(text) is not None, nesting=nesting)
     return value

@@ -16,7 +16,16 @@ from fnmatch import translate
 from functools import lru_cache
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 
 class Permission(StrEnum):
@@ -100,8 +109,32 @@ def _checked(text: str) -> str:
     return text
 
 
+def _grant_json_schema() -> dict[str, Any]:
+    """Exactly what `parse_grant` admits, as JSON Schema (ECMA patterns, no look-around): `*`, a
+    permission, or a per-connector permission with a glob of at most 128 characters and 8 stars."""
+    chars = "[A-Za-z0-9_.?-]"
+    glob = rf"(?:{chars}+(?:\*{chars}*){{0,{MAX_GLOB_STARS}}}|(?:\*{chars}*){{1,{MAX_GLOB_STARS}}})"
+    whole = "|".join(sorted(p.value for p in Permission))
+    per_connector = [
+        {"pattern": f"^{p.value}:{glob}$", "maxLength": len(p.value) + 1 + 128} for p in sorted(PER_CONNECTOR)
+    ]
+    return {
+        "type": "string",
+        "maxLength": MAX_GRANT_CHARS,
+        "anyOf": [{"pattern": rf"^(?:\*|{whole})$"}, *per_connector],
+        "description": "`*`, a permission, or `execute:read|execute:write:<connector glob>`",
+    }
+
+
 #: A grant string in a model: checked by `parse_grant` when the model is validated.
-GrantText = Annotated[str, AfterValidator(_checked)]
+GrantText = Annotated[str, AfterValidator(_checked), WithJsonSchema(_grant_json_schema())]
+
+
+def _json_number(value: Any) -> Any:
+    """A JSON number or null, as the schema says: `false` and `"5"` are not coerced (2.0 is an integer)."""
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise ValueError("must be a number")
+    return value
 
 
 class PrincipalEntry(BaseModel):
@@ -112,8 +145,8 @@ class PrincipalEntry(BaseModel):
     roles: list[str] = Field(default_factory=list, max_length=64)
     grants: list[GrantText] = Field(default_factory=list, max_length=MAX_GRANTS)
     #: requests per second (0: unlimited); unset: the deployment's SCF_RATE_LIMIT
-    rate: float | None = Field(default=None, ge=0, le=1_000_000)
-    burst: int | None = Field(default=None, ge=1, le=10_000_000)
+    rate: Annotated[float | None, BeforeValidator(_json_number)] = Field(default=None, ge=0, le=1_000_000)
+    burst: Annotated[int | None, BeforeValidator(_json_number)] = Field(default=None, ge=1, le=10_000_000)
 
 
 class PolicyDocument(BaseModel):

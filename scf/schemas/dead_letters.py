@@ -66,8 +66,18 @@ class DeadLetterQuery(DeadLetterFilter):
 class DeadLetterSelection(DeadLetterFilter):
     """`ids`, or `all: true` (narrowed by the filter fields): never everything by accident."""
 
+    # the rule `_something_selected` enforces, declared for OpenAPI/AsyncAPI readers and generators
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {"required": ["ids"], "properties": {"ids": {"minItems": 1}, "all": {"const": False}}},
+                {"required": ["all"], "properties": {"all": {"const": True}, "ids": {"maxItems": 0}}},
+            ]
+        }
+    )
+
     ids: list[DeadLetterId] = Field(default_factory=list, max_length=MAX_DLQ_PAGE)
-    all: bool = False
+    all: bool = Field(default=False, strict=True)  # `0`/`"no"` are not booleans: refused
 
     @model_validator(mode="after")
     def _something_selected(self) -> DeadLetterSelection:

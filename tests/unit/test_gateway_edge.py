@@ -107,9 +107,13 @@ def test_nesting_is_counted_outside_strings(text: str, nesting: int) -> None:
     assert max_nesting(text.encode()) == nesting
 
 
-def test_malformed_json_is_left_to_fastapi_as_a_field_error() -> None:
-    with pytest.raises(json.JSONDecodeError):
-        parse_body(b'{"a": ')
+def test_malformed_json_is_refused_naming_line_and_column() -> None:
+    with pytest.raises(BodyRefusedHTTPError) as refused:
+        parse_body(b'{"a": 1,\n  "b": }')
+
+    assert refused.value.status_code == 400
+    assert refused.value.error.code == ErrorCode.INVALID_JSON
+    assert refused.value.error.message == "invalid JSON at line 2 column 8: Expecting value"
 
 
 def _refusal_or_value(raw: bytes) -> Callable[[], object]:

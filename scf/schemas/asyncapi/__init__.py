@@ -70,6 +70,7 @@ from scf.schemas.asyncapi.messages import (
     request_messages,
     work_messages,
 )
+from scf.schemas.connection_rules import declare_connection_rules
 from scf.schemas.plugins import known_types
 
 DESCRIPTION = (
@@ -109,6 +110,7 @@ def build_asyncapi(
     for model in sorted(top_level, key=lambda m: m.__name__):
         add_alias_properties(schemas, model)
     restrict_service_types(schemas, work_types)
+    declare_connection_rules(schemas, work_types)  # custom_config per type, cross-field rules
     work_args = topology.work_queue_arguments(limits or topology.QueueLimits())
     channels = {
         **request_channel(work_args, request_names),
