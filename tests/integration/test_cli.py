@@ -23,6 +23,7 @@ from scf._version import __version__
 from scf.schemas import topology
 from tests.integration.conftest import free_port
 from tests.support.fleet import FleetProcess
+from tests.support.postgres import pg_body
 from tests.support.services import Vhost, create_vhost, delete_vhost
 
 pytestmark = pytest.mark.integration
@@ -153,15 +154,7 @@ def test_version_and_short_help() -> None:
 @pytest.fixture
 def pg_connector(tmp_path: Path) -> tuple[str, Path]:
     name = f"cli_pg_{uuid.uuid4().hex[:8]}"
-    body = {
-        "service_type": "postgresql",
-        "service_name": name,
-        "host": "127.0.0.1",
-        "port": 5432,
-        "database": "test",
-        "username": "postgres",
-        "custom_config": {"connection_pool_size": 1, "max_connections": 2},
-    }
+    body = pg_body(service_name=name, custom_config={"connection_pool_size": 1, "max_connections": 2})
     path = tmp_path / f"{name}.json"
     path.write_text(json.dumps(body))
     return name, path
@@ -212,15 +205,7 @@ def test_a_create_whose_connection_test_fails_says_so(
     fleet: dict[str, FleetProcess], vhost: Vhost, tmp_path: Path
 ) -> None:
     name = f"cli_bad_{uuid.uuid4().hex[:8]}"
-    body = {
-        "service_type": "postgresql",
-        "service_name": name,
-        "host": "127.0.0.1",
-        "port": free_port(),  # nothing listens there
-        "database": "test",
-        "username": "postgres",
-        "connection_timeout": 2,
-    }
+    body = pg_body(service_name=name, port=free_port(), connection_timeout=2)  # nothing listens there
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(body))
     ran = scf("connector", "create", str(path), url=vhost.amqp_url)

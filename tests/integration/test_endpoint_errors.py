@@ -12,6 +12,7 @@ from scf.connectors.redis import RedisConnector
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ConnectorError, ErrorCode
 from tests.integration.conftest import free_port
+from tests.support.postgres import pg_body
 
 pytestmark = pytest.mark.integration
 
@@ -19,17 +20,7 @@ PASSWORD = "canary-pw-" + uuid.uuid4().hex[:6]
 
 
 def pg(**over: object) -> PostgreSQLOutputConnector:
-    body = {
-        "service_type": "postgresql",
-        "service_name": "newcomer_db",
-        "host": "127.0.0.1",
-        "port": 5432,
-        "database": "test",
-        "username": "postgres",
-        "password": PASSWORD,
-        "connection_timeout": 3,
-        **over,
-    }
+    body = pg_body(service_name="newcomer_db", password=PASSWORD, connection_timeout=3, **over)
     return PostgreSQLOutputConnector(ServiceConnection.parse(body))
 
 

@@ -17,6 +17,7 @@ import pytest
 from scf import SyncFleetClient
 from scf.schemas.errors import ConnectorError, ErrorCode
 from tests.support.fleet import FleetProcess
+from tests.support.postgres import pg_body
 from tests.support.services import Vhost
 
 pytestmark = pytest.mark.integration
@@ -35,15 +36,7 @@ def sync_client(fleet: dict[str, FleetProcess], vhost: Vhost) -> Iterator[SyncFl
 def pg_name(sync_client: SyncFleetClient) -> Iterator[str]:
     name = f"sync_pg_{uuid.uuid4().hex[:8]}"
     remote = sync_client.create_connector(
-        {
-            "service_type": "postgresql",
-            "service_name": name,
-            "host": "127.0.0.1",
-            "port": 5432,
-            "database": "test",
-            "username": "postgres",
-            "custom_config": {"connection_pool_size": 2, "max_connections": 4},
-        }
+        pg_body(service_name=name, custom_config={"connection_pool_size": 2, "max_connections": 4})
     )
     assert remote.created.connection_ok is True, remote.created
     try:

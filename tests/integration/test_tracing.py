@@ -27,6 +27,7 @@ from scf.fleet.client import FleetClient
 from scf.fleet.settings import Settings
 from tests.integration.conftest import free_port
 from tests.support.fleet import fleet_env
+from tests.support.postgres import pg_body
 from tests.support.services import claim_redis_db, create_vhost, delete_vhost
 
 pytestmark = pytest.mark.integration
@@ -72,14 +73,7 @@ def by_name(spans: tuple[ReadableSpan, ...], name: str) -> ReadableSpan:
 async def test_one_request_gives_four_linked_spans(traced_fleet: tuple[str, InMemorySpanExporter]) -> None:
     url, exporter = traced_fleet
     name = f"traced_{uuid.uuid4().hex[:8]}"
-    body: dict[str, Any] = {
-        "service_type": "postgresql",
-        "service_name": name,
-        "host": "127.0.0.1",
-        "port": 5432,
-        "database": "test",
-        "username": "postgres",
-    }
+    body = pg_body(service_name=name)
     async with await FleetClient.connect(url, fast_path=False) as client:
         await client.create_connector(body)
         exporter.clear()
@@ -120,17 +114,10 @@ async def test_every_log_line_of_an_operation_names_it(
 ) -> None:
     url, _ = traced_fleet
     name = f"traced_down_{uuid.uuid4().hex[:8]}"
-    body: dict[str, Any] = {
-        "service_type": "postgresql",
-        "service_name": name,
-        "host": "127.0.0.1",
-        "port": free_port(),  # nothing listens: the connector retries, and logs each retry
-        "database": "test",
-        "username": "postgres",
-        "connection_timeout": 1,
-        "retry_attempts": 2,
-        "test_on_create": False,
-    }
+    # nothing listens there: the connector retries, and logs each retry
+    body = pg_body(
+        service_name=name, port=free_port(), connection_timeout=1, retry_attempts=2, test_on_create=False
+    )
     async with await FleetClient.connect(url, fast_path=False) as client:
         await client.create_connector(body)
         with structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars]) as logs:

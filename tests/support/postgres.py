@@ -31,8 +31,9 @@ def unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:12]}"
 
 
-def pg_connection(**fields: Any) -> ServiceConnection:
-    body: dict[str, Any] = {
+def pg_body(**fields: Any) -> dict[str, Any]:
+    """A create body for a postgresql connector on this machine's PostgreSQL (fields override)."""
+    return {
         "service_type": "postgresql",
         "service_name": "analytics_db",
         "host": PG_HOST,
@@ -42,7 +43,10 @@ def pg_connection(**fields: Any) -> ServiceConnection:
         "connection_timeout": 5,
         **fields,
     }
-    return ServiceConnection.model_validate(body)
+
+
+def pg_connection(**fields: Any) -> ServiceConnection:
+    return ServiceConnection.model_validate(pg_body(**fields))
 
 
 @pytest.fixture

@@ -103,18 +103,25 @@ def connector_list(service_type: str | None) -> None:
     session().emit(session().call(lambda c: c.list_connectors(service_type)))
 
 
-@connector.command("get")
-@click.argument("name")
-def connector_get(name: str) -> None:
-    """One connector's configuration (secrets masked) and state."""
-    session().emit(session().call(lambda c: c.get_connector(name)))
+#: `scf connector <command> NAME`: the client call each one makes, and its help.
+BY_NAME: dict[str, tuple[str, str]] = {
+    "get": ("get_connector", "One connector's configuration (secrets masked) and state."),
+    "status": ("connector_status", "Health, breaker and pause state of one connector."),
+    "metrics": ("get_metrics", "Operation counts, latencies and pool figures of one connector."),
+    "pause": ("pause_connector", "Stop taking operations for NAME (refused CONNECTOR_PAUSED until resumed)."),
+    "resume": ("resume_connector", "Take operations for NAME again."),
+}
 
 
-@connector.command("status")
-@click.argument("name")
-def connector_status(name: str) -> None:
-    """Health, breaker and pause state of one connector."""
-    session().emit(session().call(lambda c: c.connector_status(name)))
+def _by_name(command: str, method: str, summary: str) -> None:
+    @connector.command(command, help=summary)
+    @click.argument("name")
+    def run(name: str) -> None:
+        session().emit(session().call(lambda c: getattr(c, method)(name)))
+
+
+for _command, (_method, _summary) in BY_NAME.items():
+    _by_name(_command, _method, _summary)
 
 
 @connector.command("test")
@@ -125,27 +132,6 @@ def connector_test(name: str) -> None:
     session().emit(result)
     if result.status != "success":
         raise CliError(f"{name}: the connection test failed", hint="see its error above")
-
-
-@connector.command("metrics")
-@click.argument("name")
-def connector_metrics(name: str) -> None:
-    """Operation counts, latencies and pool figures of one connector."""
-    session().emit(session().call(lambda c: c.get_metrics(name)))
-
-
-@connector.command("pause")
-@click.argument("name")
-def connector_pause(name: str) -> None:
-    """Stop taking operations for NAME (they are refused CONNECTOR_PAUSED until resumed)."""
-    session().emit(session().call(lambda c: c.pause_connector(name)))
-
-
-@connector.command("resume")
-@click.argument("name")
-def connector_resume(name: str) -> None:
-    """Take operations for NAME again."""
-    session().emit(session().call(lambda c: c.resume_connector(name)))
 
 
 @connector.command("delete")
@@ -331,32 +317,26 @@ def dlq_list(service_name: str | None, reason: str | None, limit: int, offset: i
     session().emit(session().call(lambda c: c.dead_letters(**query)))
 
 
-@dlq.command("replay")
-@click.argument("ids", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="every dead letter (that matches the filters)")
-@click.option("--service", "service_name", default=None)
-@click.option("--reason", default=None)
-@yes_option
-def dlq_replay(
-    ids: tuple[str, ...], all_: bool, service_name: str | None, reason: str | None, yes: bool
-) -> None:
-    """Re-publish dead letters to the queue they came from (with a fresh deadline)."""
-    chosen = _selection(ids, all_, service_name, reason)
-    if all_:
-        confirm(f"replay {_described(chosen)}", yes)
-    session().emit(session().call(lambda c: c.replay_dead_letters(**chosen)))
+def _dead_letter_command(name: str, summary: str, always_ask: bool) -> None:
+    """`scf dlq replay|purge IDS... | --all [--service] [--reason] [--yes]`."""
+
+    @dlq.command(name, help=summary)
+    @click.argument("ids", nargs=-1)
+    @click.option("--all", "all_", is_flag=True, help="every dead letter (that matches the filters)")
+    @click.option("--service", "service_name", default=None)
+    @click.option("--reason", default=None)
+    @yes_option
+    def run(
+        ids: tuple[str, ...], all_: bool, service_name: str | None, reason: str | None, yes: bool
+    ) -> None:
+        chosen = _selection(ids, all_, service_name, reason)
+        if all_ or always_ask:
+            confirm(f"{name} {_described(chosen)}", yes)
+        method = "replay_dead_letters" if name == "replay" else "purge_dead_letters"
+        session().emit(session().call(lambda c: getattr(c, method)(**chosen)))
 
 
-@dlq.command("purge")
-@click.argument("ids", nargs=-1)
-@click.option("--all", "all_", is_flag=True, help="every dead letter (that matches the filters)")
-@click.option("--service", "service_name", default=None)
-@click.option("--reason", default=None)
-@yes_option
-def dlq_purge(
-    ids: tuple[str, ...], all_: bool, service_name: str | None, reason: str | None, yes: bool
-) -> None:
-    """Delete dead letters for good."""
-    chosen = _selection(ids, all_, service_name, reason)
-    confirm(f"purge {_described(chosen)}", yes)
-    session().emit(session().call(lambda c: c.purge_dead_letters(**chosen)))
+_dead_letter_command(
+    "replay", "Re-publish dead letters to the queue they came from (with a fresh deadline).", False
+)
+_dead_letter_command("purge", "Delete dead letters for good.", True)
