@@ -171,7 +171,7 @@ class Dispatcher(FleetService):
     # --- one request ---------------------------------------------------------------------------------
 
     async def _on_request(self, message: AbstractIncomingMessage) -> None:
-        with tracing.consumed(f"scf.dispatcher {message.type}", message.headers):
+        with tracing.consumed("scf.dispatcher", message.type, message.headers):
             await self._handle(message)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:

@@ -160,7 +160,7 @@ class RpcClient:
         if on_progress is not None:
             self._progress[correlation_id] = on_progress
         try:
-            with tracing.span(f"scf.client {message_type}", {"messaging.destination": routing_key}):
+            with tracing.span("scf.client", message_type, {"messaging.destination": routing_key}):
                 message = self._message(
                     message_type, body, correlation_id, self._queue.name, message_id, headers, expiration
                 )
@@ -187,7 +187,7 @@ class RpcClient:
     ) -> None:
         """Publish one request with no reply queue (fire and forget): returns once the broker confirmed
         it. The fleet keeps its result (`operation.result`), and a refusal as a dead letter."""
-        with tracing.span(f"scf.client {message_type}", {"messaging.destination": routing_key}):
+        with tracing.span("scf.client", message_type, {"messaging.destination": routing_key}):
             message = self._message(message_type, amqp.encode(body), None, None, message_id, None, None)
             await amqp.publish(await self._exchange(exchange), message, routing_key)
 

@@ -69,11 +69,13 @@ def inject(headers: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     return headers
 
 
-def span(name: str, attributes: Mapping[str, Any] | None = None) -> contextlib.AbstractContextManager[Any]:
-    """A child of the current span (in this process)."""
+def span(
+    role: str, what: object, attributes: Mapping[str, Any] | None = None
+) -> contextlib.AbstractContextManager[Any]:
+    """A child of the current span (in this process), named `<role> <what>` (built only when tracing)."""
     if _tracer is None:
         return _NOTHING
-    return _tracer.start_as_current_span(name, attributes=dict(attributes or {}))  # type: ignore[no-any-return]
+    return _tracer.start_as_current_span(f"{role} {what}", attributes=dict(attributes or {}))  # type: ignore[no-any-return]
 
 
 @contextlib.contextmanager
@@ -92,9 +94,9 @@ def _consumed(name: str, headers: Mapping[str, Any], attributes: Mapping[str, An
 
 
 def consumed(
-    name: str, headers: Mapping[str, Any] | None, attributes: Mapping[str, Any] | None = None
+    role: str, what: object, headers: Mapping[str, Any] | None, attributes: Mapping[str, Any] | None = None
 ) -> contextlib.AbstractContextManager[Any]:
-    """A span for handling a consumed message, continuing the trace its headers carry."""
+    """A span `<role> <what>` for handling a consumed message, continuing the trace its headers carry."""
     if _tracer is None:
         return _NOTHING
-    return _consumed(name, headers or {}, attributes or {})
+    return _consumed(f"{role} {what}", headers or {}, attributes or {})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable
 
 import structlog
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
@@ -200,14 +201,10 @@ class OperationRun:
         cancelled = CANCELLED.set(lambda: operation_id in self.cancelled)
         try:
 
-            async def run() -> OperationResult:
-                with tracing.span(
-                    f"scf.connector {envelope.service_type}.{request.operation}",
-                    {"scf.service_name": service_name, "scf.operation_id": operation_id},
-                ):
-                    return await self.factory.execute_operation(
-                        service_name, request, deadline=envelope.deadline
-                    )
+            def run() -> Awaitable[OperationResult]:
+                if tracing.active():
+                    return self._traced(envelope, service_name, operation_id)
+                return self.factory.execute_operation(service_name, request, deadline=envelope.deadline)
 
             async with self.door.slot(connector, envelope.deadline):
                 return await self.keyed.run(request, envelope.deadline, connector.durable_idempotency, run)
@@ -216,6 +213,18 @@ class OperationRun:
         finally:
             CANCELLED.reset(cancelled)
             PROGRESS.reset(progress)
+
+    async def _traced(
+        self, envelope: OperationEnvelope, service_name: str, operation_id: str
+    ) -> OperationResult:
+        """The connector's work as the span `scf.connector <type>.<operation>` (tracing on only)."""
+        request = envelope.request
+        with tracing.span(
+            "scf.connector",
+            f"{envelope.service_type}.{request.operation}",
+            {"scf.service_name": service_name, "scf.operation_id": operation_id},
+        ):
+            return await self.factory.execute_operation(service_name, request, deadline=envelope.deadline)
 
     async def _begin(self, operation_id: str, identity: str) -> tuple[bool, bool]:
         """(the operation id is ours, it was cancelled), in one round trip. Both are advisory: Redis

@@ -230,7 +230,7 @@ class Worker(FleetService):
     # --- one message ---------------------------------------------------------------------------------
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        with tracing.consumed(f"scf.worker {message.type}", message.headers):
+        with tracing.consumed("scf.worker", message.type, message.headers):
             await self._handle(message)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
