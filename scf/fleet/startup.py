@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 #: First wait and the largest one between attempts (seconds), before jitter.
 FIRST_WAIT = 0.5
-LONGEST_WAIT = 5.0
+LONGEST_WAIT = 2.0  # a service that comes back is used within about 2 s
 
 
 class StartupError(RuntimeError):
