@@ -23,7 +23,7 @@ from scf.schemas.configs.api_signed import JwtAuth
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import PermanentError, ResourceError, SecurityError
 
-SECRET = "auth-canary-secret-0d4c"
+SECRET = "auth-canary-secret-0d4c-32-bytes-at-least"  # PyJWT warns under 32 for HS256
 
 
 def b64url_decode(text: str) -> bytes:
