@@ -131,7 +131,8 @@ class OperationBook:
         claim (the id is free again once it expires), and a finished operation whose claim is gone
         gets no mark at all: nothing is left to stop.
 
-        Returns False for an operation that has already finished (nothing was marked), True otherwise.
+        Returns False for an operation that has already finished (its result is stored: nothing is left
+        to stop, though a live claim is still marked, so a redelivery of it does not run again).
         """
         async with redis_errors(), self.redis.pipeline(transaction=False) as pipe:
             pipe.pttl(keys.operation_claim(operation_id))
@@ -145,11 +146,11 @@ class OperationBook:
                     f"no operation {operation_id!r} is running or finished (unknown, or expired)",
                     code=ErrorCode.NOT_FOUND,
                 )
-            if claim_ms == -2 or finished:
+            if claim_ms == -2:
                 return False
             mark_ms = ttl * 1000 if claim_ms < 0 else min(ttl * 1000, claim_ms)
             await self.redis.set(keys.cancelled(operation_id), "1", px=max(1, mark_ms))
-            return True
+            return not finished
 
     async def is_cancelled(self, operation_id: str) -> bool:
         async with redis_errors():

@@ -74,6 +74,7 @@ async def test_spec_create_body_registers_and_reports_connected(registered: dict
     assert registered == {
         "service_name": "analytics_db",
         "status": "created",
+        "connection_ok": True,
         "connector_info": {
             "service_type": "postgresql",
             "host": "localhost",
