@@ -118,7 +118,7 @@ CORPUS = [
         js({"operation": "insert", "data": deep(64)}),
     ),
     Case("nesting 100000 deep", "POST", VALIDATE, 400, "LIMIT_EXCEEDED", b"[" * 100_000 + b"]" * 100_000),
-    Case("malformed JSON", "POST", "/connectors", 422, "INVALID_REQUEST", b'{"service_name": '),
+    Case("malformed JSON", "POST", "/connectors", 400, "INVALID_JSON", b'{"service_name": '),
     Case("a JSON array where an object is due", "POST", "/connectors", 422, "INVALID_REQUEST", b"[1, 2]"),
     Case("NaN and Infinity literals", "POST", "/connectors/any_db/execute", 422, "INVALID_REQUEST", b"NaN"),
     Case(

@@ -139,7 +139,7 @@ async def test_a_body_longer_than_declared_is_cut_at_the_declared_length(
         rest = await reader.read()  # the rest is read as the next request: refused, connection closed
     writer.close()
 
-    assert_typed(first, 422, "INVALID_REQUEST")  # `{"ser` is not JSON
+    assert_typed(first, 400, "INVALID_JSON")  # `{"ser` is not JSON
     assert rest == b"" or rest.startswith(b"HTTP/1.1 400")
     await still_serving(http)
 
