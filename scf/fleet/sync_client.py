@@ -45,6 +45,14 @@ T = TypeVar("T")
 CLOSE_WAIT_SECONDS = 10.0
 
 
+async def _cancel_the_rest() -> None:
+    """Cancel and await every task still on the client's loop (calls whose callers gave up)."""
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
+
+
 class SyncRemoteConnector:
     """What `SyncFleetClient.create_connector` returns: the in-process connector's calls, synchronous."""
 
@@ -131,6 +139,9 @@ class SyncFleetClient:
         with self._lock:
             for call in list(self._calls):
                 call.cancel()
+        finishing = asyncio.run_coroutine_threadsafe(_cancel_the_rest(), self._loop)
+        with contextlib.suppress(Exception):  # no task is left pending when the loop stops
+            finishing.result(timeout=CLOSE_WAIT_SECONDS)
         self._stop_loop()
 
     def _stop_loop(self) -> None:

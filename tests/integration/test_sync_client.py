@@ -118,7 +118,11 @@ def test_close_fails_calls_in_flight_and_later_calls_clearly(
 
     caller = threading.Thread(target=slow_call)
     caller.start()
-    time.sleep(0.5)
+    for _ in range(200):  # until the call is handed to the client's loop (in flight), not a fixed sleep
+        if client._calls:
+            break
+        time.sleep(0.01)
+    assert client._calls, "the call never started"
     client.close()
     caller.join(timeout=15)
 

@@ -75,3 +75,5 @@ def test_errors_are_explained_by_a_table() -> None:
     assert typed.format_message().startswith("CONNECTOR_NOT_FOUND: no such connector: scf connector list")
     odd = explain(ValueError("boom"), url)
     assert isinstance(odd, CliError) and "--debug" in odd.format_message()
+    quoting = explain(RuntimeError(f"cannot use {url}"), url)
+    assert "secret" not in quoting.format_message() and "guest:***@" in quoting.format_message()

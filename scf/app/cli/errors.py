@@ -73,8 +73,8 @@ def explain(exc: BaseException, url: str) -> CliError:
     if isinstance(exc, ConnectorError):
         return _fleet_error(exc)
     name = type(exc).__name__
-    text = str(exc)
     shown = masked_url(url)
+    text = str(exc).replace(url, shown)  # a library may quote the URL it was given, password and all
     if name == "ProbableAuthenticationError" or "ACCESS_REFUSED" in text:
         return CliError(
             f"the broker at {shown} refused user {_user(url)!r} (wrong user or password)",
