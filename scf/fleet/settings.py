@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     scf_prefetch_dispatcher: int = Field(default=256, ge=1, le=10_000)
     scf_heartbeat_interval: float = Field(default=5.0, gt=0)
     scf_routing_cache_ttl: float = Field(default=1.0, ge=0, le=60)
+    #: with no live worker for a request's type: "wait" (it waits in its type's queue until its deadline,
+    #: so an autoscaler can start a worker from zero) or "fail" (NO_WORKER at once); a request may choose
+    scf_no_worker: Literal["wait", "fail"] = "wait"
     scf_health_monitor: bool = True
     scf_discovery: bool = False
     scf_alert_webhook: str | None = None
