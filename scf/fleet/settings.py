@@ -14,7 +14,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scf.connectors.circuit import BreakerPolicy
-from scf.fleet import broker_endpoints
+from scf.fleet import broker_endpoints, redis_client
 from scf.schemas.topology import QueueLimits
 
 #: The largest request body any door takes (the dispatcher's own limit on an AMQP message).
@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     # the fleet's own
     scf_amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     scf_redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    #: Redis Sentinel (docs/resilience.md): `host:port` entries separated by commas; empty: no Sentinel
+    scf_redis_sentinels: str = ""
+    scf_redis_sentinel_service: str = Field(default="scf", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    scf_redis_sentinel_password: SecretStr | None = None
     scf_secret_key: SecretStr | None = None
     scf_data_dir: Path = Path(".scf-data")
     scf_default_timeout: float = Field(default=30.0, gt=0, le=1500)
@@ -135,6 +139,12 @@ class Settings(BaseSettings):
     @classmethod
     def _broker_urls_are_usable(cls, value: SecretStr) -> SecretStr:
         broker_endpoints.endpoints(value.get_secret_value())  # its message never quotes a password
+        return value
+
+    @field_validator("scf_redis_sentinels")
+    @classmethod
+    def _sentinels_are_addresses(cls, value: str) -> str:
+        redis_client.sentinel_addresses(value)
         return value
 
     @field_validator("scf_trusted_proxies")
