@@ -136,3 +136,12 @@ def test_register_runs_once_the_fleet_is_healthy(stack: dict[str, Any]) -> None:
     assert waits == {name: "service_healthy" for name in (*FLEET, "postgres")}
     script = (ROOT / "deploy" / "compose" / "register.sh").read_text()
     assert "connector create" in script and "keys create compose-admin" in script
+
+
+def test_the_interpolation_follows_compose() -> None:
+    env = {"SET": "a", "EMPTY": ""}
+    assert interpolate("${SET} ${UNSET:-d} ${EMPTY:-d} ${EMPTY-d} ${UNSET-d} $$HOME", env) == "a d d  d $HOME"
+    assert interpolate("${EMPTY?never empty-checked}", env) == ""
+    for text in ("${UNSET:?needed}", "${EMPTY:?needed}", "${UNSET?needed}"):
+        with pytest.raises(MissingVariableError, match="needed"):
+            interpolate(text, env)
