@@ -50,5 +50,6 @@ if live_admin_key; then
 else
   echo "register: an admin API key for the gateway, shown ONCE (revoke: scf keys revoke KEY_ID):"
   scf keys create compose-admin --grant '*' | sed -n 's/^key (shown once, store it now): /  export SCF_API_KEY=/p'
+  # shellcheck disable=SC2016  # printed for the reader to paste: $SCF_API_KEY expands in their shell
   echo '  curl -s -H "X-API-Key: $SCF_API_KEY" localhost:8306/connectors'
 fi
