@@ -30,7 +30,9 @@ WORKER_RSS_BYTES = 96 * MIB  # a worker's RSS measured after load (docs/deployme
 
 
 def build(path: Path) -> list[dict[str, Any]]:
-    done = run([tool("kubectl", "kubectl >= 1.21, whose kustomize builds components"), "kustomize", str(path)])
+    done = run(
+        [tool("kubectl", "kubectl >= 1.21, whose kustomize builds components"), "kustomize", str(path)]
+    )
     assert done.returncode == 0, done.stderr
     return [d for d in yaml.safe_load_all(done.stdout) if d]
 
