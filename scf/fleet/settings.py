@@ -1,17 +1,25 @@
 """Settings of every fleet process, read from the environment (the spec's variables plus `SCF_*`).
 
-Defaults work on a developer machine with RabbitMQ and Redis on loopback.
+Defaults work on a developer machine with RabbitMQ and Redis on loopback. With `SCF_SECRETS_DIR` set,
+every setting may also come from a file of that folder named like its variable (`SCF_SECRET_KEY`, ...):
+Kubernetes and Docker secrets mounted as files. A variable set in the environment wins over its file.
 """
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 from scf.connectors.circuit import BreakerPolicy
 from scf.fleet import broker_endpoints, redis_client
@@ -58,6 +66,8 @@ class Settings(BaseSettings):
     scf_redis_sentinel_password: SecretStr | None = None
     scf_secret_key: SecretStr | None = None
     scf_data_dir: Path = Path(".scf-data")
+    #: a folder of secret files named like the variables (read when the process starts; see the docstring)
+    scf_secrets_dir: Path | None = None
     scf_default_timeout: float = Field(default=30.0, gt=0, le=1500)
     scf_result_ttl: int = Field(default=3600, ge=1)
     scf_delivery_limit: int = Field(default=5, ge=1, le=100)
@@ -130,6 +140,22 @@ class Settings(BaseSettings):
     #: (link-local and cloud metadata addresses are always denied).
     scf_egress_allow: str = ""
     scf_egress_deny: str = ""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        folder = os.environ.get("SCF_SECRETS_DIR", "").strip()
+        if folder:
+            if not Path(folder).is_dir():  # a mount that did not happen must stop the process, not default
+                raise ValueError(f"SCF_SECRETS_DIR={folder!r} is not a directory")
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=folder)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
 
     @property
     def auth_enabled(self) -> bool:
