@@ -20,11 +20,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, urlsplit
 
 import click
 import httpx
 
+from scf.fleet import broker_endpoints
 from scf.fleet.settings import Settings
 from scf.schemas.errors import ConfigurationError, ConnectorError, ErrorCode, SecurityError, TransientError
 
@@ -270,8 +271,8 @@ def render(done: Sequence[Provisioned], vhost: str, amqp_host: str) -> str:
 
 def _default_target(amqp: str) -> tuple[str, str]:
     """(vhost, host:port) of an AMQP URL, as aio-pika reads it (`/` alone is the default vhost `/`)."""
-    parts = urlsplit(amqp)
-    vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+    parts = urlsplit(broker_endpoints.first(amqp))
+    vhost = broker_endpoints.vhost_of(amqp)
     return vhost, f"{parts.hostname or '127.0.0.1'}:{parts.port or 5672}"
 
 

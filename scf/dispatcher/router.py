@@ -80,16 +80,17 @@ class Router:
             )
         claim: Claim | None = None
         cached = self._routes.get(request.service_name, time.time())
+        fail_fast = (request.no_worker or self.settings.scf_no_worker) == "fail"
         if claim_for is None:
-            entry = await self._routable_entry(request.service_name)
+            entry = await self._routable_entry(request.service_name, fail_fast=fail_fast)
         elif cached is not None:
             # A cached route is routable (only those are cached) and costs no round trip: no need to
             # run the claim beside the lookup (two tasks per request), and nothing to release after.
-            entry = await self._routable_entry(request.service_name)
+            entry = await self._routable_entry(request.service_name, fail_fast=fail_fast)
             claim = await self._claim(request, claim_for)
         else:
             both: tuple[Any, Any] = await asyncio.gather(
-                self._routable_entry(request.service_name),
+                self._routable_entry(request.service_name, fail_fast=fail_fast),
                 self._claim(request, claim_for),
                 return_exceptions=True,
             )
@@ -148,7 +149,9 @@ class Router:
 
     async def test(self, decoded: Decoded) -> Forward:
         name = parse(ConnectorRef, decoded.body).service_name
-        entry = await self._routable_entry(name, allow_paused=True)
+        entry = await self._routable_entry(
+            name, allow_paused=True, fail_fast=self.settings.scf_no_worker == "fail"
+        )
         envelope = CheckEnvelope(
             service_name=name,
             service_type=entry.service_type,
@@ -157,7 +160,10 @@ class Router:
         )
         return Forward(entry.service_type, amqp.encode(envelope), None)
 
-    async def _routable_entry(self, name: str, *, allow_paused: bool = False) -> Any:
+    async def _routable_entry(self, name: str, *, allow_paused: bool = False, fail_fast: bool = False) -> Any:
+        """The connector's registry entry; with no live worker of its type, NO_WORKER if `fail_fast`,
+        else the entry all the same: the request waits in its type's queue (until its deadline) for a
+        worker an operator or an autoscaler starts."""
         now = time.time()
         cached = self._routes.get(name, now)
         if cached is not None:
@@ -175,10 +181,12 @@ class Router:
             self._routes.put(entry, live, now)
         if entry.paused and not allow_paused:
             raise ConfigurationError(f"connector {name!r} is paused", code=ErrorCode.CONNECTOR_PAUSED)
-        if live == 0:
+        if live == 0 and fail_fast:
             raise ResourceError(
                 f"no live worker serves service type {entry.service_type!r}",
                 code=ErrorCode.NO_WORKER,
                 retry_after=self.settings.scf_heartbeat_interval,
             )
+        if live == 0:
+            log.debug("queued_for_absent_worker", service_name=name, service_type=entry.service_type)
         return entry

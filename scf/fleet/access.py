@@ -18,13 +18,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import structlog
 import yaml
 from aio_pika.abc import AbstractIncomingMessage
 from pydantic import ValidationError
 
+from scf.fleet import broker_endpoints
 from scf.fleet.settings import Settings
 from scf.schemas.access import (
     EVERYTHING,
@@ -75,7 +75,7 @@ def load_policy(path: Path | None) -> PolicyDocument:
 
 
 def login_of(url: str) -> str:
-    return unquote(urlsplit(url).username or "guest")
+    return broker_endpoints.login_of(url)
 
 
 def warn_if_off(settings: Settings, role: str) -> None:

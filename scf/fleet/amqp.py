@@ -31,6 +31,7 @@ from aio_pika.exceptions import (
 from aiormq.exceptions import ChannelAccessRefused
 from pydantic import BaseModel
 
+from scf.fleet import broker_endpoints
 from scf.schemas import topology
 from scf.schemas.errors import ErrorCode, ResourceError, TransientError
 from scf.schemas.plugins import known_types
@@ -49,17 +50,33 @@ class BrokerRefusedError(ResourceError):
 
 
 async def connect(url: str, name: str) -> AbstractRobustConnection:
+    """A robust connection to the broker at `url`, or to the first of several that accepts it.
+
+    `url` may list several endpoints (a cluster's nodes; `broker_endpoints`): each is tried in turn now,
+    and every reconnection later moves on to the next one.
+    """
     # Heartbeats every 30 s: a dead peer is noticed within about a minute, not at the next TCP timeout.
     # Reconnect attempts every second (aio-pika's default is 5 s): a restarted broker is used again within
     # about a second, well inside the publish retries' budget (RECONNECT_WAITS); at 5 s, three missed
     # attempts outlasted that budget while a broker restarted under load (CI: 15 calls failed).
-    return await aio_pika.connect_robust(
-        url,
-        client_properties={"connection_name": name},
-        timeout=10,
-        heartbeat=HEARTBEAT_SECONDS,
-        reconnect_interval=RECONNECT_INTERVAL_SECONDS,
-    )
+    urls = broker_endpoints.endpoints(url)
+    for start in range(len(urls)):
+        connection = broker_endpoints.RoundRobinConnection(
+            urls,
+            start,
+            client_properties={"connection_name": name},
+            heartbeat=HEARTBEAT_SECONDS,
+            reconnect_interval=RECONNECT_INTERVAL_SECONDS,
+        )
+        try:
+            await connection.connect(timeout=10)
+        except BaseException:
+            await connection.close()
+            if start == len(urls) - 1:
+                raise  # the last endpoint's error: the caller explains it (refused, unreachable, ...)
+            continue
+        return connection
+    raise AssertionError("unreachable: endpoints() returns at least one URL")
 
 
 async def open_channel(connection: AbstractRobustConnection, prefetch: int | None = None) -> AbstractChannel:

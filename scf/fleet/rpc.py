@@ -12,7 +12,6 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import unquote, urlsplit
 
 import structlog
 from aio_pika import Message
@@ -25,7 +24,7 @@ from aio_pika.abc import (
 )
 from pydantic import BaseModel, ValidationError
 
-from scf.fleet import amqp, tracing
+from scf.fleet import amqp, broker_endpoints, tracing
 from scf.fleet.access import ACTING_FOR, forwarding_headers
 from scf.schemas import topology
 from scf.schemas.errors import (
@@ -70,7 +69,7 @@ class RpcClient:
 
     @classmethod
     async def connect(cls, url: str, name: str = "scf-client") -> RpcClient:
-        user = unquote(urlsplit(url).username or "guest")
+        user = broker_endpoints.login_of(url)
         client = cls(await amqp.connect(url, name), owns_connection=True, user_id=user)
         await client.start()
         return client

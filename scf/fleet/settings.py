@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from scf.connectors.circuit import BreakerPolicy
+from scf.fleet import broker_endpoints
 from scf.schemas.topology import QueueLimits
 
 #: The largest request body any door takes (the dispatcher's own limit on an AMQP message).
@@ -25,7 +26,10 @@ def _split(value: str) -> list[str]:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+    # hide_input_in_errors: a refused URL or key must not be echoed, password and all, into a log
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", hide_input_in_errors=True
+    )
 
     # the spec's variables
     service_connector_factory_port: int = Field(default=8306, ge=1, le=65535)
@@ -57,6 +61,9 @@ class Settings(BaseSettings):
     scf_prefetch_dispatcher: int = Field(default=256, ge=1, le=10_000)
     scf_heartbeat_interval: float = Field(default=5.0, gt=0)
     scf_routing_cache_ttl: float = Field(default=1.0, ge=0, le=60)
+    #: with no live worker for a request's type: "wait" (it waits in its type's queue until its deadline,
+    #: so an autoscaler can start a worker from zero) or "fail" (NO_WORKER at once); a request may choose
+    scf_no_worker: Literal["wait", "fail"] = "wait"
     scf_health_monitor: bool = True
     scf_discovery: bool = False
     scf_alert_webhook: str | None = None
@@ -123,6 +130,12 @@ class Settings(BaseSettings):
     @property
     def auth_enabled(self) -> bool:
         return self.scf_auth != "off"
+
+    @field_validator("scf_amqp_url")
+    @classmethod
+    def _broker_urls_are_usable(cls, value: SecretStr) -> SecretStr:
+        broker_endpoints.endpoints(value.get_secret_value())  # its message never quotes a password
+        return value
 
     @field_validator("scf_trusted_proxies")
     @classmethod

@@ -67,6 +67,14 @@ class OperationRequest(BaseModel):
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=256)
     timeout: float | None = Field(default=None, ge=MIN_TIMEOUT_SECONDS, le=MAX_TIMEOUT_SECONDS)
     page_token: str | None = Field(default=None, max_length=4096)
+    no_worker: Literal["wait", "fail"] | None = Field(
+        default=None,
+        description=(
+            "With no live worker for the connector's type: `wait` in its queue until the deadline (so an "
+            "autoscaler can start one), or `fail` at once with `NO_WORKER`. Default: the fleet's "
+            "`SCF_NO_WORKER` (`wait`)."
+        ),
+    )
 
     def with_defaults(self, service_name: str | None = None) -> OperationRequest:
         """A copy with the service name and an operation id filled in."""

@@ -328,15 +328,14 @@ def own_fleet(secret_key: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 async def test_with_no_live_worker_a_fast_call_waits_until_its_deadline_then_deadline_exceeded(
     own_fleet: OwnFleet,
 ) -> None:
-    """No worker is not an error (docs/resilience.md): the request waits in its queue until its deadline, then
-    the broker dead-letters it and the dead-letter desk answers DEADLINE_EXCEEDED (and keeps it). The
-    dispatcher path answers NO_WORKER at once; a client's route lives at most its TTL once the last
-    worker is gone, so only calls within that window take the waiting path. (No worker of this fleet
-    ever serves `pdf`.)"""
+    """No worker is not an error (docs/resilience.md): the request waits in its queue until its deadline,
+    then the broker dead-letters it and the dead-letter desk answers DEADLINE_EXCEEDED (and keeps it).
+    Asked to fail fast, the dispatcher path answers NO_WORKER at once; a client's route lives at most
+    its TTL once the last worker is gone. (No worker of this fleet ever serves `pdf`.)"""
     async with await FleetClient.connect(own_fleet.amqp_url, timeout=30) as own:
         name = unique("fast_pdf")
         await own.create_connector({"service_type": "pdf", "service_name": name, "test_on_create": False})
-        refused = await own.execute_operation(name, PREVIEW)
+        refused = await own.execute_operation(name, {**PREVIEW, "no_worker": "fail"})
         assert await own.watch_registry()
         seed(own, name, "pdf")  # a route learned while a worker still served pdf
 

@@ -1,4 +1,5 @@
-"""Worker lifecycle: killed mid-operation loses nothing, SIGTERM drains, no worker means a typed error.
+"""Worker lifecycle: killed mid-operation loses nothing, SIGTERM drains, no worker means waiting (or, if
+asked, a typed error at once).
 
 This module runs its own fleet processes (own vhost and Redis database) so it knows exactly which
 worker holds a message.
@@ -13,6 +14,7 @@ import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
+import aio_pika
 import asyncpg
 import httpx
 import pytest
@@ -70,7 +72,22 @@ def sleepy_query(marker: str, seconds: float) -> dict[str, object]:
     }
 
 
-async def test_no_live_worker_for_the_type_is_a_resource_error_not_a_hang(
+async def queued(amqp_url: str, queue: str, count: int) -> None:
+    """Until `queue` holds `count` messages (as the broker reports it to a passive declare)."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        for _ in range(400):
+            declared = await channel.declare_queue(queue, passive=True)
+            if declared.declaration_result.message_count == count:
+                return
+            await asyncio.sleep(0.025)
+    finally:
+        await connection.close()
+    raise AssertionError(f"{queue} never held {count} message(s)")
+
+
+async def test_no_live_worker_is_a_resource_error_at_once_when_the_caller_asks_to_fail_fast(
     crash_env: tuple[Vhost, dict[str, str]], tmp_path: Path
 ) -> None:
     vhost, env = crash_env
@@ -79,7 +96,9 @@ async def test_no_live_worker_for_the_type_is_a_resource_error_not_a_hang(
         dispatcher.wait_ready()
         async with await FleetClient.connect(vhost.amqp_url) as client:
             created = await client.create_connector({**PG_CONNECTOR, "service_name": "orphan_db"})
-            result = await client.execute_operation("orphan_db", {"operation": "query"}, timeout=2)
+            result = await client.execute_operation(
+                "orphan_db", {"operation": "query", "no_worker": "fail"}, timeout=20
+            )
     finally:
         dispatcher.stop()
 
@@ -87,6 +106,35 @@ async def test_no_live_worker_for_the_type_is_a_resource_error_not_a_hang(
     assert result.error is not None
     assert (result.error.category, result.error.code) == ("resource", "NO_WORKER")
     assert result.error.retry_after is not None
+
+
+async def test_a_request_sent_with_no_worker_running_succeeds_once_a_worker_starts(
+    crash_env: tuple[Vhost, dict[str, str]], tmp_path: Path
+) -> None:
+    """No worker is not an error: the request waits in its type's queue until a worker (an operator's,
+    an autoscaler's) starts and takes it, within its deadline."""
+    vhost, env = crash_env
+    dispatcher = FleetProcess(["dispatcher"], env, tmp_path / "dispatcher.log")
+    worker: FleetProcess | None = None
+    try:
+        dispatcher.wait_ready()
+        async with await FleetClient.connect(vhost.amqp_url) as client:
+            await client.create_connector({**PG_CONNECTOR, "service_name": "later_db"})
+            query = {"operation": "query", "parameters": {"query": "SELECT 41 + 1 AS answer"}}
+            call = asyncio.create_task(client.execute_operation("later_db", query, timeout=120))
+            await queued(vhost.amqp_url, "scf.ops.postgresql", 1)
+            assert not call.done()
+            worker = FleetProcess(["worker", "--types", "postgresql"], env, tmp_path / "worker.log")
+            worker.wait_ready()
+            result = await asyncio.wait_for(call, 120)
+    finally:
+        if worker is not None:
+            worker.stop()
+        dispatcher.stop()
+
+    assert result.error is None, result.error
+    assert result.status == "success"
+    assert result.result_data["rows"] == [{"answer": 42}], result.result_data
 
 
 async def test_sigterm_drains_in_flight_work_then_exits_cleanly(

@@ -78,12 +78,46 @@ async def test_an_operation_is_forwarded_to_its_types_queue_then_acked(
     assert message.settlement == "ack"
 
 
+async def test_with_no_live_worker_an_operation_waits_in_its_types_queue_instead_of_failing(
+    dispatcher: Dispatcher, broker: MemoryBroker
+) -> None:
+    message = request({"service_name": "lonely", "operation": "search", "timeout": 7})
+
+    await dispatcher._on_request(message)  # type: ignore[arg-type]
+
+    (forwarded,) = broker.to(topology.OPS_EXCHANGE, "qdrant")
+    assert OperationEnvelope.model_validate_json(forwarded.body).request.service_name == "lonely"
+    expiration = forwarded.message.expiration
+    assert isinstance(expiration, int | float) and 0 < expiration <= 7  # the deadline as its TTL
+    assert broker.replies() == []
+    assert message.settlement == "ack"
+
+
+async def test_the_fleet_may_choose_to_fail_fast_when_no_worker_is_alive(
+    state: MemoryState, broker: MemoryBroker
+) -> None:
+    handler = Dispatcher(Settings(scf_no_worker="fail"), state, connection=None)  # type: ignore[arg-type]
+    handler._settler = Settler(broker.channel(), origin=topology.REQUEST_EXCHANGE)  # type: ignore[arg-type]
+    handler._ops = MemoryExchange(topology.OPS_EXCHANGE, broker)  # type: ignore[assignment]
+    refused, waiting = (
+        request({"service_name": "lonely", "operation": "search"}),
+        request({"service_name": "lonely", "operation": "search", "no_worker": "wait"}),
+    )
+
+    await handler._on_request(refused)  # type: ignore[arg-type]
+    await handler._on_request(waiting)  # type: ignore[arg-type]
+
+    assert only_reply(broker)["error"]["code"] == ErrorCode.NO_WORKER
+    assert len(broker.to(topology.OPS_EXCHANGE, "qdrant")) == 1  # the request's own choice wins
+    assert refused.settlement == waiting.settlement == "ack"
+
+
 @pytest.mark.parametrize(
     ("body", "code"),
     [
         ({"service_name": "nobody", "operation": "query"}, ErrorCode.CONNECTOR_NOT_FOUND),
         ({"service_name": "paused_db", "operation": "query"}, ErrorCode.CONNECTOR_PAUSED),
-        ({"service_name": "lonely", "operation": "search"}, ErrorCode.NO_WORKER),
+        ({"service_name": "lonely", "operation": "search", "no_worker": "fail"}, ErrorCode.NO_WORKER),
         ({"service_name": "orders_db", "operation": "Bad Name"}, ErrorCode.INVALID_REQUEST),
         ({"operation": "query"}, ErrorCode.INVALID_REQUEST),
         (b"{not json", ErrorCode.INVALID_JSON),

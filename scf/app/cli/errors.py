@@ -8,10 +8,10 @@ error, a missing file) to a `CliError`: a message, a hint and an exit code. Trac
 from __future__ import annotations
 
 import errno
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 
+from scf.fleet import broker_endpoints
 from scf.schemas.errors import ConnectorError, ErrorCode
 
 #: Exit codes (docs/cli.md). 2 is click's own for usage errors.
@@ -39,24 +39,16 @@ class CliError(click.ClickException):
 
 
 def masked_url(url: str) -> str:
-    """The broker URL with its password replaced: safe to print."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    """The broker URL (or each of a list) with its password replaced: safe to print."""
+    return broker_endpoints.masked(url)
 
 
 def _user(url: str) -> str:
-    return urlsplit(url).username or "guest"
+    return broker_endpoints.login_of(url)
 
 
 def _vhost(url: str) -> str:
-    path = urlsplit(url).path
-    return path[1:] if len(path) > 1 else "/"
+    return broker_endpoints.vhost_of(url)
 
 
 START_FLEET = "start one with scf up"
