@@ -53,11 +53,9 @@ class ClusterNode(PrivateRabbit):
 
     def quorum_status(self, vhost: str, queue: str) -> dict[str, str]:
         """Node name -> Raft state (`leader`, `follower`, ...) of each member of a quorum queue."""
-        result = self._run(
-            [self._script("rabbitmq-queues"), "-n", self.node, "quorum_status", "-p", vhost, queue,
-             "--formatter", "json"],  # fmt: skip
-            60,
-        )
+        queues = self._script("rabbitmq-queues")
+        command = [queues, "-n", self.node, "quorum_status", "-p", vhost, queue, "--formatter", "json"]
+        result = self._run(command, 60)
         if result.returncode != 0:
             raise PrivateServiceError(f"quorum_status {queue} failed: {result.stderr[-2000:]}")
         return {row["Node Name"]: row["Raft State"] for row in json.loads(result.stdout)}
@@ -65,13 +63,18 @@ class ClusterNode(PrivateRabbit):
 
 @dataclass(frozen=True)
 class LeaderChange:
-    """A quorum queue's leader moved to `leader`, as this cluster saw it at `at` (Unix time, seconds)."""
+    """A quorum queue's leader moved to `leader`, as this cluster saw it at `at` (Unix time, seconds).
+
+    `watched` is false when the watch began after the change (its first look already saw the new
+    leader): `at` is then only an upper bound.
+    """
 
     leader: str
     at: float
+    watched: bool
 
 
-_LEADER_CHANGE = re.compile(r"\{'?([^',{}]+@[^',{}]+?)'?,(\d+)\}")
+_LEADER_CHANGE = re.compile(r"\{'?([^',{}]+@[^',{}]+?)'?,(\d+),(true|false)\}")
 
 
 class RabbitCluster:
@@ -166,15 +169,31 @@ class RabbitCluster:
             f"Old = '{old}', Deadline = erlang:monotonic_time(millisecond) + {int(timeout * 1000)}, "
             "Leader = fun() -> case rabbit_amqqueue:lookup(Q) of "
             "{ok, R} -> case amqqueue:get_pid(R) of {_, N} -> N; _ -> Old end; _ -> Old end end, "
+            "Watched = Leader() =:= Old, "
             "Loop = fun L() -> N = Leader(), Now = erlang:monotonic_time(millisecond), "
-            "if N =/= Old -> {N, os:system_time(millisecond)}; Now > Deadline -> timeout; "
+            "if N =/= Old -> {N, os:system_time(millisecond), Watched}; Now > Deadline -> timeout; "
             "true -> timer:sleep(20), L() end end, Loop()."
         )
         out = via.ctl("eval", expression, timeout=timeout + 30).stdout
         found = _LEADER_CHANGE.search(out)
         if found is None:
             raise PrivateServiceError(f"the leader of {queue} stayed on {old} for {timeout:.0f}s: {out}")
-        return LeaderChange(found.group(1), int(found.group(2)) / 1000)
+        return LeaderChange(found.group(1), int(found.group(2)) / 1000, found.group(3) == "true")
+
+    def await_rejoined(
+        self, node: ClusterNode, vhost: str, queue: str, timeout: float = 60.0
+    ) -> dict[str, str]:
+        """Wait (bounded) until a restarted `node` runs in the cluster again and its member of `queue`
+        is a live Raft member (follower or leader); returns the members' states then."""
+        witness = next(other for other in self.running() if other is not node)
+        deadline = time.monotonic() + timeout
+        while True:
+            members = witness.quorum_status(vhost, queue)
+            if node.node in witness.running_nodes() and members.get(node.node) in ("follower", "leader"):
+                return members
+            if time.monotonic() > deadline:
+                raise PrivateServiceError(f"{node.node} did not rejoin within {timeout:.0f}s: {members}")
+            time.sleep(0.5)
 
 
 def _erlang_binary(text: str) -> str:
