@@ -131,12 +131,13 @@ async def kill_leader_under_load(
     for node in cluster.nodes:  # crash the broker, not its quorum bookkeeping (PrivateRabbit docstring)
         await asyncio.to_thread(node.sync_quorum_metadata)
 
+    watch = asyncio.ensure_future(
+        asyncio.to_thread(cluster.await_leader_change, stack.vhost, QUEUE, leader.node, witness, 120.0)
+    )
+    await asyncio.sleep(5.0)  # rabbitmqctl takes seconds to start on a busy machine: the watch must be on
     load = TimedLoad(client, SERVICE, TABLE, keyed=True, timeout=45)
     running = asyncio.ensure_future(load.run(COUNT, concurrency=16, pace=0.15))
-    watch = asyncio.ensure_future(
-        asyncio.to_thread(cluster.await_leader_change, stack.vhost, QUEUE, leader.node, witness)
-    )
-    await asyncio.sleep(3.0)  # the load is flowing and the watch runs inside the witness node
+    await asyncio.sleep(3.0)  # the load is flowing
     assert not running.done(), "the load must still be running when the leader is killed"
     killed_wall, killed_at = time.time(), time.monotonic()
     await asyncio.to_thread(leader.kill)
