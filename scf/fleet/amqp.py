@@ -8,6 +8,7 @@ Every publish of the fleet waits for the broker's confirm and uses `mandatory=Tr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from typing import Any
 
@@ -208,6 +209,7 @@ async def publish(
     (same message id), once the robust connection is back; if it never comes back within the waits, a
     `transient` CONNECTION_FAILED is raised and the caller leaves its own message unacked.
     """
+    renewed = False
     for wait in (*RECONNECT_WAITS, None):
         try:
             await exchange.publish(message, routing_key, mandatory=True, timeout=timeout)
@@ -217,6 +219,14 @@ async def publish(
                 f"no queue accepts routing key {routing_key!r}", code=ErrorCode.NO_WORKER, detail=str(exc)
             ) from exc
         except DeliveryError as exc:
+            if not renewed and wait is not None:
+                # RabbitMQ 3.10: a channel that first published to a quorum queue while its leader was being
+                # elected nacks every later publish to it; a fresh channel is served by the new leader.
+                # A queue that is really full nacks on the fresh channel too.
+                renewed = True
+                await _renew_channel(exchange)
+                await asyncio.sleep(max(wait, 1.0))
+                continue
             raise BrokerRefusedError(
                 "the broker refused the message (queue full)",
                 code=ErrorCode.QUEUE_FULL,
@@ -233,6 +243,17 @@ async def publish(
                     detail=repr(exc),
                 ) from exc
             await asyncio.sleep(wait)
+
+
+async def _renew_channel(exchange: AbstractExchange) -> None:
+    """Close the exchange's broker channel; the robust channel opens a new one (consumers restored)."""
+    channel = getattr(exchange, "channel", None)  # aio-pika's Exchange keeps it; the ABC does not say so
+    if not isinstance(channel, AbstractChannel):
+        return
+    with contextlib.suppress(Exception):  # closed or reconnecting already: it is being renewed anyway
+        underlay = await channel.get_underlay_channel()
+        if not underlay.is_closed:
+            await underlay.close()
 
 
 async def reply(
