@@ -4,8 +4,8 @@ A connector's endpoints are its primary and its `failover_hosts`, each with its 
 and its own breaker (key `name`, `name@host:port`). The primary is tried first; an endpoint whose
 breaker is open is skipped, so traffic moves to the next healthy backup and returns to the primary once
 a half-open probe succeeds. Read-only backups take only the connector's read operations. Within an
-endpoint, retryable errors are retried with backoff (tenacity), never past the deadline, and never once
-the breaker has opened.
+endpoint, retryable errors are retried with backoff (tenacity), never past the deadline, never once
+the breaker has opened, and not at all when a backup may take the call at once.
 """
 
 from __future__ import annotations
@@ -52,8 +52,11 @@ def candidates(endpoints: list[Endpoint], operation: str) -> list[Endpoint]:
 
 
 def may_fail_over(error: ConnectorError, operation: str, connector: ServiceConnector) -> bool:
-    """After a failed call, is trying a backup safe? Reads always; writes only if nothing could have
-    been applied (the connection never came up)."""
+    """After a failed call, is trying a backup safe? Reads always (also when the endpoint's breaker
+    opened while the read was retrying there); writes only if nothing could have been applied (the
+    connection never came up)."""
+    if operation in connector.read_operations and error.code == ErrorCode.CIRCUIT_OPEN:
+        return True
     if not counts_as_failure(error):
         return False
     return operation in connector.read_operations or error.code == ErrorCode.CONNECTION_FAILED
@@ -72,13 +75,17 @@ class Execution:
         """Raises the last endpoint's typed error, or CIRCUIT_OPEN when every breaker is open."""
         wait: float | None = None
         last: ConnectorError | None = None
-        for endpoint in candidates(endpoints, request.operation):
+        chosen = candidates(endpoints, request.operation)
+        for position, endpoint in enumerate(chosen):
             admission = await self.breakers.admit(endpoint.key)
             if not admission.allowed:
                 wait = admission.retry_after if wait is None else min(wait, admission.retry_after)
                 continue
+            backup_left = position < len(chosen) - 1
             try:
-                return await self._attempts(endpoint, request, deadline, admission.probe, on_retry)
+                return await self._attempts(
+                    endpoint, request, deadline, admission.probe, on_retry, backup_left=backup_left
+                )
             except ConnectorError as exc:
                 last = exc
                 if not may_fail_over(exc, request.operation, endpoint.connector) or time.time() >= deadline:
@@ -95,6 +102,8 @@ class Execution:
         deadline: float,
         probe: bool,
         on_retry: OnRetry | None,
+        *,
+        backup_left: bool = False,
     ) -> OperationOutcome:
         connector = endpoint.connector
         # The first try runs outside tenacity: most calls succeed (or fail for good) there, and then no
@@ -105,6 +114,8 @@ class Execution:
         except ConnectorError as exc:
             if probe or not is_retryable(exc):
                 raise
+            if backup_left and may_fail_over(exc, request.operation, connector):
+                raise  # a backup takes it now: backing off here first only delays the failover
             failed = exc
         policy = self.policy_for(connector)
         if policy.attempts == 0:
@@ -130,7 +141,10 @@ class Execution:
                 admission = await self.breakers.admit(endpoint.key)
                 if not admission.allowed:
                     raise circuit_open(endpoint.key, admission.retry_after)
-                return await self._once(endpoint, request, deadline, probe)
+                # It may also have opened and cooled down, and this retry won the half-open probe: its
+                # verdict must settle the breaker, or the probe's lease holds every caller off until it
+                # expires (30 s in the fleet) although the service is back.
+                return await self._once(endpoint, request, deadline, admission.probe)
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _once(

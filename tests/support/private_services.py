@@ -509,7 +509,9 @@ class PrivatePostgres(PrivateService):
         with (self.data_dir / "postgresql.conf").open("a") as conf:
             conf.write("\n# scf private test instance\n")
             conf.writelines(f"{name} = {value}\n" for name, value in settings.items())
-        (self.data_dir / "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
+        (self.data_dir / "pg_hba.conf").write_text(  # replication: a PrivatePostgresReplica may stream
+            "local all all trust\nhost all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n"
+        )
         self._chown(self.data_dir / "pg_hba.conf")
 
     def reissue_certificate(
