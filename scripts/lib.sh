@@ -62,7 +62,9 @@ ensure_system_packages() {  # what the tests need beyond Python
     say "installing chromium (Debian package: the docs pages' headless-browser test)"
     apt_install chromium
   fi
-  command -v npm >/dev/null 2>&1 || say "npm not found: the AsyncAPI schema test needs it (Debian package npm)"
+  command -v npm >/dev/null 2>&1 || say "npm not found: the AsyncAPI and KEDA schema tests need it (Debian package npm)"
+  # kustomize components need kubectl >= 1.21; Debian's kubernetes-client (1.20) is too old to help
+  command -v kubectl >/dev/null 2>&1 || say "kubectl not found: tests/deploy builds deploy/k8s with kubectl kustomize"
 }
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }

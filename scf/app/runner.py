@@ -190,7 +190,7 @@ async def open_state(settings: Settings) -> StateStore:
     box = load_secret_box(
         settings.scf_secret_key.get_secret_value() if settings.scf_secret_key else None, settings.scf_data_dir
     )
-    state = StateStore.from_url(settings.redis_url, box)
+    state = StateStore.from_settings(settings, box)
     try:
         await wait_for(
             "Redis at SCF_REDIS_URL",

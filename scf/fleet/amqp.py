@@ -8,7 +8,9 @@ Every publish of the fleet waits for the broker's confirm and uses `mandatory=Tr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import time
 from typing import Any
 
 import aio_pika
@@ -208,6 +210,7 @@ async def publish(
     (same message id), once the robust connection is back; if it never comes back within the waits, a
     `transient` CONNECTION_FAILED is raised and the caller leaves its own message unacked.
     """
+    nacked = 0
     for wait in (*RECONNECT_WAITS, None):
         try:
             await exchange.publish(message, routing_key, mandatory=True, timeout=timeout)
@@ -217,6 +220,10 @@ async def publish(
                 f"no queue accepts routing key {routing_key!r}", code=ErrorCode.NO_WORKER, detail=str(exc)
             ) from exc
         except DeliveryError as exc:
+            if nacked < STALE_LEADER_RETRIES and await _renewed_after_failover(exchange):
+                nacked += 1
+                await asyncio.sleep(1.0)  # the election takes about half a second
+                continue
             raise BrokerRefusedError(
                 "the broker refused the message (queue full)",
                 code=ErrorCode.QUEUE_FULL,
@@ -233,6 +240,38 @@ async def publish(
                     detail=repr(exc),
                 ) from exc
             await asyncio.sleep(wait)
+
+
+#: A nack soon after a failover may be a stale quorum-queue leader, not a full queue (RabbitMQ 3.10: a
+#: channel whose first publish to a quorum queue came while its leader was being elected has every later
+#: publish to it nacked, as long as the channel lives; a fresh channel is served by the new leader,
+#: rabbitmq-server#9241). Within this many seconds of a (re)connection a nacked publish renews its
+#: channel (at most once per RENEW_EVERY) and is tried again, up to STALE_LEADER_RETRIES times; outside
+#: it, a nack is QUEUE_FULL at once, so an overloaded queue never makes a channel churn.
+STALE_LEADER_WINDOW = 30.0
+RENEW_EVERY = 2.0
+STALE_LEADER_RETRIES = 3
+
+
+async def _renewed_after_failover(exchange: AbstractExchange) -> bool:
+    """True if the nacked publish on `exchange` may be tried again: its connection is fresh from a
+    (re)connection, and its channel was renewed now (or moments ago by a publish beside this one)."""
+    channel = getattr(exchange, "channel", None)  # aio-pika's Exchange keeps it; the ABC does not say so
+    connected_at = getattr(getattr(channel, "_connection", None), "connected_at", None)
+    now = time.monotonic()
+    if (
+        not isinstance(channel, AbstractChannel)
+        or connected_at is None
+        or now - connected_at > STALE_LEADER_WINDOW
+    ):
+        return False
+    if now - getattr(channel, "_scf_renewed_at", float("-inf")) >= RENEW_EVERY:
+        channel._scf_renewed_at = now  # type: ignore[attr-defined]
+        with contextlib.suppress(Exception):  # closed or reconnecting already: being renewed anyway
+            underlay = await channel.get_underlay_channel()
+            if not underlay.is_closed:
+                await underlay.close()  # the robust channel opens a new one (consumers restored)
+    return True
 
 
 async def reply(

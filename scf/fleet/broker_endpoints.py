@@ -14,6 +14,7 @@ the start of each attempt, which is where the next endpoint is chosen.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -90,6 +91,8 @@ class RoundRobinConnection(RobustConnection):
         self._urls = [URL(url) for url in urls]
         self._index = start % len(self._urls)
         self._attempted = False
+        #: time.monotonic() of the last (re)connection (`amqp.publish` reads it after a nack)
+        self.connected_at: float | None = None
         super().__init__(self._urls[self._index], **kwargs)
         self._attempted = False  # the constructor's own reset of `transport` is not an attempt
 
@@ -113,6 +116,10 @@ class RoundRobinConnection(RobustConnection):
                 self._index = (self._index + 1) % len(self._urls)
             self._attempted = True
         self.__dict__["_transport"] = value
+
+    async def _on_connected(self) -> None:
+        await super()._on_connected()
+        self.connected_at = time.monotonic()
 
     @property
     def endpoint(self) -> str:

@@ -30,7 +30,7 @@ from scf.fleet.fast_path import (
     PathCounts,
 )
 from scf.fleet.routes import RouteCache
-from scf.fleet.rpc import ProgressCallback, RpcClient, reply_error
+from scf.fleet.rpc import ProgressCallback, ReplyQueueLost, RpcClient, RpcTimeoutError, reply_error
 from scf.schemas.connection import ServiceConnection
 from scf.schemas.control import (
     Acknowledged,
@@ -284,21 +284,24 @@ class FleetClient:
         # queued: it can be cancelled before it starts, and a second use is refused before it is queued.
         chosen = _chosen_operation_id(request)
         route = None if chosen else self.fast.route(service_name)
-        if route is not None:
-            fast = await self.fast.execute(
-                parsed, route, timeout=self.timeout, wait=wait, on_progress=on_progress, started=started
-            )
-            if fast is not None:
-                return fast
-        self.counts.dispatcher += 1
         try:
+            if route is not None:
+                fast = await self.fast.execute(
+                    parsed, route, timeout=self.timeout, wait=wait, on_progress=on_progress, started=started
+                )
+                if fast is not None:
+                    return fast
+            self.counts.dispatcher += 1
             reply = await self.rpc.call(
                 MessageType.OPERATION_EXECUTE,
                 parsed.model_dump(exclude_none=True),
                 timeout=wait,
                 message_id=parsed.operation_id,
                 on_progress=on_progress,
+                recoverable=True,
             )
+        except ReplyQueueLost:
+            return await self._stored_result(parsed.operation_id, started, wait)
         except ConnectorError as exc:
             return OperationResult.failed(parsed.operation_id, exc, time.perf_counter() - started)
         result = OperationResult.model_validate(reply)
@@ -339,6 +342,22 @@ class FleetClient:
                     raise
                 await asyncio.sleep(min(pause, left))
                 pause = min(pause * 2, RESULT_POLL_MAX)
+
+    async def _stored_result(self, operation_id: str, started: float, wait: float) -> OperationResult:
+        """The answer of a call whose reply queue was lost with a broker connection: its stored result,
+        polled until the call's own wait is over (then a TIMEOUT that says where to look later)."""
+        left = wait - (time.perf_counter() - started)
+        try:
+            return await self.result(operation_id, wait=max(0.0, left))
+        except ConnectorError as exc:
+            if exc.code not in RESULT_PENDING_CODES:
+                return OperationResult.failed(operation_id, exc, time.perf_counter() - started)
+        timeout = RpcTimeoutError(
+            "the broker connection was lost while waiting and no result was stored in time; the "
+            f"operation may still finish: fetch it with result({operation_id!r})",
+            code=ErrorCode.TIMEOUT,
+        )
+        return OperationResult.failed(operation_id, timeout, time.perf_counter() - started)
 
     async def _control(self, message_type: MessageType, body: BaseModel | dict[str, Any]) -> dict[str, Any]:
         """Raises the typed error of a failed reply; RpcTimeoutError when none arrived in time."""

@@ -17,7 +17,7 @@ import structlog
 
 from scf.fleet import amqp
 from scf.fleet.routes import MAX_JSON_DEPTH, RegistryWatch, Route, RouteCache, nests_deeper_than
-from scf.fleet.rpc import ProgressCallback, RpcClient
+from scf.fleet.rpc import ProgressCallback, ReplyQueueLost, RpcClient
 from scf.fleet.settings import MAX_REQUEST_BYTES
 from scf.schemas import topology
 from scf.schemas.control import ConnectorStatus, MessageType
@@ -183,12 +183,16 @@ class FastPath:
                 headers={amqp.FORWARDED_AT_HEADER: amqp.forwarded_at_value(now)},
                 expiration=envelope.deadline - now,
                 on_progress=on_progress,
+                recoverable=True,
             )
         except amqp.UnroutableError:
             # Returned by the broker, so never queued: safe to send again, through the dispatcher.
             self.routes.invalidate(request.service_name)
             self.counts.fell_back += 1
             return None
+        except ReplyQueueLost:
+            self.counts.fast += 1
+            raise  # sent and confirmed: the caller fetches its stored result
         except ConnectorError as exc:  # queue full (as the dispatcher's forward would be), no reply in time
             self.counts.fast += 1
             return OperationResult.failed(request.operation_id, exc, time.perf_counter() - started)

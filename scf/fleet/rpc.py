@@ -49,6 +49,12 @@ class RpcTimeoutError(TransientError):
     """No reply arrived within the call's timeout; the request may still be running."""
 
 
+class ReplyQueueLost(TransientError):
+    """The broker connection dropped while the call waited: its reply queue went with it (an exclusive
+    queue lives as long as its connection), so a reply sent meanwhile is gone. The request was confirmed
+    before, so it is queued (or done): its stored result is where the answer is."""
+
+
 class RpcClient:
     def __init__(
         self,
@@ -65,6 +71,7 @@ class RpcClient:
         self._queue: AbstractQueue | None = None
         self._pending: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._progress: dict[str, ProgressCallback] = {}
+        self._recoverable: set[str] = set()  # calls told at a reconnection (ReplyQueueLost), not left waiting
         self._exchanges: dict[str, AbstractExchange] = {}
 
     @classmethod
@@ -78,6 +85,20 @@ class RpcClient:
         self._channel = await amqp.open_channel(self._connection)
         self._queue = await self._channel.declare_queue("", exclusive=True, auto_delete=True)
         await self._queue.consume(self._on_reply, no_ack=True)
+        callbacks = getattr(self._connection, "reconnect_callbacks", None)
+        if callbacks is not None:  # a robust connection: told after it reconnected and restored channels
+            callbacks.add(self._on_reconnected)
+
+    def _on_reconnected(self, *_: Any) -> None:
+        for correlation_id in self._recoverable:
+            future = self._pending.get(correlation_id)
+            if future is not None and not future.done():
+                future.set_exception(
+                    ReplyQueueLost(
+                        "the broker connection was lost while waiting for the reply",
+                        code=ErrorCode.CONNECTION_FAILED,
+                    )
+                )
 
     async def close(self) -> None:
         for future in self._pending.values():
@@ -123,8 +144,11 @@ class RpcClient:
         headers: dict[str, Any] | None = None,
         expiration: float | None = None,
         on_progress: ProgressCallback | None = None,
+        recoverable: bool = False,
     ) -> dict[str, Any]:
-        """Publish one request (confirmed) and wait for its reply. Raises RpcTimeoutError, publish errors."""
+        """Publish one request (confirmed) and wait for its reply. Raises RpcTimeoutError, publish errors;
+        `recoverable`: ReplyQueueLost as soon as the connection came back from a drop (the caller fetches
+        the stored result), instead of waiting out the timeout for a reply that is gone."""
         return await self.call_raw(
             message_type,
             amqp.encode(body),
@@ -135,6 +159,7 @@ class RpcClient:
             headers=headers,
             expiration=expiration,
             on_progress=on_progress,
+            recoverable=recoverable,
         )
 
     async def call_raw(
@@ -150,6 +175,7 @@ class RpcClient:
         content_type: str = amqp.JSON,
         expiration: float | None = None,
         on_progress: ProgressCallback | None = None,
+        recoverable: bool = False,
     ) -> dict[str, Any]:
         """`expiration` (seconds): the broker dead-letters the request if it is still queued by then."""
         assert self._queue is not None, "RpcClient.start() was not called"
@@ -158,6 +184,8 @@ class RpcClient:
         self._pending[correlation_id] = future
         if on_progress is not None:
             self._progress[correlation_id] = on_progress
+        if recoverable:
+            self._recoverable.add(correlation_id)
         try:
             with tracing.span("scf.client", message_type, {"messaging.destination": routing_key}):
                 message = self._message(
@@ -174,6 +202,7 @@ class RpcClient:
         finally:
             self._pending.pop(correlation_id, None)
             self._progress.pop(correlation_id, None)
+            self._recoverable.discard(correlation_id)
 
     async def send(
         self,

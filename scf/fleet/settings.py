@@ -1,20 +1,28 @@
 """Settings of every fleet process, read from the environment (the spec's variables plus `SCF_*`).
 
-Defaults work on a developer machine with RabbitMQ and Redis on loopback.
+Defaults work on a developer machine with RabbitMQ and Redis on loopback. With `SCF_SECRETS_DIR` set,
+every setting may also come from a file of that folder named like its variable (`SCF_SECRET_KEY`, ...):
+Kubernetes and Docker secrets mounted as files. A variable set in the environment wins over its file.
 """
 
 from __future__ import annotations
 
+import os
 from functools import cached_property
 from ipaddress import ip_network
 from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SecretsSettingsSource,
+    SettingsConfigDict,
+)
 
 from scf.connectors.circuit import BreakerPolicy
-from scf.fleet import broker_endpoints
+from scf.fleet import broker_endpoints, redis_client
 from scf.schemas.topology import QueueLimits
 
 #: The largest request body any door takes (the dispatcher's own limit on an AMQP message).
@@ -52,8 +60,14 @@ class Settings(BaseSettings):
     # the fleet's own
     scf_amqp_url: SecretStr = SecretStr("amqp://guest:guest@127.0.0.1:5672/")
     scf_redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    #: Redis Sentinel (docs/resilience.md): `host:port` entries separated by commas; empty: no Sentinel
+    scf_redis_sentinels: str = ""
+    scf_redis_sentinel_service: str = Field(default="scf", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    scf_redis_sentinel_password: SecretStr | None = None
     scf_secret_key: SecretStr | None = None
     scf_data_dir: Path = Path(".scf-data")
+    #: a folder of secret files named like the variables (read when the process starts; see the docstring)
+    scf_secrets_dir: Path | None = None
     scf_default_timeout: float = Field(default=30.0, gt=0, le=1500)
     scf_result_ttl: int = Field(default=3600, ge=1)
     scf_delivery_limit: int = Field(default=5, ge=1, le=100)
@@ -127,6 +141,22 @@ class Settings(BaseSettings):
     scf_egress_allow: str = ""
     scf_egress_deny: str = ""
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        folder = os.environ.get("SCF_SECRETS_DIR", "").strip()
+        if folder:
+            if not Path(folder).is_dir():  # a mount that did not happen must stop the process, not default
+                raise ValueError(f"SCF_SECRETS_DIR={folder!r} is not a directory")
+            file_secret_settings = SecretsSettingsSource(settings_cls, secrets_dir=folder)
+        return init_settings, env_settings, dotenv_settings, file_secret_settings
+
     @property
     def auth_enabled(self) -> bool:
         return self.scf_auth != "off"
@@ -135,6 +165,12 @@ class Settings(BaseSettings):
     @classmethod
     def _broker_urls_are_usable(cls, value: SecretStr) -> SecretStr:
         broker_endpoints.endpoints(value.get_secret_value())  # its message never quotes a password
+        return value
+
+    @field_validator("scf_redis_sentinels")
+    @classmethod
+    def _sentinels_are_addresses(cls, value: str) -> str:
+        redis_client.sentinel_addresses(value)
         return value
 
     @field_validator("scf_trusted_proxies")

@@ -17,9 +17,10 @@ import structlog
 from redis.commands.core import AsyncScript
 from redis.exceptions import RedisError, WatchError
 
-from scf.fleet import keys, latency
+from scf.fleet import keys, latency, redis_client
 from scf.fleet.crypto import SecretBox
 from scf.fleet.operation_book import OperationBook
+from scf.fleet.settings import Settings
 from scf.fleet.state_errors import as_text, redis_errors, text_map
 from scf.schemas.connection import ServiceConnection, public_request_body
 from scf.schemas.control import ConnectorMetrics, ConnectorState
@@ -60,8 +61,17 @@ class StateStore(OperationBook):
 
     @classmethod
     def from_url(cls, url: str, box: SecretBox) -> StateStore:
-        client = aioredis.Redis.from_url(
-            url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5, health_check_interval=15
+        return cls(redis_client.connect(url), box)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, box: SecretBox) -> StateStore:
+        """The fleet's state on `SCF_REDIS_URL`, or on the primary `SCF_REDIS_SENTINELS` name."""
+        password = settings.scf_redis_sentinel_password
+        client = redis_client.connect(
+            settings.redis_url,
+            sentinels=settings.scf_redis_sentinels,
+            service=settings.scf_redis_sentinel_service,
+            sentinel_password=password.get_secret_value() if password else None,
         )
         return cls(client, box)
 

@@ -123,7 +123,7 @@ def create_app(settings: Settings | None = None, client_factory: ClientFactory |
 def _open_access(app: FastAPI, settings: Settings) -> StateStore:
     """The Redis state (API keys, admin-API principals) and who may call: opened by the lifespan."""
     secret = settings.scf_secret_key.get_secret_value() if settings.scf_secret_key else None
-    state = StateStore.from_url(settings.redis_url, load_secret_box(secret, settings.scf_data_dir))
+    state = StateStore.from_settings(settings, load_secret_box(secret, settings.scf_data_dir))
     app.state.keys = ApiKeyStore(state)
     app.state.access_store = AccessStore(state)
     access = AccessControl(settings, policies=app.state.access_store)

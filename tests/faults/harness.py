@@ -57,6 +57,7 @@ class Sent:
     replayed: bool = False
     stored: str | None = None  # what `operation.result` says afterwards, when no reply came
     asked_again: int = 0  # times the fleet answered IN_PROGRESS and the caller asked again
+    answered_at: float | None = None  # time.monotonic() of the last reply
 
 
 @dataclass
@@ -84,6 +85,13 @@ class Verdict:
 def record(sent: Sent, result: OperationResult) -> None:
     sent.code = "success" if result.error is None else result.error.code
     sent.replayed = result.replayed
+    sent.answered_at = time.monotonic()
+
+
+def recovery_seconds(sent: Iterable[Sent], since: float) -> float:
+    """Seconds from `since` (a fault) to the last reply that was not a success (0: none failed)."""
+    failed = [s.answered_at for s in sent if s.answered_at and s.answered_at >= since and s.code != "success"]
+    return round(max(failed) - since, 2) if failed else 0.0
 
 
 class Load:

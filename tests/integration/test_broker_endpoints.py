@@ -7,18 +7,22 @@ stays; the three-node cluster scenario is in tests/faults.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import aio_pika
+import asyncpg
 import pytest
 
 from scf.fleet import amqp
 from scf.fleet.broker_endpoints import RoundRobinConnection
 from scf.fleet.client import FleetClient
 from scf.schemas import topology
+from tests.support.fleet import FleetProcess, fleet_env
 from tests.support.private_services import free_port
 from tests.support.proxy import TcpProxy
-from tests.support.services import Vhost, create_vhost, delete_vhost
+from tests.support.services import PG_DSN, Vhost, claim_redis_db, create_vhost, delete_vhost
 
 pytestmark = pytest.mark.integration
 
@@ -113,3 +117,70 @@ async def test_a_fleet_client_takes_a_list_of_endpoints(
     assert result.error is not None
     assert result.error.code in {"TIMEOUT", "DEADLINE_EXCEEDED"}, result.error
     assert second.upstream_bytes > 0
+
+
+async def test_a_reply_lost_with_the_clients_connection_is_answered_from_the_stored_result(
+    vhost: Vhost, secret_key: str, tmp_path: Path
+) -> None:
+    """The client's connection drops while its operation runs, and stays down until the worker replied
+    (to a reply queue that went with the connection). Once the client is back it is told at once that
+    its reply is gone and answers from the stored result, instead of a TIMEOUT after the whole wait."""
+    claimed = claim_redis_db()
+    env = fleet_env(vhost.amqp_url, claimed.url, secret_key, tmp_path / "data")
+    dispatcher = FleetProcess(["dispatcher"], env, tmp_path / "dispatcher.log")
+    worker = FleetProcess(["worker", "--types", "postgresql"], env, tmp_path / "worker.log")
+    node = TcpProxy(5672)
+    await node.start()
+    marker = f"lost-reply-{time.time_ns()}"
+    pg = await asyncpg.connect(PG_DSN)
+    try:
+        dispatcher.wait_ready()
+        worker.wait_ready()
+        async with await FleetClient.connect(url(node.port, vhost), timeout=30) as client:
+            await client.create_connector(
+                {
+                    "service_type": "postgresql",
+                    "service_name": "lost_db",
+                    "host": "127.0.0.1",
+                    "database": "test",
+                    "username": "postgres",
+                }
+            )
+            query = {"operation": "query", "timeout": 60,
+                     "parameters": {"query": f"SELECT pg_sleep(1), '{marker}' AS marker"}}  # fmt: skip
+            started = time.monotonic()
+            call = asyncio.create_task(client.execute_operation("lost_db", query))
+            await running(pg, marker)
+            await node.stop()  # the client's connection (and its reply queue) is gone
+            await done(pg, marker)
+            await asyncio.sleep(0.5)  # the worker's reply found no queue; its result is stored
+            await node.start()
+            result = await asyncio.wait_for(call, 60)
+            took = time.monotonic() - started
+    finally:
+        await pg.close()
+        await node.stop()
+        worker.stop()
+        dispatcher.stop()
+        claimed.release()
+
+    assert result.error is None, result.error
+    assert result.result_data["rows"][0]["marker"] == marker
+    assert took < 30  # well inside the call's 65 s wait: not a timeout that happened to succeed
+
+
+async def running(pg: asyncpg.Connection, marker: str, present: bool = True) -> None:
+    for _ in range(600):
+        count = await pg.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE state = 'active' AND query LIKE $1 AND pid <> pg_backend_pid()",
+            f"%{marker}%",
+        )
+        if bool(count) == present:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the query {'never started' if present else 'never ended'}")
+
+
+async def done(pg: asyncpg.Connection, marker: str) -> None:
+    await running(pg, marker, present=False)

@@ -83,3 +83,95 @@ def test_rules_and_dashboards_name_only_exported_metrics() -> None:
         )
     unknown = {where: sorted(names - exported) for where, names in used.items() if names - exported}
     assert unknown == {}
+
+
+# --- labels: every label a rule or panel names exists on the metrics it queries -----------------------
+
+#: labels Prometheus adds to every scraped sample, and the one a supervisor adds to its children's
+TARGET_LABELS = frozenset({"job", "instance", "process", "__name__"})
+SELECTOR = re.compile(r"\b(scf_[a-z0-9_]+)\s*\{([^}]*)\}")
+MATCHER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)")
+GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
+LEGEND = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+ALERT_LABEL = re.compile(r"\$labels\.([A-Za-z_][A-Za-z0-9_]*)")
+LABEL_VALUES = re.compile(r"label_values\((.*),\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)")
+
+
+def exported_labels() -> dict[str, frozenset[str]]:
+    """Label names of every exported sample name: the collectors' declared labels (a labelled metric with
+    no child yet has no sample to read them from), the samples' own, plus `le` on histogram buckets."""
+    labels: dict[str, set[str]] = {}
+    collectors = list(REGISTRY._collector_to_names)  # prometheus-client has no public list of them
+    for collector in collectors:
+        declared = set(getattr(collector, "_labelnames", ()))
+        for family in collector.collect():
+            names = {family.name, *(s.name for s in family.samples)}
+            if family.type == "counter":
+                names.add(f"{family.name}_total")
+            if family.type == "histogram":
+                names.update(f"{family.name}{suffix}" for suffix in ("_bucket", "_count", "_sum"))
+            sample_labels = {label for s in family.samples for label in s.labels}
+            for name in names:
+                labels.setdefault(name, set()).update(declared | sample_labels)
+                if name.endswith("_bucket"):
+                    labels[name].add("le")
+    return {name: frozenset(found) for name, found in labels.items()}
+
+
+def label_problems(expr: str, also: str = "", exported: dict[str, frozenset[str]] | None = None) -> list[str]:
+    """Labels `expr` (and `also`: its legend or alert text) names that none of its metrics carries."""
+    exported = exported if exported is not None else exported_labels()
+    problems = []
+    for metric, matchers in SELECTOR.findall(expr):
+        for label in MATCHER.findall(matchers):
+            if label not in exported.get(metric, frozenset()) | TARGET_LABELS:
+                problems.append(f"{metric} has no label {label!r}: {expr}")
+    carried = frozenset().union(*(exported.get(m, frozenset()) for m in METRIC.findall(expr))) | TARGET_LABELS
+    grouped = [
+        label.strip() for group in GROUPING.findall(expr) for label in group.split(",") if label.strip()
+    ]
+    named = [*grouped, *LEGEND.findall(also), *ALERT_LABEL.findall(also)]
+    problems += [f"no metric of {expr!r} has a label {label!r}" for label in named if label not in carried]
+    return problems
+
+
+def dashboard_queries(node: object) -> list[tuple[str, str]]:
+    """(query, legend) of every panel target and (query, label) of every label_values variable."""
+    found: list[tuple[str, str]] = []
+    if isinstance(node, dict):
+        if isinstance(node.get("expr"), str):
+            found.append((node["expr"], str(node.get("legendFormat", ""))))
+        for key in ("query", "definition"):
+            value = node.get(key)
+            if isinstance(value, str) and (match := LABEL_VALUES.search(value)):
+                found.append((match[1], "{{" + match[2] + "}}"))
+        for value in node.values():
+            found += dashboard_queries(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += dashboard_queries(value)
+    return found
+
+
+def test_rules_and_dashboards_name_only_labels_their_metrics_carry() -> None:
+    exported = exported_labels()
+    assert "endpoint" in exported["scf_breaker_state"] and "le" in exported["scf_queue_wait_seconds_bucket"]
+    problems = []
+    for group in yaml.safe_load(RULES.read_text())["groups"]:
+        for rule in group["rules"]:
+            text = " ".join(str(v) for v in rule.get("annotations", {}).values())
+            problems += label_problems(rule["expr"], text, exported)
+    for dashboard in DASHBOARDS:
+        for expr, legend in dashboard_queries(json.loads(dashboard.read_text())):
+            problems += label_problems(expr, legend, exported)
+    assert problems == []
+
+
+def test_the_label_check_catches_the_old_breaker_panels() -> None:
+    """Negative control: the queries the dashboard had before (scf_breaker_state has no service_name)."""
+    old = [
+        ('max by (service_name) (scf_breaker_state{service_name=~"$service_name"})', "{{service_name}}"),
+        ("count(max by (service_name) (scf_breaker_state) == 2) or vector(0)", ""),
+    ]
+    assert all(label_problems(expr, legend) for expr, legend in old)
+    assert label_problems("sum by (reason) (rate(scf_dead_letters_total[5m]))", "{{ $labels.reason }}") == []

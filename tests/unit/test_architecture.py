@@ -130,8 +130,10 @@ def test_no_connector_package_imports_another() -> None:
     assert offenders == []
 
 
-#: The one module that opens the fleet's Redis connection (connectors for Redis open their own service's).
+#: The one module that owns the fleet's Redis connection (connectors for Redis open their own service's),
+#: and the one that builds its client (one server or Sentinel's primary), called by the owner only.
 STATE_OWNER = "scf/fleet/state.py"
+CLIENT_BUILDER = "scf/fleet/redis_client.py"
 
 
 def test_the_state_store_is_the_one_way_to_redis() -> None:
@@ -141,7 +143,12 @@ def test_the_state_store_is_the_one_way_to_redis() -> None:
         if where.startswith("scf/connectors/redis/"):
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
-            if ("Redis.from_url(" in line or "Redis(" in line) and where != STATE_OWNER:
+            if ("Redis.from_url(" in line or "Redis(" in line) and where not in {STATE_OWNER, CLIENT_BUILDER}:
+                opened.append(f"{where}:{number}")
+            if ("redis_client.connect(" in line or "master_for(" in line) and where not in {
+                STATE_OWNER,
+                CLIENT_BUILDER,
+            }:
                 opened.append(f"{where}:{number}")
             if "state.redis" in line and line.strip() != "self.redis = state.redis  # " + STORE_NOTE:
                 reached.append(f"{where}:{number}")
