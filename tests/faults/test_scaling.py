@@ -12,6 +12,7 @@ import asyncio
 import itertools
 import re
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import aio_pika
@@ -147,8 +148,11 @@ def throughput_by_size(timeline: Timeline, answered: list[float], until: float) 
     return lines
 
 
-async def queued(amqp_url: str, count: int, timeout: float = 30.0) -> int:
-    """Wait until the work queue holds `count` ready messages; returns what it holds at the end."""
+async def queued(
+    amqp_url: str, count: int, calls: Sequence[asyncio.Future[None]], timeout: float = 30.0
+) -> int:
+    """Wait until the work queue holds `count` ready messages (or every call was answered: nothing
+    will come); returns what it holds at the end."""
     connection = await aio_pika.connect(amqp_url)
     held = -1
     try:
@@ -157,7 +161,7 @@ async def queued(amqp_url: str, count: int, timeout: float = 30.0) -> int:
         while time.monotonic() < deadline:
             declared = await channel.declare_queue(WORK_QUEUE, passive=True)
             held = declared.declaration_result.message_count or 0
-            if held >= count:
+            if held >= count or all(call.done() for call in calls):
                 break
             await asyncio.sleep(0.05)
     finally:
@@ -218,7 +222,7 @@ async def test_the_group_scales_to_zero_and_back_and_the_requests_sent_meanwhile
     batch = load.prepare(WAITING)
     sent_at = time.monotonic()
     calls = [asyncio.ensure_future(load.send(s)) for s in batch]
-    held = await queued(fleet.amqp_url, WAITING)
+    held = await queued(fleet.amqp_url, WAITING, calls)
     answered_early: list[Sent] = [s for s in batch if s.code is not None]
     waited = time.monotonic() - sent_at
     worker_began = time.monotonic()
