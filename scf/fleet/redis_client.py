@@ -20,6 +20,10 @@ if TYPE_CHECKING:  # redis is the `fleet` extra's: the settings (and so the clie
 SOCKET_TIMEOUT = 5
 HEALTH_CHECK_INTERVAL = 15
 MAX_SENTINELS = 16
+#: Connections one process keeps to Redis at most; a call beyond them waits for a free one (up to
+#: SOCKET_TIMEOUT) instead of failing: redis-py's default pool refuses the 101st concurrent call ("Too
+#: many connections"), which a dispatcher's first burst of 64 new-route calls, two Redis calls each, met.
+POOL_SIZE = 64
 
 
 def sentinel_addresses(value: str) -> list[tuple[str, int]]:
@@ -55,8 +59,11 @@ def connect(
 ) -> aioredis.Redis:
     """A client (no I/O yet) for the server at `url`, or for `service`'s primary found by `sentinels`."""
     import redis.asyncio as aioredis
-    from redis.asyncio.connection import SSLConnection, parse_url
-    from redis.asyncio.sentinel import Sentinel
+    from redis.asyncio.connection import BlockingConnectionPool, SSLConnection, parse_url
+    from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+
+    class BlockingSentinelPool(SentinelConnectionPool, BlockingConnectionPool):
+        """Sentinel's pool (finds the primary) with the blocking pool's wait for a free connection."""
 
     common: dict[str, Any] = {
         "decode_responses": True,
@@ -64,9 +71,11 @@ def connect(
         "socket_connect_timeout": SOCKET_TIMEOUT,
         "health_check_interval": HEALTH_CHECK_INTERVAL,
     }
+    pooled: dict[str, Any] = {"max_connections": POOL_SIZE, "timeout": SOCKET_TIMEOUT}
     addresses = sentinel_addresses(sentinels)
     if not addresses:
-        return aioredis.Redis.from_url(url, **common)
+        pool = BlockingConnectionPool.from_url(url, **common, **pooled)
+        return aioredis.Redis(connection_pool=pool)
     parsed = parse_url(url)
     login: dict[str, Any] = {
         key: parsed[key] for key in ("username", "password", "db") if parsed.get(key) is not None
@@ -81,5 +90,7 @@ def connect(
             **({"password": sentinel_password} if sentinel_password else {}),
         },
     )
-    client: aioredis.Redis = watchers.master_for(service, **common, **login)
+    client: aioredis.Redis = watchers.master_for(
+        service, connection_pool_class=BlockingSentinelPool, **common, **login, **pooled
+    )
     return client
