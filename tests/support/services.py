@@ -27,7 +27,7 @@ from tests.support.private_services import LOOPBACK, PrivateRedis
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 PG_DSN = os.environ.get("SCF_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 #: Databases of the session's private Redis (one per claim; a session makes about ten claims).
-SESSION_REDIS_DATABASES = 64
+SESSION_REDIS_DATABASES = 256
 
 
 def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
@@ -135,7 +135,8 @@ class RedisDb:
 def claim_redis_db() -> RedisDb:
     """A fresh, empty database of this session's private Redis (never one of the shared server's)."""
     server = session_redis()
-    index = next(_next_db)
+    with _lock:  # never one given back: a process of the last owner may still be writing to it
+        index = next(_next_db)
     if index >= SESSION_REDIS_DATABASES:
         raise RuntimeError(f"this session claimed all {SESSION_REDIS_DATABASES - 1} private Redis databases")
     return RedisDb(index, server.port)
