@@ -508,7 +508,7 @@ async def test_a_caller_header_without_a_verified_user_is_a_claim_not_the_caller
 
     line = None
     for _ in range(100):
-        texts = fleet["dispatcher"].output().splitlines()
+        texts = fleet["dispatcher"].written_lines()
         lines = [json.loads(x) for x in texts if forged in x and x.startswith("{")]
         line = next((x for x in lines if x.get("event") == "audit"), None)
         if line is not None:

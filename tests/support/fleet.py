@@ -40,6 +40,11 @@ class FleetProcess:
     def output(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def written_lines(self) -> list[str]:
+        """The log's complete lines: while the process runs, the last one may be half written."""
+        text = self.output()
+        return text.splitlines() if text.endswith("\n") else text.splitlines()[:-1]
+
     def own_output(self) -> str:
         """What this process wrote (the log file may hold an earlier process's lines before it)."""
         with self.log_path.open("rb") as log:
