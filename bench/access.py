@@ -25,7 +25,7 @@ class BenchAccess:
         self.vhost = vhost
         self.enabled = enabled
         self.user = f"scf-bench-client-{uuid.uuid4().hex[:6]}"
-        self.password = secrets.token_urlsafe(16)
+        self.password = secrets.token_hex(16)  # never a leading "-", which rabbitmqctl reads as an option
         self.policy = directory / "bench-policy.yaml"
         self._created = False
 
