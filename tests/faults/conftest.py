@@ -75,23 +75,30 @@ def fleet(stack: Stack) -> Stack:
     return stack
 
 
+async def prepare_effects(
+    client: FleetClient, postgres: PrivatePostgres, service: str = SERVICE, table: str = TABLE
+) -> None:
+    """The scenario's effects table on `postgres` and the connector the load writes through."""
+    admin = await asyncpg.connect(postgres.dsn)
+    await admin.execute(f"CREATE TABLE IF NOT EXISTS {table} (req int NOT NULL, run text NOT NULL)")
+    await admin.close()
+    await client.create_connector(
+        {
+            "service_type": "postgresql",
+            "service_name": service,
+            "host": "127.0.0.1",
+            "port": postgres.port,
+            "database": "postgres",
+            "username": "postgres",
+            "connection_timeout": 3,
+            "retry_attempts": 2,
+            "custom_config": {"max_connections": 8},
+        }
+    )
+
+
 @pytest.fixture(scope="module")
 async def client(fleet: Stack) -> AsyncIterator[FleetClient]:
-    admin = await asyncpg.connect(fleet.postgres.dsn)
-    await admin.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (req int NOT NULL, run text NOT NULL)")
-    await admin.close()
     async with await FleetClient.connect(fleet.amqp_url, timeout=30) as fleet_client:
-        await fleet_client.create_connector(
-            {
-                "service_type": "postgresql",
-                "service_name": SERVICE,
-                "host": "127.0.0.1",
-                "port": fleet.postgres.port,
-                "database": "postgres",
-                "username": "postgres",
-                "connection_timeout": 3,
-                "retry_attempts": 2,
-                "custom_config": {"max_connections": 8},
-            }
-        )
+        await prepare_effects(fleet_client, fleet.postgres)
         yield fleet_client

@@ -15,12 +15,12 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from cryptography.fernet import Fernet
 
 from scf.fleet.client import FleetClient
 from scf.schemas.errors import ConnectorError
+from tests.faults.conftest import prepare_effects
 from tests.faults.harness import Load, check, dead_letter_ids, effects, recovery_seconds, settle_missing
 from tests.support.fleet import FleetProcess, fleet_env
 from tests.support.private_services import PrivatePostgres
@@ -73,22 +73,8 @@ def sentinel_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sentine
 
 @pytest.fixture(scope="module")
 async def client(sentinel_fleet: SentinelFleet) -> AsyncIterator[FleetClient]:
-    admin = await asyncpg.connect(sentinel_fleet.postgres.dsn)
-    await admin.execute(f"CREATE TABLE IF NOT EXISTS {TABLE} (req int NOT NULL, run text NOT NULL)")
-    await admin.close()
     async with await FleetClient.connect(sentinel_fleet.amqp_url, timeout=30) as fleet_client:
-        await fleet_client.create_connector(
-            {
-                "service_type": "postgresql",
-                "service_name": SERVICE,
-                "host": "127.0.0.1",
-                "port": sentinel_fleet.postgres.port,
-                "database": "postgres",
-                "username": "postgres",
-                "connection_timeout": 3,
-                "custom_config": {"max_connections": 8},
-            }
-        )
+        await prepare_effects(fleet_client, sentinel_fleet.postgres, SERVICE, TABLE)
         yield fleet_client
 
 
@@ -114,8 +100,9 @@ async def test_the_redis_primary_killed_under_keyed_load_loses_nothing(
     assert ask(redis.primary.port, "WAIT", "1", "5000").startswith(b":1")
     load = Load(client, SERVICE, TABLE, keyed=True, timeout=30)
     running = asyncio.ensure_future(load.run(COUNT, concurrency=24, pace=0.1))
-    await asyncio.sleep(3)
-    answered_before = sum(s.code is not None for s in load.sent)
+    async with asyncio.timeout(60):  # the fleet is under load (answers coming) before the kill
+        while (answered_before := sum(s.code is not None for s in load.sent)) < 200:
+            await asyncio.sleep(0.05)
     killed_at = time.monotonic()
     redis.primary.kill()
     probing = asyncio.ensure_future(probe_registry(client, killed_at, running))

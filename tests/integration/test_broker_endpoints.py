@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -146,14 +147,17 @@ async def test_a_reply_lost_with_the_clients_connection_is_answered_from_the_sto
                     "username": "postgres",
                 }
             )
-            query = {"operation": "query", "timeout": 60,
+            operation_id = f"lost_{uuid.uuid4().hex}"
+            query = {"operation": "query", "timeout": 60, "operation_id": operation_id,
                      "parameters": {"query": f"SELECT pg_sleep(1), '{marker}' AS marker"}}  # fmt: skip
             started = time.monotonic()
             call = asyncio.create_task(client.execute_operation("lost_db", query))
             await running(pg, marker)
             await node.stop()  # the client's connection (and its reply queue) is gone
             await done(pg, marker)
-            await asyncio.sleep(0.5)  # the worker's reply found no queue; its result is stored
+            async with await FleetClient.connect(vhost.amqp_url, timeout=30) as witness:
+                stored = await witness.result(operation_id, wait=30)  # the reply found no queue
+            assert stored.error is None, stored.error
             await node.start()
             result = await asyncio.wait_for(call, 60)
             took = time.monotonic() - started
