@@ -77,6 +77,18 @@ def preview(operation_id: str, service: str = SERVICE) -> bytes:
     return json.dumps(body).encode()
 
 
+async def wait_claimed(redis_url: str, operation_id: str) -> None:
+    state = redis.Redis.from_url(redis_url)
+    try:
+        for _ in range(200):
+            if state.exists(keys.operation_claim(operation_id)):
+                return
+            await asyncio.sleep(0.05)
+    finally:
+        state.close()
+    raise AssertionError(f"the dispatcher never claimed {operation_id}")
+
+
 async def audit_line(process: FleetProcess, marker: str) -> dict[str, Any]:
     for _ in range(100):
         for text in process.own_output().splitlines():
@@ -126,6 +138,9 @@ async def test_a_queued_operation_can_be_cancelled_and_a_second_request_cannot_t
     operation_id = f"op_queued_{uuid.uuid4().hex[:8]}"
     queued = await raw.publish(preview(operation_id), message_type="operation.execute")
     assert queued is not None
+    # The dispatcher handles deliveries concurrently: sent at once, the second request could claim the
+    # id first (CI saw it). The first must hold the claim before the intruder is sent.
+    await wait_claimed(env["SCF_REDIS_URL"], operation_id)
     intruder = await raw.call(preview(operation_id), message_type="operation.execute")
 
     cancel = await raw.call(
@@ -145,15 +160,23 @@ async def test_a_queued_operation_can_be_cancelled_and_a_second_request_cannot_t
 
 
 async def test_a_request_refused_before_it_was_forwarded_leaves_its_operation_id_free(
-    raw: RawAmqp, client: FleetClient
+    raw: RawAmqp, client: FleetClient, lonely: tuple[Vhost, dict[str, str], Path, FleetProcess]
 ) -> None:
+    env = lonely[1]
     operation_id = f"op_free_{uuid.uuid4().hex[:8]}"
     refused = await raw.call(preview(operation_id, "edge_no_such"), message_type="operation.execute")
+    state = redis.Redis.from_url(env["SCF_REDIS_URL"])
+    try:
+        held_after_refusal = state.exists(keys.operation_claim(operation_id))
+    finally:
+        state.close()
 
     await raw.publish(preview(operation_id), message_type="operation.execute", reply=False)
+    await wait_claimed(env["SCF_REDIS_URL"], operation_id)  # not raced by the cancel, handled beside it
     cancel = await raw.call(
         json.dumps({"operation_id": operation_id}).encode(), message_type="operation.cancel"
     )
 
     assert refused["error"]["code"] == "CONNECTOR_NOT_FOUND"
+    assert held_after_refusal == 0  # released when refused, so a cancel cannot find it...
     assert cancel["status"] == "cancel_requested", cancel  # the second request took the id: it exists
