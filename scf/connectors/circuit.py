@@ -84,6 +84,12 @@ def record(policy: BreakerPolicy, state: BreakerState, ok: bool, now: float) -> 
     return BreakerState(state.state, state.opened_at, state.window_start, calls, failures, state.probing)
 
 
+def give_back(state: BreakerState) -> BreakerState:
+    """A probe that ended with no verdict (cancelled, or it never ran) gives its turn back: the next call
+    probes at once instead of waiting for a verdict that will never come."""
+    return replace(state, probing=False) if state.state == "half_open" else state
+
+
 def circuit_open(endpoint: str, retry_after: float) -> ResourceError:
     return ResourceError(
         f"the circuit breaker of {endpoint} is open: the service failed repeatedly; calls resume after "
@@ -99,6 +105,10 @@ class BreakerBoard(Protocol):
     async def admit(self, key: str) -> Admission: ...
 
     async def record(self, key: str, ok: bool, probe: bool) -> None: ...
+
+    async def give_back(self, key: str) -> None:
+        """This worker's probe of `key` ended with no verdict: let the next call probe."""
+        ...
 
     def state(self, key: str) -> State: ...
 
@@ -120,6 +130,10 @@ class LocalBreakerBoard:
         if current.state != "closed" and not probe:
             return  # a call admitted before the breaker opened: only the probe decides now
         self._states[key] = record(self.policy, current, ok, self.clock())
+
+    async def give_back(self, key: str) -> None:
+        if key in self._states:
+            self._states[key] = give_back(self._states[key])
 
     def state(self, key: str) -> State:
         return self._states.get(key, BreakerState()).state

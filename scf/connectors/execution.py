@@ -152,6 +152,8 @@ class Execution:
     ) -> OperationOutcome:
         remaining = deadline - time.time()
         if remaining <= 0:
+            if probe:
+                await self._give_back(endpoint.key)
             raise TransientError("the operation's deadline passed", code=ErrorCode.DEADLINE_EXCEEDED)
         token = DEADLINE.set(deadline)
         try:
@@ -167,7 +169,20 @@ class Execution:
         except ConnectorError as exc:
             await self.breakers.record(endpoint.key, ok=not counts_as_failure(exc), probe=probe)
             raise
+        except (asyncio.CancelledError, Exception):
+            if probe:  # cancelled (operation cancel, shutdown) or a fault of ours: no verdict either way
+                await self._give_back(endpoint.key)
+            raise
         finally:
             DEADLINE.reset(token)
         await self.breakers.record(endpoint.key, ok=True, probe=probe)
         return outcome
+
+    async def _give_back(self, key: str) -> None:
+        """Give the probe's turn back, waiting at most a second (shielded: cancelling this task again
+        does not stop it): a lease left behind would hold every caller off the endpoint until it expires."""
+        try:
+            async with asyncio.timeout(1.0):
+                await asyncio.shield(self.breakers.give_back(key))
+        except TimeoutError:
+            log.info("probe_give_back_late", endpoint=key)

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _GAUGE: dict[State, int] = {"closed": 0, "half_open": 1, "open": 2}
+#: Delete the probe lease KEYS[1] only while ARGV[1] holds it (a lease that expired may be another's).
+_GIVE_BACK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 #: A flush refreshes the views of endpoints called within this many seconds (not of every one ever seen).
 _IDLE_VIEW = 60.0
 
@@ -128,6 +130,21 @@ class RedisBreakerBoard:
             await self.local.record(key, ok, probe)
             return
         self._recovered()
+
+    async def give_back(self, key: str) -> None:
+        """Drop this worker's probe lease (only if it still holds it): the next caller, here or on any
+        worker, bids for the probe at once instead of after the lease (`probe_lease`). Redis trouble
+        leaves the lease to expire."""
+        await self.local.give_back(key)
+        if self.clock() < self._skip_redis_until:
+            return
+        try:
+            await self.redis.eval(_GIVE_BACK, 1, keys.breaker_probe(key), self.owner)
+        except RedisError as exc:
+            self._fell_back(exc)
+            return
+        self._recovered()
+        log.info("breaker_probe_given_back", endpoint=key)
 
     async def flush(self) -> None:
         """Add the successes counted here to the shared windows and refresh every view, in one round

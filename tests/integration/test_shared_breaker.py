@@ -36,6 +36,12 @@ def board(client: aioredis.Redis, owner: str, now: list[float]) -> RedisBreakerB
     return RedisBreakerBoard(state, owner, POLICY, refresh=0.0, clock=lambda: now[0])
 
 
+async def open_and_cool(b: RedisBreakerBoard, now: list[float]) -> None:
+    for _ in range(POLICY.min_failures):
+        await b.record("db", ok=False, probe=False)
+    now[0] += POLICY.cooldown + 0.5
+
+
 async def test_failures_of_two_workers_add_up_and_both_see_it_open(client: aioredis.Redis) -> None:
     now = [1_000_000.0]
     one, two = board(client, "w1", now), board(client, "w2", now)
@@ -54,9 +60,7 @@ async def test_failures_of_two_workers_add_up_and_both_see_it_open(client: aiore
 async def test_exactly_one_worker_probes_and_its_success_closes_it_for_all(client: aioredis.Redis) -> None:
     now = [2_000_000.0]
     one, two = board(client, "w1", now), board(client, "w2", now)
-    for _ in range(4):
-        await one.record("db", ok=False, probe=False)
-    now[0] += POLICY.cooldown + 0.5
+    await open_and_cool(one, now)
 
     first, second = await one.admit("db"), await two.admit("db")
     assert (first.allowed, first.probe) == (True, True)
@@ -70,9 +74,7 @@ async def test_exactly_one_worker_probes_and_its_success_closes_it_for_all(clien
 async def test_a_failed_probe_reopens_for_another_cooldown(client: aioredis.Redis) -> None:
     now = [3_000_000.0]
     one = board(client, "w1", now)
-    for _ in range(4):
-        await one.record("db", ok=False, probe=False)
-    now[0] += POLICY.cooldown + 0.5
+    await open_and_cool(one, now)
     assert (await one.admit("db")).probe
     await one.record("db", ok=False, probe=True)
 
@@ -92,3 +94,20 @@ async def test_without_redis_each_worker_keeps_a_local_breaker() -> None:
         await unreachable.aclose()
     assert not admission.allowed
     assert local.local.state("db") == "open"
+
+
+async def test_a_probe_given_back_lets_another_worker_probe_at_once(client: aioredis.Redis) -> None:
+    now = [5_000_000.0]
+    one, two = board(client, "w1", now), board(client, "w2", now)
+    await open_and_cool(one, now)
+    assert (await one.admit("db")).probe
+    assert not (await two.admit("db")).allowed  # w1's lease (30 s) holds everyone off
+
+    await two.give_back("db")  # not w2's lease: it stays
+    assert await client.get(keys.breaker_probe("db")) == "w1"
+    await one.give_back("db")  # w1's probe was cancelled: no verdict
+
+    taken = await two.admit("db")
+    assert (taken.allowed, taken.probe) == (True, True)
+    assert await client.get(keys.breaker_probe("db")) == "w2"
+    assert await client.hget(keys.breaker("db"), "state") == "open"  # still open until a verdict

@@ -2,20 +2,25 @@
 
 Each test guards a fault the real-server scenario (tests/faults/test_pg_failover.py) found: a read that
 backed off on a dead primary before trying its replica, a read refused CIRCUIT_OPEN although the replica
-could serve it, and a half-open probe won inside a retry loop whose verdict never settled the breaker.
+could serve it, and a half-open probe won inside a retry loop whose verdict never settled the breaker;
+and a probe that ends with no verdict (cancelled, or its deadline passed first) gives its turn back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import pytest
+
 from scf.connectors.base import ServiceConnector
-from scf.connectors.circuit import Admission, BreakerPolicy, LocalBreakerBoard
-from scf.connectors.execution import Execution
+from scf.connectors.circuit import Admission, BreakerPolicy, BreakerState, LocalBreakerBoard, record
+from scf.connectors.execution import Execution, endpoints_of
 from scf.connectors.retry import RetryPolicy
+from scf.schemas.connection import ServiceConnection
 from scf.schemas.errors import ConnectorError, ErrorCode, ResourceError
-from scf.schemas.operation import OperationRequest
-from tests.unit.test_breaker import POLICY, build, down
+from scf.schemas.operation import OperationOutcome, OperationRequest
+from tests.unit.test_breaker import POLICY, FakeConnector, build, connection, down
 
 REPLICA = [{"host": "replica", "port": 5433, "read_only": True}]
 
@@ -80,3 +85,56 @@ async def test_a_retry_that_wins_the_half_open_probe_settles_the_breaker() -> No
     assert fakes[0].calls == 3
     assert board.state("db") == "closed"  # the probe's verdict closed it: nobody waits for a lost probe
     assert (await board.admit("db")).allowed
+
+
+class Hangs(FakeConnector):
+    """Answers nothing until cancelled: the probe an operation cancel or a worker shutdown interrupts."""
+
+    def __init__(self, connection: ServiceConnection, started: asyncio.Event) -> None:
+        super().__init__(connection, [])
+        self.started = started
+
+    async def execute(self, request: OperationRequest) -> OperationOutcome:
+        self.started.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+
+def opened_and_cooled(now: list[float]) -> LocalBreakerBoard:
+    policy = BreakerPolicy(window=10, min_failures=1, failure_rate=0.5, cooldown=5)
+    board = LocalBreakerBoard(policy, clock=lambda: now[0])
+    board._states["db"] = record(policy, BreakerState(window_start=now[0]), False, now[0])
+    now[0] += policy.cooldown + 0.1
+    return board
+
+
+async def test_a_cancelled_probe_gives_its_turn_back_at_once() -> None:
+    now = [1000.0]
+    board = opened_and_cooled(now)
+    started = asyncio.Event()
+    hangs = Hangs(connection().endpoints()[0], started)
+    execution = Execution(board, quick_retries)
+    probing = asyncio.create_task(
+        execution.run(endpoints_of(hangs, []), OperationRequest(operation="query"), time.time() + 60, None)
+    )
+    await started.wait()
+    assert not (await board.admit("db")).allowed  # its probe is out: everyone else waits for the verdict
+
+    probing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await probing
+
+    after = await board.admit("db")  # no verdict will come: the next call probes, not after a lease
+    assert (after.allowed, after.probe) == (True, True)
+    assert board.state("db") == "half_open"
+
+
+async def test_a_probe_whose_deadline_passed_before_it_ran_gives_its_turn_back() -> None:
+    now = [1000.0]
+    board = opened_and_cooled(now)
+    fakes, endpoints = build([[]])
+    execution = Execution(board, quick_retries)
+    with pytest.raises(ConnectorError) as raised:
+        await execution.run(endpoints, OperationRequest(operation="query"), time.time() - 1, None)
+    assert raised.value.code == ErrorCode.DEADLINE_EXCEEDED and fakes[0].calls == 0
+    assert (await board.admit("db")).probe
