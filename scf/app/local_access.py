@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from scf.app.runner import open_state, progress
-from scf.fleet.access import login_of
 from scf.fleet.access_store import ApiKeyRequest, ApiKeyStore
+from scf.fleet.broker_endpoints import login_of
 from scf.fleet.settings import Settings
 from scf.schemas.errors import ConnectorError
 

@@ -74,10 +74,6 @@ def load_policy(path: Path | None) -> PolicyDocument:
         raise ValueError(f"{path}: invalid policy: {exc}") from None
 
 
-def login_of(url: str) -> str:
-    return broker_endpoints.login_of(url)
-
-
 def warn_if_off(settings: Settings, role: str) -> None:
     if not settings.auth_enabled:
         log.warning(
@@ -117,7 +113,7 @@ class AccessControl:
     def __init__(self, settings: Settings, policies: PolicySource | None = None) -> None:
         self.enabled = settings.auth_enabled
         self.document = load_policy(settings.scf_policy_file) if self.enabled else PolicyDocument()
-        self.own_login = login_of(settings.amqp_url)
+        self.own_login = broker_endpoints.login_of(settings.amqp_url)
         self.forwarders = frozenset(settings.trusted_forwarders) | {self.own_login}
         self.policies = policies
         self.default_rate = settings.scf_rate_limit

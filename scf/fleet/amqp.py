@@ -72,10 +72,12 @@ async def connect(url: str, name: str) -> AbstractRobustConnection:
         )
         try:
             await connection.connect(timeout=10)
-        except BaseException:
+        except BaseException as exc:
             await connection.close()
-            if start == len(urls) - 1:
-                raise  # the last endpoint's error: the caller explains it (refused, unreachable, ...)
+            # A cancel is not a refusal: it is never swallowed to try the next endpoint. After the last
+            # endpoint its error is raised, and the caller explains it (refused, unreachable, ...).
+            if not isinstance(exc, Exception) or start == len(urls) - 1:
+                raise
             continue
         return connection
     raise AssertionError("unreachable: endpoints() returns at least one URL")

@@ -13,17 +13,12 @@ import redis.asyncio as aioredis
 import structlog
 
 from scf.fleet import keys, latency
-from scf.fleet.state_errors import as_text, glob_escape, redis_errors
+from scf.fleet.state_errors import as_text, delete_if_held, glob_escape, redis_errors
 from scf.fleet.tally import ConnectorTally
 from scf.schemas.errors import ErrorCode, PermanentError, TransientError
 from scf.schemas.operation import OperationResult, owner_matches
 
 log = structlog.get_logger(__name__)
-
-_RELEASE_IF_HELD = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
-return 0
-"""
 
 
 class OperationBook:
@@ -108,7 +103,7 @@ class OperationBook:
     async def release_operation(self, operation_id: str, identity: str) -> None:
         """Give up a claim this request holds (it was refused before it was forwarded)."""
         async with redis_errors():
-            await self.redis.eval(_RELEASE_IF_HELD, 1, keys.operation_claim(operation_id), identity)
+            await delete_if_held(self.redis, keys.operation_claim(operation_id), identity)
 
     async def begin_operation(self, operation_id: str, identity: str, ttl: int) -> tuple[bool, bool]:
         """Claim `operation_id` for the request `identity` and read its cancel mark, in one round trip.

@@ -49,7 +49,7 @@ def sentinel_addresses(value: str) -> list[tuple[str, int]]:
 
 
 def _port(raw: str, entry: str) -> int:
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 5) or not 0 < int(raw) < 65536:
         raise ValueError(f"sentinel {entry!r} has no valid port")
     return int(raw)
 

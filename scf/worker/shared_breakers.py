@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 from scf.connectors.circuit import Admission, BreakerPolicy, LocalBreakerBoard, State
 from scf.fleet import keys
 from scf.fleet.metrics import BREAKER_STATE, BREAKER_TRANSITIONS
+from scf.fleet.state_errors import delete_if_held
 
 if TYPE_CHECKING:
     from scf.fleet.state import StateStore
@@ -36,8 +37,6 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 _GAUGE: dict[State, int] = {"closed": 0, "half_open": 1, "open": 2}
-#: Delete the probe lease KEYS[1] only while ARGV[1] holds it (a lease that expired may be another's).
-_GIVE_BACK = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 #: A flush refreshes the views of endpoints called within this many seconds (not of every one ever seen).
 _IDLE_VIEW = 60.0
 
@@ -139,7 +138,7 @@ class RedisBreakerBoard:
         if self.clock() < self._skip_redis_until:
             return
         try:
-            await self.redis.eval(_GIVE_BACK, 1, keys.breaker_probe(key), self.owner)
+            await delete_if_held(self.redis, keys.breaker_probe(key), self.owner)
         except RedisError as exc:
             self._fell_back(exc)
             return

@@ -70,6 +70,33 @@ async def test_every_endpoint_down_raises_the_connection_error(vhost: Vhost) -> 
         await amqp.connect(f"{url(free_port(), vhost)},{url(free_port(), vhost)}", "endpoints-test")
 
 
+async def test_a_cancelled_connect_stops_instead_of_trying_the_next_endpoint(vhost: Vhost) -> None:
+    reached = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        reached.set()
+        await reader.read()  # accepts and never speaks AMQP: the connect hangs here until cancelled
+        writer.close()
+
+    mute = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = mute.sockets[0].getsockname()[1]
+    try:
+        connecting = asyncio.create_task(
+            amqp.connect(f"{url(port, vhost)},{url(5672, vhost)}", "endpoints-test")
+        )
+        async with asyncio.timeout(10):
+            await reached.wait()
+        connecting.cancel()  # while it waits for the silent endpoint's handshake
+        done, _ = await asyncio.wait([connecting], timeout=5)
+    finally:
+        mute.close()
+        await mute.wait_closed()
+    assert done, "the cancelled connect went on"
+    if not connecting.cancelled():  # it connected to the second endpoint: close what it opened
+        await connecting.result().close()
+    assert connecting.cancelled()
+
+
 async def test_a_lost_connection_moves_on_to_the_next_endpoint_and_keeps_working(
     vhost: Vhost, nodes: tuple[TcpProxy, TcpProxy]
 ) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from scf.app.cli.errors import explain, masked_url
+from scf.app.cli.errors import explain
 from scf.fleet import broker_endpoints as be
+from scf.fleet.broker_endpoints import masked as masked_url
 from scf.fleet.settings import Settings
 
 ONE = "amqp://scf:s3cret@rabbit-1:5672/prod"

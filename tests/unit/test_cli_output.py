@@ -9,9 +9,10 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from scf.app.cli.errors import CliError, explain, masked_url
+from scf.app.cli.errors import CliError, explain
 from scf.app.cli.output import _rows, emit
 from scf.app.cli.progress import OperationProgress
+from scf.fleet.broker_endpoints import masked as masked_url
 from scf.schemas.errors import ErrorCode, PermanentError
 
 

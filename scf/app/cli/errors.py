@@ -11,7 +11,8 @@ import errno
 
 import click
 
-from scf.fleet import broker_endpoints
+from scf.fleet.broker_endpoints import login_of, vhost_of
+from scf.fleet.broker_endpoints import masked as masked_url
 from scf.schemas.errors import ConnectorError, ErrorCode
 
 #: Exit codes (docs/cli.md). 2 is click's own for usage errors.
@@ -38,19 +39,6 @@ class CliError(click.ClickException):
         click.echo(f"scf: {self.format_message()}", err=True)
 
 
-def masked_url(url: str) -> str:
-    """The broker URL (or each of a list) with its password replaced: safe to print."""
-    return broker_endpoints.masked(url)
-
-
-def _user(url: str) -> str:
-    return broker_endpoints.login_of(url)
-
-
-def _vhost(url: str) -> str:
-    return broker_endpoints.vhost_of(url)
-
-
 START_FLEET = "start one with scf up"
 
 
@@ -69,13 +57,13 @@ def explain(exc: BaseException, url: str) -> CliError:
     text = str(exc).replace(url, shown)  # a library may quote the URL it was given, password and all
     if name == "ProbableAuthenticationError" or "ACCESS_REFUSED" in text:
         return CliError(
-            f"the broker at {shown} refused user {_user(url)!r} (wrong user or password)",
+            f"the broker at {shown} refused user {login_of(url)!r} (wrong user or password)",
             hint="check SCF_AMQP_URL",
             exit_code=EXIT_NO_BROKER,
         )
     if "Connection.Close" in text or "NOT_ALLOWED" in text or ("vhost" in text and "not found" in text):
         return CliError(
-            f"the broker at {shown} refused vhost {_vhost(url)!r} for user {_user(url)!r} "
+            f"the broker at {shown} refused vhost {vhost_of(url)!r} for user {login_of(url)!r} "
             "(no such vhost, or no permission on it)",
             hint="check SCF_AMQP_URL, or create the vhost (rabbitmqctl add_vhost)",
             exit_code=EXIT_NO_BROKER,
