@@ -27,22 +27,16 @@ import os
 import random
 import signal
 import sys
-import tempfile
 import time
-import urllib.parse
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import asyncpg
-from cryptography.fernet import Fernet
 
 from bench import chart, peers, procstat, report
-from bench.access import BenchAccess
 from bench.fleetstats import RouteCounter, metrics_port
-from bench.redis_target import BenchRedis
 from bench.rpc import (
     Call,
     Phase,
@@ -51,15 +45,29 @@ from bench.rpc import (
     add_common_arguments,
     chart_path,
     machine,
-    rabbitmqctl,
     run_phase,
-    say,
 )
+from bench.stage import BenchStage, say
 from scf.fleet.client import FleetClient
 from scf.fleet.logging import configure_logging
-from tests.support.fleet import FleetProcess, fleet_env
+from tests.support.fleet import FleetProcess
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def connector_body(service_name: str, max_connections: int) -> dict[str, Any]:
+    """The bench's connector to the machine's PostgreSQL (`test`, trust auth), `max_connections` pooled."""
+    return {
+        "service_type": "postgresql",
+        "service_name": service_name,
+        "host": "127.0.0.1",
+        "port": 5432,
+        "database": "test",
+        "username": "postgres",
+        "custom_config": {"max_connections": max_connections},
+    }
+
+
 SERVICE = "bench_pg"
 COLUMNS = ("id", "sku", "qty", "price", "created_at")
 
@@ -236,15 +244,7 @@ async def measure(args: argparse.Namespace, amqp_url: str, probes: Probes) -> di
     try:
         async with await FleetClient.connect(amqp_url, timeout=60) as client:
             await client.create_connector(
-                {
-                    "service_type": "postgresql",
-                    "service_name": SERVICE,
-                    "host": "127.0.0.1",
-                    "port": 5432,
-                    "database": "test",
-                    "username": "postgres",
-                    "custom_config": {"max_connections": max(args.read_concurrency, args.insert_concurrency)},
-                }
+                connector_body(SERVICE, max(args.read_concurrency, args.insert_concurrency))
             )
             inserts = await insert_phases(args, client, pool, table, probes)
             reads = await read_phases(args, client, pool, table, probes)
@@ -467,17 +467,13 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     background = procstat.cores_busy_over(1.0)
     say(f"machine: {background} of {os.cpu_count()} cores busy before the run (other tenants)")
-    vhost = f"scf-bench-{uuid.uuid4().hex[:8]}"
-    amqp_url = f"amqp://guest:guest@127.0.0.1:5672/{urllib.parse.quote(vhost, safe='')}"
-    logs = Path(tempfile.mkdtemp(prefix="scf-bench-pg-"))
-    say(f"vhost {vhost}, a private redis-server, logs in {logs}")
-    redis_state = BenchRedis.open(args.redis_url)  # first: if it refuses, nothing else was made yet
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    env = fleet_env(amqp_url, redis_state.url, Fernet.generate_key().decode(), logs / "scf-data")
-    access = BenchAccess(vhost, logs, enabled=args.auth == "on")
-    env.update(access.open())
-    say(f"access control {'on: client ' + access.user if access.enabled else 'off'}")
+    stage = BenchStage("pg", auth=args.auth == "on", redis_url=args.redis_url)
+    try:
+        env = stage.open()
+    except BaseException:
+        stage.close()
+        raise
+    logs = stage.logs
     worker = ["worker", "--types", "postgresql", "--concurrency", str(args.worker_concurrency)]
     if args.worker_processes is not None:
         worker += ["--processes", str(args.worker_processes)]
@@ -493,12 +489,12 @@ def main(argv: list[str] | None = None) -> int:
         probes = Probes(
             procstat.standard_groups(
                 processes={"dispatcher": dispatcher.proc.pid, "worker": worker_proc.proc.pid},
-                redis_pid=redis_state.pid,
+                redis_pid=stage.redis.pid if stage.redis else None,
             ),
             RouteCounter(metrics_port(dispatcher.own_output())),
             worker_proc.proc.pid,
         )
-        measured = asyncio.run(measure(args, access.client_url(amqp_url), probes))
+        measured = asyncio.run(measure(args, stage.client_url, probes))
         if failures(measured):
             say(f"FAILED calls: {failures(measured)}")
             status = 1
@@ -511,9 +507,7 @@ def main(argv: list[str] | None = None) -> int:
         say("cleaning up (stopping processes, deleting the vhost and our redis state)")
         for proc in procs:
             proc.stop()
-        rabbitmqctl("delete_vhost", vhost, check=False)
-        access.close()
-        redis_state.close()
+        stage.close()
         say(f"process logs in {logs}")
     if measured is not None and status in (0, 1):
         # The fleet is stopped before the peers run: they get the machine to themselves, as it had.

@@ -38,9 +38,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
@@ -58,16 +56,15 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 from aio_pika.exceptions import PublishError
-from cryptography.fernet import Fernet
 
 from bench import chart, peers, procstat, report
-from bench.access import BenchAccess
 from bench.fleetstats import RouteCounter, metrics_port
 from bench.redis_target import BenchRedis
+from bench.stage import BenchStage, rabbitmqctl, say
 from scf.fleet.client import FleetClient
 from scf.fleet.logging import configure_logging
 from scf.schemas.topology import QueueLimits, work_queue_arguments
-from tests.support.fleet import FleetProcess, fleet_env
+from tests.support.fleet import FleetProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 READY_LINE = "bench: ready"
@@ -91,10 +88,6 @@ REQUEST: dict[str, Any] = {
 BARE_BODY = json.dumps(
     {"service_name": SERVICE_NAME, **REQUEST, "operation_id": "op_" + "0" * 32}, separators=(",", ":")
 ).encode()
-
-
-def say(text: str) -> None:
-    print(f"bench: {text}", file=sys.stderr, flush=True)
 
 
 # === measurement =======================================================================================
@@ -443,44 +436,34 @@ class Config:
     auth: bool = True  # access control on (the bench's client is a principal of its own)
 
 
-def rabbitmqctl(*args: str, check: bool = True) -> str:
-    done = subprocess.run(
-        ["rabbitmqctl", "-q", *args], check=check, capture_output=True, text=True, timeout=60
-    )
-    return done.stdout.strip()
-
-
 class Environment:
-    """Vhost, Redis database, key, logs and processes; `close()` undoes all of it, whatever happened."""
+    """The bench's stage (vhost, Redis, access control, logs) and its processes; `close()` undoes all of
+    it, whatever happened."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.vhost = f"scf-bench-{uuid.uuid4().hex[:8]}"
-        self.amqp_url = f"{config.amqp_base.rstrip('/')}/{urllib.parse.quote(self.vhost, safe='')}"
-        self.redis: BenchRedis | None = None
+        self.stage = BenchStage(
+            "rpc",
+            auth=config.auth,
+            redis_url=config.redis_url,
+            amqp_base=config.amqp_base,
+            log_dir=config.log_dir,
+        )
+        self.amqp_url = self.stage.amqp_url
+        self.log_dir = self.stage.logs
         self._own_log_dir = config.log_dir is None
-        self.log_dir = config.log_dir or Path(tempfile.mkdtemp(prefix="scf-bench-"))
-        self.log_dir.mkdir(parents=True, exist_ok=True)
         self.fleet: list[FleetProcess] = []
         self.hops: list[HopProcess] = []
-        self._vhost_created = False
         self.keep_logs = False
-        self.access = BenchAccess(self.vhost, self.log_dir, enabled=config.auth)
         self.client_url = self.amqp_url
 
+    @property
+    def redis(self) -> BenchRedis | None:
+        return self.stage.redis
+
     def open(self) -> None:
-        private = "a private redis-server" if self.config.redis_url is None else "the empty --redis-url db"
-        say(f"vhost {self.vhost}, {private}, logs in {self.log_dir}")
-        rabbitmqctl("add_vhost", self.vhost)
-        self._vhost_created = True
-        rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
-        self.redis = BenchRedis.open(self.config.redis_url)
-        env = fleet_env(
-            self.amqp_url, self.redis.url, Fernet.generate_key().decode(), self.log_dir / "scf-data"
-        )
-        env.update(self.access.open())
-        self.client_url = self.access.client_url(self.amqp_url)
-        say(f"access control {'on: client ' + self.access.user if self.config.auth else 'off'}")
+        env = self.stage.open()
+        self.client_url = self.stage.client_url
         worker = ["worker", "--types", "csv", "--concurrency", str(self.config.worker_concurrency)]
         if self.config.worker_processes is not None:
             worker += ["--processes", str(self.config.worker_processes)]
@@ -525,17 +508,7 @@ class Environment:
             except Exception as exc:
                 say(f"could not stop a process: {exc!r}")
                 self.keep_logs = True
-        self.access.close()
-        if self._vhost_created:
-            try:
-                rabbitmqctl("delete_vhost", self.vhost, check=False)
-            except Exception as exc:
-                say(f"could not delete vhost {self.vhost}: {exc!r}")
-        if self.redis is not None:
-            try:
-                self.redis.close()
-            except Exception as exc:
-                say(f"could not clean up redis: {type(exc).__name__}")
+        self.stage.close()
         if self._own_log_dir and not self.keep_logs:
             shutil.rmtree(self.log_dir, ignore_errors=True)
         else:

@@ -32,26 +32,22 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-import urllib.parse
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-from cryptography.fernet import Fernet
 
 from bench import procstat
-from bench.access import BenchAccess
 from bench.fleetstats import RouteCounter, metrics_port
-from bench.postgres import PG_DSN, summary
-from bench.redis_target import BenchRedis
-from bench.rpc import Call, _sigterm_outside_loop, machine, rabbitmqctl, run_phase, say
+from bench.postgres import PG_DSN, connector_body, summary
+from bench.rpc import Call, _sigterm_outside_loop, machine, run_phase
+from bench.stage import BenchStage, rabbitmqctl, say
 from scf.fleet.client import FleetClient
 from scf.fleet.logging import configure_logging
-from tests.support.fleet import FleetProcess, fleet_env
+from tests.support.fleet import FleetProcess
 
 SERVICE = "bench_scale"
 GROUPS = ("client", "dispatcher", "worker", "rabbitmq", "redis", "postgres")
@@ -188,17 +184,8 @@ async def measure_size(
         groups = servers.groups(dispatcher.proc.pid, worker.proc.pid)
         routes = RouteCounter(metrics_port(dispatcher.own_output()))
         async with await FleetClient.connect(url, timeout=60, fast_path=args.route == "fast") as client:
-            connector = {
-                "service_type": "postgresql",
-                "service_name": SERVICE,
-                "host": "127.0.0.1",
-                "port": 5432,
-                "database": "test",
-                "username": "postgres",
-                "custom_config": {"max_connections": args.pool_size},
-            }
             if first:
-                await client.create_connector(connector)
+                await client.create_connector(connector_body(SERVICE, args.pool_size))
             run = uuid.uuid4().hex[:8]
             call = operation_call(args.op, client, table, run)
             # one call alone first: the client learns the connector's type (as a long-running caller has),
@@ -343,21 +330,14 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     background = procstat.cores_busy_over(1.0)
     say(f"machine: {background} of {os.cpu_count()} cores busy before the run (other tenants)")
-    vhost = f"scf-bench-{uuid.uuid4().hex[:8]}"
-    amqp_url = f"amqp://guest:guest@127.0.0.1:5672/{urllib.parse.quote(vhost, safe='')}"
-    logs = Path(tempfile.mkdtemp(prefix="scf-bench-scale-"))
-    say(f"vhost {vhost}, a private redis-server, logs in {logs}")
-    redis_state = BenchRedis.open(None)
-    rabbitmqctl("add_vhost", vhost)
-    rabbitmqctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    env = fleet_env(amqp_url, redis_state.url, Fernet.generate_key().decode(), logs / "scf-data")
-    env.pop("SCF_PROCESSES", None)  # --processes N decides
-    access = BenchAccess(vhost, logs, enabled=args.auth == "on")
-    env.update(access.open())
+    stage = BenchStage("scale", auth=args.auth == "on")
     status = 0
     sizes: list[dict[str, Any]] | None = None
     try:
-        sizes = asyncio.run(measure(args, access.client_url(amqp_url), env, logs, redis_state.pid))
+        env = stage.open()
+        env.pop("SCF_PROCESSES", None)  # --processes N decides
+        assert stage.redis is not None
+        sizes = asyncio.run(measure(args, stage.client_url, env, stage.logs, stage.redis.pid))
         if sum(s["failures"] for s in sizes):
             say(f"FAILED calls: {sum(s['failures'] for s in sizes)}")
             status = 1
@@ -367,10 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        rabbitmqctl("delete_vhost", vhost, check=False)
-        access.close()
-        redis_state.close()
-        say(f"process logs in {logs}")
+        stage.close()
+        say(f"process logs in {stage.logs}")
     if sizes is not None:
         say(
             f"scale-out, {args.op} by the {args.route} route at {args.concurrency} in flight:\n{table(sizes)}"
