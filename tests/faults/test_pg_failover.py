@@ -25,6 +25,7 @@ import pytest
 from scf.fleet.client import FleetClient
 from scf.schemas.operation import OperationResult
 from tests.faults.conftest import Stack
+from tests.faults.harness import effects
 from tests.support.private_replica import PrivatePostgresReplica
 from tests.support.private_services import PrivatePostgres
 
@@ -131,15 +132,6 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {bound:g}s: {what}")
         await asyncio.sleep(0.05)
-
-
-async def rows_of(dsn: str, run: str) -> Counter[int]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        rows = await conn.fetch(f"SELECT req, count(*) AS n FROM {TABLE} WHERE run = $1 GROUP BY req", run)
-    finally:
-        await conn.close()
-    return Counter({int(r["req"]): int(r["n"]) for r in rows})
 
 
 @pytest.fixture(scope="module")
@@ -249,7 +241,7 @@ async def test_primary_killed_reads_fail_over_to_replica_and_writes_fail_typed(
     # Ask again, with the same key, every write that was refused: a real caller would. A refused write
     # that did reach the table (its connection died after the commit) must come back as a replay.
     resent = [await traffic.write(a.index) for a in failed_writes]
-    found = await rows_of(primary.dsn, traffic.run)
+    found = await effects(primary.dsn, TABLE, traffic.run)
 
     slowest_read = max((a.answered_at - a.sent_at for a in during if a.kind == "read"), default=0.0)
     slowest_refusal = max((a.answered_at - a.sent_at for a in failed_writes), default=0.0)
@@ -282,6 +274,6 @@ async def test_primary_killed_reads_fail_over_to_replica_and_writes_fail_typed(
     assert found == Counter({a.index: 1 for a in writes}), "a keyed write missing or applied twice"
 
     async def replica_caught_up() -> bool:  # the replica streams from the restarted primary again
-        return await rows_of(replica.dsn, traffic.run) == found
+        return await effects(replica.dsn, TABLE, traffic.run) == found
 
     await wait_for("the replica catches up with the restarted primary", replica_caught_up)

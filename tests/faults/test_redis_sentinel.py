@@ -55,9 +55,7 @@ def sentinel_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sentine
     logs = tmp_path_factory.mktemp("sentinel-logs")
     vhost = create_vhost()
     try:
-        with PrivatePostgres() as postgres, ReplicatedRedis() as redis:
-            postgres.start()
-            redis.start()
+        with PrivatePostgres() as postgres, ReplicatedRedis() as redis:  # each started on entering
             fleet = SentinelFleet(postgres, redis, vhost.amqp_url, logs)
             try:
                 fleet.spawn("dispatcher", ["dispatcher"])

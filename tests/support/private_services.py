@@ -237,7 +237,29 @@ def _os_user(name: str | None) -> _OsUser | None:
 # --- the shared life cycle ---------------------------------------------------------------------------
 
 
-class PrivateService(ABC):
+class StartsOnEnter(ABC):
+    """`with X() as x:` starts x (closing what a failed start left behind) and closes it on leaving."""
+
+    @abstractmethod
+    def start(self) -> Self: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.close()
+            raise
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class PrivateService(StartsOnEnter):
     """Life cycle shared by every private service; subclasses say how to prepare, run and probe it.
 
     `start()` raises `PrivateServiceError` (with the log tail) when the service is not ready within
@@ -263,7 +285,7 @@ class PrivateService(ABC):
 
     # --- what a subclass writes
 
-    def _prepare(self) -> None:  # noqa: B027 - most services need no setup
+    def _prepare(self) -> None:
         """One-time setup of the data dir before the first start."""
 
     @abstractmethod
@@ -361,18 +383,6 @@ class PrivateService(ABC):
 
     async def arestart(self, *, immediate: bool = True) -> Self:
         return await asyncio.to_thread(self.restart, immediate=immediate)
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     def log_tail(self, lines: int = 40) -> str:
         parts = []

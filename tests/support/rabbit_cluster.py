@@ -16,12 +16,11 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any, Self
 
 import pytest
 
-from tests.support.private_services import RABBITMQ_BIN, PrivateRabbit, PrivateServiceError
+from tests.support.private_services import RABBITMQ_BIN, PrivateRabbit, PrivateServiceError, StartsOnEnter
 from tests.support.services import IN_CI
 
 
@@ -77,7 +76,7 @@ class LeaderChange:
 _LEADER_CHANGE = re.compile(r"\{'?([^',{}]+@[^',{}]+?)'?,(\d+),(true|false)\}")
 
 
-class RabbitCluster:
+class RabbitCluster(StartsOnEnter):
     """`size` ClusterNodes forming one cluster; `start()` boots them in parallel and joins them."""
 
     def __init__(self, size: int = 3) -> None:
@@ -110,18 +109,6 @@ class RabbitCluster:
     def close(self) -> None:
         with ThreadPoolExecutor(len(self.nodes)) as pool:
             list(pool.map(lambda node: node.close(), self.nodes))
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # --- addressing
 

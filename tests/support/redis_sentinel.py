@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import socket
 import time
-from types import TracebackType
 from typing import Self
 
-from tests.support.private_services import LOOPBACK, PrivateRedis, PrivateService, PrivateServiceError
+from tests.support.private_services import (
+    LOOPBACK,
+    PrivateRedis,
+    PrivateService,
+    PrivateServiceError,
+    StartsOnEnter,
+)
 
 SERVICE = "scf"
 DOWN_AFTER_MS = 1000
@@ -84,7 +89,7 @@ class PrivateSentinel(PrivateService):
         return int(parts[4]) if len(parts) > 4 and parts[4].isdigit() else None
 
 
-class ReplicatedRedis:
+class ReplicatedRedis(StartsOnEnter):
     """Primary, replica and three Sentinels; `sentinels` is the `SCF_REDIS_SENTINELS` value."""
 
     def __init__(self) -> None:
@@ -131,11 +136,3 @@ class ReplicatedRedis:
     def close(self) -> None:
         for service in (*self.watchers, self.replica, self.primary):
             service.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
-    ) -> None:
-        self.close()
