@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import signal
 import sys
@@ -41,15 +40,13 @@ from bench.rpc import (
     Call,
     Phase,
     _ratio,
-    _sigterm_outside_loop,
     add_common_arguments,
     chart_path,
     machine,
     run_phase,
 )
-from bench.stage import BenchStage, say
+from bench.stage import BenchStage, begin, say, sigterm_as_interrupt
 from scf.fleet.client import FleetClient
-from scf.fleet.logging import configure_logging
 from tests.support.fleet import FleetProcess
 
 PG_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -462,11 +459,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_logging("warning", json_output=False)
-    signal.signal(signal.SIGTERM, _sigterm_outside_loop)
-    started = time.perf_counter()
-    background = procstat.cores_busy_over(1.0)
-    say(f"machine: {background} of {os.cpu_count()} cores busy before the run (other tenants)")
+    started, background = begin()
     stage = BenchStage("pg", auth=args.auth == "on", redis_url=args.redis_url)
     try:
         env = stage.open()
@@ -512,7 +505,7 @@ def main(argv: list[str] | None = None) -> int:
     if measured is not None and status in (0, 1):
         # The fleet is stopped before the peers run: they get the machine to themselves, as it had.
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _sigterm_outside_loop)
+        signal.signal(signal.SIGTERM, sigterm_as_interrupt)
         if status == 1:
             say("peers skipped: the fleet's figures are not valid with failed calls")
             args.peers_dir = None

@@ -44,7 +44,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
-from types import FrameType
 from typing import Any, Self
 
 import aio_pika
@@ -60,9 +59,8 @@ from aio_pika.exceptions import PublishError
 from bench import chart, peers, procstat, report
 from bench.fleetstats import RouteCounter, metrics_port
 from bench.redis_target import BenchRedis
-from bench.stage import BenchStage, rabbitmqctl, say
+from bench.stage import BenchStage, begin, rabbitmqctl, say, sigterm_as_interrupt
 from scf.fleet.client import FleetClient
-from scf.fleet.logging import configure_logging
 from scf.schemas.topology import QueueLimits, work_queue_arguments
 from tests.support.fleet import FleetProcess
 
@@ -588,11 +586,6 @@ def machine() -> dict[str, Any]:
     }
 
 
-def _sigterm_outside_loop(signum: int, frame: FrameType | None) -> None:
-    # Outside the event loop SIGTERM takes Ctrl-C's path to the cleanup; inside it cancels `measure`.
-    raise KeyboardInterrupt
-
-
 async def measure_until_terminated(config: Config, env: Environment) -> tuple[Side, Side]:
     task = asyncio.current_task()
     assert task is not None
@@ -711,11 +704,7 @@ def finish(
 
 
 def drive(config: Config) -> int:
-    started = time.perf_counter()
-    configure_logging("info", json_output=False)  # the client's log lines go to stderr; stdout is the result
-    signal.signal(signal.SIGTERM, _sigterm_outside_loop)
-    background = procstat.cores_busy_over(1.0)
-    say(f"machine: {background} of {os.cpu_count()} cores busy before the run (other tenants)")
+    started, background = begin("info")  # the client's log lines go to stderr; stdout is the result
     env = Environment(config)
     status = 0
     measured: tuple[Side, Side] | None = None
@@ -744,7 +733,7 @@ def drive(config: Config) -> int:
     if measured is not None and status in (0, 1):
         # The fleet is stopped before the peers run: they get the machine to themselves, as it had.
         signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _sigterm_outside_loop)
+        signal.signal(signal.SIGTERM, sigterm_as_interrupt)
         if status == 1:
             say("peers skipped: the fleet's figures are not valid with failed calls")
         config_now = config if status == 0 else replace(config, peers_dir=None)

@@ -43,10 +43,9 @@ import asyncpg
 from bench import procstat
 from bench.fleetstats import RouteCounter, metrics_port
 from bench.postgres import PG_DSN, connector_body, summary
-from bench.rpc import Call, _sigterm_outside_loop, machine, run_phase
-from bench.stage import BenchStage, rabbitmqctl, say
+from bench.rpc import Call, machine, run_phase
+from bench.stage import BenchStage, begin, rabbitmqctl, say
 from scf.fleet.client import FleetClient
-from scf.fleet.logging import configure_logging
 from tests.support.fleet import FleetProcess
 
 SERVICE = "bench_scale"
@@ -325,11 +324,7 @@ async def measure(
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    configure_logging("warning", json_output=False)
-    signal.signal(signal.SIGTERM, _sigterm_outside_loop)
-    started = time.perf_counter()
-    background = procstat.cores_busy_over(1.0)
-    say(f"machine: {background} of {os.cpu_count()} cores busy before the run (other tenants)")
+    started, background = begin()
     stage = BenchStage("scale", auth=args.auth == "on")
     status = 0
     sizes: list[dict[str, Any]] | None = None

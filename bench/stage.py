@@ -6,17 +6,23 @@ Every bench that starts the fleet (`bench.rpc`, `bench.postgres`, `bench.scaleou
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.parse
 import uuid
 from pathlib import Path
+from types import FrameType
 
 from cryptography.fernet import Fernet
 
+from bench import procstat
 from bench.access import BenchAccess
 from bench.redis_target import BenchRedis
+from scf.fleet.logging import configure_logging
 from tests.support.fleet import fleet_env
 
 LOCAL_BROKER = "amqp://guest:guest@127.0.0.1:5672"
@@ -31,6 +37,23 @@ def rabbitmqctl(*args: str, check: bool = True) -> str:
         ["rabbitmqctl", "-q", *args], check=check, capture_output=True, text=True, timeout=60
     )
     return done.stdout.strip()
+
+
+def sigterm_as_interrupt(signum: int, frame: FrameType | None) -> None:
+    """Outside the event loop SIGTERM takes Ctrl-C's path to the cleanup (inside it, a bench cancels
+    its measuring task instead)."""
+    raise KeyboardInterrupt
+
+
+def begin(log_level: str = "warning") -> tuple[float, float | None]:
+    """What every bench does first: logs to stderr (stdout is the result), SIGTERM as Ctrl-C, and how
+    busy the machine was before the run. Returns (perf_counter at the start, cores busy)."""
+    started = time.perf_counter()
+    configure_logging(log_level, json_output=False)
+    signal.signal(signal.SIGTERM, sigterm_as_interrupt)
+    background = procstat.cores_busy_over(1.0)
+    say(f"machine: {background} of {os.cpu_count()} cores busy before the run (other tenants)")
+    return started, background
 
 
 class BenchStage:
