@@ -131,13 +131,19 @@ async def kill_leader_under_load(
     for node in cluster.nodes:  # crash the broker, not its quorum bookkeeping (PrivateRabbit docstring)
         await asyncio.to_thread(node.sync_quorum_metadata)
 
+    tag = f"scf_watch_{uuid.uuid4().hex[:8]}"
     watch = asyncio.ensure_future(
-        asyncio.to_thread(cluster.await_leader_change, stack.vhost, QUEUE, leader.node, witness, 120.0)
+        asyncio.to_thread(cluster.await_leader_change, stack.vhost, QUEUE, leader.node, witness, 120.0, tag)
     )
-    await asyncio.sleep(5.0)  # rabbitmqctl takes seconds to start on a busy machine: the watch must be on
+    async with asyncio.timeout(60):  # rabbitmqctl takes seconds to start on a busy machine
+        while not await asyncio.to_thread(cluster.watching, witness, tag):
+            assert not watch.done(), watch.result()
+            await asyncio.sleep(0.2)
     load = TimedLoad(client, SERVICE, TABLE, keyed=True, timeout=45)
     running = asyncio.ensure_future(load.run(COUNT, concurrency=16, pace=0.15))
-    await asyncio.sleep(3.0)  # the load is flowing
+    async with asyncio.timeout(60):  # the load is flowing: answers are coming back
+        while sum(s.code is not None for s in load.sent) < 150:
+            await asyncio.sleep(0.05)
     assert not running.done(), "the load must still be running when the leader is killed"
     killed_wall, killed_at = time.time(), time.monotonic()
     await asyncio.to_thread(leader.kill)

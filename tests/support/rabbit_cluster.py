@@ -74,6 +74,8 @@ class LeaderChange:
 
 
 _LEADER_CHANGE = re.compile(r"\{'?([^',{}]+@[^',{}]+?)'?,(\d+),(true|false)\}")
+#: A tag for the leader watch: an Erlang atom that needs no quoting.
+_ATOM = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class RabbitCluster(StartsOnEnter):
@@ -144,15 +146,19 @@ class RabbitCluster(StartsOnEnter):
         return self.running()[0].quorum_status(vhost, queue)
 
     def await_leader_change(
-        self, vhost: str, queue: str, old: str, via: ClusterNode, timeout: float = 60.0
+        self, vhost: str, queue: str, old: str, via: ClusterNode, timeout: float = 60.0, tag: str = ""
     ) -> LeaderChange:
         """Block until `via` sees a leader of `queue` other than `old`; when that happened, to the ms.
 
         One `rabbitmqctl eval` polls the queue record every 20 ms inside the node, so the figure is not
-        blurred by the CLI's own second of start-up: start it before the fault.
+        blurred by the CLI's own second of start-up: start it before the fault. With `tag` (an Erlang
+        atom's text), the polling process registers under it: `watching(via, tag)` says it is on.
         """
+        if tag and not _ATOM.fullmatch(tag):
+            raise ValueError(f"not a plain Erlang atom: {tag!r}")
         expression = (
-            f"Q = rabbit_misc:r(<<{_erlang_binary(vhost)}>>, queue, <<{_erlang_binary(queue)}>>), "
+            (f"register({tag}, self()), " if tag else "")
+            + f"Q = rabbit_misc:r(<<{_erlang_binary(vhost)}>>, queue, <<{_erlang_binary(queue)}>>), "
             f"Old = '{old}', Deadline = erlang:monotonic_time(millisecond) + {int(timeout * 1000)}, "
             "Leader = fun() -> case rabbit_amqqueue:lookup(Q) of "
             "{ok, R} -> case amqqueue:get_pid(R) of {_, N} -> N; _ -> Old end; _ -> Old end end, "
@@ -166,6 +172,13 @@ class RabbitCluster(StartsOnEnter):
         if found is None:
             raise PrivateServiceError(f"the leader of {queue} stayed on {old} for {timeout:.0f}s: {out}")
         return LeaderChange(found.group(1), int(found.group(2)) / 1000, found.group(3) == "true")
+
+    @staticmethod
+    def watching(via: ClusterNode, tag: str) -> bool:
+        """Is the leader watch registered as `tag` polling on `via` now?"""
+        if not _ATOM.fullmatch(tag):
+            raise ValueError(f"not a plain Erlang atom: {tag!r}")
+        return via.ctl("eval", f"whereis({tag}) =/= undefined.").stdout.strip() == "true"
 
     def await_rejoined(
         self, node: ClusterNode, vhost: str, queue: str, timeout: float = 60.0
